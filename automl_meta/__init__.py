@@ -1,0 +1,24 @@
+"""automl-meta: meta-trained initialisations, learning rates and update rules.
+
+Meta-train a learner across many tasks, save it as an artifact, and give a new
+task a learned starting point and learned step sizes instead of hand-tuned
+SGD/Adam settings.
+
+Examples
+--------
+>>> import automl_meta as am
+>>> learner = am.learners.MetaSGD(am.models.MLP([40, 40]), inner_steps=1)
+>>> artifact = am.MetaTrainer(learner, am.tasks.Sinusoid(shots=10), iterations=10, verbose=0).fit()
+>>> artifact.manifest["learner"]["name"]
+'metasgd'
+"""
+
+__version__ = "0.1.0"
+
+from . import artifacts, engine, learners, models, tasks  # noqa: E402
+from .artifacts import MetaArtifact, load  # noqa: E402
+from .exceptions import ArtifactError, CheckpointError, MetaTrainingError, TaskError  # noqa: E402
+from .training import MetaTrainer  # noqa: E402
+
+__all__ = ["MetaTrainer", "MetaArtifact", "load", "tasks", "models", "learners", "engine", "artifacts",
+           "TaskError", "ArtifactError", "MetaTrainingError", "CheckpointError", "__version__"]

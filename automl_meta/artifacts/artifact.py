@@ -1,0 +1,153 @@
+"""MetaArtifact: a meta-trained learner as data (tensors + manifest), saved and loaded without pickle."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from .. import learners as _learners
+from ..exceptions import ArtifactError
+from ..learners import AdaptedModel, Learner
+from . import registry, tensorfile
+
+FORMAT = "automl-meta-artifact"
+FORMAT_VERSION = 1
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+
+    return {"automl_meta": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+
+
+class MetaArtifact:
+    """A meta-trained learner with the record of how it was made.
+
+    An artifact is one ``.ameta`` file: a safetensors file of the learner's
+    meta-parameters whose header carries a JSON manifest (format version,
+    learner and architecture, task family, training configuration, metrics,
+    seed, library versions and the sha256 of the tensors). Loading never
+    unpickles, and a corrupt, truncated, tampered or incompatible file is
+    refused with a message naming the file and the problem.
+
+    Parameters
+    ----------
+    learner : Learner
+        A set-up learner whose meta-parameters the artifact holds.
+    task_family, training, metrics : dict, optional
+        JSON-serialisable records stored in the manifest.
+    seed : int, optional
+        The seed of the meta-training run.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> import automl_meta as am
+    >>> learner = am.learners.MetaSGD(am.models.MLP([16]))
+    >>> artifact = am.MetaTrainer(learner, am.tasks.Sinusoid(shots=5), iterations=3, verbose=0).fit()
+    >>> path = artifact.save(os.path.join(tempfile.mkdtemp(), "sine.ameta"))
+    >>> predictor = am.load(path).adapt(np.linspace(-5, 5, 5)[:, None], np.sin(np.linspace(-5, 5, 5)))
+    >>> predictor.predict(np.zeros((3, 1))).shape
+    (3,)
+    """
+
+    def __init__(self, learner: Learner, *, task_family: dict[str, Any] | None = None,
+                 training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                 seed: int | None = None, versions: dict[str, str] | None = None,
+                 created: str | None = None) -> None:
+        if not isinstance(learner, Learner) or not learner.is_setup:
+            raise ValueError("MetaArtifact needs a set-up automl_meta Learner (meta-train it with MetaTrainer).")
+        self.learner = learner
+        self.task_family = dict(task_family or {})
+        self.training = dict(training or {})
+        self.metrics = dict(metrics or {})
+        self.seed = seed
+        self.versions = dict(versions or library_versions())
+        self.created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach() for k, v in self.learner.state_dict().items()}
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The JSON manifest written into the file."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "learner": {**self.learner.get_config(), "meta_learns": list(self.learner.meta_learns)},
+            "task_family": self.task_family,
+            "training": self.training,
+            "metrics": self.metrics,
+            "seed": self.seed,
+            "versions": self.versions,
+            "created": self.created,
+            "tensors_sha256": tensorfile.tensors_sha256(self.tensors()),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the artifact to ``path`` (atomically) and return the path."""
+        return tensorfile.write(path, self.tensors(), self.manifest)
+
+    def adapt(self, X, y, steps: int | None = None) -> AdaptedModel:
+        """Adapt the learned initialisation (and rates) to a new task's data; return a predictor.
+
+        ``steps`` defaults to the number of inner steps used in meta-training.
+        """
+        return self.learner.adapt(X, y, steps=steps)
+
+    def __repr__(self) -> str:
+        cfg = self.learner.get_config()
+        return (f"MetaArtifact(learner={cfg['name']!r}, task_type={cfg['task_type']!r}, "
+                f"family={self.task_family.get('family')!r}, metrics={self.metrics})")
+
+
+def load(path_or_name: str | os.PathLike) -> MetaArtifact:
+    """Load an artifact from a ``.ameta`` file or by the name of a bundled artifact.
+
+    Raises
+    ------
+    ArtifactError
+        The file is missing, corrupt, truncated, tampered with (hash mismatch)
+        or written by an incompatible version; the message names the file.
+
+    Examples
+    --------
+    >>> import automl_meta as am
+    >>> am.load("no-such-artifact")
+    Traceback (most recent call last):
+    ...
+    automl_meta.exceptions.ArtifactError: No artifact file at 'no-such-artifact' and no bundled artifact of that name...
+    """
+    path = registry.resolve(path_or_name)
+    tensors, manifest = tensorfile.read(path)
+    if manifest.get("format") != FORMAT:
+        raise ArtifactError(f"'{path}' is not an automl-meta artifact (format {manifest.get('format')!r}).")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(f"'{path}' has artifact format version {version!r}; this automl-meta reads up to "
+                            f"{FORMAT_VERSION}. Upgrade automl-meta to load it.")
+    expected = manifest.get("tensors_sha256")
+    if tensorfile.tensors_sha256(tensors) != expected:
+        raise ArtifactError(f"'{path}' failed its integrity check: the sha256 of its tensors does not match the "
+                            "manifest (the file was modified or corrupted). Re-create or re-download it.")
+    config = {k: v for k, v in manifest.get("learner", {}).items() if k != "meta_learns"}
+    try:
+        learner = _learners.from_config(config)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ArtifactError(f"'{path}' describes a learner this automl-meta cannot build: {exc}") from None
+    result = learner.load_state_dict(tensors, strict=False)
+    shapes_ok = all(learner.state_dict()[k].shape == v.shape for k, v in tensors.items() if k in learner.state_dict())
+    if result.missing_keys or result.unexpected_keys or not shapes_ok:
+        raise ArtifactError(f"'{path}' does not match its learner's architecture (missing {result.missing_keys}, "
+                            f"unexpected {result.unexpected_keys}).")
+    return MetaArtifact(learner, task_family=manifest.get("task_family"), training=manifest.get("training"),
+                        metrics=manifest.get("metrics"), seed=manifest.get("seed"),
+                        versions=manifest.get("versions"), created=manifest.get("created"))

@@ -1,0 +1,24 @@
+"""Errors raised by automl-meta.
+
+Each one subclasses the built-in exception a caller would already catch
+(``ValueError`` for bad input, ``RuntimeError`` for a failed run), so code
+written against scikit-learn or PyTorch conventions keeps working.
+"""
+
+from __future__ import annotations
+
+
+class TaskError(ValueError):
+    """Task data that cannot be used: wrong shapes, NaN, empty or too-small tasks."""
+
+
+class ArtifactError(ValueError):
+    """An artifact file that is missing, corrupt, tampered with or incompatible."""
+
+
+class MetaTrainingError(RuntimeError):
+    """Meta-training cannot go on (for example, repeated non-finite meta-losses)."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed from (corrupt, or from another configuration)."""

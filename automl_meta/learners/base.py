@@ -1,0 +1,259 @@
+"""What every gradient-based meta-learner shares: meta-parameters, batched adaptation, configs."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import models
+from ..engine import Params, batched_adapt, batched_query_losses, functional_apply
+from ..exceptions import TaskError
+from ..tasks import Task, TaskBatch
+from ..tasks.batch import TASK_TYPES
+
+
+def _key(name: str) -> str:
+    # nn.ParameterDict keys cannot hold dots; parameter names do.
+    return name.replace(".", "__")
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def check_positive_float(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < float("inf")):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+    return float(value)
+
+
+class Learner(nn.Module):
+    """Base class of the meta-learners.
+
+    A learner owns a backbone ``model`` and its meta-parameters (listed in
+    :attr:`meta_learns`): the initialisation (the model's parameters) and,
+    for some learners, learned inner-loop step sizes. Adapting to a task runs
+    ``inner_steps`` gradient steps from the initialisation on the task's
+    support set, for a whole batch of tasks at once.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The backbone, e.g. :class:`automl_meta.models.MLP`. Its input and
+        output widths may be left for :meth:`setup` to fill in.
+    inner_steps : int
+        Gradient steps on the support set during meta-training (and by default when adapting).
+    inner_lr : float
+        Inner-loop step size (the starting value, where rates are learned).
+    """
+
+    name: ClassVar[str] = "learner"
+    meta_learns: ClassVar[tuple[str, ...]] = ("init",)
+    first_order: bool = False
+
+    def __init__(self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module such as automl_meta.models.MLP, got {type(model)}.")
+        self.model = model
+        self.inner_steps = check_positive_int(inner_steps, "inner_steps")
+        self.inner_lr = check_positive_float(inner_lr, "inner_lr")
+        self.task_type: str | None = None
+
+    # -- set-up -------------------------------------------------------------------------------------
+    @property
+    def is_setup(self) -> bool:
+        return self.task_type is not None and getattr(self.model, "is_built", True)
+
+    def setup(self, task_type: str, in_features: int, out_features: int,
+              generator: torch.Generator | None = None) -> Learner:
+        """Fit the backbone to a task family's widths and create the meta-parameters.
+
+        Called by :class:`~automl_meta.MetaTrainer`; a backbone already built for
+        other widths is an error rather than a silent rebuild.
+        """
+        if task_type not in TASK_TYPES:
+            raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}.")
+        if getattr(self.model, "is_built", True):
+            have = (getattr(self.model, "in_features", in_features), getattr(self.model, "out_features", out_features))
+            if have != (in_features, out_features):
+                raise ValueError(f"The model was built for {have[0]} inputs and {have[1]} outputs, but the tasks "
+                                 f"have {in_features} and {out_features}; leave in/out_features unset to fit them.")
+        else:
+            self.model.build(in_features, out_features, generator=generator)
+        self.task_type = task_type
+        self._setup_meta()
+        return self
+
+    def _setup_meta(self) -> None:
+        """Create learned meta-parameters beyond the initialisation (none by default)."""
+
+    def _require_setup(self) -> None:
+        if not self.is_setup:
+            raise RuntimeError(f"{type(self).__name__} is not set up: meta-train it with MetaTrainer, "
+                               "or call learner.setup(task_type, in_features, out_features).")
+
+    # -- meta-parameters ----------------------------------------------------------------------------
+    def init_params(self) -> Params:
+        """The meta-learned initialisation, by parameter name."""
+        return dict(self.model.named_parameters())
+
+    def adapted_names(self) -> list[str]:
+        """Parameters the inner loop adapts (all of them, unless a learner says otherwise)."""
+        return list(self.init_params())
+
+    def inner_rates(self) -> Params:
+        """Step size for each adapted parameter (a fixed scalar unless learned)."""
+        ref = next(iter(self.init_params().values()))
+        lr = torch.tensor(self.inner_lr, dtype=ref.dtype, device=ref.device)
+        return {n: lr for n in self.adapted_names()}
+
+    # -- adaptation and meta-losses -------------------------------------------------------------------
+    def _engine_kwargs(self, steps: int | None) -> dict[str, Any]:
+        return {"steps": self.inner_steps if steps is None else check_positive_int(steps, "steps"),
+                "task_type": self.task_type, "names": self.adapted_names(), "first_order": self.first_order}
+
+    def query_losses(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
+        """Per-task query loss and metric after adapting on the support sets (differentiable)."""
+        self._require_setup()
+        self._check_batch(batch)
+        return batched_query_losses(functional_apply(self.model), self.init_params(), self.inner_rates(),
+                                    batch.support(), batch.query(), **self._engine_kwargs(steps))
+
+    def meta_backward(self, batch: TaskBatch) -> dict[str, float]:
+        """Accumulate meta-gradients of one meta-batch into ``.grad``; return its mean loss and metric."""
+        losses, metric = self.query_losses(batch)
+        loss = losses.mean()
+        if torch.isfinite(loss):
+            loss.backward()
+        return {"loss": float(loss.detach()), "metric": float(metric.mean())}
+
+    @torch.no_grad()
+    def evaluate(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
+        """Per-task query loss and metric after ``steps`` adaptation steps (no meta-gradient)."""
+        return self.query_losses(batch, steps)
+
+    @torch.no_grad()
+    def adapt_batch(self, batch: TaskBatch, steps: int | None = None) -> Params:
+        """Fast weights of every task in ``batch`` (leading task axis)."""
+        self._require_setup()
+        self._check_batch(batch)
+        return batched_adapt(functional_apply(self.model), self.init_params(), self.inner_rates(),
+                             batch.support(), **self._engine_kwargs(steps))
+
+    def adapt(self, X, y, steps: int | None = None) -> AdaptedModel:
+        """Adapt to one new task's data and return a predictor for it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            At most as many features as the model takes (fewer are zero-padded).
+        y : array-like
+            Targets: integer labels ``0..n_classes-1`` for classification.
+        steps : int, optional
+            Adaptation steps (default: ``inner_steps``).
+        """
+        self._require_setup()
+        kind = self.task_type
+        task = Task(X, y, X, y, task_type=kind)
+        n_in, n_out = self.model.in_features, self.model.out_features
+        if task.n_features > n_in:
+            raise TaskError(f"X has {task.n_features} features but this learner's model takes at most {n_in}.")
+        if task.n_outputs > n_out:
+            what = "classes" if kind == "classification" else "targets"
+            raise TaskError(f"y has {task.n_outputs} {what} but this learner's model has {n_out} outputs.")
+        batch = TaskBatch.from_tasks([task], n_features=n_in, n_outputs=n_out)
+        dtype = next(iter(self.init_params().values())).dtype
+        fast = {k: v[0] for k, v in self.adapt_batch(batch.to(dtype), steps).items()}
+        return AdaptedModel(self.model, fast, kind, task.n_features, task.n_outputs)
+
+    def _check_batch(self, batch: TaskBatch) -> None:
+        if batch.task_type != self.task_type:
+            raise TaskError(f"This learner was set up for {self.task_type} tasks, got a {batch.task_type} batch.")
+        n_in, n_out = getattr(self.model, "in_features", None), getattr(self.model, "out_features", None)
+        if n_in is not None and batch.n_features != n_in:
+            raise TaskError(f"The batch has {batch.n_features} features but the model takes {n_in}.")
+        if n_out is not None and batch.n_outputs != n_out:
+            raise TaskError(f"The batch has {batch.n_outputs} outputs but the model has {n_out}.")
+
+    # -- configuration ------------------------------------------------------------------------------
+    def _config_kwargs(self) -> dict[str, Any]:
+        return {"inner_steps": self.inner_steps, "inner_lr": self.inner_lr}
+
+    def get_config(self) -> dict[str, Any]:
+        """Everything :meth:`from_config` needs to rebuild this learner (JSON-serialisable)."""
+        return {"name": self.name, "model": self.model.get_config(), "task_type": self.task_type,
+                **self._config_kwargs()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Learner:
+        """Rebuild a set-up learner from :meth:`get_config` (parameters still at their initial values)."""
+        config = dict(config)
+        config.pop("name", None)
+        model = models.from_config(config.pop("model"))
+        task_type = config.pop("task_type")
+        learner = cls(model, **config)
+        return learner.setup(task_type, model.in_features, model.out_features)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._config_kwargs().items())
+
+
+class LearnedRatesMixin:
+    """Meta-learned step sizes, one per parameter entry (``"parameter"``) or per tensor (``"tensor"``)."""
+
+    def _init_rates(self, granularity: str) -> None:
+        params = self.init_params()
+        shape = (lambda p: p.shape) if granularity == "parameter" else (lambda p: ())
+        self.rates = nn.ParameterDict({
+            _key(n): nn.Parameter(torch.full(shape(params[n]), self.inner_lr, dtype=params[n].dtype))
+            for n in self.adapted_names()
+        })
+
+    def inner_rates(self) -> Params:
+        return {n: self.rates[_key(n)] for n in self.adapted_names()}
+
+
+class AdaptedModel:
+    """A learner's backbone adapted to one task: predicts new rows of that task.
+
+    Returned by :meth:`Learner.adapt` and :meth:`automl_meta.MetaArtifact.adapt`.
+    """
+
+    def __init__(self, model: nn.Module, params: Params, task_type: str, n_features: int, n_outputs: int):
+        self.model, self.params, self.task_type = model, params, task_type
+        self.n_features, self.n_outputs = n_features, n_outputs
+
+    @torch.no_grad()
+    def _forward(self, X) -> Tensor:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise TaskError(f"X must have shape (n_samples, {self.n_features}), got {X.shape}.")
+        if not np.all(np.isfinite(X)):
+            raise TaskError("X contains NaN or infinite values.")
+        n_in = self.model.in_features
+        Xp = np.zeros((len(X), n_in))
+        Xp[:, : X.shape[1]] = X
+        dtype = next(iter(self.params.values())).dtype
+        out = functional_apply(self.model)(self.params, torch.as_tensor(Xp, dtype=dtype))
+        return out[:, : self.n_outputs]
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets (regression; 1-D for one target) or class labels (classification)."""
+        out = self._forward(X)
+        if self.task_type == "classification":
+            return out.argmax(-1).numpy()
+        out = out.numpy()
+        return out[:, 0] if self.n_outputs == 1 else out
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes) (classification only)."""
+        if self.task_type != "classification":
+            raise AttributeError("predict_proba is only available for classification tasks.")
+        return torch.softmax(self._forward(X), -1).numpy()

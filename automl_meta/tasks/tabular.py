@@ -1,0 +1,136 @@
+"""Synthetic tabular task families: random shapes, random generating mechanisms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import TaskError
+from .batch import TASK_TYPES, Task
+from .distribution import TaskDistribution
+
+MECHANISMS = ("mlp", "gmm", "tree", "linear")
+
+
+def _range(value, name: str, minimum: int) -> tuple[int, int]:
+    lo, hi = (value, value) if np.isscalar(value) else tuple(value)
+    if not (float(lo).is_integer() and float(hi).is_integer() and minimum <= lo <= hi):
+        raise TaskError(f"{name} must be an int or an (low, high) pair of ints >= {minimum}, got {value!r}.")
+    return int(lo), int(hi)
+
+
+class SyntheticTabular(TaskDistribution):
+    """Tabular tasks of varied shape drawn from random generating mechanisms.
+
+    Each task draws its number of features and classes, a mechanism, and a
+    noise level, then samples ``X`` (Gaussian, with some features made
+    discrete) and ``y`` from the mechanism:
+
+    - ``"mlp"``: a random two-layer network of ``X``;
+    - ``"gmm"``: a Gaussian mixture with one or more components per class;
+    - ``"tree"``: a random axis-aligned decision tree;
+    - ``"linear"``: a random linear function.
+
+    Regression targets are standardised; classification labels come from the
+    argmax of the mechanism's per-class scores.
+
+    Parameters
+    ----------
+    task_type : {"classification", "regression"}
+    n_features : int or (int, int), default=(2, 16)
+        Features per task (a range draws uniformly per task).
+    n_classes : int or (int, int), default=(2, 5)
+        Classes per classification task (ignored for regression).
+    shots : int or (int, int), default=(8, 64)
+        Support samples per task.
+    query_shots : int, default=32
+        Query samples per task.
+    mechanisms : sequence of str, default=all
+        Which of ``"mlp"``, ``"gmm"``, ``"tree"``, ``"linear"`` to draw from.
+    noise : (float, float), default=(0.0, 0.3)
+        Range of the label-noise level (the flip rate for classes, the noise
+        standard deviation for standardised regression targets).
+
+    Examples
+    --------
+    >>> from automl_meta.tasks import SyntheticTabular
+    >>> fam = SyntheticTabular("classification", n_features=(3, 6), n_classes=3, shots=20)
+    >>> batch = fam.sample(4, rng=0)
+    >>> tuple(batch.x_support.shape), batch.n_outputs
+    ((4, 20, 6), 3)
+    """
+
+    def __init__(
+        self,
+        task_type: str = "classification",
+        *,
+        n_features=(2, 16),
+        n_classes=(2, 5),
+        shots=(8, 64),
+        query_shots: int = 32,
+        mechanisms=MECHANISMS,
+        noise: tuple[float, float] = (0.0, 0.3),
+    ) -> None:
+        if task_type not in TASK_TYPES:
+            raise TaskError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}.")
+        unknown = set(mechanisms) - set(MECHANISMS)
+        if unknown or not mechanisms:
+            raise TaskError(f"mechanisms must be a non-empty subset of {MECHANISMS}, got {list(mechanisms)}.")
+        self.task_type = task_type
+        self.feature_range = _range(n_features, "n_features", 1)
+        self.class_range = _range(n_classes, "n_classes", 2)
+        self.shot_range = _range(shots, "shots", 1)
+        self.query_shots = _range(query_shots, "query_shots", 1)[0]
+        self.mechanisms = tuple(mechanisms)
+        if not (0.0 <= noise[0] <= noise[1] < 1.0):
+            raise TaskError(f"noise must be a (low, high) pair in [0, 1), got {noise!r}.")
+        self.noise = tuple(noise)
+        self.n_features = self.feature_range[1]
+        self.n_outputs = self.class_range[1] if task_type == "classification" else 1
+
+    def _scores(self, mech: str, X: np.ndarray, n_out: int, rng: np.random.Generator) -> np.ndarray:
+        n, f = X.shape
+        if mech == "linear":
+            return X @ rng.normal(size=(f, n_out))
+        if mech == "mlp":
+            h = np.tanh(X @ rng.normal(size=(f, 16)) / np.sqrt(f) * 2 + rng.normal(size=16))
+            return h @ rng.normal(size=(16, n_out))
+        if mech == "gmm":
+            # Scores are negative distances to per-output centres: a mixture assigns each point to a centre.
+            centres = rng.normal(scale=1.5, size=(n_out, rng.integers(1, 3), f))
+            d = ((X[:, None, None, :] - centres[None]) ** 2).sum(-1).min(-1)
+            return -d
+        # "tree": a random depth-3 axis-aligned tree with random leaf values.
+        leaves = rng.normal(scale=2.0, size=(8, n_out))
+        feats, thresholds = rng.integers(0, f, size=7), rng.normal(scale=0.7, size=7)
+        node = np.zeros(n, dtype=int)
+        for _ in range(3):
+            go_right = X[np.arange(n), feats[node]] > thresholds[node]
+            node = 2 * node + 1 + go_right
+        return leaves[node - 7]
+
+    def sample_task(self, rng: np.random.Generator) -> Task:
+        f = int(rng.integers(self.feature_range[0], self.feature_range[1] + 1))
+        k = int(rng.integers(self.shot_range[0], self.shot_range[1] + 1))
+        n = k + self.query_shots
+        X = rng.normal(size=(n, f))
+        discrete = rng.random(f) < 0.2
+        X[:, discrete] = np.round(X[:, discrete] * 1.5)
+        mech = self.mechanisms[rng.integers(len(self.mechanisms))]
+        noise = rng.uniform(*self.noise)
+        if self.task_type == "classification":
+            c = int(rng.integers(self.class_range[0], self.class_range[1] + 1))
+            scores = self._scores(mech, X, c, rng)
+            y = scores.argmax(1)
+            flip = rng.random(n) < noise
+            y[flip] = rng.integers(0, c, size=int(flip.sum()))
+            return Task(X[:k], y[:k], X[k:], y[k:], task_type="classification", n_classes=c)
+        y = self._scores(mech, X, 1, rng)[:, 0]
+        y = (y - y.mean()) / (y.std() + 1e-8) + noise * rng.normal(size=n)
+        return Task(X[:k], y[:k], X[k:], y[k:])
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "feature_range": list(self.feature_range),
+                "class_range": list(self.class_range), "shot_range": list(self.shot_range),
+                "query_shots": self.query_shots, "mechanisms": list(self.mechanisms), "noise": list(self.noise)}

@@ -1,0 +1,293 @@
+"""MetaTrainer: the outer loop that meta-trains a learner on a task family."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..artifacts import MetaArtifact
+from ..exceptions import CheckpointError, MetaTrainingError
+from ..learners import Learner
+from ..learners.base import check_positive_float, check_positive_int
+from ..tasks import TaskBatch, TaskDistribution
+from . import checkpoint
+from .callbacks import Callback
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+CHECKPOINT_NAME = "last.ckpt"
+ARTIFACT_NAME = "artifact.ameta"
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    # Each iteration's tasks depend only on (seed, iteration): a resumed run sees the same tasks.
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+class MetaTrainer:
+    """Meta-train a learner on a task distribution.
+
+    Each iteration samples ``meta_batch_size`` tasks, adapts the learner to all
+    of them at once, and takes one outer optimizer step on the mean query loss
+    (or the learner's own meta-gradient, for Reptile). Validation on a fixed
+    set of held-out tasks keeps the best meta-parameters; checkpoints let a
+    killed run resume and end exactly where an uninterrupted one would.
+
+    Parameters
+    ----------
+    learner : Learner
+        What to meta-train, e.g. ``MetaSGD(MLP([40, 40]))``.
+    tasks : TaskDistribution
+        The task family to meta-train on.
+    meta_batch_size : int, default=25
+        Tasks per meta-update.
+    iterations : int, default=10_000
+        Number of meta-updates.
+    outer_lr : float, default=1e-3
+        Learning rate of the outer optimizer.
+    outer_optimizer : {"adam", "sgd"}, default="adam"
+    clip_grad_norm : float, optional
+        Clip the meta-gradient to this global norm.
+    validation_tasks : TaskDistribution, optional
+        Family of the held-out tasks (default: ``tasks``, drawn from a separate random stream).
+    n_validation_tasks : int, default=100
+        Held-out tasks; 0 turns validation off (the final parameters are kept).
+    eval_every : int, default=500
+        Iterations between validations.
+    checkpoint_dir : str or Path, optional
+        Where ``last.ckpt`` (and, at the end, ``artifact.ameta``) are written.
+    checkpoint_every : int, default=500
+        Iterations between checkpoints.
+    resume : bool, default=False
+        Continue from ``checkpoint_dir/last.ckpt`` when it exists.
+    max_nonfinite : int, default=10
+        Consecutive NaN/inf meta-losses (or gradients) skipped before giving up with an error.
+    callbacks : sequence of Callback, optional
+    seed : int, default=0
+        Fixes the initialisation, every task batch and the validation tasks.
+    verbose : int, default=1
+        1 shows a progress bar on a terminal; 0 is silent.
+    dtype : torch.dtype, default=torch.float32
+
+    Attributes
+    ----------
+    history_ : list of dict
+        One entry per validation: ``iteration``, ``train_loss``, ``val_loss``, ``val_metric``.
+    best_iteration_ : int or None
+        Iteration of the best validation loss.
+    n_skipped_ : int
+        Meta-updates skipped for a non-finite loss or gradient.
+
+    Examples
+    --------
+    >>> import automl_meta as am
+    >>> learner = am.learners.MAML(am.models.MLP([40, 40]), inner_lr=0.01)
+    >>> trainer = am.MetaTrainer(learner, am.tasks.Sinusoid(shots=10), iterations=20, eval_every=10,
+    ...                          n_validation_tasks=20, verbose=0)
+    >>> artifact = trainer.fit()
+    >>> [h["iteration"] for h in trainer.history_]
+    [10, 20]
+    """
+
+    def __init__(
+        self,
+        learner: Learner,
+        tasks: TaskDistribution,
+        *,
+        meta_batch_size: int = 25,
+        iterations: int = 10_000,
+        outer_lr: float = 1e-3,
+        outer_optimizer: str = "adam",
+        clip_grad_norm: float | None = None,
+        validation_tasks: TaskDistribution | None = None,
+        n_validation_tasks: int = 100,
+        eval_every: int = 500,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 500,
+        resume: bool = False,
+        max_nonfinite: int = 10,
+        callbacks: Sequence[Callback] = (),
+        seed: int = 0,
+        verbose: int = 1,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if not isinstance(learner, Learner):
+            raise TypeError(f"learner must be an automl_meta Learner (e.g. MAML), got {type(learner).__name__}.")
+        for name, dist in (("tasks", tasks), ("validation_tasks", validation_tasks)):
+            if dist is not None and not isinstance(dist, TaskDistribution):
+                raise TypeError(f"{name} must be a TaskDistribution (e.g. Sinusoid), got {type(dist).__name__}.")
+        if outer_optimizer not in OPTIMIZERS:
+            raise ValueError(f"outer_optimizer must be one of {sorted(OPTIMIZERS)}, got {outer_optimizer!r}.")
+        if clip_grad_norm is not None:
+            check_positive_float(clip_grad_norm, "clip_grad_norm")
+        if isinstance(n_validation_tasks, bool) or not isinstance(n_validation_tasks, int) or n_validation_tasks < 0:
+            raise ValueError(f"n_validation_tasks must be an integer >= 0, got {n_validation_tasks!r}.")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}.")
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir to resume from.")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        self.learner, self.tasks = learner, tasks
+        self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
+        self.iterations = check_positive_int(iterations, "iterations")
+        self.outer_lr = check_positive_float(outer_lr, "outer_lr")
+        self.outer_optimizer, self.clip_grad_norm = outer_optimizer, clip_grad_norm
+        self.validation_tasks = validation_tasks if validation_tasks is not None else tasks
+        self.n_validation_tasks = n_validation_tasks
+        self.eval_every = check_positive_int(eval_every, "eval_every")
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+        self.resume = bool(resume)
+        self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
+        self.callbacks = list(callbacks)
+        self.seed, self.verbose, self.dtype = int(seed), int(verbose), dtype
+        self.stop_training = False
+
+    # -- configuration -------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The settings that determine the run (stored in checkpoints and artifacts)."""
+        return {"meta_batch_size": self.meta_batch_size, "iterations": self.iterations, "outer_lr": self.outer_lr,
+                "outer_optimizer": self.outer_optimizer, "clip_grad_norm": self.clip_grad_norm,
+                "n_validation_tasks": self.n_validation_tasks, "eval_every": self.eval_every,
+                "seed": self.seed, "dtype": str(self.dtype).removeprefix("torch.")}
+
+    def _fingerprint(self) -> dict[str, Any]:
+        # What must not change between a run and its resumption (iterations may grow).
+        cfg = {k: v for k, v in self.config().items() if k != "iterations"}
+        return {"trainer": cfg, "learner": self.learner.get_config(), "tasks": self.tasks.describe(),
+                "validation_tasks": self.validation_tasks.describe()}
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        if not self.learner.is_setup:
+            gen = torch.Generator().manual_seed(self.seed)
+            self.learner.setup(self.tasks.task_type, self.tasks.n_features, self.tasks.n_outputs, generator=gen)
+        self.learner.to(self.dtype)
+        self.optimizer = OPTIMIZERS[self.outer_optimizer](self.learner.parameters(), lr=self.outer_lr)
+        self.iteration, self.n_skipped_, self._consecutive_bad = 0, 0, 0
+        self.best_loss_, self.best_iteration_, self._best_state = math.inf, None, None
+        self.history_: list[dict[str, Any]] = []
+        self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, _rng(self.seed, 1)).to(self.dtype)
+                           if self.n_validation_tasks else None)
+
+    def _checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+
+    def _restore(self) -> None:
+        path = self._checkpoint_path()
+        if path is None or not path.exists():
+            return
+        if not self.resume:
+            raise CheckpointError(f"'{path}' already holds a run. Pass resume=True to continue it, or choose "
+                                  "another checkpoint_dir (nothing was overwritten).")
+        state = checkpoint.load(path)
+        rec = state["record"]
+        mine = self._fingerprint()
+        if rec.get("fingerprint") != mine:
+            diff = sorted(k for k in mine if rec.get("fingerprint", {}).get(k) != mine[k])
+            raise CheckpointError(f"'{path}' was written by a different configuration (differs in: "
+                                  f"{', '.join(diff)}); resume with the same settings or another checkpoint_dir.")
+        self.learner.load_state_dict(state["learner_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self._best_state = state["best_state"]
+        self.iteration = rec["iteration"]
+        self.best_loss_ = rec["best_loss"] if rec["best_loss"] is not None else math.inf
+        self.best_iteration_ = rec["best_iteration"]
+        self.n_skipped_, self._consecutive_bad = rec["n_skipped"], rec["consecutive_bad"]
+        self.history_ = rec["history"]
+
+    def _save_checkpoint(self) -> None:
+        path = self._checkpoint_path()
+        if path is None:
+            return
+        record = {"iteration": self.iteration, "fingerprint": self._fingerprint(),
+                  "best_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
+                  "best_iteration": self.best_iteration_, "n_skipped": self.n_skipped_,
+                  "consecutive_bad": self._consecutive_bad, "history": self.history_}
+        checkpoint.save(path, learner_state=self.learner.state_dict(), optimizer_state=self.optimizer.state_dict(),
+                        best_state=self._best_state, record=record)
+
+    def _step(self, batch: TaskBatch) -> dict[str, Any]:
+        self.optimizer.zero_grad(set_to_none=True)
+        logs = self.learner.meta_backward(batch)
+        params = [p for p in self.learner.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm or math.inf) if params else torch.tensor(0.)
+        bad = not (math.isfinite(logs["loss"]) and torch.isfinite(norm))
+        if bad:
+            self.n_skipped_ += 1
+            self._consecutive_bad += 1
+            if self._consecutive_bad > self.max_nonfinite:
+                raise MetaTrainingError(
+                    f"The meta-loss or meta-gradient was NaN/inf for {self._consecutive_bad} iterations in a row "
+                    f"(last at iteration {self.iteration + 1}). Lower outer_lr or inner_lr, set clip_grad_norm, "
+                    "or check the task data. The last checkpoint is intact."
+                )
+        else:
+            self._consecutive_bad = 0
+            self.optimizer.step()
+        return {**logs, "grad_norm": float(norm), "skipped": bad}
+
+    def _validate(self, train_loss: float) -> dict[str, Any]:
+        losses, metric = self.learner.evaluate(self._val_batch)
+        val = float(losses.mean())
+        improved = math.isfinite(val) and val < self.best_loss_
+        if improved:
+            self.best_loss_, self.best_iteration_ = val, self.iteration
+            self._best_state = {k: v.detach().clone() for k, v in self.learner.state_dict().items()}
+        entry = {"iteration": self.iteration, "train_loss": train_loss, "val_loss": val,
+                 "val_metric": float(metric.mean())}
+        self.history_.append(entry)
+        return {**entry, "best": improved}
+
+    def fit(self) -> MetaArtifact:
+        """Run meta-training (or finish a resumed run) and return the artifact of the best meta-parameters."""
+        self._setup()
+        self._restore()
+        self.stop_training = False
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
+        bar = tqdm(total=self.iterations, initial=self.iteration, desc=f"meta-train {self.learner.name}",
+                   unit="it", disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
+        running = None
+        try:
+            while self.iteration < self.iterations and not self.stop_training:
+                batch = self.tasks.sample(self.meta_batch_size, _rng(self.seed, 0, self.iteration)).to(self.dtype)
+                logs = self._step(batch)
+                self.iteration += 1
+                if not logs["skipped"]:
+                    running = logs["loss"] if running is None else 0.95 * running + 0.05 * logs["loss"]
+                for cb in self.callbacks:
+                    cb.on_iteration_end(self, self.iteration, logs)
+                if self._val_batch is not None and (self.iteration % self.eval_every == 0
+                                                    or self.iteration == self.iterations):
+                    vlogs = self._validate(running if running is not None else math.nan)
+                    for cb in self.callbacks:
+                        cb.on_validation_end(self, self.iteration, vlogs)
+                    bar.set_postfix(loss=f"{running:.4g}" if running else "-", val=f"{vlogs['val_loss']:.4g}",
+                                    refresh=False)
+                if self.iteration % self.checkpoint_every == 0 or self.iteration == self.iterations \
+                        or self.stop_training:
+                    self._save_checkpoint()
+                bar.update(1)
+        finally:
+            bar.close()
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        if self._best_state is not None:
+            self.learner.load_state_dict(self._best_state)
+        artifact = MetaArtifact(self.learner, task_family=self.tasks.describe(), training=self.config(),
+                                metrics={"val_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
+                                         "best_iteration": self.best_iteration_, "iterations_run": self.iteration,
+                                         "skipped_updates": self.n_skipped_},
+                                seed=self.seed)
+        if self.checkpoint_dir is not None:
+            artifact.save(self.checkpoint_dir / ARTIFACT_NAME)
+        return artifact
