@@ -14,12 +14,16 @@ from typing import Callable, Iterable
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 from .losses import masked_accuracy, task_loss
 
 Params = dict[str, Tensor]
 Data = dict[str, Tensor]
+
+# Safeguarded steps try the step scaled by 1, 1/2, ..., 1/2**(N-1) and keep the largest that does not
+# raise the support loss (or none).
+_BACKTRACK_SCALES = tuple(0.5**j for j in range(8))
 
 
 def functional_apply(module: torch.nn.Module) -> Callable[[Params, Tensor], Tensor]:
@@ -41,6 +45,7 @@ def adapt(
     task_type: str,
     names: Iterable[str] | None = None,
     first_order: bool = False,
+    safeguard_after: int | None = None,
 ) -> Params:
     """Gradient steps ``theta <- theta - rate * grad`` on one task's support loss.
 
@@ -60,6 +65,11 @@ def adapt(
         Parameters to adapt (default: all); the others stay at ``params``.
     first_order : bool
         Treat the inner gradients as constants, so meta-gradients skip second derivatives.
+    safeguard_after : int, optional
+        Steps after the first ``safeguard_after`` are safeguarded: the step is halved
+        (up to 7 times) until it does not raise the support loss, or skipped. Rates
+        meta-learned for a few steps can overshoot when applied for more; this keeps
+        longer adaptation from diverging while leaving the meta-trained steps exact.
 
     Returns
     -------
@@ -73,12 +83,28 @@ def adapt(
         return task_loss(apply({**frozen, **fast}, support["x"]), support, task_type)
 
     fast = {k: params[k] for k in names}
-    for _ in range(steps):
+    for i in range(steps):
+        if safeguard_after is not None and i >= safeguard_after:
+            fast = _safeguarded_step(support_loss, fast, rates)
+            continue
         g = grad(support_loss)(fast)
         if first_order:
             g = {k: v.detach() for k, v in g.items()}
         fast = {k: fast[k] - rates[k] * g[k] for k in names}
     return {**frozen, **fast}
+
+
+def _safeguarded_step(support_loss: Callable[[Params], Tensor], fast: Params, rates: Params) -> Params:
+    g, current = grad_and_value(support_loss)(fast)
+    candidates = [{k: fast[k] - scale * rates[k] * g[k] for k in fast} for scale in _BACKTRACK_SCALES]
+    losses = torch.stack([support_loss(c) for c in candidates])
+    ok = (losses <= current) & torch.isfinite(losses)
+    first_ok = ok & (torch.cumsum(ok.to(torch.int64), 0) == 1)
+    # torch.where, not a weighted sum: a diverged candidate may hold inf/NaN.
+    chosen = fast
+    for j in reversed(range(len(candidates))):
+        chosen = {k: torch.where(first_ok[j], candidates[j][k], chosen[k]) for k in fast}
+    return chosen
 
 
 def batched_adapt(apply, params: Params, rates: Params, support: Data, **kwargs) -> Params:

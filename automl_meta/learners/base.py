@@ -27,6 +27,12 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def check_nonnegative_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+    return int(value)
+
+
 def check_positive_float(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < float("inf")):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
@@ -116,8 +122,9 @@ class Learner(nn.Module):
 
     # -- adaptation and meta-losses -------------------------------------------------------------------
     def _engine_kwargs(self, steps: int | None) -> dict[str, Any]:
-        return {"steps": self.inner_steps if steps is None else check_positive_int(steps, "steps"),
-                "task_type": self.task_type, "names": self.adapted_names(), "first_order": self.first_order}
+        return {"steps": self.inner_steps if steps is None else check_nonnegative_int(steps, "steps"),
+                "task_type": self.task_type, "names": self.adapted_names(), "first_order": self.first_order,
+                "safeguard_after": self.inner_steps}
 
     def query_losses(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Per-task query loss and metric after adapting on the support sets (differentiable)."""
@@ -157,7 +164,10 @@ class Learner(nn.Module):
         y : array-like
             Targets: integer labels ``0..n_classes-1`` for classification.
         steps : int, optional
-            Adaptation steps (default: ``inner_steps``).
+            Adaptation steps (default: ``inner_steps``; 0 keeps the meta-learned initialisation).
+            Steps beyond the ``inner_steps`` of meta-training are safeguarded: a step that would
+            raise the support loss is halved until it does not (or skipped), so long adaptation
+            with learned rates cannot diverge.
         """
         self._require_setup()
         kind = self.task_type

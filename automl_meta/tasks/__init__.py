@@ -7,11 +7,33 @@ Examples
 torch.Size([25, 10, 1])
 """
 
+from typing import Any
+
+from ..exceptions import TaskError
 from .batch import Task, TaskBatch
 from .datasets import DatasetTasks, from_datasets, from_groups
 from .distribution import TaskDistribution
 from .sinusoid import Sinusoid
 from .tabular import SyntheticTabular
 
-__all__ = ["Task", "TaskBatch", "TaskDistribution", "Sinusoid", "SyntheticTabular", "DatasetTasks",
+FAMILIES: dict[str, type[TaskDistribution]] = {"Sinusoid": Sinusoid, "SyntheticTabular": SyntheticTabular}
+
+
+def from_config(description: dict[str, Any]) -> TaskDistribution:
+    """Rebuild a task family from ``family.describe()`` (as stored in artifact manifests).
+
+    Examples
+    --------
+    >>> from automl_meta.tasks import Sinusoid, from_config
+    >>> from_config(Sinusoid(shots=5).describe()).shots
+    5
+    """
+    name, config = description.get("family"), description.get("config")
+    if name not in FAMILIES or config is None:
+        raise TaskError(f"The task family {name!r} cannot be rebuilt from its description (built-in families: "
+                        f"{sorted(FAMILIES)}; families made from your data must be passed explicitly).")
+    return FAMILIES[name](**config)
+
+
+__all__ = ["from_config", "FAMILIES", "Task", "TaskBatch", "TaskDistribution", "Sinusoid", "SyntheticTabular", "DatasetTasks",
            "from_groups", "from_datasets"]

@@ -56,7 +56,12 @@ class TaskDistribution(abc.ABC):
         tasks = [self.sample_task(rng) for _ in range(n_tasks)]
         return TaskBatch.from_tasks(tasks, n_features=self.n_features, n_outputs=self.n_outputs)
 
+    def get_config(self) -> dict[str, Any] | None:
+        """Constructor arguments that rebuild this family (:func:`automl_meta.tasks.from_config`),
+        or None for families built from data (they cannot be rebuilt from a description)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable description of the family, stored in artifact manifests."""
         return {"family": type(self).__name__, "task_type": self.task_type,
-                "n_features": self.n_features, "n_outputs": self.n_outputs}
+                "n_features": self.n_features, "n_outputs": self.n_outputs, "config": self.get_config()}

@@ -87,6 +87,6 @@ class Sinusoid(TaskDistribution):
         rng.bit_generator.state = state
         return self.sample(n_tasks, rng), amp_phase[0][:, 0, 0], amp_phase[1][:, 0, 0]
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "shots": self.shots, "query_shots": self.query_shots,
-                "amplitude": list(self.amplitude), "phase": list(self.phase), "x_range": list(self.x_range)}
+    def get_config(self) -> dict[str, Any]:
+        return {"shots": self.shots, "query_shots": self.query_shots, "amplitude": list(self.amplitude),
+                "phase": list(self.phase), "x_range": list(self.x_range)}

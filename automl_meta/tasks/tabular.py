@@ -130,7 +130,7 @@ class SyntheticTabular(TaskDistribution):
         y = (y - y.mean()) / (y.std() + 1e-8) + noise * rng.normal(size=n)
         return Task(X[:k], y[:k], X[k:], y[k:])
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "feature_range": list(self.feature_range),
-                "class_range": list(self.class_range), "shot_range": list(self.shot_range),
+    def get_config(self) -> dict[str, Any]:
+        return {"task_type": self.task_type, "n_features": list(self.feature_range),
+                "n_classes": list(self.class_range), "shots": list(self.shot_range),
                 "query_shots": self.query_shots, "mechanisms": list(self.mechanisms), "noise": list(self.noise)}

@@ -1,0 +1,48 @@
+"""Writing a study's results: a printed table, CSV rows, headline JSON, and where they go."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def output_dir(out: str | None, quick: bool) -> Path:
+    """``--out`` if given; otherwise ``studies/results`` (full runs) or ``studies/results/quick`` (quick runs)."""
+    path = Path(out) if out else (RESULTS / "quick" if quick else RESULTS)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its normal 95% confidence interval."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Print rows as an aligned plain-text table and return it."""
+    cells = [[str(h) for h in headers]] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(headers)
+        w.writerows(rows)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,138 @@
+"""Sinusoid regression (Finn et al., 2017): MAML and Meta-SGD, K = 5, 10, 20 shots.
+
+Each learner is meta-trained per K with the protocol of the MAML and Meta-SGD
+papers (MLP 40-40 ReLU, meta-batch 25, Adam 1e-3, one inner step of size 0.01
+in meta-training), then evaluated on 600 fresh tasks: mean squared error on 100
+query points after 1 and 10 adaptation steps, with 95% confidence intervals.
+The Meta-SGD paper's Table 1 gives the reference figures (after one step).
+
+Run ``python studies/sinusoid.py`` (full, under 15 minutes on 2 cores) or with
+``--quick`` (under a minute, smaller run, results under studies/results/quick/).
+Writes ``sinusoid.csv``, ``sinusoid.json`` and ``sinusoid.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import automl_meta as am  # noqa: E402
+from _report import mean_ci95, output_dir, print_table, write_csv, write_json  # noqa: E402
+
+SHOTS = (5, 10, 20)
+LEARNERS = {"maml": am.learners.MAML, "metasgd": am.learners.MetaSGD}
+# Meta-SGD paper, Table 1 (MSE after one step, 600 test tasks): the bar each run must meet.
+PAPER = {"maml": {5: 1.13, 10: 0.77, 20: 0.48}, "metasgd": {5: 0.90, 10: 0.53, 20: 0.31}}
+MAX_STEPS = 10
+QUERY_POINTS = 100
+
+
+def train(name: str, shots: int, iterations: int, seed: int, run_dir: Path | None) -> am.MetaArtifact:
+    learner = LEARNERS[name](am.models.MLP([40, 40]), inner_steps=1, inner_lr=0.01)
+    return am.MetaTrainer(
+        learner, am.tasks.Sinusoid(shots=shots), meta_batch_size=25, iterations=iterations, outer_lr=1e-3,
+        n_validation_tasks=200, eval_every=max(1, iterations // 20), seed=seed,
+        checkpoint_dir=None if run_dir is None else run_dir / f"{name}-{shots}",
+        checkpoint_every=max(1, iterations // 10), resume=run_dir is not None, verbose=1,
+    ).fit()
+
+
+def mse_by_steps(artifact: am.MetaArtifact, batch) -> np.ndarray:
+    """(MAX_STEPS + 1, n_tasks) query MSE after 0..MAX_STEPS adaptation steps."""
+    return np.stack([artifact.learner.evaluate(batch, steps=s)[0].numpy() for s in range(MAX_STEPS + 1)])
+
+
+def plot(path: Path, curves: dict, examples: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(SHOTS), figsize=(4.2 * len(SHOTS), 7.5))
+    steps = np.arange(MAX_STEPS + 1)
+    for j, k in enumerate(SHOTS):
+        ax = axes[0, j]
+        for name, color in zip(LEARNERS, ("tab:blue", "tab:orange")):
+            m = curves[name][k]
+            mean, ci = m.mean(1), 1.96 * m.std(1, ddof=1) / np.sqrt(m.shape[1])
+            ax.plot(steps, mean, marker="o", ms=3, color=color, label=name)
+            ax.fill_between(steps, mean - ci, mean + ci, color=color, alpha=0.2)
+            ax.axhline(PAPER[name][k], color=color, ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set(title=f"K = {k}: query MSE (dotted: paper, 1 step)", xlabel="adaptation steps", ylabel="MSE")
+        ax.legend()
+        ex = examples[k]
+        ax = axes[1, j]
+        ax.plot(ex["grid"], ex["truth"], color="black", lw=1.5, label="true")
+        ax.scatter(ex["x"], ex["y"], color="black", zorder=3, label=f"{k} support points")
+        for name, color in zip(LEARNERS, ("tab:blue", "tab:orange")):
+            ax.plot(ex["grid"], ex[name], color=color, lw=1.2, label=f"{name}, {MAX_STEPS} steps")
+        ax.set(title=f"K = {k}: an example task", xlabel="x", ylabel="y")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small run (under a minute) for smoke tests")
+    p.add_argument("--iterations", type=int, help="meta-training iterations per run")
+    p.add_argument("--eval-tasks", type=int, help="fresh test tasks (default 600; 100 with --quick)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default studies/results, or studies/results/quick)")
+    p.add_argument("--no-checkpoints", action="store_true", help="do not checkpoint (or resume) the runs")
+    args = p.parse_args(argv)
+    iterations = args.iterations or (600 if args.quick else 30_000)
+    n_eval = args.eval_tasks or (100 if args.quick else 600)
+    out = output_dir(args.out, args.quick)
+    run_dir = None if (args.no_checkpoints or args.quick) else out / "runs" / "sinusoid"
+    torch.manual_seed(args.seed)
+
+    curves: dict = {n: {} for n in LEARNERS}
+    examples: dict = {}
+    rows, summary = [], {"mse": {n: {} for n in LEARNERS}, "mse_1_step": {n: {} for n in LEARNERS},
+                         "ci95": {n: {} for n in LEARNERS}}
+    start = time.perf_counter()
+    for k in SHOTS:
+        test = am.tasks.Sinusoid(shots=k, query_shots=QUERY_POINTS)
+        batch = test.sample(n_eval, rng=np.random.default_rng([10_000 + args.seed, k]))
+        ex_batch, amp, phase = test.sample_with_truth(1, rng=np.random.default_rng([20_000 + args.seed, k]))
+        grid = np.linspace(-5, 5, 200)
+        examples[k] = {"grid": grid, "truth": amp[0] * np.sin(grid - phase[0]),
+                       "x": ex_batch.x_support[0, :, 0].numpy(), "y": ex_batch.y_support[0, :, 0].numpy()}
+        for name in LEARNERS:
+            t0 = time.perf_counter()
+            artifact = train(name, k, iterations, args.seed, run_dir)
+            train_s = time.perf_counter() - t0
+            m = mse_by_steps(artifact, batch)
+            curves[name][k] = m
+            (m1, c1), (m10, c10) = mean_ci95(m[1]), mean_ci95(m[MAX_STEPS])
+            rows.append([name, k, f"{m1:.3f} ± {c1:.3f}", f"{m10:.3f} ± {c10:.3f}", PAPER[name][k],
+                         "yes" if m10 <= PAPER[name][k] else "no", f"{train_s:.0f}"])
+            summary["mse"][name][str(k)] = m10
+            summary["mse_1_step"][name][str(k)] = m1
+            summary["ci95"][name][str(k)] = {"1": c1, str(MAX_STEPS): c10}
+            fitted = artifact.adapt(examples[k]["x"][:, None], examples[k]["y"], steps=MAX_STEPS)
+            examples[k][name] = fitted.predict(grid[:, None])
+    headers = ["learner", "K", "MSE 1 step (95% CI)", f"MSE {MAX_STEPS} steps (95% CI)", "paper (1 step)",
+               f"{MAX_STEPS}-step <= paper", "train s"]
+    print(f"\nSinusoid, {n_eval} test tasks, {QUERY_POINTS} query points, {iterations} meta-iterations per run")
+    print_table(headers, rows)
+    write_csv(out / "sinusoid.csv", headers, rows)
+    summary.update({"eval_tasks": n_eval, "quick": bool(args.quick), "iterations": iterations,
+                    "seconds": round(time.perf_counter() - start, 1)})
+    write_json(out / "sinusoid.json", summary)
+    plot(out / "sinusoid.png", curves, examples)
+    print(f"wrote {out / 'sinusoid.csv'}, {out / 'sinusoid.json'}, {out / 'sinusoid.png'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
