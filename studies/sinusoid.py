@@ -9,12 +9,22 @@ The Meta-SGD paper's Table 1 gives the reference figures (after one step).
 Run ``python studies/sinusoid.py`` (full, under 15 minutes on 2 cores) or with
 ``--quick`` (under a minute, smaller run, results under studies/results/quick/).
 Writes ``sinusoid.csv``, ``sinusoid.json`` and ``sinusoid.png``.
+
+The six meta-training runs go to ``--jobs`` worker processes of one thread
+each: these networks are tiny, so one thread per run is fastest, and several
+threads per process on a shared machine slow everything down by oversubscription.
+Full runs checkpoint under ``<out>/runs/sinusoid`` and resume when started again
+(``--fresh`` starts over).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,14 +43,42 @@ MAX_STEPS = 10
 QUERY_POINTS = 100
 
 
-def train(name: str, shots: int, iterations: int, seed: int, run_dir: Path | None) -> am.MetaArtifact:
+def train(name: str, shots: int, iterations: int, seed: int, run_dir: Path) -> am.MetaArtifact:
+    """One meta-training run; checkpoints and the final artifact go to ``run_dir/<name>-<shots>``."""
     learner = LEARNERS[name](am.models.MLP([40, 40]), inner_steps=1, inner_lr=0.01)
     return am.MetaTrainer(
         learner, am.tasks.Sinusoid(shots=shots), meta_batch_size=25, iterations=iterations, outer_lr=1e-3,
         n_validation_tasks=200, eval_every=max(1, iterations // 20), seed=seed,
-        checkpoint_dir=None if run_dir is None else run_dir / f"{name}-{shots}",
-        checkpoint_every=max(1, iterations // 10), resume=run_dir is not None, verbose=1,
+        checkpoint_dir=run_dir / f"{name}-{shots}", checkpoint_every=max(1, iterations // 10), resume=True,
+        verbose=0,
     ).fit()
+
+
+def train_all(iterations: int, seed: int, run_dir: Path, jobs: int) -> dict[tuple[str, int], float]:
+    """Run every (learner, K) meta-training in worker processes; return each run's wall seconds."""
+    pending = [(name, k) for k in SHOTS for name in LEARNERS]
+    running: dict[tuple[str, int], tuple[subprocess.Popen, float]] = {}
+    seconds = {}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    while pending or running:
+        while pending and len(running) < jobs:
+            name, k = pending.pop(0)
+            cmd = [sys.executable, __file__, "--train-one", name, str(k), "--iterations", str(iterations),
+                   "--seed", str(seed), "--run-dir", str(run_dir)]
+            running[(name, k)] = (subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True),
+                                  time.perf_counter())
+        for key, (proc, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[key]
+            if proc.returncode != 0:
+                for other, _ in running.values():
+                    other.kill()
+                raise RuntimeError(f"meta-training {key} failed:\n{proc.stderr.read()}")
+            seconds[key] = time.perf_counter() - t0
+            print(f"trained {key[0]} K={key[1]} in {seconds[key]:.0f} s", flush=True)
+        time.sleep(0.2)
+    return seconds
 
 
 def mse_by_steps(artifact: am.MetaArtifact, batch) -> np.ndarray:
@@ -87,19 +125,29 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--eval-tasks", type=int, help="fresh test tasks (default 600; 100 with --quick)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default studies/results, or studies/results/quick)")
-    p.add_argument("--no-checkpoints", action="store_true", help="do not checkpoint (or resume) the runs")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel training processes")
+    p.add_argument("--fresh", action="store_true", help="discard earlier checkpoints of the full run")
+    p.add_argument("--train-one", nargs=2, metavar=("LEARNER", "K"), help=argparse.SUPPRESS)
+    p.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    iterations = args.iterations or (600 if args.quick else 30_000)
+    iterations = args.iterations or (600 if args.quick else 40_000)
+    torch.set_num_threads(1)
+    if args.train_one:  # a worker process of train_all
+        train(args.train_one[0], int(args.train_one[1]), iterations, args.seed, Path(args.run_dir))
+        return {}
     n_eval = args.eval_tasks or (100 if args.quick else 600)
     out = output_dir(args.out, args.quick)
-    run_dir = None if (args.no_checkpoints or args.quick) else out / "runs" / "sinusoid"
-    torch.manual_seed(args.seed)
+    scratch = tempfile.TemporaryDirectory() if args.quick else None
+    run_dir = Path(scratch.name) if scratch else out / "runs" / "sinusoid"
+    if args.fresh and not scratch:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    start = time.perf_counter()
+    train_seconds = train_all(iterations, args.seed, run_dir, max(1, args.jobs))
 
     curves: dict = {n: {} for n in LEARNERS}
     examples: dict = {}
     rows, summary = [], {"mse": {n: {} for n in LEARNERS}, "mse_1_step": {n: {} for n in LEARNERS},
                          "ci95": {n: {} for n in LEARNERS}}
-    start = time.perf_counter()
     for k in SHOTS:
         test = am.tasks.Sinusoid(shots=k, query_shots=QUERY_POINTS)
         batch = test.sample(n_eval, rng=np.random.default_rng([10_000 + args.seed, k]))
@@ -108,14 +156,12 @@ def main(argv: list[str] | None = None) -> dict:
         examples[k] = {"grid": grid, "truth": amp[0] * np.sin(grid - phase[0]),
                        "x": ex_batch.x_support[0, :, 0].numpy(), "y": ex_batch.y_support[0, :, 0].numpy()}
         for name in LEARNERS:
-            t0 = time.perf_counter()
-            artifact = train(name, k, iterations, args.seed, run_dir)
-            train_s = time.perf_counter() - t0
+            artifact = am.load(run_dir / f"{name}-{k}" / "artifact.ameta")
             m = mse_by_steps(artifact, batch)
             curves[name][k] = m
             (m1, c1), (m10, c10) = mean_ci95(m[1]), mean_ci95(m[MAX_STEPS])
             rows.append([name, k, f"{m1:.3f} ± {c1:.3f}", f"{m10:.3f} ± {c10:.3f}", PAPER[name][k],
-                         "yes" if m10 <= PAPER[name][k] else "no", f"{train_s:.0f}"])
+                         "yes" if m10 <= PAPER[name][k] else "no", f"{train_seconds[(name, k)]:.0f}"])
             summary["mse"][name][str(k)] = m10
             summary["mse_1_step"][name][str(k)] = m1
             summary["ci95"][name][str(k)] = {"1": c1, str(MAX_STEPS): c10}
@@ -130,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "seconds": round(time.perf_counter() - start, 1)})
     write_json(out / "sinusoid.json", summary)
     plot(out / "sinusoid.png", curves, examples)
+    if scratch:
+        scratch.cleanup()
     print(f"wrote {out / 'sinusoid.csv'}, {out / 'sinusoid.json'}, {out / 'sinusoid.png'}")
     return summary
 
