@@ -143,11 +143,13 @@ def load(path_or_name: str | os.PathLike) -> MetaArtifact:
         learner = _learners.from_config(config)
     except (ValueError, TypeError, KeyError) as exc:
         raise ArtifactError(f"'{path}' describes a learner this automl-meta cannot build: {exc}") from None
-    result = learner.load_state_dict(tensors, strict=False)
-    shapes_ok = all(learner.state_dict()[k].shape == v.shape for k, v in tensors.items() if k in learner.state_dict())
-    if result.missing_keys or result.unexpected_keys or not shapes_ok:
-        raise ArtifactError(f"'{path}' does not match its learner's architecture (missing {result.missing_keys}, "
-                            f"unexpected {result.unexpected_keys}).")
+    expected = {k: tuple(v.shape) for k, v in learner.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        problems = sorted(f"{k}: expected {expected.get(k)}, found {found.get(k)}"
+                          for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        raise ArtifactError(f"'{path}' does not match its learner's architecture ({'; '.join(problems[:5])}).")
+    learner.load_state_dict(tensors)
     return MetaArtifact(learner, task_family=manifest.get("task_family"), training=manifest.get("training"),
                         metrics=manifest.get("metrics"), seed=manifest.get("seed"),
                         versions=manifest.get("versions"), created=manifest.get("created"))
