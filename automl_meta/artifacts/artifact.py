@@ -103,6 +103,14 @@ class MetaArtifact:
         """
         return self.learner.adapt(X, y, steps=steps)
 
+    # Pickling (joblib, multiprocessing) carries the artifact as data: manifest and arrays, rebuilt on load.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"manifest": self.manifest, "tensors": {k: v.cpu().numpy() for k, v in self.tensors().items()}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        tensors = {k: torch.from_numpy(np.array(v)) for k, v in state["tensors"].items()}
+        self.__dict__.update(from_parts(tensors, state["manifest"], "<pickled artifact>").__dict__)
+
     def __repr__(self) -> str:
         cfg = self.learner.get_config()
         return (f"MetaArtifact(learner={cfg['name']!r}, task_type={cfg['task_type']!r}, "
@@ -128,6 +136,11 @@ def load(path_or_name: str | os.PathLike) -> MetaArtifact:
     """
     path = registry.resolve(path_or_name)
     tensors, manifest = tensorfile.read(path)
+    return from_parts(tensors, manifest, path)
+
+
+def from_parts(tensors: dict[str, torch.Tensor], manifest: dict[str, Any], path) -> MetaArtifact:
+    """Check a manifest and its tensors and rebuild the artifact; ``path`` names the source in errors."""
     if manifest.get("format") != FORMAT:
         raise ArtifactError(f"'{path}' is not an automl-meta artifact (format {manifest.get('format')!r}).")
     version = manifest.get("format_version")
@@ -149,6 +162,8 @@ def load(path_or_name: str | os.PathLike) -> MetaArtifact:
         problems = sorted(f"{k}: expected {expected.get(k)}, found {found.get(k)}"
                           for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
         raise ArtifactError(f"'{path}' does not match its learner's architecture ({'; '.join(problems[:5])}).")
+    if tensors:  # keep the saved precision (float32 or float64)
+        learner.to(next(iter(tensors.values())).dtype)
     learner.load_state_dict(tensors)
     return MetaArtifact(learner, task_family=manifest.get("task_family"), training=manifest.get("training"),
                         metrics=manifest.get("metrics"), seed=manifest.get("seed"),

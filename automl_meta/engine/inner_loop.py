@@ -46,6 +46,7 @@ def adapt(
     names: Iterable[str] | None = None,
     first_order: bool = False,
     safeguard_after: int | None = None,
+    initialize: Callable[[Params, Data], Params] | None = None,
 ) -> Params:
     """Gradient steps ``theta <- theta - rate * grad`` on one task's support loss.
 
@@ -70,12 +71,18 @@ def adapt(
         (up to 7 times) until it does not raise the support loss, or skipped. Rates
         meta-learned for a few steps can overshoot when applied for more; this keeps
         longer adaptation from diverging while leaving the meta-trained steps exact.
+    initialize : callable, optional
+        ``initialize(params, support) -> params``: a task-dependent starting point computed
+        from the support set before the first step (for example a head fitted in closed form,
+        whose shape follows the task's classes). Differentiable, so it is meta-learned too.
 
     Returns
     -------
     dict of Tensor
         All parameters after adaptation.
     """
+    if initialize is not None:
+        params = initialize(params, support)
     names = list(params) if names is None else list(names)
     frozen = {k: v for k, v in params.items() if k not in names}
 
@@ -107,9 +114,15 @@ def _safeguarded_step(support_loss: Callable[[Params], Tensor], fast: Params, ra
     return chosen
 
 
-def batched_adapt(apply, params: Params, rates: Params, support: Data, **kwargs) -> Params:
-    """:func:`adapt` for every task of a batch at once; each returned tensor has a leading task axis."""
-    return vmap(lambda s: adapt(apply, params, rates, s, **kwargs))(support)
+def batched_adapt(apply, params: Params, rates: Params, support: Data, *, params_batched: bool = False,
+                  **kwargs) -> Params:
+    """:func:`adapt` for every task of a batch at once; each returned tensor has a leading task axis.
+
+    With ``params_batched``, ``params`` already has a task axis (one starting point per task, for
+    example to continue adapting earlier fast weights).
+    """
+    return vmap(lambda p, s: adapt(apply, p, rates, s, **kwargs), in_dims=(0 if params_batched else None, 0))(
+        params, support)
 
 
 def batched_query_losses(
@@ -130,7 +143,8 @@ def batched_query_losses(
         pred = apply(fast, q["x"])
         loss = task_loss(pred, q, task_type)
         if task_type == "classification":
-            metric = masked_accuracy(pred.detach(), q["y"], q["mask"], q["class_mask"])
+            logits = pred.detach()[..., : q["class_mask"].shape[-1]]
+            metric = masked_accuracy(logits, q["y"], q["mask"], q["class_mask"])
         else:
             metric = loss.detach()
         return loss, metric

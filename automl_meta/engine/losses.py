@@ -34,7 +34,11 @@ def masked_accuracy(logits: Tensor, y: Tensor, mask: Tensor, class_mask: Tensor)
 
 
 def task_loss(pred: Tensor, data: dict[str, Tensor], task_type: str) -> Tensor:
-    """The loss of one task's predictions: MSE for regression, cross-entropy for classification."""
+    """The loss of one task's predictions: MSE for regression, cross-entropy for classification.
+
+    Outputs beyond the batch's width (a model sized for more classes than any task here has) are ignored.
+    """
+    pred = pred[..., : data["class_mask"].shape[-1]]
     if task_type == "classification":
         return masked_cross_entropy(pred, data["y"], data["mask"], data["class_mask"])
     return masked_mse(pred, data["y"], data["mask"], data["class_mask"])

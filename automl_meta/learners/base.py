@@ -86,7 +86,9 @@ class Learner(nn.Module):
         """
         if task_type not in TASK_TYPES:
             raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}.")
-        if getattr(self.model, "is_built", True):
+        if self._flexible:
+            self.model.build(in_features, out_features)  # checks the family fits within the model's maxima
+        elif getattr(self.model, "is_built", True):
             have = (getattr(self.model, "in_features", in_features), getattr(self.model, "out_features", out_features))
             if have != (in_features, out_features):
                 raise ValueError(f"The model was built for {have[0]} inputs and {have[1]} outputs, but the tasks "
@@ -96,6 +98,11 @@ class Learner(nn.Module):
         self.task_type = task_type
         self._setup_meta()
         return self
+
+    @property
+    def _flexible(self) -> bool:
+        # A model whose in/out_features are maxima (TabularNet) rather than exact widths.
+        return getattr(self.model, "flexible_widths", False)
 
     def _setup_meta(self) -> None:
         """Create learned meta-parameters beyond the initialisation (none by default)."""
@@ -124,7 +131,9 @@ class Learner(nn.Module):
     def _engine_kwargs(self, steps: int | None) -> dict[str, Any]:
         return {"steps": self.inner_steps if steps is None else check_nonnegative_int(steps, "steps"),
                 "task_type": self.task_type, "names": self.adapted_names(), "first_order": self.first_order,
-                "safeguard_after": self.inner_steps}
+                "safeguard_after": self.inner_steps,
+                # Models may start each task from a point fitted to its support set (see TabularNet).
+                "initialize": getattr(self.model, "initialize_from_support", None)}
 
     def query_losses(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Per-task query loss and metric after adapting on the support sets (differentiable)."""
@@ -147,12 +156,20 @@ class Learner(nn.Module):
         return self.query_losses(batch, steps)
 
     @torch.no_grad()
-    def adapt_batch(self, batch: TaskBatch, steps: int | None = None) -> Params:
-        """Fast weights of every task in ``batch`` (leading task axis)."""
+    def adapt_batch(self, batch: TaskBatch, steps: int | None = None, start: Params | None = None) -> Params:
+        """Fast weights of every task in ``batch`` (leading task axis).
+
+        ``start`` continues from earlier fast weights (with a task axis) instead of the
+        meta-learned initialisation; every such step is safeguarded, as steps beyond
+        meta-training are.
+        """
         self._require_setup()
         self._check_batch(batch)
-        return batched_adapt(functional_apply(self.model), self.init_params(), self.inner_rates(),
-                             batch.support(), **self._engine_kwargs(steps))
+        kwargs = self._engine_kwargs(steps)
+        if start is not None:
+            kwargs.update(initialize=None, safeguard_after=0)
+        return batched_adapt(functional_apply(self.model), self.init_params() if start is None else start,
+                             self.inner_rates(), batch.support(), params_batched=start is not None, **kwargs)
 
     def adapt(self, X, y, steps: int | None = None) -> AdaptedModel:
         """Adapt to one new task's data and return a predictor for it.
@@ -178,7 +195,8 @@ class Learner(nn.Module):
         if task.n_outputs > n_out:
             what = "classes" if kind == "classification" else "targets"
             raise TaskError(f"y has {task.n_outputs} {what} but this learner's model has {n_out} outputs.")
-        batch = TaskBatch.from_tasks([task], n_features=n_in, n_outputs=n_out)
+        batch = TaskBatch.from_tasks([task], n_features=None if self._flexible else n_in,
+                                     n_outputs=None if self._flexible else n_out)
         dtype = next(iter(self.init_params().values())).dtype
         fast = {k: v[0] for k, v in self.adapt_batch(batch.to(dtype), steps).items()}
         return AdaptedModel(self.model, fast, kind, task.n_features, task.n_outputs)
@@ -187,9 +205,11 @@ class Learner(nn.Module):
         if batch.task_type != self.task_type:
             raise TaskError(f"This learner was set up for {self.task_type} tasks, got a {batch.task_type} batch.")
         n_in, n_out = getattr(self.model, "in_features", None), getattr(self.model, "out_features", None)
-        if n_in is not None and batch.n_features != n_in:
+        bad_in = n_in is not None and (batch.n_features > n_in if self._flexible else batch.n_features != n_in)
+        bad_out = n_out is not None and (batch.n_outputs > n_out if self._flexible else batch.n_outputs != n_out)
+        if bad_in:
             raise TaskError(f"The batch has {batch.n_features} features but the model takes {n_in}.")
-        if n_out is not None and batch.n_outputs != n_out:
+        if bad_out:
             raise TaskError(f"The batch has {batch.n_outputs} outputs but the model has {n_out}.")
 
     # -- configuration ------------------------------------------------------------------------------
@@ -247,7 +267,7 @@ class AdaptedModel:
             raise TaskError(f"X must have shape (n_samples, {self.n_features}), got {X.shape}.")
         if not np.all(np.isfinite(X)):
             raise TaskError("X contains NaN or infinite values.")
-        n_in = self.model.in_features
+        n_in = X.shape[1] if getattr(self.model, "flexible_widths", False) else self.model.in_features
         Xp = np.zeros((len(X), n_in))
         Xp[:, : X.shape[1]] = X
         dtype = next(iter(self.params.values())).dtype

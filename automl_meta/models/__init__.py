@@ -12,8 +12,9 @@ from typing import Any
 from torch import nn
 
 from .mlp import MLP
+from .tabular import TabularNet
 
-MODELS: dict[str, type[nn.Module]] = {"MLP": MLP}
+MODELS: dict[str, type[nn.Module]] = {"MLP": MLP, "TabularNet": TabularNet}
 
 
 def from_config(config: dict[str, Any]) -> nn.Module:
@@ -32,4 +33,4 @@ def from_config(config: dict[str, Any]) -> nn.Module:
     return MODELS[name](**config)
 
 
-__all__ = ["MLP", "from_config", "MODELS"]
+__all__ = ["MLP", "TabularNet", "from_config", "MODELS"]

@@ -1,0 +1,335 @@
+"""scikit-learn estimators that start from a meta-learned initialisation and learned step sizes.
+
+:class:`MetaLearnedClassifier` and :class:`MetaLearnedRegressor` adapt a
+meta-trained learner (an artifact) to the training data in a few learned
+gradient steps instead of training a network from scratch with hand-tuned
+settings. They follow scikit-learn's estimator contract: parameters stored
+untouched in ``__init__``, validation in ``fit``, fitted attributes ending in
+``_``, and ``clone``/``Pipeline``/``GridSearchCV``/pickling all work.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from automl_meta.artifacts import MetaArtifact, load
+from automl_meta.engine import functional_apply
+from automl_meta.tasks import TaskBatch
+
+__all__ = ["MetaLearnedClassifier", "MetaLearnedRegressor"]
+
+_CLIP = 6.0  # standardised features beyond +-6 are clipped: one outlier must not dominate an embedding
+
+
+class _MetaLearnedEstimator(BaseEstimator):
+    _task_type: str
+
+    def __init__(self, artifact: str | MetaArtifact = "default-tabular", *, adapt_steps: int | None = None,
+                 n_ensemble: int = 4, random_state: int | np.random.RandomState | None = None, verbose: int = 0,
+                 warm_start: bool = False) -> None:
+        self.artifact = artifact
+        self.adapt_steps = adapt_steps
+        self.n_ensemble = n_ensemble
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- validation ----------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        if self.adapt_steps is not None and (isinstance(self.adapt_steps, bool) or
+                                             not isinstance(self.adapt_steps, numbers.Integral)
+                                             or self.adapt_steps < 0):
+            raise ValueError(f"adapt_steps must be None or an integer >= 0, got {self.adapt_steps!r}.")
+        if isinstance(self.n_ensemble, bool) or not isinstance(self.n_ensemble, numbers.Integral) \
+                or self.n_ensemble < 1:
+            raise ValueError(f"n_ensemble must be an integer >= 1, got {self.n_ensemble!r}.")
+
+    def _resolve_artifact(self) -> MetaArtifact:
+        # A copy: running the model must not touch the object the user passed as a parameter.
+        artifact = copy.deepcopy(self.artifact) if isinstance(self.artifact, MetaArtifact) else load(self.artifact)
+        # float64 throughout: fits are small, and results then do not depend on row order or repetition.
+        artifact.learner.to(torch.float64)
+        kind = artifact.learner.task_type
+        if kind != self._task_type:
+            raise ValueError(f"The artifact was meta-trained for {kind} tasks; {type(self).__name__} needs a "
+                             f"{self._task_type} artifact.")
+        return artifact
+
+    def _check_serves(self, artifact: MetaArtifact, n_features: int, n_outputs: int) -> None:
+        model = artifact.learner.model
+        flexible = getattr(model, "flexible_widths", False)
+        what = "classes" if self._task_type == "classification" else "targets"
+        fixed = artifact.task_family.get("feature_names")
+        if fixed is not None and list(getattr(self, "feature_names_in_", fixed)) != list(fixed):
+            raise ValueError(f"This artifact was meta-trained on a family of datasets with the features {fixed}; "
+                             f"it cannot serve data with the features {list(self.feature_names_in_)}. Use a "
+                             "universal artifact such as 'default-tabular', or meta-train one on this family.")
+        if (n_features > model.in_features) if flexible else (n_features != model.in_features):
+            need = f"at most {model.in_features}" if flexible else f"exactly {model.in_features}"
+            raise ValueError(f"The artifact's model takes {need} features; X has {n_features}. "
+                             + ("Reduce the features first (for example with PCA or SelectKBest)." if flexible
+                                else "This artifact was meta-trained for data of another width."))
+        if n_outputs > model.out_features:
+            raise ValueError(f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}.")
+
+    # -- fitting -------------------------------------------------------------------------------------
+    def _standardise(self, X: np.ndarray) -> np.ndarray:
+        return np.clip((X - self.x_mean_) / self.x_scale_, -_CLIP, _CLIP)
+
+    def _members(self, X: np.ndarray) -> np.ndarray:
+        """(n_ensemble, n_samples, n_features): the standardised rows, features permuted per member."""
+        return self._standardise(X)[:, self.permutations_].transpose(1, 0, 2)
+
+    def _batch(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray) -> TaskBatch:
+        members = torch.as_tensor(self._members(X), dtype=self._dtype)
+        e, n = members.shape[:2]
+        if self._task_type == "classification":
+            y = torch.as_tensor(targets, dtype=torch.int64).expand(e, n)
+            outputs = len(self.classes_)
+        else:
+            y = torch.as_tensor(targets, dtype=self._dtype).expand(e, n, targets.shape[1])
+            outputs = targets.shape[1]
+        # Weights as counts (as in scikit-learn): a weight of 2 is a repeated row.
+        mask = torch.as_tensor(weight, dtype=self._dtype).expand(e, n)
+        ones = lambda *shape: torch.ones(*shape, dtype=self._dtype)  # noqa: E731
+        return TaskBatch(x_support=members, y_support=y, x_query=members[:, :1], y_query=y[:, :1],
+                         support_mask=mask, query_mask=ones(e, 1), feature_mask=ones(e, members.shape[2]),
+                         class_mask=ones(e, outputs), task_type=self._task_type)
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(iter(self.artifact_.learner.parameters())).dtype
+
+    def _steps(self) -> int:
+        if self.adapt_steps is not None:
+            return int(self.adapt_steps)
+        return int(self.artifact_.training.get("adapt_steps", self.artifact_.learner.inner_steps))
+
+    def _fit(self, X, y, sample_weight, *, reset: bool, classes=None) -> Any:
+        self._check_params()
+        start = time.perf_counter()
+        continuing = not reset and hasattr(self, "params_")
+        X, targets = self._validate(X, y, reset=not continuing, classes=classes)
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if weight.sum() <= 0:
+            raise ValueError("sample_weight must contain at least one positive weight.")
+        targets = self._prepare_targets(targets, weight, reset=not continuing)
+        if not continuing:
+            self.artifact_ = self._resolve_artifact()
+            self._check_serves(self.artifact_, X.shape[1], self._n_outputs(targets))
+            self.x_mean_ = np.average(X, axis=0, weights=weight)
+            scale = np.sqrt(np.average((X - self.x_mean_) ** 2, axis=0, weights=weight))
+            self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
+            rng = check_random_state(self.random_state)
+            perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(self.n_ensemble - 1)]
+            self.permutations_ = np.stack(perms)
+        batch = self._batch(X, targets, weight)
+        learner = self.artifact_.learner
+        self.params_ = learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
+        if self.verbose:
+            print(f"{type(self).__name__}: adapted {self.n_ensemble} member(s) on {X.shape[0]} rows in "
+                  f"{time.perf_counter() - start:.3f} s", file=sys.stderr)
+        return self
+
+    def fit(self, X, y, sample_weight=None):
+        """Adapt the artifact's learned initialisation to ``(X, y)`` with its learned step sizes.
+
+        With ``warm_start=True`` and an earlier fit, adaptation continues from the fitted weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, reset=not self.warm_start)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """Continue adapting the fitted weights on ``(X, y)`` for ``adapt_steps`` more steps.
+
+        The first call fits from the artifact, like :meth:`fit`.
+        """
+        return self._fit(X, y, sample_weight, reset=False)
+
+    def _prepare_targets(self, targets: np.ndarray, weight: np.ndarray, *, reset: bool) -> np.ndarray:
+        return targets
+
+    @torch.no_grad()
+    def _outputs(self, X) -> torch.Tensor:
+        check_is_fitted(self, "params_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        members = torch.as_tensor(self._members(X), dtype=self._dtype)
+        out = torch.vmap(functional_apply(self.artifact_.learner.model))(self.params_, members)
+        return out[..., : self.n_outputs_]
+
+
+class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
+    """Classifier adapted in a few learned steps from a meta-trained initialisation.
+
+    Parameters
+    ----------
+    artifact : str, path or MetaArtifact, default="default-tabular"
+        The meta-trained learner: a bundled name, a ``.ameta`` path, or an artifact.
+        A universal artifact serves tables of any width and class count; a family
+        artifact (see :func:`automl_meta.meta_fit`) serves its family's features.
+    adapt_steps : int, optional
+        Adaptation steps (default: the artifact's learned default).
+    n_ensemble : int, default=4
+        Members adapted at once, each seeing the features in another order; their
+        probabilities are averaged.
+    random_state : int, RandomState or None
+        Fixes the feature orders of the members.
+    verbose : int, default=0
+        1 prints a one-line summary of each fit.
+    warm_start : bool, default=False
+        Refitting continues from the previous fit's weights.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when X has string column names.
+    artifact_ : MetaArtifact
+        The artifact used.
+    params_ : dict of Tensor
+        The adapted weights of each member (leading ensemble axis).
+
+    Examples
+    --------
+    >>> import automl_meta as am
+    >>> from sklearn.datasets import load_iris
+    >>> from automl_meta.integrations.sklearn import MetaLearnedClassifier
+    >>> tasks = am.tasks.SyntheticTabular("classification", n_features=(2, 8), n_classes=(2, 4))
+    >>> learner = am.learners.MetaSGD(am.models.TabularNet(hidden=32, max_features=8, max_outputs=4))
+    >>> artifact = am.MetaTrainer(learner, tasks, iterations=20, verbose=0).fit()
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MetaLearnedClassifier(artifact, random_state=0).fit(X[::3], y[::3])
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    _task_type = "classification"
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Continue adapting the fitted weights on ``(X, y)`` for ``adapt_steps`` more steps.
+
+        The first call fits from the artifact, like :meth:`fit`; pass ``classes`` there
+        when the first batch may not show every class.
+        """
+        return self._fit(X, y, sample_weight, reset=False, classes=classes)
+
+    def _validate(self, X, y, *, reset: bool, classes=None):
+        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
+        check_classification_targets(y)
+        if reset:
+            self.classes_ = np.unique(y if classes is None else classes)
+            if len(self.classes_) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; y has one class "
+                                 f"only ({self.classes_[0]!r}).")
+            self.n_outputs_ = len(self.classes_)
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y has classes {unknown.tolist()} not seen in the first fit ({self.classes_.tolist()}).")
+        return X, np.searchsorted(self.classes_, y)
+
+    def _n_outputs(self, targets) -> int:
+        return len(self.classes_)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), averaged over the ensemble."""
+        return torch.softmax(self._outputs(X).to(torch.float64), -1).mean(0).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+
+class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
+    """Regressor adapted in a few learned steps from a meta-trained initialisation.
+
+    Targets are standardised for adaptation and predictions mapped back. One or
+    several targets.
+
+    Parameters
+    ----------
+    artifact : str, path or MetaArtifact, default="default-tabular"
+    adapt_steps : int, optional
+    n_ensemble : int, default=4
+    random_state : int, RandomState or None
+    verbose : int, default=0
+    warm_start : bool, default=False
+        See :class:`MetaLearnedClassifier`.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    n_outputs_ : int
+    artifact_ : MetaArtifact
+    params_ : dict of Tensor
+
+    Examples
+    --------
+    >>> import numpy as np, automl_meta as am
+    >>> from automl_meta.integrations.sklearn import MetaLearnedRegressor
+    >>> tasks = am.tasks.SyntheticTabular("regression", n_features=(2, 8))
+    >>> learner = am.learners.MetaSGD(am.models.TabularNet(hidden=32, max_features=8, max_outputs=1))
+    >>> artifact = am.MetaTrainer(learner, tasks, iterations=20, verbose=0).fit()
+    >>> X = np.random.default_rng(0).normal(size=(40, 3))
+    >>> reg = MetaLearnedRegressor(artifact, random_state=0).fit(X, X[:, 0] - 2 * X[:, 1])
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """
+
+    _task_type = "regression"
+
+    def _validate(self, X, y, *, reset: bool, classes=None):
+        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64, multi_output=True, y_numeric=True)
+        y2 = y.reshape(len(y), -1).astype(np.float64)
+        if reset:
+            self._y_1d = y.ndim == 1
+            self.n_outputs_ = y2.shape[1]
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} targets; the first fit had {self.n_outputs_}.")
+        return X, y2
+
+    def _prepare_targets(self, targets: np.ndarray, weight: np.ndarray, *, reset: bool) -> np.ndarray:
+        if reset:  # weighted, so that a weight of 2 means the same as a repeated row
+            self.y_mean_ = np.average(targets, axis=0, weights=weight)
+            std = np.sqrt(np.average((targets - self.y_mean_) ** 2, axis=0, weights=weight))
+            self.y_scale_ = np.where(std > 1e-12, std, 1.0)
+        return (targets - self.y_mean_) / self.y_scale_
+
+    def _n_outputs(self, targets) -> int:
+        return targets.shape[1]
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets: shape (n_samples,) for one target, (n_samples, n_targets) for several."""
+        pred = self._outputs(X).to(torch.float64).mean(0).numpy() * self.y_scale_ + self.y_mean_
+        return pred[:, 0] if self._y_1d else pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
