@@ -68,13 +68,17 @@ class _MetaLearnedEstimator(BaseEstimator):
 
     def _check_serves(self, artifact: MetaArtifact, n_features: int, n_outputs: int) -> None:
         model = artifact.learner.model
-        flexible = getattr(model, "flexible_widths", False)
+        family = artifact.task_family.get("shared_features", False)
+        flexible = getattr(model, "flexible_widths", False) and not family
         what = "classes" if self._task_type == "classification" else "targets"
         fixed = artifact.task_family.get("feature_names")
         if fixed is not None and list(getattr(self, "feature_names_in_", fixed)) != list(fixed):
             raise ValueError(f"This artifact was meta-trained on a family of datasets with the features {fixed}; "
                              f"it cannot serve data with the features {list(self.feature_names_in_)}. Use a "
                              "universal artifact such as 'default-tabular', or meta-train one on this family.")
+        if family and n_features != model.in_features:
+            raise ValueError(f"This artifact was meta-trained on a family of datasets with {model.in_features} "
+                             f"features; X has {n_features}. Family artifacts serve only their family's features.")
         if (n_features > model.in_features) if flexible else (n_features != model.in_features):
             need = f"at most {model.in_features}" if flexible else f"exactly {model.in_features}"
             raise ValueError(f"The artifact's model takes {need} features; X has {n_features}. "
@@ -120,25 +124,31 @@ class _MetaLearnedEstimator(BaseEstimator):
         self._check_params()
         start = time.perf_counter()
         continuing = not reset and hasattr(self, "params_")
+        if not continuing:
+            self.artifact_ = self._resolve_artifact()
         X, targets = self._validate(X, y, reset=not continuing, classes=classes)
         weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if weight.sum() <= 0:
             raise ValueError("sample_weight must contain at least one positive weight.")
-        targets = self._prepare_targets(targets, weight, reset=not continuing)
         if not continuing:
-            self.artifact_ = self._resolve_artifact()
             self._check_serves(self.artifact_, X.shape[1], self._n_outputs(targets))
-            self.x_mean_ = np.average(X, axis=0, weights=weight)
-            scale = np.sqrt(np.average((X - self.x_mean_) ** 2, axis=0, weights=weight))
-            self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
-            rng = check_random_state(self.random_state)
-            perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(self.n_ensemble - 1)]
-            self.permutations_ = np.stack(perms)
+            family = self.artifact_.task_family
+            if "feature_mean" in family:  # a family artifact: scale as in meta-training; features keep their places
+                self.x_mean_, self.x_scale_ = np.asarray(family["feature_mean"]), np.asarray(family["feature_scale"])
+                self.permutations_ = np.arange(X.shape[1])[None]
+            else:
+                self.x_mean_ = np.average(X, axis=0, weights=weight)
+                scale = np.sqrt(np.average((X - self.x_mean_) ** 2, axis=0, weights=weight))
+                self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
+                rng = check_random_state(self.random_state)
+                perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(self.n_ensemble - 1)]
+                self.permutations_ = np.stack(perms)
+        targets = self._prepare_targets(targets, weight, reset=not continuing)
         batch = self._batch(X, targets, weight)
         learner = self.artifact_.learner
         self.params_ = learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
         if self.verbose:
-            print(f"{type(self).__name__}: adapted {self.n_ensemble} member(s) on {X.shape[0]} rows in "
+            print(f"{type(self).__name__}: adapted {len(self.permutations_)} member(s) on {X.shape[0]} rows in "
                   f"{time.perf_counter() - start:.3f} s", file=sys.stderr)
         return self
 
@@ -238,6 +248,9 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
         check_classification_targets(y)
         if reset:
+            family_classes = self.artifact_.task_family.get("classes")
+            if classes is None and family_classes is not None:
+                classes = family_classes  # a family artifact: its classes, even those this data lacks
             self.classes_ = np.unique(y if classes is None else classes)
             if len(self.classes_) < 2:
                 raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; y has one class "
@@ -315,7 +328,10 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
         return X, y2
 
     def _prepare_targets(self, targets: np.ndarray, weight: np.ndarray, *, reset: bool) -> np.ndarray:
-        if reset:  # weighted, so that a weight of 2 means the same as a repeated row
+        family = self.artifact_.task_family
+        if reset and "target_mean" in family:  # a family artifact: scale as in meta-training
+            self.y_mean_, self.y_scale_ = np.asarray(family["target_mean"]), np.asarray(family["target_scale"])
+        elif reset:  # weighted, so that a weight of 2 means the same as a repeated row
             self.y_mean_ = np.average(targets, axis=0, weights=weight)
             std = np.sqrt(np.average((targets - self.y_mean_) ** 2, axis=0, weights=weight))
             self.y_scale_ = np.where(std > 1e-12, std, 1.0)

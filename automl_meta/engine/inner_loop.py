@@ -67,8 +67,9 @@ def adapt(
     first_order : bool
         Treat the inner gradients as constants, so meta-gradients skip second derivatives.
     safeguard_after : int, optional
-        Steps after the first ``safeguard_after`` are safeguarded: the step is halved
-        (up to 7 times) until it does not raise the support loss, or skipped. Rates
+        Steps after the first ``safeguard_after`` are safeguarded: they use the rates'
+        magnitudes, and the step is halved (up to 7 times) until it does not raise the
+        support loss, or skipped. Rates
         meta-learned for a few steps can overshoot when applied for more; this keeps
         longer adaptation from diverging while leaving the meta-trained steps exact.
     initialize : callable, optional
@@ -103,7 +104,8 @@ def adapt(
 
 def _safeguarded_step(support_loss: Callable[[Params], Tensor], fast: Params, rates: Params) -> Params:
     g, current = grad_and_value(support_loss)(fast)
-    candidates = [{k: fast[k] - scale * rates[k] * g[k] for k in fast} for scale in _BACKTRACK_SCALES]
+    # |rate|: a meta-learned rate may be negative (useful in the trained steps); a safeguarded step must descend.
+    candidates = [{k: fast[k] - scale * rates[k].abs() * g[k] for k in fast} for scale in _BACKTRACK_SCALES]
     losses = torch.stack([support_loss(c) for c in candidates])
     ok = (losses <= current) & torch.isfinite(losses)
     first_ok = ok & (torch.cumsum(ok.to(torch.int64), 0) == 1)

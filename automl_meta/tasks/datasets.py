@@ -35,10 +35,18 @@ class DatasetTasks(TaskDistribution):
         The name of each dataset (the group value, or its index).
     classes_ : ndarray or None
         For classification, the original label of each encoded class.
+    feature_names : list of str or None
+        The shared feature columns (tasks made from one table), else None.
+    shared_features : bool
+        Whether every task has the same features in the same order (a family of related
+        datasets), rather than unrelated tables of their own.
     """
 
-    def __init__(self, datasets, names, *, task_type, shots, query_shots, classes=None) -> None:
+    def __init__(self, datasets, names, *, task_type, shots, query_shots, classes=None, feature_names=None,
+                 shared_features=False) -> None:
         self.datasets, self.names, self.task_type = datasets, names, task_type
+        self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
+        self.shared_features = bool(shared_features)
         self.shots = check_count(shots, "shots")
         self.query_shots = None if query_shots is None else check_count(query_shots, "query_shots")
         need = self.shots + (self.query_shots or 1)
@@ -75,7 +83,14 @@ class DatasetTasks(TaskDistribution):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "n_tasks": len(self.datasets), "shots": self.shots,
-                "query_shots": self.query_shots}
+                "query_shots": self.query_shots, "feature_names": self.feature_names,
+                "shared_features": self.shared_features}
+
+    def map(self, transform) -> DatasetTasks:
+        """The same tasks with ``transform(X, y) -> (X, y)`` applied to every dataset."""
+        return DatasetTasks([transform(X, y) for X, y in self.datasets], self.names, task_type=self.task_type,
+                            shots=self.shots, query_shots=self.query_shots, classes=self.classes_,
+                            feature_names=self.feature_names, shared_features=self.shared_features)
 
 
 def _check_xy(X, y, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +112,8 @@ def _check_xy(X, y, name: str) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def _finish(datasets, names, task_type, shots, query_shots, shared_classes: bool) -> DatasetTasks:
+def _finish(datasets, names, task_type, shots, query_shots, shared_classes: bool, feature_names=None,
+            shared_features: bool = False) -> DatasetTasks:
     if task_type is None:
         task_type = _infer_task_type(np.concatenate([np.ravel(y) for _, y in datasets]))
     if task_type not in TASK_TYPES:
@@ -112,7 +128,7 @@ def _finish(datasets, names, task_type, shots, query_shots, shared_classes: bool
     else:
         datasets = [(X, y.astype(np.float64)) for X, y in datasets]
     return DatasetTasks(datasets, names, task_type=task_type, shots=shots, query_shots=query_shots,
-                        classes=classes)
+                        classes=classes, feature_names=feature_names, shared_features=shared_features)
 
 
 def from_groups(
@@ -172,7 +188,8 @@ def from_groups(
         y = part[targets[0]].to_numpy() if len(targets) == 1 else part[targets].to_numpy()
         datasets.append(_check_xy(part[features].to_numpy(), y, f"group {name!r}"))
         names.append(str(name))
-    return _finish(datasets, names, task_type, shots, query_shots, shared_classes=True)
+    return _finish(datasets, names, task_type, shots, query_shots, shared_classes=True, feature_names=features,
+                   shared_features=True)
 
 
 def from_datasets(
@@ -182,11 +199,14 @@ def from_datasets(
     query_shots: int | None = None,
     task_type: str | None = None,
     names: Sequence[str] | None = None,
+    shared_features: bool = False,
 ) -> DatasetTasks:
     """One task per ``(X, y)`` pair; datasets may have different feature counts (they are padded).
 
     Classification labels are encoded per dataset, since unrelated datasets do
-    not share the meaning of their labels.
+    not share the meaning of their labels. Pass ``shared_features=True`` for a
+    family of related datasets whose columns mean the same in each (then they must
+    have the same width).
 
     Examples
     --------
@@ -209,4 +229,8 @@ def from_datasets(
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TaskError(f"Dataset {n!r} must be an (X, y) pair.")
         checked.append(_check_xy(pair[0], pair[1], f"dataset {n!r}"))
-    return _finish(checked, names, task_type, shots, query_shots, shared_classes=False)
+    if shared_features and len({X.shape[1] for X, _ in checked}) > 1:
+        raise TaskError("shared_features=True needs datasets of one width; got widths "
+                        f"{sorted({X.shape[1] for X, _ in checked})}.")
+    return _finish(checked, names, task_type, shots, query_shots, shared_classes=shared_features,
+                   shared_features=shared_features)

@@ -1,0 +1,138 @@
+"""The estimators inside scikit-learn's tools, family artifacts, and clear errors."""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris, load_wine
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import automl_meta as am
+from automl_meta.integrations.sklearn import MetaLearnedClassifier, MetaLearnedRegressor
+
+
+@pytest.fixture(scope="module")
+def clf_artifact():
+    tasks = am.tasks.SyntheticTabular("classification", n_features=(2, 13), n_classes=(2, 4), shots=(8, 48))
+    learner = am.learners.MetaSGD(am.models.TabularNet(hidden=32, depth=1, max_features=16, max_outputs=4),
+                                  inner_steps=2, lr_granularity="tensor")
+    return am.MetaTrainer(learner, tasks, meta_batch_size=8, iterations=150, n_validation_tasks=0, verbose=0).fit()
+
+
+@pytest.fixture(scope="module")
+def reg_artifact():
+    tasks = am.tasks.SyntheticTabular("regression", n_features=(2, 8), shots=(8, 48))
+    learner = am.learners.MetaSGD(am.models.TabularNet(hidden=32, depth=1, max_features=16, max_outputs=2),
+                                  inner_steps=2, lr_granularity="tensor")
+    return am.MetaTrainer(learner, tasks, meta_batch_size=8, iterations=100, n_validation_tasks=0, verbose=0).fit()
+
+
+def test_pipeline_cross_validation_and_grid_search(clf_artifact):
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), MetaLearnedClassifier(clf_artifact, random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.mean() > 0.8  # iris is easy; a learned start that did not work would be near 1/3
+    grid = GridSearchCV(pipe, {"metalearnedclassifier__adapt_steps": [0, 3]}, cv=3).fit(X, y)
+    assert grid.best_params_["metalearnedclassifier__adapt_steps"] in (0, 3)
+
+
+def test_column_transformer_with_a_dataframe(clf_artifact):
+    r = np.random.default_rng(0)
+    df = pd.DataFrame({"size": r.normal(size=60), "colour": r.choice(["red", "blue"], 60)})
+    y = (df["size"] > 0).astype(int)
+    ct = ColumnTransformer([("num", StandardScaler(), ["size"]), ("cat", OneHotEncoder(), ["colour"])])
+    model = make_pipeline(ct, MetaLearnedClassifier(clf_artifact, random_state=0)).fit(df, y)
+    assert model.score(df, y) > 0.8
+    est = MetaLearnedClassifier(clf_artifact, random_state=0).fit(df[["size"]], y)
+    assert list(est.feature_names_in_) == ["size"] and est.n_features_in_ == 1
+
+
+def test_clone_refit_and_joblib_round_trip(clf_artifact, tmp_path):
+    X, y = load_wine(return_X_y=True)
+    est = MetaLearnedClassifier(clf_artifact, random_state=3).fit(X, y)
+    again = clone(est).fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), again.predict_proba(X))  # fixed random_state: identical
+    joblib.dump(est, tmp_path / "est.joblib")
+    loaded = joblib.load(tmp_path / "est.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+def test_partial_fit_and_warm_start_continue_adapting(reg_artifact):
+    r = np.random.default_rng(0)
+    X = r.normal(size=(60, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.05 * r.normal(size=60)
+    est = MetaLearnedRegressor(reg_artifact, adapt_steps=1, random_state=0).fit(X, y)
+    first = est.score(X, y)
+    for _ in range(5):
+        est.partial_fit(X, y)
+    assert est.score(X, y) > first
+    warm = MetaLearnedRegressor(reg_artifact, adapt_steps=1, random_state=0, warm_start=True)
+    warm.fit(X, y)
+    for _ in range(5):
+        warm.fit(X, y)
+    assert warm.score(X, y) == pytest.approx(est.score(X, y))
+
+
+def test_multi_output_regression(reg_artifact):
+    r = np.random.default_rng(1)
+    X = r.normal(size=(50, 3))
+    Y = np.c_[X[:, 0] * 10 + 100, -X[:, 1]]
+    est = MetaLearnedRegressor(reg_artifact, random_state=0).fit(X, Y)
+    pred = est.predict(X)
+    assert pred.shape == (50, 2)
+    assert abs(pred[:, 0].mean() - 100) < 2  # targets are standardised and mapped back
+
+
+def family_table(n_stores=16, rows=40, seed=0):
+    r = np.random.default_rng(seed)
+    parts = []
+    for s in range(n_stores):
+        price, promo = r.normal(size=rows), r.integers(0, 2, rows)
+        sales = 3 * promo - 2 * price + 0.5 * (s % 4) + r.normal(scale=0.2, size=rows) + 50
+        parts.append(pd.DataFrame({"store": s, "price": price, "promo": promo, "sales": sales}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_family_artifact_serves_its_family_and_refuses_other_features():
+    tasks = am.tasks.from_groups(family_table(), group="store", target="sales", shots=10, query_shots=20)
+    artifact = am.meta_fit(tasks, iterations=150, verbose=0, n_validation_tasks=0)
+    assert artifact.task_family["feature_names"] == ["price", "promo"]
+    new = family_table(n_stores=1, seed=9)
+    est = MetaLearnedRegressor(artifact).fit(new[["price", "promo"]][:10], new["sales"][:10])
+    assert est.score(new[["price", "promo"]][10:], new["sales"][10:]) > 0.5
+    with pytest.raises(ValueError, match="features \\['price', 'promo'\\].*cannot serve data with the features"):
+        MetaLearnedRegressor(artifact).fit(new[["promo", "price"]], new["sales"])
+    with pytest.raises(ValueError, match="family of datasets with 2 features; X has 3"):
+        MetaLearnedRegressor(artifact).fit(np.zeros((5, 3)), np.zeros(5))
+
+
+@pytest.mark.parametrize(
+    "make, fit_args, message",
+    [
+        (lambda a: MetaLearnedClassifier(a), (np.array([[0.0, np.nan]] * 4), [0, 1, 0, 1]), "NaN"),
+        (lambda a: MetaLearnedClassifier(a), (np.zeros((4, 2)), [1, 1, 1, 1]), "one class only"),
+        (lambda a: MetaLearnedClassifier(a), (np.zeros((0, 2)), []), "0 sample"),
+        (lambda a: MetaLearnedClassifier(a), (np.zeros((8, 20)), [0, 1] * 4), "at most 16 features"),
+        (lambda a: MetaLearnedClassifier(a), (np.zeros((10, 2)), np.arange(10) % 5), "at most 4 classes"),
+        (lambda a: MetaLearnedClassifier(a, adapt_steps=-1), (np.zeros((4, 2)), [0, 1, 0, 1]), "adapt_steps"),
+        (lambda a: MetaLearnedClassifier(a, n_ensemble=0), (np.zeros((4, 2)), [0, 1, 0, 1]), "n_ensemble"),
+        (lambda a: MetaLearnedRegressor(a), (np.zeros((4, 2)), [0.0, 1, 2, 3]), "needs a regression artifact"),
+        (lambda a: MetaLearnedClassifier("no-such-artifact"), (np.zeros((4, 2)), [0, 1, 0, 1]),
+         "No artifact file at 'no-such-artifact'"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(clf_artifact, make, fit_args, message):
+    with pytest.raises(ValueError, match=message):
+        make(clf_artifact).fit(*fit_args)
+
+
+def test_wrong_feature_count_at_predict(clf_artifact):
+    est = MetaLearnedClassifier(clf_artifact).fit(np.random.default_rng(0).normal(size=(10, 3)), [0, 1] * 5)
+    with pytest.raises(ValueError, match="X has 2 features, but MetaLearnedClassifier is expecting 3"):
+        est.predict(np.zeros((2, 2)))
