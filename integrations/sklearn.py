@@ -23,7 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from automl_meta.artifacts import MetaArtifact, load
+from automl_meta.artifacts import MetaArtifact, bundled, load
 from automl_meta.engine import functional_apply
 from automl_meta.tasks import TaskBatch
 
@@ -57,7 +57,12 @@ class _MetaLearnedEstimator(BaseEstimator):
 
     def _resolve_artifact(self) -> MetaArtifact:
         # A copy: running the model must not touch the object the user passed as a parameter.
-        artifact = copy.deepcopy(self.artifact) if isinstance(self.artifact, MetaArtifact) else load(self.artifact)
+        if isinstance(self.artifact, MetaArtifact):
+            artifact = copy.deepcopy(self.artifact)
+        elif isinstance(self.artifact, str) and f"{self.artifact}-{self._task_type}" in bundled():
+            artifact = load(f"{self.artifact}-{self._task_type}")  # "default-tabular" has one per task type
+        else:
+            artifact = load(self.artifact)
         # float64 throughout: fits are small, and results then do not depend on row order or repetition.
         artifact.learner.to(torch.float64)
         kind = artifact.learner.task_type

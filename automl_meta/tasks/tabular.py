@@ -10,7 +10,7 @@ from ..exceptions import TaskError
 from .batch import TASK_TYPES, Task
 from .distribution import TaskDistribution
 
-MECHANISMS = ("mlp", "gmm", "tree", "linear")
+MECHANISMS = ("mlp", "gmm", "tree", "linear", "scm")
 
 
 def _range(value, name: str, minimum: int) -> tuple[int, int]:
@@ -23,17 +23,23 @@ def _range(value, name: str, minimum: int) -> tuple[int, int]:
 class SyntheticTabular(TaskDistribution):
     """Tabular tasks of varied shape drawn from random generating mechanisms.
 
-    Each task draws its number of features and classes, a mechanism, and a
-    noise level, then samples ``X`` (Gaussian, with some features made
-    discrete) and ``y`` from the mechanism:
+    Each task draws its number of features and classes, a mechanism, a noise
+    level and, for classification, class imbalance, then samples ``X``
+    (correlated Gaussian features, some skewed, some discrete) and ``y`` from
+    the mechanism, which uses a random subset of the features:
 
     - ``"mlp"``: a random two-layer network of ``X``;
     - ``"gmm"``: a Gaussian mixture with one or more components per class;
     - ``"tree"``: a random axis-aligned decision tree;
-    - ``"linear"``: a random linear function.
+    - ``"linear"``: a random linear function;
+    - ``"scm"``: a random structural causal model, in which features and target
+      are nodes of a random network of latent causes (features may be causes,
+      effects or siblings of the target).
 
-    Regression targets are standardised; classification labels come from the
-    argmax of the mechanism's per-class scores.
+    Features are standardised with the support set's statistics (as the
+    scikit-learn estimators do with training data); regression targets are
+    standardised; classification labels come from the argmax of the
+    mechanism's per-class scores plus a random class bias (imbalance).
 
     Parameters
     ----------
@@ -89,8 +95,38 @@ class SyntheticTabular(TaskDistribution):
         self.n_features = self.feature_range[1]
         self.n_outputs = self.class_range[1] if task_type == "classification" else 1
 
+    @staticmethod
+    def _inputs(n: int, f: int, rng: np.random.Generator) -> np.ndarray:
+        mix = np.eye(f) + rng.normal(size=(f, f)) * rng.uniform(0, 0.7)  # correlated features
+        X = rng.normal(size=(n, f)) @ mix
+        X /= X.std(0) + 1e-8
+        skewed = rng.random(f) < 0.2
+        X[:, skewed] = np.exp(X[:, skewed])
+        discrete = rng.random(f) < 0.2
+        X[:, discrete] = np.round(X[:, discrete] * rng.uniform(0.5, 2))
+        return X
+
+    @staticmethod
+    def _scm(n: int, f: int, n_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Features and target scores as nodes of a random layered network of latent causes."""
+        width, depth = f + n_out + int(rng.integers(2, 8)), int(rng.integers(2, 4))
+        layer = rng.normal(size=(n, width))
+        nodes = [layer]
+        act = [np.tanh, lambda z: np.maximum(z, 0), np.sin][rng.integers(3)]
+        for _ in range(depth):
+            w = rng.normal(size=(width, width)) * (rng.random((width, width)) < 0.5) / np.sqrt(width)
+            layer = act(layer @ w * 2) + rng.normal(scale=rng.uniform(0.01, 0.3), size=(n, width))
+            nodes.append(layer)
+        pool = np.concatenate(nodes[1:], 1)
+        pick = rng.permutation(pool.shape[1])
+        return pool[:, pick[:f]], pool[:, pick[f : f + n_out]] * 3
+
     def _scores(self, mech: str, X: np.ndarray, n_out: int, rng: np.random.Generator) -> np.ndarray:
         n, f = X.shape
+        relevant = rng.random(f) < rng.uniform(0.3, 1.0)
+        relevant[rng.integers(f)] = True
+        X = X[:, relevant]
+        f = X.shape[1]
         if mech == "linear":
             return X @ rng.normal(size=(f, n_out))
         if mech == "mlp":
@@ -114,19 +150,24 @@ class SyntheticTabular(TaskDistribution):
         f = int(rng.integers(self.feature_range[0], self.feature_range[1] + 1))
         k = int(rng.integers(self.shot_range[0], self.shot_range[1] + 1))
         n = k + self.query_shots
-        X = rng.normal(size=(n, f))
-        discrete = rng.random(f) < 0.2
-        X[:, discrete] = np.round(X[:, discrete] * 1.5)
         mech = self.mechanisms[rng.integers(len(self.mechanisms))]
         noise = rng.uniform(*self.noise)
-        if self.task_type == "classification":
-            c = int(rng.integers(self.class_range[0], self.class_range[1] + 1))
+        c = int(rng.integers(self.class_range[0], self.class_range[1] + 1)) \
+            if self.task_type == "classification" else 1
+        if mech == "scm":
+            X, scores = self._scm(n, f, c, rng)
+        else:
+            X = self._inputs(n, f, rng)
             scores = self._scores(mech, X, c, rng)
-            y = scores.argmax(1)
+        mean, std = X[:k].mean(0), X[:k].std(0)
+        X = np.clip((X - mean) / np.where(std > 1e-8, std, 1.0), -6, 6)
+        if self.task_type == "classification":
+            scores = (scores - scores.mean(0)) / (scores.std(0) + 1e-8)
+            y = (scores + rng.normal(scale=rng.uniform(0, 1.5), size=c)).argmax(1)  # random class bias
             flip = rng.random(n) < noise
             y[flip] = rng.integers(0, c, size=int(flip.sum()))
             return Task(X[:k], y[:k], X[k:], y[k:], task_type="classification", n_classes=c)
-        y = self._scores(mech, X, 1, rng)[:, 0]
+        y = scores[:, 0]
         y = (y - y.mean()) / (y.std() + 1e-8) + noise * rng.normal(size=n)
         return Task(X[:k], y[:k], X[k:], y[k:])
 

@@ -1,0 +1,79 @@
+"""Meta-train the bundled universal tabular artifacts, ``default-tabular-classification`` and ``-regression``.
+
+Each is a Meta-SGD learner on a :class:`~automl_meta.models.TabularNet` (any width up to 128 features, up
+to 10 classes), meta-trained on the broad synthetic prior of :class:`~automl_meta.tasks.SyntheticTabular`
+(random networks, structural causal models, trees, Gaussian mixtures and linear functions; 1 to 64
+features, 2 to 10 classes, 8 to 128 training rows, noise, imbalance, skewed and discrete features).
+The two runs go to two single-threaded worker processes; both are seeded and checkpointed, and a killed
+run resumes where it stopped. The artifacts are written into the package
+(``automl_meta/artifacts/bundled/``) unless ``--out`` says otherwise.
+
+Run ``python studies/train_default_tabular.py`` (under 30 minutes on 2 cores), or ``--quick`` for a
+seconds-long smoke run written under studies/results/quick/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import automl_meta as am  # noqa: E402
+from _report import output_dir  # noqa: E402
+
+BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
+TASK_TYPES = ("classification", "regression")
+
+
+def train(task_type: str, iterations: int, seed: int, run_dir: Path, out: Path) -> Path:
+    tasks = am.tasks.SyntheticTabular(task_type, n_features=(1, 64), n_classes=(2, 10), shots=(8, 128),
+                                      query_shots=64, noise=(0.0, 0.2))
+    model = am.models.TabularNet(hidden=64, depth=2, max_features=128, max_outputs=10 if task_type ==
+                                 "classification" else 4, seed=seed)
+    learner = am.learners.MetaSGD(model, inner_steps=3, inner_lr=0.01)
+    artifact = am.MetaTrainer(learner, tasks, meta_batch_size=16, iterations=iterations, outer_lr=1e-3,
+                              clip_grad_norm=10.0, n_validation_tasks=64, eval_every=max(1, iterations // 24),
+                              checkpoint_dir=run_dir / task_type, checkpoint_every=max(1, iterations // 24),
+                              resume=True, seed=seed, verbose=0).fit()
+    artifact.training["adapt_steps"] = 3
+    return artifact.save(out / f"default-tabular-{task_type}.ameta")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a few iterations, for smoke tests")
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="where the .ameta files go (default: the package's bundled folder)")
+    p.add_argument("--only", choices=TASK_TYPES, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    iterations = args.iterations or (20 if args.quick else 6000)
+    out = Path(args.out) if args.out else (output_dir(None, True) if args.quick else BUNDLED)
+    run_dir = output_dir(None, args.quick) / "runs" / "default_tabular"
+    torch.set_num_threads(1)
+    if args.only:  # a worker process
+        print(f"wrote {train(args.only, iterations, args.seed, run_dir, out)}", flush=True)
+        return
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--only", t, "--iterations", str(iterations),
+                               "--seed", str(args.seed), "--out", str(out)], env=env) for t in TASK_TYPES]
+    codes = [proc.wait() for proc in procs]
+    if any(codes):
+        raise SystemExit(f"meta-training failed (exit codes {codes})")
+    for t in TASK_TYPES:
+        artifact = am.load(out / f"default-tabular-{t}.ameta")
+        size = (out / f"default-tabular-{t}.ameta").stat().st_size / 1e6
+        print(f"{t}: best validation loss {artifact.metrics['val_loss']:.4f} at iteration "
+              f"{artifact.metrics['best_iteration']}, {size:.2f} MB")
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
