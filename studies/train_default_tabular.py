@@ -52,10 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="where the .ameta files go (default: the package's bundled folder)")
     p.add_argument("--only", choices=TASK_TYPES, help=argparse.SUPPRESS)
+    p.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     iterations = args.iterations or (20 if args.quick else 6000)
     out = Path(args.out) if args.out else (output_dir(None, True) if args.quick else BUNDLED)
-    run_dir = output_dir(None, args.quick) / "runs" / "default_tabular"
+    run_dir = Path(args.run_dir) if args.run_dir else output_dir(None, args.quick) / "runs" / "default_tabular"
     torch.set_num_threads(1)
     if args.only:  # a worker process
         print(f"wrote {train(args.only, iterations, args.seed, run_dir, out)}", flush=True)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, __file__, "--only", t, "--iterations", str(iterations),
-                               "--seed", str(args.seed), "--out", str(out)], env=env) for t in TASK_TYPES]
+                               "--seed", str(args.seed), "--out", str(out), "--run-dir", str(run_dir)], env=env) for t in TASK_TYPES]
     codes = [proc.wait() for proc in procs]
     if any(codes):
         raise SystemExit(f"meta-training failed (exit codes {codes})")
