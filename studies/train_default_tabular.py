@@ -40,8 +40,8 @@ def train(task_type: str, iterations: int, seed: int, run_dir: Path, out: Path) 
     artifact = am.MetaTrainer(learner, tasks, meta_batch_size=16, iterations=iterations, outer_lr=1e-3,
                               clip_grad_norm=10.0, n_validation_tasks=64, eval_every=max(1, iterations // 24),
                               checkpoint_dir=run_dir / task_type, checkpoint_every=max(1, iterations // 24),
-                              resume=True, seed=seed, verbose=0).fit()
-    artifact.training["adapt_steps"] = 3
+                              resume=True, seed=seed, verbose=0,
+                              adapt_steps_candidates=(1, 2, 3, 5, 8, 10, 15, 20, 30)).fit()
     return artifact.save(out / f"default-tabular-{task_type}.ameta")
 
 
@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         artifact = am.load(out / f"default-tabular-{t}.ameta")
         size = (out / f"default-tabular-{t}.ameta").stat().st_size / 1e6
         print(f"{t}: best validation loss {artifact.metrics['val_loss']:.4f} at iteration "
-              f"{artifact.metrics['best_iteration']}, {size:.2f} MB")
+              f"{artifact.metrics['best_iteration']}; default adaptation steps "
+              f"{artifact.training['adapt_steps']} (validation loss by steps: "
+              f"{artifact.metrics['val_loss_by_adapt_steps']}); {size:.2f} MB")
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -40,6 +40,9 @@ def write(path: str | os.PathLike, tensors: dict[str, torch.Tensor], document: d
     flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shared artifact unreadable to others
     try:
         save_file(flat, tmp, metadata={DOCUMENT_KEY: json.dumps(document, sort_keys=True)})
         with open(tmp, "rb+") as f:

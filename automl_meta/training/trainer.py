@@ -74,6 +74,10 @@ class MetaTrainer:
     verbose : int, default=1
         1 shows a progress bar on a terminal; 0 is silent.
     dtype : torch.dtype, default=torch.float32
+    adapt_steps_candidates : sequence of int, optional
+        After training, the validation tasks are scored after each of these numbers of
+        adaptation steps, and the best becomes the artifact's default (``training["adapt_steps"]``,
+        used by the scikit-learn estimators). Steps beyond ``inner_steps`` are safeguarded.
 
     Attributes
     ----------
@@ -116,6 +120,7 @@ class MetaTrainer:
         seed: int = 0,
         verbose: int = 1,
         dtype: torch.dtype = torch.float32,
+        adapt_steps_candidates: Sequence[int] | None = None,
     ) -> None:
         if not isinstance(learner, Learner):
             raise TypeError(f"learner must be an automl_meta Learner (e.g. MAML), got {type(learner).__name__}.")
@@ -148,6 +153,10 @@ class MetaTrainer:
         self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
         self.callbacks = list(callbacks)
         self.seed, self.verbose, self.dtype = int(seed), int(verbose), dtype
+        self.adapt_steps_candidates = None if adapt_steps_candidates is None else [
+            check_positive_int(s, "adapt_steps_candidates entries") for s in adapt_steps_candidates]
+        if self.adapt_steps_candidates is not None and n_validation_tasks == 0:
+            raise ValueError("adapt_steps_candidates needs validation tasks (n_validation_tasks > 0).")
         self.stop_training = False
 
     # -- configuration -------------------------------------------------------------------------------
@@ -283,11 +292,17 @@ class MetaTrainer:
             cb.on_fit_end(self)
         if self._best_state is not None:
             self.learner.load_state_dict(self._best_state)
-        artifact = MetaArtifact(self.learner, task_family=self.tasks.describe(), training=self.config(),
-                                metrics={"val_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
-                                         "best_iteration": self.best_iteration_, "iterations_run": self.iteration,
-                                         "skipped_updates": self.n_skipped_},
-                                seed=self.seed)
+        training, metrics = self.config(), {
+            "val_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
+            "best_iteration": self.best_iteration_, "iterations_run": self.iteration,
+            "skipped_updates": self.n_skipped_}
+        if self.adapt_steps_candidates:
+            by_steps = {s: float(self.learner.evaluate(self._val_batch, steps=s)[0].mean())
+                        for s in self.adapt_steps_candidates}
+            training["adapt_steps"] = min(by_steps, key=lambda s: (by_steps[s], s))
+            metrics["val_loss_by_adapt_steps"] = {str(s): v for s, v in by_steps.items()}
+        artifact = MetaArtifact(self.learner, task_family=self.tasks.describe(), training=training,
+                                metrics=metrics, seed=self.seed)
         if self.checkpoint_dir is not None:
             artifact.save(self.checkpoint_dir / ARTIFACT_NAME)
         return artifact

@@ -236,3 +236,15 @@ def test_early_stopping_stops_before_the_last_iteration():
     t = trainer(iterations=1000, eval_every=1, callbacks=[EarlyStopping(patience=1, min_delta=1e9)])
     t.fit()
     assert t.iteration == 2  # the first validation sets the best, the second cannot improve by 1e9
+
+
+def test_adapt_steps_candidates_pick_the_best_on_validation_tasks():
+    t = trainer(am.learners.MAML, iterations=30, adapt_steps_candidates=(1, 3, 6))
+    artifact = t.fit()
+    by_steps = artifact.metrics["val_loss_by_adapt_steps"]
+    assert set(by_steps) == {"1", "3", "6"}
+    assert artifact.training["adapt_steps"] == int(min(by_steps, key=by_steps.get))
+    for steps, loss in by_steps.items():
+        assert loss == pytest.approx(float(artifact.learner.evaluate(t._val_batch, steps=int(steps))[0].mean()))
+    with pytest.raises(ValueError, match="needs validation tasks"):
+        trainer(adapt_steps_candidates=(1,), n_validation_tasks=0)
