@@ -11,7 +11,6 @@ Writes ``engine_speed.csv``, ``engine_speed.json`` and ``engine_speed.png``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import _higher_reference  # noqa: E402
 import automl_meta as am  # noqa: E402
-from _report import output_dir, print_table, write_csv, write_json  # noqa: E402
+from _report import output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
 
 STEPS = (1, 5)
 TASKS, SHOTS, LR = 25, 10, 0.01
@@ -92,15 +91,11 @@ def plot(path: Path, results: dict[int, dict[str, float]]) -> None:
     ax.set_xticks(list(x), [f"{s} inner step{'s' * (s > 1)}" for s in results])
     ax.set(ylabel="ms per meta-iteration", title=f"MAML, sinusoid, {TASKS} tasks, second order")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="few repeats (seconds), for smoke tests")
-    p.add_argument("--out", help="output folder (default studies/results, or studies/results/quick)")
+    p = parser(__doc__, "few repeats (seconds), for smoke tests")
     args = p.parse_args(argv)
     out = output_dir(args.out, args.quick)
     repeats, per_repeat = (2, 5) if args.quick else (5, 40)

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import automl_meta as am  # noqa: E402
-from _report import mean_ci95, output_dir, print_table, write_csv, write_json  # noqa: E402
+from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
 
 SHOTS = (5, 10, 20)
 LEARNERS = {"maml": am.learners.MAML, "metasgd": am.learners.MetaSGD}
@@ -113,18 +113,14 @@ def plot(path: Path, curves: dict, examples: dict) -> None:
             ax.plot(ex["grid"], ex[name], color=color, lw=1.2, label=f"{name}, {MAX_STEPS} steps")
         ax.set(title=f"K = {k}: an example task", xlabel="x", ylabel="y")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small run (under a minute) for smoke tests")
+    p = parser(__doc__, "small run (under a minute) for smoke tests")
     p.add_argument("--iterations", type=int, help="meta-training iterations per run")
     p.add_argument("--eval-tasks", type=int, help="fresh test tasks (default 600; 100 with --quick)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder (default studies/results, or studies/results/quick)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel training processes")
     p.add_argument("--fresh", action="store_true", help="discard earlier checkpoints of the full run")
     p.add_argument("--train-one", nargs=2, metavar=("LEARNER", "K"), help=argparse.SUPPRESS)

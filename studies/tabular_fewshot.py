@@ -12,7 +12,9 @@ serving as test rows. Methods:
   refitted on all of them.
 
 Reports accuracy and log-loss (R^2 for regression), fit time, and mean ranks. Cases run in ``--jobs``
-single-threaded worker processes. ``--quick`` runs a small subset (under a minute).
+single-threaded worker processes that append each finished case to ``<out>/runs/tabular_fewshot/``, so a
+killed run resumes where it stopped (``--fresh`` starts over). ``--quick`` runs a small subset (under a
+minute).
 Writes ``tabular_fewshot.csv`` (one row per case and method), ``.json`` and ``.png``.
 """
 
@@ -21,9 +23,9 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import automl_meta as am  # noqa: E402
-from _report import output_dir, print_table, write_json  # noqa: E402
+from _report import output_dir, parser, print_table, save_figure, write_json  # noqa: E402
 
 DATASETS = {"iris": "classification", "wine": "classification", "breast_cancer": "classification",
             "digits": "classification", "diabetes": "regression"}
@@ -95,7 +97,9 @@ def tuned_adam(X, y, task: str, trials: int, seed: int):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n_out = int(y.max()) + 1 if task == "classification" else 1
-    strat = y if task == "classification" and min(np.bincount(y)) >= 2 else None
+    n_holdout = int(np.ceil(0.25 * len(y)))
+    strat = y if task == "classification" and min(np.bincount(y)) >= 2 and n_holdout >= len(np.unique(y)) \
+        else None
     Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=strat)
 
     def objective(trial):
@@ -184,6 +188,13 @@ def run_case(name: str, n: int, seed: int, trials: int) -> list[dict]:
     return rows
 
 
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def summarise(rows: list[dict], quick: bool, trials: int) -> dict:
     import pandas as pd
 
@@ -232,18 +243,15 @@ def plot(path: Path, rows: list[dict]) -> None:
         ax.set(xscale="log", title=name, xlabel="training rows",
                ylabel="accuracy" if DATASETS[name] == "classification" else "R^2")
     np.atleast_1d(axes)[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
+    p = parser(__doc__, "a small subset (under a minute), for smoke tests")
     p.add_argument("--seeds", type=int)
     p.add_argument("--trials", type=int, help="TPE trials for TunedAdam (default 50; 0 leaves it out)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--out")
+    p.add_argument("--fresh", action="store_true", help="discard the cases of an earlier run")
     p.add_argument("--shard", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 20)
@@ -252,27 +260,34 @@ def main(argv: list[str] | None = None) -> dict:
     n_train = (16, 32) if args.quick else N_TRAIN
     cases = [(d, n, s) for d in names for n in n_train for s in range(seeds)]
     torch.set_num_threads(1)
-    if args.shard:  # a worker: run every jobs-th case and write CSV rows
+    if args.shard:  # a worker: run every jobs-th case not yet in its file, appending each as it ends
         index, jobs, path = args.shard.split(":", 2)
-        with open(path, "w", newline="") as f:
+        done = {(r["dataset"], int(r["n_train"]), int(r["seed"])) for r in read_rows(Path(path))}
+        new = not Path(path).exists()
+        with open(path, "a", newline="") as f:
             w = csv.DictWriter(f, FIELDS)
-            w.writeheader()
-            for d, n, s in cases[int(index)::int(jobs)]:
-                w.writerows(run_case(d, n, s, trials))
-                f.flush()
+            if new:
+                w.writeheader()
+            for case in cases[int(index)::int(jobs)]:
+                if case not in done:
+                    w.writerows(run_case(*case, trials))
+                    f.flush()
         return {}
     out = output_dir(args.out, args.quick)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        jobs = max(1, args.jobs)
-        shards = [Path(tmp) / f"shard{i}.csv" for i in range(jobs)]
-        base = [sys.executable, __file__, "--seeds", str(seeds), "--trials", str(trials)] + \
-            (["--quick"] if args.quick else [])
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        procs = [subprocess.Popen(base + ["--shard", f"{i}:{jobs}:{shards[i]}"], env=env) for i in range(jobs)]
-        if any(proc.wait() for proc in procs):
-            raise SystemExit("a worker failed")
-        rows = [r for s in shards for r in csv.DictReader(open(s))]
+    run_dir = out / "runs" / "tabular_fewshot"
+    if args.fresh or args.quick:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    jobs = max(1, args.jobs)
+    shards = [run_dir / f"shard{i}of{jobs}-seeds{seeds}-trials{trials}.csv" for i in range(jobs)]
+    base = [sys.executable, __file__, "--seeds", str(seeds), "--trials", str(trials)] + \
+        (["--quick"] if args.quick else [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(base + ["--shard", f"{i}:{jobs}:{shards[i]}"], env=env) for i in range(jobs)]
+    if any(proc.wait() for proc in procs):
+        raise SystemExit("a worker failed; run again to resume from the finished cases")
+    rows = [r for s in shards for r in read_rows(s)]
     for r in rows:
         for k in ("n_train", "seed"):
             r[k] = int(r[k])
