@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "sinusoid.py"
 
 
-def test_quick_study_writes_results(tmp_path):
-    run = subprocess.run([sys.executable, str(STUDY), "--quick", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert "MSE 10 steps" in run.stdout
+def test_quick_study_writes_results(run_quick_study):
+    tmp_path = run_quick_study("sinusoid")
+    assert "MSE 10 steps" in run_quick_study.stdout
     result = json.loads((tmp_path / "sinusoid.json").read_text())
     assert result["quick"] is True and result["eval_tasks"] == 100
     for name in ("maml", "metasgd"):

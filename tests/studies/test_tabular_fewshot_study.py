@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "tabular_fewshot.py"
 
 
-def test_quick_study_writes_results(tmp_path):
-    run = subprocess.run([sys.executable, str(STUDY), "--quick", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
+def test_quick_study_writes_results(run_quick_study):
+    tmp_path = run_quick_study("tabular_fewshot")
     result = json.loads((tmp_path / "tabular_fewshot.json").read_text())
     assert result["quick"] is True and result["cases"] == 8
     ranks = result["mean_rank"]
