@@ -64,7 +64,7 @@ class MLP(nn.Module):
         ``generator`` so that a seed fixes them.
         """
         for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}.")
         self.in_features, self.out_features = in_features, out_features
         widths = [in_features, *self.hidden_sizes, out_features]

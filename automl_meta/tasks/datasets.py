@@ -78,7 +78,10 @@ class DatasetTasks(TaskDistribution):
         k = self.shots
         q = len(y) - k if self.query_shots is None else self.query_shots
         s_idx, q_idx = order[:k], order[k : k + q]
-        n_classes = self.n_outputs if self.task_type == "classification" else None
+        n_classes = None
+        if self.task_type == "classification":
+            # Shared labels keep the family's class count; unrelated datasets have their own.
+            n_classes = self.n_outputs if self.classes_ is not None else int(y.max()) + 1
         return Task(X[s_idx], y[s_idx], X[q_idx], y[q_idx], task_type=self.task_type, n_classes=n_classes)
 
     def describe(self) -> dict[str, Any]:
@@ -183,6 +186,10 @@ def from_groups(
         raise TaskError("No feature columns: the table has only the group and target columns.")
     if len(df) == 0:
         raise TaskError("The table is empty.")
+    missing_group = int(df[group].isna().sum())
+    if missing_group:
+        raise TaskError(f"{missing_group} row(s) have no value in the group column {group!r}; fill or drop them "
+                        "first (they would belong to no task).")
     datasets, names = [], []
     for name, part in df.groupby(group, sort=True):
         y = part[targets[0]].to_numpy() if len(targets) == 1 else part[targets].to_numpy()

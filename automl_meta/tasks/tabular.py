@@ -14,8 +14,13 @@ MECHANISMS = ("mlp", "gmm", "tree", "linear", "scm")
 
 
 def _range(value, name: str, minimum: int) -> tuple[int, int]:
-    lo, hi = (value, value) if np.isscalar(value) else tuple(value)
-    if not (float(lo).is_integer() and float(hi).is_integer() and minimum <= lo <= hi):
+    try:
+        lo, hi = (value, value) if np.isscalar(value) else tuple(value)
+        ok = (not any(isinstance(v, (bool, np.bool_, str)) for v in (lo, hi))
+              and float(lo).is_integer() and float(hi).is_integer() and minimum <= lo <= hi)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise TaskError(f"{name} must be an int or an (low, high) pair of ints >= {minimum}, got {value!r}.")
     return int(lo), int(hi)
 
@@ -80,6 +85,8 @@ class SyntheticTabular(TaskDistribution):
     ) -> None:
         if task_type not in TASK_TYPES:
             raise TaskError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}.")
+        if isinstance(mechanisms, str):
+            mechanisms = (mechanisms,)  # one mechanism by name
         unknown = set(mechanisms) - set(MECHANISMS)
         if unknown or not mechanisms:
             raise TaskError(f"mechanisms must be a non-empty subset of {MECHANISMS}, got {list(mechanisms)}.")

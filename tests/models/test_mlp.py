@@ -40,6 +40,12 @@ def test_bad_arguments(kwargs, message):
         MLP(**kwargs)
 
 
+@pytest.mark.parametrize("widths", [(True, 2), (2, False), (0, 2), (2.0, 2)])
+def test_build_refuses_widths_that_are_not_positive_integers(widths):
+    with pytest.raises(ValueError, match="must be a positive integer"):
+        MLP([4]).build(*widths)
+
+
 def test_forward_before_build_says_what_to_do():
     with pytest.raises(RuntimeError, match="no layers yet.*call build"):
         MLP()(torch.zeros(1, 1))

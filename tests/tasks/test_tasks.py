@@ -93,6 +93,12 @@ def test_from_datasets_pads_different_widths():
         (lambda: from_groups(table().iloc[:0], group="store", target="churn"), "table is empty"),
         (lambda: from_groups(table(), group="store", target="churn", task_type="ranking"), "task_type must be"),
         (lambda: SyntheticTabular(mechanisms=["mlp", "forest"]), "mechanisms must be"),
+        (lambda: SyntheticTabular(mechanisms="forest"), "mechanisms must be.*\\['forest'\\]"),
+        (lambda: SyntheticTabular(n_features=True), "n_features must be an int"),
+        (lambda: SyntheticTabular(n_classes=(2, True)), "n_classes must be an int"),
+        (lambda: SyntheticTabular(shots="8"), "shots must be an int"),
+        (lambda: from_groups(table().assign(store=lambda t: t["store"].where(t.index > 0)), group="store",
+                             target="churn"), "1 row\\(s\\) have no value in the group column 'store'"),
         (lambda: SyntheticTabular("clustering"), "task_type must be"),
         (lambda: Sinusoid(shots=0), "shots must be an integer >= 1"),
         (lambda: Sinusoid(shots=2.5), "shots must be an integer >= 1"),
@@ -110,6 +116,22 @@ def test_from_datasets_pads_different_widths():
 def test_bad_data_gets_a_clear_error(build, message):
     with pytest.raises(TaskError, match=message):
         build()
+
+
+def test_one_mechanism_may_be_named_alone():
+    tasks = SyntheticTabular(mechanisms="tree")
+    assert tasks.mechanisms == ("tree",) and tasks.sample(2, rng=0).x_support.shape[0] == 2
+
+
+def test_unrelated_datasets_keep_their_own_class_counts():
+    rng = np.random.default_rng(0)
+    data = [(rng.normal(size=(40, 3)), rng.integers(0, 2, 40)), (rng.normal(size=(40, 3)), rng.integers(0, 5, 40))]
+    tasks = from_datasets(data, shots=10, query_shots=20)
+    assert tasks.n_outputs == 5
+    assert tasks.split(0, rng).n_outputs == 2 and tasks.split(1, rng).n_outputs == 5
+    # Related datasets share their labels' meaning, so every task keeps the family's classes.
+    shared = from_datasets(data, shots=10, query_shots=20, shared_features=True)
+    assert shared.split(0, rng).n_outputs == 5
 
 
 def test_task_error_is_a_value_error_and_unknown_options_are_type_errors():
