@@ -151,7 +151,16 @@ def from_parts(tensors: dict[str, torch.Tensor], manifest: dict[str, Any], path)
     if tensorfile.tensors_sha256(tensors) != expected:
         raise ArtifactError(f"'{path}' failed its integrity check: the sha256 of its tensors does not match the "
                             "manifest (the file was modified or corrupted). Re-create or re-download it.")
-    config = {k: v for k, v in manifest.get("learner", {}).items() if k != "meta_learns"}
+    learner_config = manifest.get("learner")
+    if not isinstance(learner_config, dict):
+        raise ArtifactError(f"'{path}' has no learner description in its manifest (found "
+                            f"{type(learner_config).__name__}); the file is damaged or not an artifact.")
+    not_float = sorted(k for k, v in tensors.items() if not v.is_floating_point())
+    if not_float or len({v.dtype for v in tensors.values()}) > 1:
+        found = sorted({str(v.dtype).removeprefix("torch.") for v in tensors.values()})
+        raise ArtifactError(f"'{path}' holds tensors of dtypes {found}; an artifact's tensors share one floating "
+                            f"dtype (float32 or float64){f' (not: {not_float[:3]})' if not_float else ''}.")
+    config = {k: v for k, v in learner_config.items() if k != "meta_learns"}
     try:
         learner = _learners.from_config(config)
     except (ValueError, TypeError, KeyError) as exc:

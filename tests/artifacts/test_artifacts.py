@@ -111,6 +111,8 @@ def bump(tensors):
          "cannot build: Unknown learner 'hypernet'"),
         (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m["learner"]["model"].update(hidden_sizes=[9])),
          "does not match its learner's architecture"),
+        (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(learner=["MAML"])),
+         "no learner description"),
     ],
 )
 def test_bad_files_are_refused(regression_artifact, tmp_path, make_bad, message):
@@ -130,6 +132,17 @@ def test_wrong_shape_with_consistent_hash_is_refused(regression_artifact, tmp_pa
     tensorfile.write(tmp_path / "shape.ameta", tensors, manifest)
     with pytest.raises(ArtifactError, match="shape.ameta.*does not match its learner's architecture"):
         am.load(tmp_path / "shape.ameta")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float16])
+def test_tensors_of_another_dtype_are_refused(regression_artifact, tmp_path, dtype):
+    tensors, manifest = tensorfile.read(regression_artifact.save(tmp_path / "good.ameta"))
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].to(dtype)
+    manifest["tensors_sha256"] = tensorfile.tensors_sha256(tensors)
+    tensorfile.write(tmp_path / "dtype.ameta", tensors, manifest)
+    with pytest.raises(ArtifactError, match="dtype.ameta.*share one floating dtype"):
+        am.load(tmp_path / "dtype.ameta")
 
 
 def test_safetensors_file_without_our_header_is_refused(tmp_path):
