@@ -25,6 +25,14 @@ CHECKPOINT_NAME = "last.ckpt"
 ARTIFACT_NAME = "artifact.ameta"
 
 
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Where two configurations differ, as ``"key.sub: checkpoint X, now Y"`` lines."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for k in sorted(old.keys() | new.keys(), key=str)
+                for line in _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
+    return [] if old == new else [f"{path or 'configuration'}: checkpoint {old!r}, now {new!r}"]
+
+
 def _rng(seed: int, *key: int) -> np.random.Generator:
     # Each iteration's tasks depend only on (seed, iteration): a resumed run sees the same tasks.
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
@@ -183,6 +191,7 @@ class MetaTrainer:
         self.iteration, self.n_skipped_, self._consecutive_bad = 0, 0, 0
         self.best_loss_, self.best_iteration_, self._best_state = math.inf, None, None
         self.history_: list[dict[str, Any]] = []
+        self._running: float | None = None  # smoothed training loss, checkpointed so a resumed run reports the same
         self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, _rng(self.seed, 1)).to(self.dtype)
                            if self.n_validation_tasks else None)
 
@@ -200,9 +209,9 @@ class MetaTrainer:
         rec = state["record"]
         mine = self._fingerprint()
         if rec.get("fingerprint") != mine:
-            diff = sorted(k for k in mine if rec.get("fingerprint", {}).get(k) != mine[k])
-            raise CheckpointError(f"'{path}' was written by a different configuration (differs in: "
-                                  f"{', '.join(diff)}); resume with the same settings or another checkpoint_dir.")
+            diff = _differences(rec.get("fingerprint", {}), mine)
+            raise CheckpointError(f"'{path}' was written by a different configuration ({'; '.join(diff[:5])}); "
+                                  "resume with the same settings or another checkpoint_dir.")
         self.learner.load_state_dict(state["learner_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         self._best_state = state["best_state"]
@@ -211,6 +220,7 @@ class MetaTrainer:
         self.best_iteration_ = rec["best_iteration"]
         self.n_skipped_, self._consecutive_bad = rec["n_skipped"], rec["consecutive_bad"]
         self.history_ = rec["history"]
+        self._running = rec.get("running_loss")
 
     def _save_checkpoint(self) -> None:
         path = self._checkpoint_path()
@@ -219,7 +229,8 @@ class MetaTrainer:
         record = {"iteration": self.iteration, "fingerprint": self._fingerprint(),
                   "best_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
                   "best_iteration": self.best_iteration_, "n_skipped": self.n_skipped_,
-                  "consecutive_bad": self._consecutive_bad, "history": self.history_}
+                  "consecutive_bad": self._consecutive_bad, "history": self.history_,
+                  "running_loss": self._running}
         checkpoint.save(path, learner_state=self.learner.state_dict(), optimizer_state=self.optimizer.state_dict(),
                         best_state=self._best_state, record=record)
 
@@ -265,14 +276,15 @@ class MetaTrainer:
         disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
         bar = tqdm(total=self.iterations, initial=self.iteration, desc=f"meta-train {self.learner.name}",
                    unit="it", disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
-        running = None
         try:
             while self.iteration < self.iterations and not self.stop_training:
                 batch = self.tasks.sample(self.meta_batch_size, _rng(self.seed, 0, self.iteration)).to(self.dtype)
                 logs = self._step(batch)
                 self.iteration += 1
                 if not logs["skipped"]:
-                    running = logs["loss"] if running is None else 0.95 * running + 0.05 * logs["loss"]
+                    prev = self._running
+                    self._running = logs["loss"] if prev is None else 0.95 * prev + 0.05 * logs["loss"]
+                running = self._running
                 for cb in self.callbacks:
                     cb.on_iteration_end(self, self.iteration, logs)
                 if self._val_batch is not None and (self.iteration % self.eval_every == 0

@@ -72,6 +72,10 @@ def test_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, learner_cls):
     artifact = resumed.fit()
     assert_same(state(reference), state(artifact))
     assert [h["iteration"] for h in resumed.history_] == [10, 20, 30, 40, 50]
+    # The smoothed training loss is part of the checkpoint: the resumed history reads as the uninterrupted one.
+    uninterrupted = trainer(learner_cls, iterations=50)
+    uninterrupted.fit()
+    assert resumed.history_ == uninterrupted.history_
 
 
 SCRIPT = textwrap.dedent("""
@@ -133,7 +137,8 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     trainer(iterations=20, checkpoint_dir=tmp_path).fit()
-    with pytest.raises(am.CheckpointError, match="different configuration.*trainer"):
+    with pytest.raises(am.CheckpointError, match=r"different configuration.*trainer\.meta_batch_size: "
+                                                  r"checkpoint 5, now 6"):
         trainer(iterations=20, checkpoint_dir=tmp_path, resume=True, meta_batch_size=6).fit()
     with pytest.raises(am.CheckpointError, match="different configuration.*learner"):
         trainer(am.learners.MetaSGD, iterations=20, checkpoint_dir=tmp_path, resume=True).fit()
