@@ -100,8 +100,11 @@ class _MetaLearnedEstimator(BaseEstimator):
         """(n_ensemble, n_samples, n_features): the standardised rows, features permuted per member."""
         return self._standardise(X)[:, self.permutations_].transpose(1, 0, 2)
 
-    def _batch(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray) -> TaskBatch:
+    def _batch(self, X: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> TaskBatch:
+        """One task per member and row of ``weights`` (shape (n_splits, n_samples)), split-major."""
         members = torch.as_tensor(self._members(X), dtype=self._dtype)
+        splits = weights.shape[0]
+        members = members.repeat(splits, 1, 1)
         e, n = members.shape[:2]
         if self._task_type == "classification":
             y = torch.as_tensor(targets, dtype=torch.int64).expand(e, n)
@@ -110,7 +113,7 @@ class _MetaLearnedEstimator(BaseEstimator):
             y = torch.as_tensor(targets, dtype=self._dtype).expand(e, n, targets.shape[1])
             outputs = targets.shape[1]
         # Weights as counts (as in scikit-learn): a weight of 2 is a repeated row.
-        mask = torch.as_tensor(weight, dtype=self._dtype).expand(e, n)
+        mask = torch.as_tensor(weights, dtype=self._dtype).repeat_interleave(e // splits, 0)
         ones = lambda *shape: torch.ones(*shape, dtype=self._dtype)  # noqa: E731
         return TaskBatch(x_support=members, y_support=y, x_query=members[:, :1], y_query=y[:, :1],
                          support_mask=mask, query_mask=ones(e, 1), feature_mask=ones(e, members.shape[2]),
@@ -123,7 +126,73 @@ class _MetaLearnedEstimator(BaseEstimator):
     def _steps(self) -> int:
         if self.adapt_steps is not None:
             return int(self.adapt_steps)
+        return int(self.adapt_steps_)
+
+    def _learned_default(self) -> int:
         return int(self.artifact_.training.get("adapt_steps", self.artifact_.learner.inner_steps))
+
+    def _select_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> int:
+        """Cross-validated early stopping: the candidate step count with the lowest held-out loss.
+
+        The candidates are 0 and the step counts the artifact was validated on in meta-training.
+        All folds and members adapt as one batch, along one trajectory: steps beyond the
+        meta-trained ones continue from the previous candidate, exactly as a fresh fit would.
+        """
+        default = self._learned_default()
+        validated = self.artifact_.metrics.get("val_loss_by_adapt_steps", {})
+        candidates = sorted({0, default, *(int(k) for k in validated)})
+        folds = self._folds(X, targets, weight, rng)
+        if folds is None or len(candidates) < 2:
+            return default
+        held_out = np.stack([np.isin(np.arange(len(X)), test) for test in folds])
+        batch = self._batch(X, targets, weight * ~held_out)
+        learner = self.artifact_.learner
+        trained = learner.inner_steps
+        members = torch.as_tensor(self._members(X), dtype=self._dtype).repeat(len(folds), 1, 1)
+        apply = torch.vmap(functional_apply(learner.model))
+        eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
+        losses, params, at = {}, None, 0
+        for steps in candidates:
+            if steps <= trained or params is None:
+                # Within the meta-trained steps a fit is recomputed; beyond, it continues (all safeguarded).
+                params, at = learner.adapt_batch(batch, min(steps, trained)), min(steps, trained)
+            if steps > at:
+                params, at = learner.adapt_batch(batch, steps - at, start=params), steps
+            with torch.no_grad():
+                out = apply(params, members)[..., : self.n_outputs_].to(torch.float64)
+            losses[steps] = self._held_out_loss(out.reshape(len(folds), -1, *out.shape[1:]), targets, eval_weight)
+        self.cv_loss_by_adapt_steps_ = losses
+        return min(losses, key=lambda s: (losses[s], s))
+
+    def _folds(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> list[np.ndarray] | None:
+        """Test-row indices of up to 3 shuffled folds (stratified where every class allows).
+
+        Identical rows share a fold: a weight of 2 and a repeated row then split alike (weights are
+        counts), and a duplicate never sits on both sides of a split.
+        """
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        rows = np.flatnonzero(weight > 0)
+        keys = np.column_stack([X[rows], targets[rows].reshape(len(rows), -1)])
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        rank = np.empty_like(first)
+        rank[np.argsort(first)] = np.arange(len(first))  # distinct rows in order of first appearance
+        group_of_row = rank[inverse.ravel()]
+        n_groups = len(first)
+        n_splits = min(3, n_groups // 2)
+        if n_splits < 2:
+            return None
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        groups = np.arange(n_groups)
+        if self._task_type == "classification":
+            labels = np.empty(n_groups, dtype=np.int64)
+            labels[group_of_row] = targets[rows]
+            counts = np.bincount(labels)
+            if counts[counts > 0].min() >= n_splits:
+                split = StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(groups, labels)
+                return [rows[np.isin(group_of_row, test)] for _, test in split]
+        split = KFold(n_splits, shuffle=True, random_state=seed).split(groups)
+        return [rows[np.isin(group_of_row, test)] for _, test in split]
 
     def _fit(self, X, y, sample_weight, *, reset: bool, classes=None) -> Any:
         self._check_params()
@@ -136,6 +205,7 @@ class _MetaLearnedEstimator(BaseEstimator):
         if weight.sum() <= 0:
             raise ValueError("sample_weight must contain at least one positive weight.")
         if not continuing:
+            rng = check_random_state(self.random_state)
             self._check_serves(self.artifact_, X.shape[1], self._n_outputs(targets))
             family = self.artifact_.task_family
             if "feature_mean" in family:  # a family artifact: scale as in meta-training; features keep their places
@@ -145,15 +215,19 @@ class _MetaLearnedEstimator(BaseEstimator):
                 self.x_mean_ = np.average(X, axis=0, weights=weight)
                 scale = np.sqrt(np.average((X - self.x_mean_) ** 2, axis=0, weights=weight))
                 self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
-                rng = check_random_state(self.random_state)
                 perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(self.n_ensemble - 1)]
                 self.permutations_ = np.stack(perms)
         targets = self._prepare_targets(targets, weight, reset=not continuing)
-        batch = self._batch(X, targets, weight)
+        if not continuing:
+            self.__dict__.pop("cv_loss_by_adapt_steps_", None)
+            self.adapt_steps_ = (int(self.adapt_steps) if self.adapt_steps is not None
+                                 else self._select_steps(X, targets, weight, rng))
+        batch = self._batch(X, targets, weight[None])
         learner = self.artifact_.learner
         self.params_ = learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
         if self.verbose:
-            print(f"{type(self).__name__}: adapted {len(self.permutations_)} member(s) on {X.shape[0]} rows in "
+            print(f"{type(self).__name__}: adapted {len(self.permutations_)} member(s) for {self._steps()} step(s) "
+                  f"on {X.shape[0]} rows in "
                   f"{time.perf_counter() - start:.3f} s", file=sys.stderr)
         return self
 
@@ -203,7 +277,11 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         A universal artifact serves tables of any width and class count; a family
         artifact (see :func:`automl_meta.meta_fit`) serves its family's features.
     adapt_steps : int, optional
-        Adaptation steps (default: the artifact's learned default).
+        Adaptation steps. By default they are chosen per fit by cross-validated early
+        stopping: the training rows are split into 3 folds, and among 0 and the step counts
+        the artifact was validated on in meta-training, the one with the lowest held-out
+        log-loss is used (all folds adapt as one batch, so this costs a few fits' time).
+        With too few rows to split, the artifact's meta-validated default is used.
     n_ensemble : int, default=4
         Members adapted at once, each seeing the features in another order; their
         probabilities are averaged.
@@ -222,6 +300,10 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         Defined when X has string column names.
     artifact_ : MetaArtifact
         The artifact used.
+    adapt_steps_ : int
+        The adaptation steps used (``adapt_steps``, or the cross-validated choice).
+    cv_loss_by_adapt_steps_ : dict of int to float
+        Held-out loss of each candidate step count, when they were cross-validated.
     params_ : dict of Tensor
         The adapted weights of each member (leading ensemble axis).
 
@@ -269,6 +351,13 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     def _n_outputs(self, targets) -> int:
         return len(self.classes_)
 
+    @staticmethod
+    def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
+        # outputs: (folds, members, n, classes); the ensemble's averaged probabilities are scored.
+        proba = torch.softmax(outputs, -1).mean(1)
+        picked = proba[:, torch.arange(len(targets)), torch.as_tensor(targets)]
+        return float((-torch.log(picked.clamp_min(1e-15)) * weight).sum() / weight.sum())
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), averaged over the ensemble."""
         return torch.softmax(self._outputs(X).to(torch.float64), -1).mean(0).numpy()
@@ -305,6 +394,9 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     n_features_in_ : int
     n_outputs_ : int
     artifact_ : MetaArtifact
+    adapt_steps_ : int
+    cv_loss_by_adapt_steps_ : dict of int to float
+        As for :class:`MetaLearnedClassifier` (held-out squared error in standardised units).
     params_ : dict of Tensor
 
     Examples
@@ -344,6 +436,12 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
 
     def _n_outputs(self, targets) -> int:
         return targets.shape[1]
+
+    @staticmethod
+    def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
+        # outputs: (folds, members, n, targets), in standardised units; the ensemble's mean is scored.
+        err = ((outputs.mean(1) - torch.as_tensor(targets)) ** 2).sum(-1)
+        return float((err * weight).sum() / weight.sum())
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets: shape (n_samples,) for one target, (n_samples, n_targets) for several."""

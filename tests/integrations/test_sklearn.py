@@ -136,3 +136,46 @@ def test_wrong_feature_count_at_predict(clf_artifact):
     est = MetaLearnedClassifier(clf_artifact).fit(np.random.default_rng(0).normal(size=(10, 3)), [0, 1] * 5)
     with pytest.raises(ValueError, match="X has 2 features, but MetaLearnedClassifier is expecting 3"):
         est.predict(np.zeros((2, 2)))
+
+
+@pytest.fixture(scope="module")
+def cv_artifact():
+    tasks = am.tasks.SyntheticTabular("classification", n_features=(2, 8), n_classes=(2, 3), shots=(8, 32))
+    learner = am.learners.MetaSGD(am.models.TabularNet(hidden=16, depth=1, max_features=8, max_outputs=3),
+                                  inner_steps=2, lr_granularity="tensor")
+    return am.MetaTrainer(learner, tasks, meta_batch_size=4, iterations=30, n_validation_tasks=8, eval_every=30,
+                          adapt_steps_candidates=(1, 2, 4, 8), verbose=0).fit()
+
+
+def test_adaptation_steps_are_chosen_by_cross_validation(cv_artifact):
+    X, y = load_iris(return_X_y=True)
+    X, y = X[::3], y[::3]
+    auto = MetaLearnedClassifier(cv_artifact, random_state=0).fit(X, y)
+    losses = auto.cv_loss_by_adapt_steps_
+    assert sorted(losses) == [0, 1, 2, 4, 8] and all(np.isfinite(v) for v in losses.values())
+    assert auto.adapt_steps_ == min(losses, key=lambda s: (losses[s], s))
+    fixed = MetaLearnedClassifier(cv_artifact, adapt_steps=auto.adapt_steps_, random_state=0).fit(X, y)
+    assert fixed.adapt_steps_ == auto.adapt_steps_ and not hasattr(fixed, "cv_loss_by_adapt_steps_")
+    np.testing.assert_array_equal(fixed.predict_proba(X), auto.predict_proba(X))
+
+
+def test_cross_validated_steps_continue_exactly_as_fresh_fits(cv_artifact):
+    # Held-out losses at 8 steps reached via 2 -> 4 -> 8 and via 2 -> 8 must agree: continuing
+    # adaptation from an earlier candidate is the same computation as adapting afresh.
+    X, y = load_wine(return_X_y=True)
+    X, y = X[::4, :8], y[::4]
+    sparse = am.MetaArtifact(cv_artifact.learner, task_family=cv_artifact.task_family,
+                             training=cv_artifact.training,
+                             metrics={**cv_artifact.metrics, "val_loss_by_adapt_steps": {"8": 0.0}})
+    dense = MetaLearnedClassifier(cv_artifact, random_state=1).fit(X, y).cv_loss_by_adapt_steps_
+    few = MetaLearnedClassifier(sparse, random_state=1).fit(X, y).cv_loss_by_adapt_steps_
+    assert sorted(few) == sorted({0, cv_artifact.training["adapt_steps"], 8})
+    for steps, loss in few.items():
+        assert loss == pytest.approx(dense[steps], rel=1e-10)
+
+
+def test_too_few_rows_to_split_use_the_learned_default(cv_artifact):
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    est = MetaLearnedClassifier(cv_artifact, random_state=0).fit(X, [0, 1, 1])
+    assert est.adapt_steps_ == cv_artifact.training["adapt_steps"]
+    assert not hasattr(est, "cv_loss_by_adapt_steps_")
