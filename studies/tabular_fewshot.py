@@ -11,11 +11,18 @@ serving as test rows. Methods:
   weight decay tuned by Optuna's TPE over 50 trials on a hold-out quarter of the training rows, then
   refitted on all of them.
 
+Family mode: a family of related stores (:func:`store_family`: one demand model, store-specific
+coefficients) is split into stores for meta-training and new stores. ``automl_meta.meta_fit`` meta-trains
+a family artifact on the first; each new store then gets K = 5, 10, 20 rows to fit on and the rest to
+test on, and the family artifact (in ``MetaLearnedRegressor``) is compared with ``TunedAdam`` from scratch,
+the universal ``default-tabular`` artifact and RidgeCV, by test MSE.
+
 Reports accuracy and log-loss (R^2 for regression), fit time, and mean ranks. Cases run in ``--jobs``
 single-threaded worker processes that append each finished case to ``<out>/runs/tabular_fewshot/``, so a
 killed run resumes where it stopped (``--fresh`` starts over). ``--quick`` runs a small subset (under a
 minute).
-Writes ``tabular_fewshot.csv`` (one row per case and method), ``.json`` and ``.png``.
+``--part datasets`` or ``--part family`` runs one half. Writes ``tabular_fewshot.csv`` (one row per
+case and method), ``tabular_fewshot_family.csv``, the headline ``tabular_fewshot.json`` and two plots.
 """
 
 from __future__ import annotations
@@ -188,6 +195,129 @@ def run_case(name: str, n: int, seed: int, trials: int) -> list[dict]:
     return rows
 
 
+# -- family mode ----------------------------------------------------------------------------------
+FAMILY_K = (5, 10, 20)
+FAMILY_FIELDS = ["k", "store", "method", "mse", "fit_seconds"]
+FAMILY_ROWS = 120  # rows per store: K of them to fit on, the rest to test on
+
+
+def store_family(n_stores: int, seed: int):
+    """A family of related regression datasets: the daily log-sales of stores that share how demand works.
+
+    Every store follows one form -- a price elasticity, a promotion lift, a weekly pattern, a
+    temperature response and a holiday effect -- with its own coefficients drawn around the family's,
+    plus noise. Features: price, promotion, temperature, weekday (sin and cos), holiday.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for store in range(n_stores):
+        base, elasticity, lift = rng.normal(3.0, 0.6), rng.normal(-1.5, 0.5), rng.normal(0.5, 0.25)
+        weekly, phase, heat, festive = rng.normal(0.4, 0.15), rng.normal(0.0, 0.6), rng.normal(0.0, 0.4), \
+            rng.normal(0.6, 0.3)
+        n = FAMILY_ROWS
+        price, promo = rng.lognormal(0.0, 0.3, n), (rng.random(n) < 0.3).astype(float)
+        temp, day, holiday = rng.normal(15, 8, n), rng.integers(0, 7, n), (rng.random(n) < 0.08).astype(float)
+        angle = 2 * np.pi * day / 7
+        sales = (base + elasticity * np.log(price) + lift * promo * (1 + 0.5 * holiday)
+                 + weekly * np.sin(angle + phase) + heat * np.tanh((temp - 15) / 8) + festive * holiday
+                 + rng.normal(0, 0.15, n))
+        frames.append(pd.DataFrame({"store": store, "price": price, "promotion": promo, "temperature": temp,
+                                    "weekday_sin": np.sin(angle), "weekday_cos": np.cos(angle),
+                                    "holiday": holiday, "sales": sales}))
+    return pd.concat(frames, ignore_index=True)
+
+
+FAMILY_FEATURES = ["price", "promotion", "temperature", "weekday_sin", "weekday_cos", "holiday"]
+
+
+def family_setup(quick: bool) -> tuple[int, int, int]:
+    """(stores for meta-training, new stores, meta-training iterations)."""
+    return (8, 3, 30) if quick else (60, 20, 3000)
+
+
+def family_artifact(run_dir: Path, quick: bool):
+    """Meta-train (or resume) the family artifact on the training stores."""
+    n_train, n_new, iterations = family_setup(quick)
+    df = store_family(n_train + n_new, seed=0)
+    train = df[df["store"] < n_train]
+    tasks = am.tasks.from_groups(train, group="store", target="sales", features=FAMILY_FEATURES, shots=10,
+                                 query_shots=30)
+    return am.meta_fit(tasks, iterations=iterations, checkpoint_dir=run_dir / "family_artifact", resume=True,
+                       seed=0, verbose=0)
+
+
+def run_family_case(k: int, store: int, trials: int, run_dir: Path, quick: bool) -> list[dict]:
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import mean_squared_error
+
+    from automl_meta.integrations.sklearn import MetaLearnedRegressor
+
+    n_train, n_new, _ = family_setup(quick)
+    df = store_family(n_train + n_new, seed=0)
+    part = df[df["store"] == store]
+    X, y = part[FAMILY_FEATURES], part["sales"].to_numpy()
+    order = np.random.default_rng([store, k]).permutation(len(y))
+    fit_idx, test_idx = order[:k], order[k:]
+    artifact = am.load(run_dir / "family_artifact" / "artifact.ameta")
+    rows = []
+
+    def record(method, make):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            predict = make()
+            seconds = time.perf_counter() - t0
+        rows.append({"k": k, "store": store, "method": method, "fit_seconds": seconds,
+                     "mse": mean_squared_error(y[test_idx], predict(X.iloc[test_idx]))})
+
+    Xk, yk = X.iloc[fit_idx], y[fit_idx]
+    record("MetaLearned (family)", lambda: MetaLearnedRegressor(artifact, random_state=store).fit(Xk, yk).predict)
+    record("MetaLearned (default-tabular)", lambda: MetaLearnedRegressor(random_state=store).fit(Xk, yk).predict)
+    record("RidgeCV", lambda: RidgeCV().fit(Xk, yk).predict)
+    if trials:
+        record("TunedAdam", lambda: (lambda f: lambda Xn: f(np.asarray(Xn)))(
+            tuned_adam(Xk.to_numpy(), yk, "regression", trials, store)))
+    return rows
+
+
+def summarise_family(rows: list[dict]) -> dict:
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df["mse"], df["k"] = pd.to_numeric(df["mse"]), pd.to_numeric(df["k"])
+    table = df.groupby(["k", "method"])["mse"].mean().unstack("method")
+    print("\nFamily mode: mean test MSE on new stores (log-sales), by shots K")
+    print(table.round(4).to_string())
+    if "TunedAdam" not in table:
+        return {}
+    ratio = table["MetaLearned (family)"] / table["TunedAdam"]
+    print("error ratio, family artifact / tuned Adam from scratch: "
+          + ", ".join(f"K={k}: {r:.3f}" for k, r in ratio.items()))
+    return {"family_error_ratio_vs_scratch": {str(int(k)): float(r) for k, r in ratio.items()},
+            "family_new_groups": int(df["store"].nunique())}
+
+
+def plot_family(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = pd.DataFrame(rows)
+    df["mse"], df["k"] = pd.to_numeric(df["mse"]), pd.to_numeric(df["k"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for method, g in df.groupby("method"):
+        m = g.groupby("k")["mse"].mean()
+        ax.plot(m.index, m.values, marker="o", label=method, lw=2.5 if "family" in method else 1)
+    ax.set(xlabel="rows of the new store (K)", ylabel="test MSE", yscale="log", xticks=list(FAMILY_K),
+           title="Family mode: new stores")
+    ax.legend(fontsize=7)
+    save_figure(fig, path, dpi=100)
+
+
 def read_rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -246,61 +376,94 @@ def plot(path: Path, rows: list[dict]) -> None:
     save_figure(fig, path, dpi=100)
 
 
+def _run_shard(path: Path, cases: list, fields: list[str], run, key) -> None:
+    """Run the cases not yet in ``path``, appending each one's rows as it ends (so a killed run resumes)."""
+    done = {key(r) for r in read_rows(path)}
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        if new:
+            w.writeheader()
+        for case in cases:
+            if tuple(case) not in done:
+                w.writerows(run(*case))
+                f.flush()
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "a small subset (under a minute), for smoke tests")
     p.add_argument("--seeds", type=int)
     p.add_argument("--trials", type=int, help="TPE trials for TunedAdam (default 50; 0 leaves it out)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--fresh", action="store_true", help="discard the cases of an earlier run")
+    p.add_argument("--part", choices=["all", "datasets", "family"], default="all",
+                   help="run only the bundled-datasets cases or only the family-mode cases")
+    p.add_argument("--fresh", action="store_true", help="discard the finished cases of the parts being run")
     p.add_argument("--shard", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 20)
     trials = args.trials if args.trials is not None else (4 if args.quick else 50)
     names = ["iris", "diabetes"] if args.quick else list(DATASETS)
     n_train = (16, 32) if args.quick else N_TRAIN
-    cases = [(d, n, s) for d in names for n in n_train for s in range(seeds)]
-    torch.set_num_threads(1)
-    if args.shard:  # a worker: run every jobs-th case not yet in its file, appending each as it ends
-        index, jobs, path = args.shard.split(":", 2)
-        done = {(r["dataset"], int(r["n_train"]), int(r["seed"])) for r in read_rows(Path(path))}
-        new = not Path(path).exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, FIELDS)
-            if new:
-                w.writeheader()
-            for case in cases[int(index)::int(jobs)]:
-                if case not in done:
-                    w.writerows(run_case(*case, trials))
-                    f.flush()
-        return {}
     out = output_dir(args.out, args.quick)
-    start = time.perf_counter()
     run_dir = out / "runs" / "tabular_fewshot"
-    if args.fresh or args.quick:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    parts = ["datasets", "family"] if args.part == "all" else [args.part]
+    cases = [(d, n, s) for d in names for n in n_train for s in range(seeds)] if "datasets" in parts else []
+    n_fam, n_new, _ = family_setup(args.quick)
+    family_cases = [(k, store) for k in (FAMILY_K[:2] if args.quick else FAMILY_K)
+                    for store in range(n_fam, n_fam + n_new)] if "family" in parts else []
+    torch.set_num_threads(1)
+    if args.shard:  # a worker: every jobs-th case of each part
+        index, jobs, path = args.shard.split(":", 2)
+        index, jobs, path = int(index), int(jobs), Path(path)
+        _run_shard(path, cases[index::jobs], FIELDS, lambda *c: run_case(*c, trials),
+                   lambda r: (r["dataset"], int(r["n_train"]), int(r["seed"])))
+        _run_shard(path.with_name("family-" + path.name), family_cases[index::jobs], FAMILY_FIELDS,
+                   lambda *c: run_family_case(*c, trials, run_dir, args.quick), lambda r: (int(r["k"]), int(r["store"])))
+        return {}
+    start = time.perf_counter()
     jobs = max(1, args.jobs)
     shards = [run_dir / f"shard{i}of{jobs}-seeds{seeds}-trials{trials}.csv" for i in range(jobs)]
-    base = [sys.executable, __file__, "--seeds", str(seeds), "--trials", str(trials)] + \
-        (["--quick"] if args.quick else [])
+    family_shards = [s.with_name("family-" + s.name) for s in shards]
+    if args.fresh or args.quick:
+        for part, files in (("datasets", shards), ("family", family_shards)):
+            if part in parts:
+                for f in files:
+                    f.unlink(missing_ok=True)
+        if "family" in parts:
+            shutil.rmtree(run_dir / "family_artifact", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if family_cases:
+        family_artifact(run_dir, args.quick)  # once, before the workers that use it
+    base = [sys.executable, __file__, "--seeds", str(seeds), "--trials", str(trials), "--part", args.part,
+            "--out", str(out)] + (["--quick"] if args.quick else [])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(base + ["--shard", f"{i}:{jobs}:{shards[i]}"], env=env) for i in range(jobs)]
     if any(proc.wait() for proc in procs):
         raise SystemExit("a worker failed; run again to resume from the finished cases")
+    summary = {"quick": args.quick}
     rows = [r for s in shards for r in read_rows(s)]
-    for r in rows:
-        for k in ("n_train", "seed"):
-            r[k] = int(r[k])
-        r["fit_seconds"] = float(r["fit_seconds"])
-    with open(out / "tabular_fewshot.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    summary = summarise(rows, args.quick, trials)
+    if rows:
+        for r in rows:
+            for k in ("n_train", "seed"):
+                r[k] = int(r[k])
+            r["fit_seconds"] = float(r["fit_seconds"])
+        with open(out / "tabular_fewshot.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        summary.update(summarise(rows, args.quick, trials))
+        plot(out / "tabular_fewshot.png", rows)
+    family_rows = [r for s in family_shards for r in read_rows(s)]
+    if family_rows:
+        with open(out / "tabular_fewshot_family.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, FAMILY_FIELDS)
+            w.writeheader()
+            w.writerows(family_rows)
+        summary.update(summarise_family(family_rows))
+        plot_family(out / "tabular_fewshot_family.png", family_rows)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     write_json(out / "tabular_fewshot.json", summary)
-    plot(out / "tabular_fewshot.png", rows)
-    print(f"wrote {out / 'tabular_fewshot.csv'}, {out / 'tabular_fewshot.json'}, {out / 'tabular_fewshot.png'}")
+    print(f"wrote tabular_fewshot.csv/.json/.png and tabular_fewshot_family.csv/.png under {out}")
     return summary
 
 
