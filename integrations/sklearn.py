@@ -96,15 +96,15 @@ class _MetaLearnedEstimator(BaseEstimator):
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return np.clip((X - self.x_mean_) / self.x_scale_, -_CLIP, _CLIP)
 
-    def _members(self, X: np.ndarray) -> np.ndarray:
-        """(n_ensemble, n_samples, n_features): the standardised rows, features permuted per member."""
-        return self._standardise(X)[:, self.permutations_].transpose(1, 0, 2)
+    def _members(self, X: np.ndarray, permutations: np.ndarray | None = None) -> np.ndarray:
+        """(n_members, n_samples, n_features): the standardised rows, features permuted per member."""
+        perms = self.permutations_ if permutations is None else permutations
+        return self._standardise(X)[:, perms].transpose(1, 0, 2)
 
-    def _batch(self, X: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> TaskBatch:
-        """One task per member and row of ``weights`` (shape (n_splits, n_samples)), split-major."""
-        members = torch.as_tensor(self._members(X), dtype=self._dtype)
-        splits = weights.shape[0]
-        members = members.repeat(splits, 1, 1)
+    def _batch(self, X: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+               permutations: np.ndarray | None = None) -> TaskBatch:
+        """One task per row of ``weights`` (n_tasks, n_samples) and of ``permutations`` (feature orders)."""
+        members = torch.as_tensor(self._members(X, permutations), dtype=self._dtype)
         e, n = members.shape[:2]
         if self._task_type == "classification":
             y = torch.as_tensor(targets, dtype=torch.int64).expand(e, n)
@@ -113,7 +113,7 @@ class _MetaLearnedEstimator(BaseEstimator):
             y = torch.as_tensor(targets, dtype=self._dtype).expand(e, n, targets.shape[1])
             outputs = targets.shape[1]
         # Weights as counts (as in scikit-learn): a weight of 2 is a repeated row.
-        mask = torch.as_tensor(weights, dtype=self._dtype).repeat_interleave(e // splits, 0)
+        mask = torch.as_tensor(weights, dtype=self._dtype).expand(e, n)
         ones = lambda *shape: torch.ones(*shape, dtype=self._dtype)  # noqa: E731
         return TaskBatch(x_support=members, y_support=y, x_query=members[:, :1], y_query=y[:, :1],
                          support_mask=mask, query_mask=ones(e, 1), feature_mask=ones(e, members.shape[2]),
@@ -131,38 +131,55 @@ class _MetaLearnedEstimator(BaseEstimator):
     def _learned_default(self) -> int:
         return int(self.artifact_.training.get("adapt_steps", self.artifact_.learner.inner_steps))
 
-    def _select_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> int:
-        """Cross-validated early stopping: the candidate step count with the lowest held-out loss.
+    def _adapt_path(self, batch: TaskBatch, candidates: list[int]) -> dict[int, dict]:
+        """Fast weights after each number of steps in ``candidates`` (ascending), along one trajectory.
 
-        The candidates are 0 and the step counts the artifact was validated on in meta-training.
-        All folds and members adapt as one batch, along one trajectory: steps beyond the
-        meta-trained ones continue from the previous candidate, exactly as a fresh fit would.
+        Within the meta-trained steps a fit is recomputed; beyond them it continues from the
+        previous candidate, which is exactly what a fresh fit computes (those steps are safeguarded).
+        """
+        learner = self.artifact_.learner
+        trained = learner.inner_steps
+        path, params, at = {}, None, 0
+        for steps in candidates:
+            if steps <= trained or params is None:
+                params, at = learner.adapt_batch(batch, min(steps, trained)), min(steps, trained)
+            if steps > at:
+                params, at = learner.adapt_batch(batch, steps - at, start=params), steps
+            path[steps] = params
+        return path
+
+    def _fit_selecting_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> None:
+        """Cross-validated early stopping: fit with the candidate step count of lowest held-out loss.
+
+        The candidates are 0 and the step counts the artifact was validated on in meta-training. The
+        first member (features in their own order) is adapted on each fold's training rows, in the
+        same batch and along the same trajectory as the ensemble's fit on all rows, so choosing costs
+        little more than fitting.
         """
         default = self._learned_default()
         validated = self.artifact_.metrics.get("val_loss_by_adapt_steps", {})
         candidates = sorted({0, default, *(int(k) for k in validated)})
         folds = self._folds(X, targets, weight, rng)
         if folds is None or len(candidates) < 2:
-            return default
+            self.adapt_steps_ = default
+            self.params_ = self.artifact_.learner.adapt_batch(self._batch(X, targets, weight[None]), default)
+            return
+        k, perms = len(folds), self.permutations_
         held_out = np.stack([np.isin(np.arange(len(X)), test) for test in folds])
-        batch = self._batch(X, targets, weight * ~held_out)
-        learner = self.artifact_.learner
-        trained = learner.inner_steps
-        members = torch.as_tensor(self._members(X), dtype=self._dtype).repeat(len(folds), 1, 1)
-        apply = torch.vmap(functional_apply(learner.model))
+        weights = np.concatenate([weight * ~held_out, np.repeat(weight[None], len(perms), 0)])
+        task_perms = np.concatenate([np.repeat(perms[:1], k, 0), perms])
+        path = self._adapt_path(self._batch(X, targets, weights, task_perms), candidates)
+        apply = torch.vmap(functional_apply(self.artifact_.learner.model))
+        x_folds = torch.as_tensor(self._members(X, task_perms[:k]), dtype=self._dtype)
         eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
-        losses, params, at = {}, None, 0
-        for steps in candidates:
-            if steps <= trained or params is None:
-                # Within the meta-trained steps a fit is recomputed; beyond, it continues (all safeguarded).
-                params, at = learner.adapt_batch(batch, min(steps, trained)), min(steps, trained)
-            if steps > at:
-                params, at = learner.adapt_batch(batch, steps - at, start=params), steps
-            with torch.no_grad():
-                out = apply(params, members)[..., : self.n_outputs_].to(torch.float64)
-            losses[steps] = self._held_out_loss(out.reshape(len(folds), -1, *out.shape[1:]), targets, eval_weight)
+        losses = {}
+        with torch.no_grad():
+            for steps, params in path.items():
+                out = apply({n: t[:k] for n, t in params.items()}, x_folds)[..., : self.n_outputs_]
+                losses[steps] = self._held_out_loss(out.to(torch.float64)[:, None], targets, eval_weight)
         self.cv_loss_by_adapt_steps_ = losses
-        return min(losses, key=lambda s: (losses[s], s))
+        self.adapt_steps_ = min(losses, key=lambda s: (losses[s], s))
+        self.params_ = {n: t[k:] for n, t in path[self.adapt_steps_].items()}
 
     def _folds(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> list[np.ndarray] | None:
         """Test-row indices of up to 3 shuffled folds (stratified where every class allows).
@@ -220,11 +237,14 @@ class _MetaLearnedEstimator(BaseEstimator):
         targets = self._prepare_targets(targets, weight, reset=not continuing)
         if not continuing:
             self.__dict__.pop("cv_loss_by_adapt_steps_", None)
-            self.adapt_steps_ = (int(self.adapt_steps) if self.adapt_steps is not None
-                                 else self._select_steps(X, targets, weight, rng))
-        batch = self._batch(X, targets, weight[None])
-        learner = self.artifact_.learner
-        self.params_ = learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
+        if not continuing and self.adapt_steps is None:
+            self._fit_selecting_steps(X, targets, weight, rng)
+        else:
+            if not continuing:
+                self.adapt_steps_ = int(self.adapt_steps)
+            batch = self._batch(X, targets, weight[None])
+            self.params_ = self.artifact_.learner.adapt_batch(batch, self._steps(),
+                                                              start=self.params_ if continuing else None)
         if self.verbose:
             print(f"{type(self).__name__}: adapted {len(self.permutations_)} member(s) for {self._steps()} step(s) "
                   f"on {X.shape[0]} rows in "
@@ -280,7 +300,7 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         Adaptation steps. By default they are chosen per fit by cross-validated early
         stopping: the training rows are split into 3 folds, and among 0 and the step counts
         the artifact was validated on in meta-training, the one with the lowest held-out
-        log-loss is used (all folds adapt as one batch, so this costs a few fits' time).
+        log-loss is used (the folds adapt as one batch, so this costs about one fit's time).
         With too few rows to split, the artifact's meta-validated default is used.
     n_ensemble : int, default=4
         Members adapted at once, each seeing the features in another order; their

@@ -21,9 +21,10 @@ from .losses import masked_accuracy, task_loss
 Params = dict[str, Tensor]
 Data = dict[str, Tensor]
 
-# Safeguarded steps try the step scaled by 1, 1/2, ..., 1/2**(N-1) and keep the largest that does not
-# raise the support loss (or none).
-_BACKTRACK_SCALES = tuple(0.5**j for j in range(8))
+# Safeguarded steps try the step scaled by 1, 1/4 and 1/16 and keep the largest that does not raise the
+# support loss (or none). Every candidate is evaluated for every task (no branching under vmap), so
+# few, widely spaced scales keep long adaptation cheap.
+_BACKTRACK_SCALES = (1.0, 0.25, 0.0625)
 
 
 def functional_apply(module: torch.nn.Module) -> Callable[[Params, Tensor], Tensor]:
@@ -68,7 +69,7 @@ def adapt(
         Treat the inner gradients as constants, so meta-gradients skip second derivatives.
     safeguard_after : int, optional
         Steps after the first ``safeguard_after`` are safeguarded: they use the rates'
-        magnitudes, and the step is halved (up to 7 times) until it does not raise the
+        magnitudes, and the step is cut to 1/4 and then 1/16 until it does not raise the
         support loss, or skipped. Rates
         meta-learned for a few steps can overshoot when applied for more; this keeps
         longer adaptation from diverging while leaving the meta-trained steps exact.
@@ -105,14 +106,15 @@ def adapt(
 def _safeguarded_step(support_loss: Callable[[Params], Tensor], fast: Params, rates: Params) -> Params:
     g, current = grad_and_value(support_loss)(fast)
     # |rate|: a meta-learned rate may be negative (useful in the trained steps); a safeguarded step must descend.
-    candidates = [{k: fast[k] - scale * rates[k].abs() * g[k] for k in fast} for scale in _BACKTRACK_SCALES]
-    losses = torch.stack([support_loss(c) for c in candidates])
+    scales = torch.tensor(_BACKTRACK_SCALES, dtype=current.dtype, device=current.device)
+    candidates = {k: fast[k] - scales.reshape(-1, *([1] * fast[k].dim())) * (rates[k].abs() * g[k]) for k in fast}
+    losses = vmap(support_loss)(candidates)  # all scales in one batched evaluation
     ok = (losses <= current) & torch.isfinite(losses)
     first_ok = ok & (torch.cumsum(ok.to(torch.int64), 0) == 1)
     # torch.where, not a weighted sum: a diverged candidate may hold inf/NaN.
     chosen = fast
-    for j in reversed(range(len(candidates))):
-        chosen = {k: torch.where(first_ok[j], candidates[j][k], chosen[k]) for k in fast}
+    for j in reversed(range(len(_BACKTRACK_SCALES))):
+        chosen = {k: torch.where(first_ok[j], candidates[k][j], chosen[k]) for k in fast}
     return chosen
 
 

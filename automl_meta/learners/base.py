@@ -183,7 +183,7 @@ class Learner(nn.Module):
         steps : int, optional
             Adaptation steps (default: ``inner_steps``; 0 keeps the meta-learned initialisation).
             Steps beyond the ``inner_steps`` of meta-training are safeguarded: a step that would
-            raise the support loss is halved until it does not (or skipped), so long adaptation
+            raise the support loss is shrunk until it does not (or skipped), so long adaptation
             with learned rates cannot diverge.
         """
         self._require_setup()
