@@ -105,7 +105,7 @@ def _engine(url: str, engine_kwargs: Mapping[str, Any] | None) -> sa.Engine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     kwargs.update(engine_kwargs or {})
     try:
-        return sa.create_engine(parsed, **kwargs)
+        engine = sa.create_engine(parsed, **kwargs)
     except sa_exc.NoSuchModuleError:
         raise StoreError(f"Unknown store URL scheme {parsed.drivername!r} in {_redacted(parsed)}. Supported: "
                          "sqlite, postgresql (+psycopg), mysql/mariadb (+pymysql).") from None
@@ -113,6 +113,17 @@ def _engine(url: str, engine_kwargs: Mapping[str, Any] | None) -> sa.Engine:
         hint = _DRIVERS.get(backend, (None, None, None))[2]
         extra = f" Install it with: pip install '{hint}'." if hint else ""
         raise StoreError(f"The database driver for {_redacted(parsed)} is not installed ({exc}).{extra}") from None
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        # Write-ahead logging: readers never block the writer, and several processes can record at once.
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> tuple[str | None, str]:
