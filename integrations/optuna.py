@@ -196,8 +196,12 @@ class MetaLearnedSampler(BaseSampler):
             self._logged.add(key)
             _logger.warning(message)
 
-    def _load(self) -> list[tuple[dict[str, BaseDistribution], list[_Source]]]:
-        """Per stored search space: its distributions and the nearest tasks' normalised observations."""
+    def _load(self, study_name: str | None = None) -> list[tuple[dict[str, BaseDistribution], list[_Source]]]:
+        """Per stored search space: its distributions and the nearest tasks' normalised observations.
+
+        Loaded once, on the first trial; the running study's own recorded trials are left out (they are the
+        study's own observations, not past knowledge).
+        """
         with self._lock:
             if self._knowledge is not None:
                 return self._knowledge
@@ -212,7 +216,8 @@ class MetaLearnedSampler(BaseSampler):
             by_space: dict[int, dict[int, list]] = {}
             spaces: dict[int, dict[str, BaseDistribution]] = {}
             for e in evaluations:
-                if e.values is None or len(e.values) != 1 or not math.isfinite(e.values[0]):
+                if e.values is None or len(e.values) != 1 or not math.isfinite(e.values[0]) \
+                        or e.study == study_name:
                     continue
                 sign = -1.0 if e.directions and e.directions[0].upper().endswith("MAXIMIZE") else 1.0
                 by_space.setdefault(e.search_space_id, {}).setdefault(e.task_id, []).append(
@@ -249,13 +254,14 @@ class MetaLearnedSampler(BaseSampler):
             self._log_once("multi", "MetaLearnedSampler uses the store for single-objective studies only; this "
                            f"multi-objective study uses the base sampler {type(self._base).__name__}.")
             return None
-        knowledge = self._load()
+        knowledge = self._load(study.study_name)
         if trial._trial_id in self._trial_space:
             return self._trial_space[trial._trial_id]
-        best, best_key = None, (0, 0)
+        best, best_key = None, (0, 0, 0)
         for index, (space, sources) in enumerate(knowledge):
             overlap = sum(1 for n, d in query.items() if n in space and _kind(space[n]) == _kind(d))
-            key = (overlap, sum(len(s.configs) for s in sources))
+            exact = sum(1 for n, d in query.items() if space.get(n) == d)
+            key = (overlap, exact, sum(len(s.configs) for s in sources))
             if overlap and key > best_key:
                 best, best_key = index, key
         if best is None:
@@ -284,10 +290,13 @@ class MetaLearnedSampler(BaseSampler):
                              else 0.5 for n in names])
 
         encoded = [np.stack([encode(c) for c in s.configs]) for s in sources]
-        candidates = []
+        candidates, seen = [], set()
         for s in sources:
             for i in np.argsort(s.scores, kind="stable")[:3]:
-                candidates.append(s.configs[i])
+                key = repr(sorted(s.configs[i].items()))
+                if key not in seen:
+                    seen.add(key)
+                    candidates.append(s.configs[i])
         cand = np.stack([encode(c) for c in candidates])
         cat = np.array([isinstance(space[n], CategoricalDistribution) for n in names])
         # Score of every candidate on every neighbour: the score of the neighbour's closest evaluated config.
@@ -406,9 +415,9 @@ class MetaLearnedSampler(BaseSampler):
         if not search_space:
             return {}
         index = self._match(study, trial, search_space)
-        if index is None:
+        known = {} if index is None else {n: d for n, d in search_space.items() if self._known(index, n, d)}
+        if index is None:  # exactly the base sampler's behaviour (including its start-up phase)
             return self._base.sample_relative(study, trial, search_space)
-        known = {n: d for n, d in search_space.items() if self._known(index, n, d)}
         params: dict[str, Any] = {}
         if trial.number < self._n_portfolio:
             for n, d in known.items():
@@ -416,7 +425,7 @@ class MetaLearnedSampler(BaseSampler):
                 if value is not None:
                     params[n] = value
         if not params and known:
-            params = self._transfer(study, index, known)
+            params = self._transfer(study, index, known)  # type: ignore[arg-type]
         for n, d in search_space.items():  # every parameter of the relative space gets a value
             if n not in params:
                 params[n] = self._base.sample_independent(study, trial, n, d)

@@ -5,6 +5,9 @@ import os
 import pytest
 import torch
 
+# Optuna's reusable sampler test cases run in tests/integrations: rewrite their asserts for readable failures.
+pytest.register_assert_rewrite("optuna.testing.pytest_samplers")
+
 # Tests run two workers on two cores: one thread each avoids oversubscription.
 torch.set_num_threads(1)
 os.environ.setdefault("TQDM_DISABLE", "1")
