@@ -36,14 +36,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl_meta.metafeatures import NAMES, as_vector
 from automl_meta.store import ExperienceStore, TaskDescription
+from automl_meta.store.records import METAFEATURES_ATTR
 
 __all__ = ["MetaLearnedSampler", "ExperienceRecorder", "METAFEATURES_ATTR"]
 
 _logger = logging.getLogger(__name__)
 
-#: The study user attribute under which :class:`ExperienceRecorder` saves the task's meta-features
-#: (``automl-meta store import-optuna`` reads it back).
-METAFEATURES_ATTR = "automl_meta_metafeatures"
 
 TaskLike = Any  # (X, y), a dict of meta-features, a TaskDescription, or None
 

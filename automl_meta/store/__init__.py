@@ -13,8 +13,9 @@ Examples
 ('0002', 0)
 """
 
-from .records import EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord
+from .optuna_import import ImportReport, import_optuna
+from .records import METAFEATURES_ATTR, EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord
 from .store import STATES, ExperienceStore, default_url, upgrade
 
 __all__ = ["ExperienceStore", "TaskDescription", "TaskRecord", "SearchSpaceRecord", "EvaluationRecord",
-           "default_url", "upgrade", "STATES"]
+           "default_url", "upgrade", "import_optuna", "ImportReport", "METAFEATURES_ATTR", "STATES"]

@@ -12,6 +12,10 @@ from optuna.distributions import BaseDistribution, distribution_to_json, json_to
 
 from ..metafeatures import describe, fingerprint
 
+#: The Optuna study user attribute holding the meta-features of the dataset a study tunes for
+#: (written by ``ExperienceRecorder``, read by ``automl-meta store import-optuna``).
+METAFEATURES_ATTR = "automl_meta_metafeatures"
+
 
 @dataclass(frozen=True)
 class TaskDescription:
