@@ -1,6 +1,6 @@
 """Warm-starting tuning on a new dataset: leave-one-task-out over the meta-dataset.
 
-For each of 6 held-out tasks of ``_hpo_tasks`` and each search space (MLP, HistGradientBoosting), a study of
+For each of 5 held-out tasks of ``_hpo_tasks`` and each search space (MLP, HistGradientBoosting), a study of
 50 trials is run, 10 seeds each, with
 
 - ``MetaLearnedSampler`` reading the store of ``build_meta_dataset.py`` with the held-out task excluded;
@@ -35,10 +35,11 @@ from _hpo_tasks import PARAMS, SPACES, load_task, objective  # noqa: E402
 from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
 
 SAMPLERS = ("MetaLearnedSampler", "TPESampler", "RandomSampler", "WS-CMA-ES")
-# Held out in turn (each against a store of the other 37 tasks): four bundled datasets and two synthetic
-# ones. Six, not all 38, to keep the full run (6 tasks x 2 spaces x 4 samplers x 10 seeds x 50 trials) near
-# half an hour on a shared machine.
-HELD_OUT = ["iris", "breast_cancer", "digits", "diabetes", "clf01", "clf05"]
+# Held out in turn (each against a store of the other 37 tasks): three bundled datasets and two synthetic
+# ones. Five, not all 38, to keep the full run (5 tasks x 2 spaces x 4 samplers x 10 seeds x 50 trials)
+# near half an hour on a shared machine; digits is left out because its 10-class boosting objective costs
+# ten times the others.
+HELD_OUT = ["iris", "breast_cancer", "diabetes", "clf01", "clf05"]
 QUICK_HELD_OUT = ["iris", "diabetes"]
 BUDGETS = (1, 5, 10, 20, 50)
 N_SOURCE_TASKS = 5
