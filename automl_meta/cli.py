@@ -4,6 +4,9 @@
 ``automl-meta evaluate ARTIFACT``       score an artifact on fresh tasks of its family
 ``automl-meta inspect ARTIFACT``        print an artifact's manifest
 ``automl-meta studies run NAME``        run ``studies/NAME.py`` of a source checkout
+``automl-meta store upgrade [URL]``     create or upgrade an experience store's schema
+``automl-meta store import-optuna STORAGE_URL [--study NAME]``
+                                        copy finished trials of Optuna studies into the store
 """
 
 from __future__ import annotations
@@ -116,6 +119,44 @@ def run_study(name: str, args: Sequence[str]) -> int:
     return 0
 
 
+def store_upgrade(url: str | None) -> int:
+    from .store import default_url, upgrade
+
+    before, after = upgrade(url)
+    where = url or default_url()
+    if before == after:
+        print(f"{where}: schema already at revision {after}")
+    else:
+        print(f"{where}: schema upgraded from {before or 'an empty database'} to revision {after}")
+    return 0
+
+
+def store_import_optuna(storage: str, study: str | None, store_url: str | None, data: str | None,
+                        target: str | None) -> int:
+    from .store import ExperienceStore, TaskDescription, import_optuna
+
+    task = None
+    if data is not None or target is not None:
+        if data is None or target is None:
+            raise CLIError("--data and --target go together: the CSV file of the dataset and its target column.")
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(data)
+        except FileNotFoundError:
+            raise CLIError(f"No data file at '{data}'.") from None
+        if target not in frame.columns:
+            raise CLIError(f"'{data}' has no column {target!r}; columns: {', '.join(map(str, frame.columns))}.")
+        features = frame.drop(columns=[target])
+        task = TaskDescription.from_data(features.to_numpy(), frame[target].to_numpy(), name=Path(data).stem)
+    store = ExperienceStore(store_url)
+    for r in import_optuna(storage, store, study_name=study, task=task):
+        print(f"{r.study}: {r.added} trials imported, {r.already_stored} already in the store, "
+              f"{r.unfinished} unfinished skipped")
+    store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="automl-meta", description="Meta-train learners and use what they learned.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,12 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
     r = ssub.add_parser("run", help="run studies/NAME.py with the remaining arguments")
     r.add_argument("name")
     r.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("store", help="the experience store of past tuning runs")
+    ssub = p.add_subparsers(dest="store_command", required=True)
+    u = ssub.add_parser("upgrade", help="create or upgrade a store's schema (back up a shared store first)")
+    u.add_argument("url", nargs="?", help="store URL (default: $AUTOML_META_STORE or the user data directory)")
+    i = ssub.add_parser("import-optuna", help="copy finished trials of Optuna studies into the store")
+    i.add_argument("storage", help="Optuna storage URL, e.g. sqlite:///optuna.db or postgresql://...")
+    i.add_argument("--study", help="import this study only (default: every study of the storage)")
+    i.add_argument("--store", help="store URL (default: $AUTOML_META_STORE or the user data directory)")
+    i.add_argument("--data", help="CSV file of the dataset the studies tuned for (when their user attributes "
+                                  "do not say)")
+    i.add_argument("--target", help="target column of --data")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .exceptions import ArtifactError, CheckpointError, TaskError
+    from .exceptions import ArtifactError, CheckpointError, StoreError, TaskError
 
     try:
         if args.command == "meta-train":
@@ -152,8 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return evaluate(args.artifact, args.tasks, steps, args.seed)
         if args.command == "inspect":
             return inspect(args.artifact)
+        if args.command == "store":
+            if args.store_command == "upgrade":
+                return store_upgrade(args.url)
+            return store_import_optuna(args.storage, args.study, args.store, args.data, args.target)
         return run_study(args.name, args.args)
-    except (CLIError, ArtifactError, CheckpointError, TaskError, ValueError, TypeError) as exc:
+    except (CLIError, ArtifactError, CheckpointError, TaskError, StoreError, ValueError, TypeError) as exc:
         print(f"automl-meta: error: {exc}", file=sys.stderr)
         return 2
 

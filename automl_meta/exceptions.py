@@ -22,3 +22,11 @@ class MetaTrainingError(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed from (corrupt, or from another configuration)."""
+
+
+class StoreError(RuntimeError):
+    """An experience store that cannot be used: unknown URL scheme, missing driver, unreachable database."""
+
+
+class StoreSchemaError(StoreError):
+    """A store whose schema is older (upgrade it) or newer (upgrade automl-meta) than this version expects."""

@@ -1,0 +1,131 @@
+"""Plain records the store hands out, and how a task and a search space are described for it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
+
+from ..metafeatures import describe, fingerprint
+
+#: The Optuna study user attribute holding the meta-features of the dataset a study tunes for
+#: (written by ``ExperienceRecorder``, read by ``automl-meta store import-optuna``).
+METAFEATURES_ATTR = "automl_meta_metafeatures"
+
+
+@dataclass(frozen=True)
+class TaskDescription:
+    """What the store keeps about a dataset. Build one from data with :meth:`from_data`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from automl_meta.store import TaskDescription
+    >>> task = TaskDescription.from_data(*load_iris(return_X_y=True), name="iris")
+    >>> task.task_type, task.n_rows, task.n_features, task.n_classes
+    ('classification', 150, 4, 3)
+    """
+
+    fingerprint: str
+    metafeatures: dict[str, float]
+    task_type: str
+    n_rows: int
+    n_features: int
+    n_classes: int | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_data(cls, X, y, *, name: str | None = None, task_type: str | None = None) -> TaskDescription:
+        """Fingerprint and describe ``(X, y)``; raises :class:`~automl_meta.TaskError` if it cannot be described."""
+        import numpy as np
+
+        mf = describe(X, y, task_type=task_type)
+        X = np.asarray(X)
+        classification = mf["simple.is_classification"] == 1.0
+        return cls(fingerprint=fingerprint(X, y), metafeatures=mf,
+                   task_type="classification" if classification else "regression", n_rows=int(X.shape[0]),
+                   n_features=int(X.shape[1]), n_classes=int(mf["simple.n_classes"]) if classification else None,
+                   name=name)
+
+    @classmethod
+    def from_metafeatures(cls, metafeatures: Mapping[str, float], *, name: str | None = None) -> TaskDescription:
+        """A task known only by its meta-features (for example from a study's user attributes)."""
+        from ..metafeatures import as_vector
+
+        as_vector(metafeatures)  # complete?
+        mf = {k: float(v) for k, v in metafeatures.items()}
+        blob = json.dumps(mf, sort_keys=True).encode()
+        classification = mf["simple.is_classification"] == 1.0
+        return cls(fingerprint="mf-" + hashlib.sha256(blob).hexdigest()[3:], metafeatures=mf,
+                   task_type="classification" if classification else "regression",
+                   n_rows=int(round(math.exp(mf["simple.log_rows"]))),
+                   n_features=int(round(math.exp(mf["simple.log_features"]))),
+                   n_classes=int(mf["simple.n_classes"]) if classification else None, name=name)
+
+
+@dataclass(frozen=True)
+class TaskRecord(TaskDescription):
+    """A task as stored, with its database id."""
+
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class SearchSpaceRecord:
+    """A stored search space: its id, signature and Optuna distributions."""
+
+    id: int
+    signature: str
+    distributions: dict[str, BaseDistribution]
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One stored trial."""
+
+    id: int
+    task_id: int
+    search_space_id: int
+    params: dict[str, Any]
+    values: list[float] | None
+    directions: list[str]
+    state: str
+    duration_seconds: float | None
+    study: str
+    trial_number: int
+    distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+
+
+def space_signature(distributions: Mapping[str, BaseDistribution]) -> tuple[str, dict[str, Any]]:
+    """The canonical JSON form of a search space and its sha256 (the same for the same distributions).
+
+    Examples
+    --------
+    >>> from optuna.distributions import FloatDistribution, IntDistribution
+    >>> from automl_meta.store.records import space_signature
+    >>> a = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "width": IntDistribution(8, 64)}
+    >>> space_signature(a)[0] == space_signature(dict(reversed(a.items())))[0]
+    True
+    """
+    canonical = {name: json.loads(distribution_to_json(d)) for name, d in sorted(distributions.items())}
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest(), canonical
+
+
+def distributions_from_json(canonical: Mapping[str, Any]) -> dict[str, BaseDistribution]:
+    return {name: json_to_distribution(json.dumps(d)) for name, d in canonical.items()}
+
+
+def encode_values(values) -> list[Any] | None:
+    """Objective values for JSON: infinities become the strings "inf" and "-inf"."""
+    if values is None:
+        return None
+    return [v if math.isfinite(v) else ("inf" if v > 0 else ("-inf" if v < 0 else "nan")) for v in map(float, values)]
+
+
+def decode_values(values) -> list[float] | None:
+    return None if values is None else [float(v) for v in values]

@@ -1,0 +1,24 @@
+"""The quick meta-dataset build records every trial of 6 tasks x 2 search spaces in its store, and resumes."""
+
+from __future__ import annotations
+
+import json
+
+from automl_meta.store import ExperienceStore
+
+
+def test_quick_build_records_every_trial_and_resumes(run_quick_study):
+    tmp_path = run_quick_study("build_meta_dataset")
+    result = json.loads((tmp_path / "build_meta_dataset.json").read_text())
+    assert result["quick"] is True and result["tasks"] == 6 and result["search_spaces"] == ["mlp", "hgb"]
+    assert result["evaluations"] == 6 * 2 * 12 and result["stored_tasks"] == 6
+    store = ExperienceStore(f"sqlite:///{tmp_path / 'runs' / 'build_meta_dataset' / 'experience.db'}")
+    assert sorted(t.name for t in store.tasks()) == ["clf01", "clf06", "diabetes", "iris", "reg01", "wine"]
+    assert len(store.search_spaces()) == 2
+    assert all(e.values is not None and 0 <= e.values[0] for e in store.evaluations(states=["COMPLETE"]))
+    lines = (tmp_path / "build_meta_dataset.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + 12
+    assert (tmp_path / "build_meta_dataset.png").stat().st_size > 5_000
+    # A second run finds every study complete: nothing is added twice.
+    run_quick_study("build_meta_dataset")
+    assert ExperienceStore(store.url).count_evaluations() == 6 * 2 * 12
