@@ -16,9 +16,10 @@ Examples
 __version__ = "0.1.0"
 
 from . import artifacts, engine, learners, models, tasks  # noqa: E402
+from . import optim  # noqa: E402
 from .artifacts import MetaArtifact, load  # noqa: E402
 from .exceptions import ArtifactError, CheckpointError, MetaTrainingError, TaskError  # noqa: E402
 from .training import MetaTrainer, meta_fit  # noqa: E402
 
-__all__ = ["MetaTrainer", "meta_fit", "MetaArtifact", "load", "tasks", "models", "learners", "engine", "artifacts",
+__all__ = ["MetaTrainer", "meta_fit", "MetaArtifact", "load", "tasks", "models", "learners", "engine", "artifacts", "optim",
            "TaskError", "ArtifactError", "MetaTrainingError", "CheckpointError", "__version__"]
