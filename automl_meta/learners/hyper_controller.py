@@ -98,7 +98,7 @@ class HyperController(UpdateRule):
         return {**moments, "h": h, "c": h.clone(), "u_lr": scalar, "log_g_avg": scalar.clone(),
                 "lr": scalar.clone()}
 
-    def _features(self, param: Tensor, g: Tensor, state: State, step: Tensor) -> Tensor:
+    def _features(self, param: Tensor, g: Tensor, state: State, step: Tensor) -> tuple[Tensor, Tensor]:
         first = step <= 1
         g_rms = rms(g)
         m = state["m"]
@@ -109,11 +109,11 @@ class HyperController(UpdateRule):
         is_vector = torch.tensor(float(param.dim() <= 1), dtype=g.dtype, device=g.device)
         scalars = torch.stack([cos, trend, log_g / 5, torch.log10(rms(param) + 1e-8) / 3, state["u_lr"],
                                numel, is_vector])
-        return torch.cat([scalars, progress_features(step)])
+        return torch.cat([scalars, progress_features(step)]), log_g
 
     def forward(self, param: Tensor, grad: Tensor, state: State, step: Tensor) -> tuple[Tensor, State]:
         g = clamp_grad(grad)
-        x = self._features(param, g, state, step)
+        x, log_g = self._features(param, g, state, step)
         gates = self.input_map(x) + self.hidden_map(state["h"])
         i, f, cand, o = gates.chunk(4, -1)
         c = torch.sigmoid(f) * state["c"] + torch.sigmoid(i) * torch.tanh(cand)
@@ -135,7 +135,6 @@ class HyperController(UpdateRule):
             direction = m
             moments = {"m": m}
         new_param = param - lr * (direction + wd * param)
-        log_g = torch.log10(rms(g) + 1e-16)
         log_g_avg = torch.where(first, log_g, 0.9 * state["log_g_avg"] + 0.1 * log_g)
         return new_param, {**moments, "h": h, "c": c, "u_lr": u[0], "log_g_avg": log_g_avg, "lr": lr}
 
