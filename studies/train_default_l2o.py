@@ -1,7 +1,7 @@
 """Meta-train the learned optimizers and the bundled ``default-l2o`` artifact.
 
 Three update rules are meta-trained in turn, each by truncated backpropagation through time on
-:class:`~automl_meta.tasks.OptimizeeTasks` (random quadratics and small MLPs of width 8-32, depth 1-2,
+:class:`~automl_meta.tasks.OptimizeeTasks` (random quadratics and small MLPs of width 8-48, depth 1-3,
 ReLU/tanh/GELU, on synthetic tabular classification and regression tasks), with 100-step inner
 trainings cut into 20-step truncations and 8 problems vmapped per episode:
 

@@ -37,17 +37,18 @@ from .mlp_optimizer import MLPOptimizer
 from .reptile import Reptile
 from .update_rule import UpdateRule
 
-LEARNERS: dict[str, type[Learner] | type[UpdateRule]] = {
-    c.name: c for c in (MAML, FirstOrderMAML, MetaSGD, Reptile, ANIL, LSTMOptimizer, MLPOptimizer, HyperController)}
+LEARNERS: dict[str, type[Learner]] = {c.name: c for c in (MAML, FirstOrderMAML, MetaSGD, Reptile, ANIL)}
 UPDATE_RULES: dict[str, type[UpdateRule]] = {c.name: c for c in (LSTMOptimizer, MLPOptimizer, HyperController)}
 
 
 def from_config(config: dict[str, Any]) -> Learner | UpdateRule:
-    """Rebuild a learner from ``learner.get_config()``."""
+    """Rebuild a learner or a learned optimizer's update rule from its ``get_config()``."""
     name = config.get("name")
-    if name not in LEARNERS:
-        raise ValueError(f"Unknown learner {name!r}; known learners are {sorted(LEARNERS)}.")
-    return LEARNERS[name].from_config(config)
+    known = {**LEARNERS, **UPDATE_RULES}
+    if name not in known:
+        raise ValueError(f"Unknown learner {name!r}; known learners are {sorted(LEARNERS)} and learned "
+                         f"optimizers {sorted(UPDATE_RULES)}.")
+    return known[name].from_config(config)
 
 
 __all__ = ["Learner", "AdaptedModel", "MAML", "FirstOrderMAML", "MetaSGD", "Reptile", "ANIL", "LEARNERS",

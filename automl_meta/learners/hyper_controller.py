@@ -13,7 +13,7 @@ from .update_rule import TIMESCALES, State, UpdateRule, clamp_grad, progress_fea
 
 BASES = ("adam", "sgd")
 # Learning-rate ranges of the controller's output, (min, max, initial), per base optimizer.
-LR_RANGES = {"adam": (1e-5, 0.1, 3e-3), "sgd": (1e-5, 1.0, 1e-2)}
+LR_RANGES = {"adam": (1e-5, 0.03, 3e-3), "sgd": (1e-5, 1.0, 1e-2)}
 MOMENTUM_RANGE = (0.0, 0.99)
 ADAM_BETA2 = 0.999
 _EPS = 1e-8

@@ -104,9 +104,9 @@ class OptimizeeTasks:
     quadratic_fraction : float, default=0.25
         Probability that a batch is quadratics rather than MLPs.
     quadratic_dims : (int, int), default=(4, 32)
-    widths : (int, int), default=(8, 32)
+    widths : (int, int), default=(8, 48)
         Hidden width range of the MLPs.
-    depths : (int, int), default=(1, 2)
+    depths : (int, int), default=(1, 3)
         Hidden-layer count range of the MLPs.
     activations : sequence of str, default=("relu", "tanh", "gelu")
     regression_fraction : float, default=0.25
@@ -122,8 +122,8 @@ class OptimizeeTasks:
     (4, 'mlp')
     """
 
-    def __init__(self, *, quadratic_fraction: float = 0.25, quadratic_dims=(4, 32), widths=(8, 32),
-                 depths=(1, 2), activations: Sequence[str] = ("relu", "tanh", "gelu"),
+    def __init__(self, *, quadratic_fraction: float = 0.25, quadratic_dims=(4, 32), widths=(8, 48),
+                 depths=(1, 3), activations: Sequence[str] = ("relu", "tanh", "gelu"),
                  regression_fraction: float = 0.25, n_features=(2, 16), n_classes=(2, 5),
                  shots=(64, 128)) -> None:
         for name, value in (("quadratic_fraction", quadratic_fraction), ("regression_fraction", regression_fraction)):

@@ -31,7 +31,7 @@ from . import checkpoint
 ESTIMATORS = ("tbptt", "es")
 CHECKPOINT_NAME = "last.ckpt"
 ARTIFACT_NAME = "artifact.ameta"
-_LOG_FLOOR = 1e-8  # losses are floored here inside the log: a task trained to zero loss stays finite
+_LOG_FLOOR = 1e-12  # losses are floored here inside the log: a task trained to zero loss stays finite
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:

@@ -11,16 +11,18 @@ def test_quick_study_writes_results(run_quick_study):
     tmp_path = run_quick_study("l2o_vs_adam")
     assert "beats Adam 1e-3" in run_quick_study.stdout
     result = json.loads((tmp_path / "l2o_vs_adam.json").read_text())
-    assert {"median_steps_ratio_vs_tuned_adam", "frac_beats_adam_default", "divergences", "held_out_tasks",
-            "quick"} <= set(result)
+    assert set(result) == {"median_steps_ratio_vs_tuned_adam", "frac_beats_adam_default", "divergences",
+                           "held_out_tasks", "quick"}
     assert result["quick"] is True and result["held_out_tasks"] == 2
     assert 0.0 <= result["frac_beats_adam_default"] <= 1.0 and result["divergences"] in (0, 1, 2)
     assert result["median_steps_ratio_vs_tuned_adam"] > 0
-    methods = result["methods"]
-    assert {"Adam (tuned)", "SGDm (tuned)", "Adam 1e-3", result["default"]} <= set(methods)
+    details = json.loads((tmp_path / "l2o_vs_adam_details.json").read_text())
+    methods = details["methods"]
+    assert {"Adam (tuned)", "SGDm (tuned)", "Adam 1e-3", details["default"]} <= set(methods)
     assert methods["Adam (tuned)"]["median_steps_ratio_vs_tuned_adam"] == 1.0  # its own reference
-    overhead = result["step_overhead_1M"]
-    assert "Adam" in overhead and result["default"] in overhead
+    assert methods[details["default"]]["divergences"] == result["divergences"]
+    overhead = details["step_overhead_1M"]
+    assert "Adam" in overhead and details["default"] in overhead
     assert all(math.isfinite(v["ms"]) and v["ms"] > 0 for v in overhead.values())
     with open(tmp_path / "l2o_vs_adam.csv") as f:
         rows = list(csv.DictReader(f))

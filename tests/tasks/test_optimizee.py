@@ -18,7 +18,7 @@ def test_batches_are_reproducible_and_vary_in_architecture():
     descs = [fam.sample(2, rng=s).description for s in range(30)]
     assert len({(d["width"], d["depth"], d["activation"]) for d in descs}) > 10
     assert {d["task_type"] for d in descs} == {"classification", "regression"}
-    assert {d["depth"] for d in descs} == {1, 2}
+    assert {d["depth"] for d in descs} == {1, 2, 3}
 
 
 @pytest.mark.parametrize("quadratic_fraction", [0.0, 1.0])
