@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     learned = learned_artifacts(args.quick)
     default_name = LEARNED_LABELS[am.load("default-l2o").learner.name]
     todo = [(d, a) for d, a in grid if not (cache / f"{d}_{a}.json").exists()]
+    todo.sort(key=lambda t: (t[0] != "digits", t[1] != "4x128-relu"))  # the longest first: balanced workers
     jobs = [(d, a, steps, cache, learned) for d, a in todo]
     if args.jobs > 1 and len(jobs) > 1:
         import multiprocessing as mp

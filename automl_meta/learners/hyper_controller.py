@@ -39,8 +39,10 @@ class HyperController(UpdateRule):
     with ``m_t`` the ``beta_t``-momentum of the gradient and ``v_t`` its
     second moment (decay 0.999); for ``base="sgd"``,
     ``theta <- theta - alpha_t * (b_t + lambda_t * theta)`` with
-    ``b_t = beta_t * b_{t-1} + g_t``. Every coordinate's Adam step is thus at
-    most about ``lr_max`` in size, whatever the controller does.
+    ``b_t = beta_t * b_{t-1} + g_t``. The learning rate ranges over
+    ``[lr_min, lr_max] = [1e-5, 0.03]`` for Adam and ``[1e-5, 1]`` for SGD
+    (:data:`LR_RANGES`), so every coordinate's Adam step is at most a few
+    hundredths, whatever the controller does.
 
     The controller's inputs per tensor are scale-free where possible: the
     cosine between the gradient and the momentum (positive while progress is
