@@ -65,7 +65,7 @@ class HyperController(UpdateRule):
     --------
     >>> import torch
     >>> from automl_meta.learners import HyperController
-    >>> rule = HyperController(base="adam")
+    >>> rule = HyperController(base="adam").requires_grad_(False)  # no meta-gradients needed here
     >>> p = torch.ones(5)
     >>> new_p, state = rule(p, torch.ones(5), rule.init_state(p), torch.tensor(1.0))
     >>> round(float(state["lr"]), 4)  # the untrained controller starts near 3e-3

@@ -33,7 +33,7 @@ def train(model, opt, X, y, steps):
         loss = nn.functional.mse_loss(model(X), y)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
     return losses
 
 
@@ -97,7 +97,7 @@ def test_closure_form_returns_the_loss_and_trains():
         loss.backward()
         return loss
 
-    losses = [float(opt.step(closure)) for _ in range(60)]
+    losses = [opt.step(closure).detach().item() for _ in range(60)]
     assert losses[-1] < 0.5 * losses[0]
 
 
