@@ -16,11 +16,12 @@ Examples
 __version__ = "0.1.0"
 
 from . import artifacts, engine, learners, models, tasks  # noqa: E402
+from . import optim  # noqa: E402
 from .artifacts import MetaArtifact, load  # noqa: E402
 from .exceptions import (ArtifactError, CheckpointError, MetaTrainingError, StoreError,  # noqa: E402
                          StoreSchemaError, TaskError)
 from .training import MetaTrainer, meta_fit  # noqa: E402
 
 __all__ = ["MetaTrainer", "meta_fit", "MetaArtifact", "load", "tasks", "models", "learners", "engine", "artifacts",
-           "TaskError", "ArtifactError", "MetaTrainingError", "CheckpointError", "StoreError", "StoreSchemaError",
-           "__version__"]
+           "optim", "TaskError", "ArtifactError", "MetaTrainingError", "CheckpointError", "StoreError",
+           "StoreSchemaError", "__version__"]

@@ -14,7 +14,7 @@ import torch
 from .. import __version__
 from .. import learners as _learners
 from ..exceptions import ArtifactError
-from ..learners import AdaptedModel, Learner
+from ..learners import AdaptedModel, Learner, UpdateRule
 from . import registry, tensorfile
 
 FORMAT = "automl-meta-artifact"
@@ -40,8 +40,9 @@ class MetaArtifact:
 
     Parameters
     ----------
-    learner : Learner
-        A set-up learner whose meta-parameters the artifact holds.
+    learner : Learner or UpdateRule
+        A set-up learner whose meta-parameters the artifact holds, or a learned
+        optimizer's update rule (used through :class:`automl_meta.optim.LearnedOptimizer`).
     task_family, training, metrics : dict, optional
         JSON-serialisable records stored in the manifest.
     seed : int, optional
@@ -59,12 +60,13 @@ class MetaArtifact:
     (3,)
     """
 
-    def __init__(self, learner: Learner, *, task_family: dict[str, Any] | None = None,
+    def __init__(self, learner: Learner | UpdateRule, *, task_family: dict[str, Any] | None = None,
                  training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
                  seed: int | None = None, versions: dict[str, str] | None = None,
                  created: str | None = None) -> None:
-        if not isinstance(learner, Learner) or not learner.is_setup:
-            raise ValueError("MetaArtifact needs a set-up automl_meta Learner (meta-train it with MetaTrainer).")
+        if not isinstance(learner, (Learner, UpdateRule)) or not learner.is_setup:
+            raise ValueError("MetaArtifact needs a set-up automl_meta Learner (meta-train it with MetaTrainer) "
+                             "or a learned optimizer's UpdateRule.")
         self.learner = learner
         self.task_family = dict(task_family or {})
         self.training = dict(training or {})
@@ -101,6 +103,10 @@ class MetaArtifact:
 
         ``steps`` defaults to the number of inner steps used in meta-training.
         """
+        if isinstance(self.learner, UpdateRule):
+            raise TypeError(f"This artifact holds a learned optimizer ({self.learner.name}), which does not adapt "
+                            "to data itself: train a model with automl_meta.optim.LearnedOptimizer(model.parameters(), "
+                            "artifact=...) instead.")
         return self.learner.adapt(X, y, steps=steps)
 
     # Pickling (joblib, multiprocessing) carries the artifact as data: manifest and arrays, rebuilt on load.
@@ -113,7 +119,7 @@ class MetaArtifact:
 
     def __repr__(self) -> str:
         cfg = self.learner.get_config()
-        return (f"MetaArtifact(learner={cfg['name']!r}, task_type={cfg['task_type']!r}, "
+        return (f"MetaArtifact(learner={cfg['name']!r}, task_type={cfg.get('task_type')!r}, "
                 f"family={self.task_family.get('family')!r}, metrics={self.metrics})")
 
 

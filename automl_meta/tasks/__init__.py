@@ -13,6 +13,7 @@ from ..exceptions import TaskError
 from .batch import Task, TaskBatch
 from .datasets import DatasetTasks, from_datasets, from_groups
 from .distribution import TaskDistribution
+from .optimizee import OptimizeeBatch, OptimizeeTasks
 from .sinusoid import Sinusoid
 from .tabular import SyntheticTabular
 
@@ -36,4 +37,5 @@ def from_config(description: dict[str, Any]) -> TaskDistribution:
 
 
 __all__ = ["from_config", "FAMILIES", "Task", "TaskBatch", "TaskDistribution", "Sinusoid", "SyntheticTabular", "DatasetTasks",
+           "OptimizeeTasks", "OptimizeeBatch",
            "from_groups", "from_datasets"]

@@ -3,5 +3,6 @@
 from .callbacks import Callback, EarlyStopping
 from .family import meta_fit
 from .trainer import MetaTrainer
+from .unrolled import UnrolledTrainer
 
-__all__ = ["MetaTrainer", "meta_fit", "Callback", "EarlyStopping"]
+__all__ = ["MetaTrainer", "UnrolledTrainer", "meta_fit", "Callback", "EarlyStopping"]

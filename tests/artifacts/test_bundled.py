@@ -35,3 +35,31 @@ def test_default_regressor_explains_variance():
     Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=64, random_state=0)
     reg = MetaLearnedRegressor(random_state=0).fit(Xtr, ytr)
     assert reg.score(Xte, yte) > 0.2  # an unadapted constant scores about 0
+
+
+def test_default_l2o_is_small_and_trains_an_unseen_network_better_than_adam_at_its_default():
+    import torch
+    from torch import nn
+
+    path = am.artifacts.registry.resolve("default-l2o")
+    assert path.stat().st_size < 2_000_000
+    artifact = am.load("default-l2o")
+    assert isinstance(artifact.learner, am.learners.UpdateRule)
+    assert artifact.training["trainer"] == "unrolled" and artifact.task_family["family"] == "OptimizeeTasks"
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = torch.tensor((X - X.mean(0)) / X.std(0), dtype=torch.float32)
+    y = torch.tensor(y)
+    final = {}
+    for name in ("learned", "adam"):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(30, 96), nn.Tanh(), nn.Linear(96, 96), nn.Tanh(), nn.Linear(96, 2))
+        opt = (am.optim.LearnedOptimizer(model.parameters()) if name == "learned"
+               else torch.optim.Adam(model.parameters(), lr=1e-3))
+        for _ in range(150):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X), y)
+            loss.backward()
+            opt.step()
+        final[name] = loss.item()
+    assert np.isfinite(final["learned"]) and final["learned"] < final["adam"]

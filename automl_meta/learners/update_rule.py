@@ -1,0 +1,118 @@
+"""What every learned optimizer shares: an update rule as a pure function of one parameter tensor.
+
+A learned optimizer is an :class:`UpdateRule`: a small network whose weights are
+the meta-parameters, applied to each parameter tensor of the model being trained
+(the *optimizee*) coordinate-wise or per tensor, so one rule serves models of any
+shape. The rule is a pure function
+
+``new_param, new_state = rule(param, grad, state, step)``
+
+of one tensor, its gradient, its optimizer state (a dict of tensors made by
+:meth:`UpdateRule.init_state`) and the 1-based step number. The engine maps it
+over a parameter dictionary and vmaps it over a batch of tasks for
+meta-training (:mod:`automl_meta.engine.learned_update`);
+:class:`automl_meta.optim.LearnedOptimizer` applies it to a PyTorch model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+State = dict[str, Tensor]
+
+# Time scales of the training-progress features tanh(step / tau): they need no knowledge of the
+# horizon, so a rule meta-trained on short runs sees meaningful (saturating) features on long ones.
+TIMESCALES = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+
+
+def progress_features(step: Tensor) -> Tensor:
+    """``tanh(step / tau)`` for each time scale in :data:`TIMESCALES` (a 1-D tensor)."""
+    scales = torch.tensor(TIMESCALES, dtype=step.dtype, device=step.device)
+    return torch.tanh(step / scales)
+
+
+def grad_limit(dtype: torch.dtype) -> float:
+    """Gradients are clamped to +-this before use: their squares (second moments) stay finite."""
+    return torch.finfo(dtype).max ** 0.5 / 1e4
+
+
+def clamp_grad(g: Tensor) -> Tensor:
+    """``g`` clamped to :func:`grad_limit` (finite gradients only; NaN/inf are refused upstream)."""
+    lim = grad_limit(g.dtype)
+    return g.clamp(-lim, lim)
+
+
+def rms(x: Tensor, eps: float = 0.0) -> Tensor:
+    """Root mean square over all entries (a 0-dim tensor)."""
+    return (x.square().mean() + eps).sqrt()
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    return seed
+
+
+class UpdateRule(nn.Module):
+    """Base class of the learned optimizers (meta-learns the update rule's weights).
+
+    Subclasses implement :meth:`init_state` and :meth:`forward` for one tensor,
+    without Python control flow on tensor values, so that the rule runs under
+    :func:`torch.vmap` and :func:`torch.func.functional_call`.
+
+    Parameters
+    ----------
+    seed : int
+        Fixes the initial weights of the rule's network.
+    """
+
+    name: ClassVar[str] = "update_rule"
+    meta_learns: ClassVar[tuple[str, ...]] = ("update_rule",)
+    task_type = None  # learned optimizers are not tied to classification or regression
+
+    def __init__(self, *, seed: int = 0) -> None:
+        super().__init__()
+        self.seed = _check_seed(seed)
+
+    @property
+    def is_setup(self) -> bool:
+        return True
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    def _init_linear(self, layer: nn.Linear, gen: torch.Generator, gain: float = 1.0) -> nn.Linear:
+        bound = gain / layer.in_features**0.5
+        with torch.no_grad():
+            layer.weight.uniform_(-bound, bound, generator=gen)
+            if layer.bias is not None:
+                layer.bias.zero_()
+        return layer
+
+    def init_state(self, param: Tensor) -> State:
+        """The optimizer state of a fresh parameter tensor (a dict of tensors)."""
+        raise NotImplementedError
+
+    def forward(self, param: Tensor, grad: Tensor, state: State, step: Tensor) -> tuple[Tensor, State]:
+        """One update of one tensor: ``(new_param, new_state)``; ``step`` counts from 1."""
+        raise NotImplementedError
+
+    # -- configuration ------------------------------------------------------------------------------
+    def _config_kwargs(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+    def get_config(self) -> dict[str, Any]:
+        """Everything :meth:`from_config` needs to rebuild this rule (JSON-serialisable)."""
+        return {"name": self.name, **self._config_kwargs()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> UpdateRule:
+        """Rebuild a rule from :meth:`get_config` (weights at their initial values)."""
+        config = {k: v for k, v in config.items() if k not in ("name", "task_type")}
+        return cls(**config)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._config_kwargs().items())

@@ -1,0 +1,190 @@
+"""Training problems for learned optimizers: quadratics and small MLPs on synthetic tabular tasks.
+
+A learned optimizer is meta-trained by running it on many small training
+problems (*optimizees*). :class:`OptimizeeTasks` draws them: each draw is an
+:class:`OptimizeeBatch` of tasks that share parameter shapes (one architecture
+per batch, so the batch is vmapped), with per-task data and initial parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..engine.losses import task_loss
+from ..exceptions import TaskError
+from .distribution import as_generator, check_count
+from .tabular import SyntheticTabular
+
+Params = dict[str, Tensor]
+KINDS = ("quadratic", "mlp")
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
+
+
+def mlp_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
+    """A fully connected network given as ``{"w0", "b0", "w1", "b1", ...}`` (weights ``(out, in)``)."""
+    n = len(params) // 2
+    act = ACTIVATIONS[activation]
+    for i in range(n):
+        x = x @ params[f"w{i}"].T + params[f"b{i}"]
+        if i < n - 1:
+            x = act(x)
+    return x
+
+
+def init_mlp(widths: Sequence[int], n_tasks: int, rng: np.random.Generator) -> Params:
+    """PyTorch's default ``nn.Linear`` initialisation for ``n_tasks`` networks (leading task axis)."""
+    params = {}
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        bound = 1 / math.sqrt(a)
+        params[f"w{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, b, a)), dtype=torch.float32)
+        params[f"b{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, b)), dtype=torch.float32)
+    return params
+
+
+def _mlp_loss(params: Params, data: dict[str, Tensor], *, activation: str, task_type: str) -> Tensor:
+    return task_loss(mlp_apply(params, data["x"], activation), data, task_type)
+
+
+def _quadratic_loss(params: Params, data: dict[str, Tensor]) -> Tensor:
+    r = data["A"] @ params["x"] - data["b"]
+    return 0.5 * r.square().mean()
+
+
+@dataclass(frozen=True)
+class OptimizeeBatch:
+    """Tasks sharing parameter shapes: initial parameters and data, each with a leading task axis.
+
+    Attributes
+    ----------
+    params : dict of Tensor
+        Initial parameters of every task.
+    train, val : dict of Tensor
+        Training data (what the optimizer minimises) and held-out data of every task.
+    loss : callable
+        ``loss(params, data) -> scalar`` for one task (no task axis); pure, so it vmaps.
+    description : dict
+        What was drawn (kind, architecture).
+    """
+
+    params: Params
+    train: dict[str, Tensor]
+    val: dict[str, Tensor]
+    loss: Callable[[Params, dict[str, Tensor]], Tensor]
+    description: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_tasks(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def to(self, dtype: torch.dtype) -> OptimizeeBatch:
+        cast = lambda d: {k: v.to(dtype) if v.is_floating_point() else v for k, v in d.items()}  # noqa: E731
+        return replace(self, params=cast(self.params), train=cast(self.train), val=cast(self.val))
+
+
+class OptimizeeTasks:
+    """The task distribution learned optimizers are meta-trained on.
+
+    Each batch is either a batch of random quadratics ``0.5 * mean((A x - b)**2)``
+    (ill-conditioned, dimension drawn from ``quadratic_dims``) or a batch of
+    small MLPs of one drawn width, depth and activation, each trained on its own
+    synthetic tabular task from :class:`SyntheticTabular` (classification or
+    regression; the support set is the training data, the query set the
+    validation data).
+
+    Parameters
+    ----------
+    quadratic_fraction : float, default=0.25
+        Probability that a batch is quadratics rather than MLPs.
+    quadratic_dims : (int, int), default=(4, 32)
+    widths : (int, int), default=(8, 48)
+        Hidden width range of the MLPs.
+    depths : (int, int), default=(1, 3)
+        Hidden-layer count range of the MLPs.
+    activations : sequence of str, default=("relu", "tanh", "gelu")
+    regression_fraction : float, default=0.25
+        Probability that an MLP batch is regression rather than classification.
+    n_features, n_classes, shots :
+        Passed to :class:`SyntheticTabular` (``shots`` is the training-set size).
+
+    Examples
+    --------
+    >>> from automl_meta.tasks import OptimizeeTasks
+    >>> batch = OptimizeeTasks(quadratic_fraction=0.0).sample(4, rng=0)
+    >>> batch.n_tasks, batch.description["kind"]
+    (4, 'mlp')
+    """
+
+    def __init__(self, *, quadratic_fraction: float = 0.25, quadratic_dims=(4, 32), widths=(8, 48),
+                 depths=(1, 3), activations: Sequence[str] = ("relu", "tanh", "gelu"),
+                 regression_fraction: float = 0.25, n_features=(2, 16), n_classes=(2, 5),
+                 shots=(64, 128)) -> None:
+        for name, value in (("quadratic_fraction", quadratic_fraction), ("regression_fraction", regression_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise TaskError(f"{name} must be in [0, 1], got {value!r}.")
+        unknown = set(activations) - set(ACTIVATIONS)
+        if unknown or not activations:
+            raise TaskError(f"activations must be a non-empty subset of {sorted(ACTIVATIONS)}, got {activations!r}.")
+        self.quadratic_fraction, self.regression_fraction = float(quadratic_fraction), float(regression_fraction)
+        self.quadratic_dims = self._pair(quadratic_dims, "quadratic_dims")
+        self.widths, self.depths = self._pair(widths, "widths"), self._pair(depths, "depths")
+        self.activations = tuple(activations)
+        self.tabular = {t: SyntheticTabular(t, n_features=n_features, n_classes=n_classes, shots=shots,
+                                            query_shots=64) for t in ("classification", "regression")}
+
+    @staticmethod
+    def _pair(value, name: str) -> tuple[int, int]:
+        lo, hi = (value, value) if np.isscalar(value) else tuple(value)
+        if not (isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer)) and 1 <= lo <= hi):
+            raise TaskError(f"{name} must be an int or a (low, high) pair of ints >= 1, got {value!r}.")
+        return int(lo), int(hi)
+
+    def sample(self, n_tasks: int, rng: np.random.Generator | int | None = None) -> OptimizeeBatch:
+        """Draw a batch of ``n_tasks`` training problems of one kind and architecture."""
+        n_tasks = check_count(n_tasks, "n_tasks")
+        rng = as_generator(rng)
+        if rng.random() < self.quadratic_fraction:
+            return self._quadratics(n_tasks, rng)
+        return self._mlps(n_tasks, rng)
+
+    def _quadratics(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
+        d = int(rng.integers(self.quadratic_dims[0], self.quadratic_dims[1] + 1))
+        A = np.empty((n, d, d))
+        for i in range(n):
+            q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+            A[i] = q * np.exp(rng.uniform(np.log(0.1), np.log(3.0), size=d))  # condition number up to 30
+        data = {"A": torch.as_tensor(A, dtype=torch.float32),
+                "b": torch.as_tensor(rng.normal(size=(n, d)), dtype=torch.float32)}
+        x0 = {"x": torch.as_tensor(rng.normal(size=(n, d)), dtype=torch.float32)}
+        return OptimizeeBatch(x0, data, data, _quadratic_loss, {"kind": "quadratic", "dim": d})
+
+    def _mlps(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
+        task_type = "regression" if rng.random() < self.regression_fraction else "classification"
+        width = int(rng.integers(self.widths[0], self.widths[1] + 1))
+        depth = int(rng.integers(self.depths[0], self.depths[1] + 1))
+        activation = self.activations[rng.integers(len(self.activations))]
+        family = self.tabular[task_type]
+        tasks = family.sample(n, rng)
+        params = init_mlp([family.n_features, *[width] * depth, family.n_outputs], n, rng)
+        loss = partial(_mlp_loss, activation=activation, task_type=task_type)
+        return OptimizeeBatch(params, tasks.support(), tasks.query(), loss,
+                              {"kind": "mlp", "task_type": task_type, "width": width, "depth": depth,
+                               "activation": activation})
+
+    def get_config(self) -> dict[str, Any]:
+        tab = self.tabular["classification"]
+        return {"quadratic_fraction": self.quadratic_fraction, "quadratic_dims": list(self.quadratic_dims),
+                "widths": list(self.widths), "depths": list(self.depths), "activations": list(self.activations),
+                "regression_fraction": self.regression_fraction, "n_features": list(tab.feature_range),
+                "n_classes": list(tab.class_range), "shots": list(tab.shot_range)}
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-serialisable description (stored in artifact manifests)."""
+        return {"family": type(self).__name__, "config": self.get_config()}

@@ -1,0 +1,327 @@
+"""UnrolledTrainer: meta-train a learned optimizer through truncated unrolls of inner training.
+
+Each *episode* draws a batch of training problems (:class:`~automl_meta.tasks.OptimizeeTasks`)
+and trains all of them at once (vmapped) with the learned rule for ``horizon`` steps, cut into
+truncations of ``unroll`` steps. After each truncation the rule's weights take one outer step on
+the truncation's meta-loss, the mean over tasks and steps of ``log(loss_t / loss_0)``, estimated
+either by backpropagation through the truncation (truncated BPTT) or by antithetic evolution
+strategies (ES), which stays well-behaved where long unrolls make backpropagated gradients explode.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..artifacts import MetaArtifact
+from ..engine.learned_update import batched_init_states, batched_unroll
+from ..exceptions import CheckpointError, MetaTrainingError
+from ..learners import UpdateRule
+from ..learners.base import check_positive_float, check_positive_int
+from ..tasks import OptimizeeBatch, OptimizeeTasks
+from . import checkpoint
+
+ESTIMATORS = ("tbptt", "es")
+CHECKPOINT_NAME = "last.ckpt"
+ARTIFACT_NAME = "artifact.ameta"
+_LOG_FLOOR = 1e-12  # losses are floored here inside the log: a task trained to zero loss stays finite
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    # Each episode's problems depend only on (seed, episode): a resumed run sees the same problems.
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def relative_log_losses(losses: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+    """``log(loss_t / loss_0)`` for losses of shape (steps, n_tasks); NaN losses count as 10x the start."""
+    ratio = torch.log(losses.clamp_min(_LOG_FLOOR)) - torch.log(initial.clamp_min(_LOG_FLOOR))
+    return torch.where(torch.isfinite(ratio), ratio, torch.full_like(ratio, math.log(10.0)))
+
+
+class UnrolledTrainer:
+    """Meta-train a learned optimizer (an :class:`~automl_meta.learners.UpdateRule`).
+
+    Parameters
+    ----------
+    rule : UpdateRule
+        E.g. ``HyperController()``, ``MLPOptimizer()`` or ``LSTMOptimizer()``.
+    problems : OptimizeeTasks, optional
+        Training problems (default ``OptimizeeTasks()``).
+    meta_batch_size : int, default=8
+        Problems trained at once (vmapped) in each episode.
+    episodes : int, default=500
+        Number of episodes (each ``horizon // unroll`` outer updates).
+    horizon : int, default=100
+        Inner training steps of an episode.
+    unroll : int, default=20
+        Steps per truncation; must divide ``horizon``.
+    estimator : {"tbptt", "es"}, default="tbptt"
+        Truncated backpropagation through time, or antithetic evolution strategies.
+    es_pairs : int, default=8
+        Antithetic perturbation pairs per ES estimate.
+    es_sigma : float, default=0.01
+        Standard deviation of the ES perturbations.
+    outer_lr : float, default=1e-3
+        Learning rate of the outer Adam optimizer.
+    clip_grad_norm : float, default=1.0
+        Clip the meta-gradient to this global norm.
+    n_validation_batches : int, default=4
+        Fixed held-out problem batches, trained for ``validation_horizon`` steps at each
+        validation; the best rule by mean relative log-loss is kept. 0 turns validation off.
+    validation_horizon : int, optional
+        Default ``4 * horizon``: longer than training, so the kept rule is one that stays
+        good on longer runs.
+    eval_every : int, default=25
+        Episodes between validations (and checkpoints).
+    checkpoint_dir : str or Path, optional
+    resume : bool, default=False
+        Continue from ``checkpoint_dir/last.ckpt`` when it exists. Checkpoints fall on
+        episode boundaries, so a resumed run ends exactly as an uninterrupted one.
+    max_nonfinite : int, default=10
+        Consecutive non-finite meta-losses or meta-gradients skipped before giving up.
+    seed : int, default=0
+    verbose : int, default=1
+
+    Attributes
+    ----------
+    history_ : list of dict
+        One entry per validation: ``episode``, ``train_loss``, ``val_loss``.
+    best_episode_ : int or None
+    n_skipped_ : int
+
+    Examples
+    --------
+    >>> import automl_meta as am
+    >>> rule = am.learners.HyperController()
+    >>> trainer = am.training.UnrolledTrainer(rule, am.tasks.OptimizeeTasks(), meta_batch_size=2, episodes=2,
+    ...                                       horizon=10, unroll=5, eval_every=2, n_validation_batches=1,
+    ...                                       verbose=0)
+    >>> artifact = trainer.fit()
+    >>> artifact.manifest["learner"]["name"], [h["episode"] for h in trainer.history_]
+    ('hyper_controller', [2])
+    """
+
+    def __init__(self, rule: UpdateRule, problems: OptimizeeTasks | None = None, *, meta_batch_size: int = 8,
+                 episodes: int = 500, horizon: int = 100, unroll: int = 20, estimator: str = "tbptt",
+                 es_pairs: int = 8, es_sigma: float = 0.01, outer_lr: float = 1e-3, clip_grad_norm: float = 1.0,
+                 n_validation_batches: int = 4, validation_horizon: int | None = None, eval_every: int = 25,
+                 checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, max_nonfinite: int = 10,
+                 seed: int = 0, verbose: int = 1) -> None:
+        if not isinstance(rule, UpdateRule):
+            raise TypeError(f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}.")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
+        self.rule = rule
+        self.problems = problems if problems is not None else OptimizeeTasks()
+        self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
+        self.episodes = check_positive_int(episodes, "episodes")
+        self.horizon = check_positive_int(horizon, "horizon")
+        self.unroll = check_positive_int(unroll, "unroll")
+        if self.horizon % self.unroll:
+            raise ValueError(f"unroll ({unroll}) must divide horizon ({horizon}).")
+        self.estimator = estimator
+        self.es_pairs = check_positive_int(es_pairs, "es_pairs")
+        self.es_sigma = check_positive_float(es_sigma, "es_sigma")
+        self.outer_lr = check_positive_float(outer_lr, "outer_lr")
+        self.clip_grad_norm = check_positive_float(clip_grad_norm, "clip_grad_norm")
+        if isinstance(n_validation_batches, bool) or not isinstance(n_validation_batches, int) \
+                or n_validation_batches < 0:
+            raise ValueError(f"n_validation_batches must be an integer >= 0, got {n_validation_batches!r}.")
+        self.n_validation_batches = n_validation_batches
+        self.validation_horizon = check_positive_int(validation_horizon or 4 * self.horizon, "validation_horizon")
+        self.eval_every = check_positive_int(eval_every, "eval_every")
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir to resume from.")
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.resume = bool(resume)
+        self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        self.seed, self.verbose = int(seed), int(verbose)
+
+    def config(self) -> dict[str, Any]:
+        """The settings that determine the run (stored in checkpoints and artifacts)."""
+        return {"trainer": "unrolled", "meta_batch_size": self.meta_batch_size, "episodes": self.episodes,
+                "horizon": self.horizon, "unroll": self.unroll, "estimator": self.estimator,
+                "es_pairs": self.es_pairs, "es_sigma": self.es_sigma, "outer_lr": self.outer_lr,
+                "clip_grad_norm": self.clip_grad_norm, "n_validation_batches": self.n_validation_batches,
+                "validation_horizon": self.validation_horizon, "eval_every": self.eval_every, "seed": self.seed}
+
+    def _fingerprint(self) -> dict[str, Any]:
+        cfg = {k: v for k, v in self.config().items() if k != "episodes"}
+        return {"trainer": cfg, "learner": self.rule.get_config(), "tasks": self.problems.describe()}
+
+    # -- estimators ----------------------------------------------------------------------------------
+    def _truncation_loss(self, batch: OptimizeeBatch, params, states, first_step: int, initial, weights=None):
+        losses, params, states = batched_unroll(self.rule, batch.loss, params, states, batch.train,
+                                                first_step=first_step, steps=self.unroll, weights=weights)
+        return relative_log_losses(losses[1:], initial).mean(), params, states
+
+    def _tbptt(self, batch, params, states, first_step, initial):
+        meta_loss, params, states = self._truncation_loss(batch, params, states, first_step, initial)
+        if torch.isfinite(meta_loss):
+            meta_loss.backward()
+        return float(meta_loss.detach()), params, states
+
+    @torch.no_grad()
+    def _es(self, batch, params, states, first_step, initial, iteration: int):
+        gen = torch.Generator().manual_seed(int(_rng(self.seed, 2, iteration).integers(2**62)))
+        weights = {k: v.detach() for k, v in self.rule.named_parameters()}
+        grads = {k: torch.zeros_like(v) for k, v in weights.items()}
+        for _ in range(self.es_pairs):
+            noise = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in weights.items()}
+            plus = self._truncation_loss(batch, params, states, first_step, initial,
+                                         {k: w + self.es_sigma * noise[k] for k, w in weights.items()})[0]
+            minus = self._truncation_loss(batch, params, states, first_step, initial,
+                                          {k: w - self.es_sigma * noise[k] for k, w in weights.items()})[0]
+            scale = (plus - minus) / (2 * self.es_sigma * self.es_pairs)
+            for k in grads:
+                grads[k] += scale * noise[k]
+        meta_loss, params, states = self._truncation_loss(batch, params, states, first_step, initial)
+        for k, p in self.rule.named_parameters():
+            p.grad = grads[k]
+        return float(meta_loss), params, states
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        self.rule.to(torch.float32).train()
+        self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
+        self.episode, self.n_skipped_, self._consecutive_bad = 0, 0, 0
+        self.best_loss_, self.best_episode_, self._best_state = math.inf, None, None
+        self.history_: list[dict[str, Any]] = []
+        self._val_batches = [self.problems.sample(self.meta_batch_size, _rng(self.seed, 1, i))
+                             for i in range(self.n_validation_batches)]
+
+    def _checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+
+    def _restore(self) -> None:
+        path = self._checkpoint_path()
+        if path is None or not path.exists():
+            return
+        if not self.resume:
+            raise CheckpointError(f"'{path}' already holds a run. Pass resume=True to continue it, or choose "
+                                  "another checkpoint_dir (nothing was overwritten).")
+        state = checkpoint.load(path)
+        rec = state["record"]
+        mine = self._fingerprint()
+        if rec.get("fingerprint") != mine:
+            diff = sorted(k for k in mine if rec.get("fingerprint", {}).get(k) != mine[k])
+            raise CheckpointError(f"'{path}' was written by a different configuration (differs in: "
+                                  f"{', '.join(diff)}); resume with the same settings or another checkpoint_dir.")
+        self.rule.load_state_dict(state["learner_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self._best_state = state["best_state"]
+        self.episode = rec["episode"]
+        self.best_loss_ = rec["best_loss"] if rec["best_loss"] is not None else math.inf
+        self.best_episode_, self.n_skipped_ = rec["best_episode"], rec["n_skipped"]
+        self._consecutive_bad, self.history_ = rec["consecutive_bad"], rec["history"]
+
+    def _save_checkpoint(self) -> None:
+        path = self._checkpoint_path()
+        if path is None:
+            return
+        record = {"episode": self.episode, "fingerprint": self._fingerprint(),
+                  "best_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
+                  "best_episode": self.best_episode_, "n_skipped": self.n_skipped_,
+                  "consecutive_bad": self._consecutive_bad, "history": self.history_}
+        checkpoint.save(path, learner_state=self.rule.state_dict(), optimizer_state=self.optimizer.state_dict(),
+                        best_state=self._best_state, record=record)
+
+    def _outer_step(self, meta_loss: float, iteration: int) -> bool:
+        params = [p for p in self.rule.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm) if params else torch.tensor(math.nan)
+        bad = not (math.isfinite(meta_loss) and torch.isfinite(norm))
+        if bad:
+            self.n_skipped_ += 1
+            self._consecutive_bad += 1
+            if self._consecutive_bad > self.max_nonfinite:
+                raise MetaTrainingError(
+                    f"The meta-loss or meta-gradient was NaN/inf for {self._consecutive_bad} updates in a row "
+                    f"(last at update {iteration}). Lower outer_lr, shorten unroll, or use estimator='es'. "
+                    "The last checkpoint is intact.")
+        else:
+            self._consecutive_bad = 0
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return not bad
+
+    def _run_episode(self) -> float:
+        batch = self.problems.sample(self.meta_batch_size, _rng(self.seed, 0, self.episode))
+        params = batch.params
+        states = batched_init_states(self.rule, params)
+        with torch.no_grad():
+            initial = torch.vmap(batch.loss)(params, batch.train)
+        truncations = self.horizon // self.unroll
+        total = []
+        for k in range(truncations):
+            iteration = self.episode * truncations + k
+            first_step = k * self.unroll + 1
+            if self.estimator == "tbptt":
+                meta_loss, params, states = self._tbptt(batch, params, states, first_step, initial)
+            else:
+                meta_loss, params, states = self._es(batch, params, states, first_step, initial, iteration)
+            self._outer_step(meta_loss, iteration)
+            total.append(meta_loss)
+            params = {n: p.detach() for n, p in params.items()}
+            states = {n: {k2: v.detach() for k2, v in s.items()} for n, s in states.items()}
+        return float(np.mean(total))
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean relative log-loss of the rule over the validation problems and ``validation_horizon`` steps."""
+        scores = []
+        for batch in self._val_batches:
+            states = batched_init_states(self.rule, batch.params)
+            losses, _, _ = batched_unroll(self.rule, batch.loss, batch.params, states, batch.train,
+                                          first_step=1, steps=self.validation_horizon)
+            scores.append(float(relative_log_losses(losses[1:], losses[0]).mean()))
+        return float(np.mean(scores))
+
+    def fit(self) -> MetaArtifact:
+        """Run meta-training (or finish a resumed run); return the artifact of the best rule."""
+        self._setup()
+        self._restore()
+        disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
+        bar = tqdm(total=self.episodes, initial=self.episode, desc=f"meta-train {self.rule.name}", unit="ep",
+                   disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
+        running = None
+        try:
+            while self.episode < self.episodes:
+                loss = self._run_episode()
+                self.episode += 1
+                if math.isfinite(loss):
+                    running = loss if running is None else 0.9 * running + 0.1 * loss
+                if self.episode % self.eval_every == 0 or self.episode == self.episodes:
+                    entry = {"episode": self.episode, "train_loss": running}
+                    if self._val_batches:
+                        val = self.validate()
+                        entry["val_loss"] = val
+                        if math.isfinite(val) and val < self.best_loss_:
+                            self.best_loss_, self.best_episode_ = val, self.episode
+                            self._best_state = {k: v.detach().clone() for k, v in self.rule.state_dict().items()}
+                    self.history_.append(entry)
+                    bar.set_postfix(loss=f"{running:.4g}" if running is not None else "-",
+                                    val=f"{entry.get('val_loss', math.nan):.4g}", refresh=False)
+                    self._save_checkpoint()
+                bar.update(1)
+        finally:
+            bar.close()
+        if self._best_state is not None:
+            self.rule.load_state_dict(self._best_state)
+        self.rule.eval()
+        metrics = {"val_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
+                   "best_episode": self.best_episode_, "episodes_run": self.episode,
+                   "skipped_updates": self.n_skipped_}
+        artifact = MetaArtifact(self.rule, task_family=self.problems.describe(), training=self.config(),
+                                metrics=metrics, seed=self.seed)
+        if self.checkpoint_dir is not None:
+            artifact.save(self.checkpoint_dir / ARTIFACT_NAME)
+        return artifact

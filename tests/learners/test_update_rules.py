@@ -1,0 +1,94 @@
+"""Learned update rules: shapes, batching under vmap, configs, preprocessing and bounded rates."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.func import vmap
+
+import automl_meta as am
+from automl_meta.learners import HyperController, LSTMOptimizer, MLPOptimizer
+from automl_meta.learners.hyper_controller import LR_RANGES
+from automl_meta.learners.lstm_optimizer import preprocess_gradient
+
+RULES = [LSTMOptimizer, MLPOptimizer, HyperController, lambda **kw: HyperController(base="sgd", **kw)]
+IDS = ["lstm", "mlp", "controller-adam", "controller-sgd"]
+
+
+@pytest.mark.parametrize("make", RULES, ids=IDS)
+def test_update_keeps_shape_and_vmapped_equals_loop(make):
+    rule = make(seed=3)
+    gen = torch.Generator().manual_seed(0)
+    P, G = torch.randn(4, 3, 5, generator=gen), torch.randn(4, 3, 5, generator=gen)
+    S = vmap(rule.init_state)(P)
+    step = torch.tensor(2.0)
+    batched, _ = vmap(lambda p, g, s: rule(p, g, s, step))(P, G, S)
+    looped = torch.stack([rule(P[i], G[i], rule.init_state(P[i]), step)[0] for i in range(4)])
+    assert batched.shape == P.shape
+    torch.testing.assert_close(batched, looped)
+    assert not torch.equal(batched, P)  # it moves the parameters
+
+
+@pytest.mark.parametrize("make", RULES, ids=IDS)
+def test_config_round_trip_and_seed(make):
+    rule = make(seed=1)
+    again = am.learners.from_config(rule.get_config())
+    assert type(again) is type(rule) and again.get_config() == rule.get_config()
+    for (k, a), b in zip(rule.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), k  # the seed fixes the initial weights
+    other = make(seed=2)
+    assert any(not torch.equal(a, b) for a, b in zip(rule.state_dict().values(), other.state_dict().values()))
+
+
+def test_preprocessing_is_finite_and_matches_the_paper():
+    g = torch.tensor([0.0, 1e-30, -1e-30, 1e-3, 1.0, -2.0, 1e30, -1e30])
+    x = preprocess_gradient(g, p=10.0)
+    assert torch.isfinite(x).all()
+    # Small gradients: (-1, e^p g); large ones: (log|g| / p, sign g).
+    torch.testing.assert_close(x[:3, 0], torch.full((3,), -1.0))
+    torch.testing.assert_close(x[3], torch.tensor([math.log(1e-3) / 10, 1.0]))
+    torch.testing.assert_close(x[5], torch.tensor([math.log(2.0) / 10, -1.0]))
+    torch.testing.assert_close(x[6, 0], torch.tensor(math.log(1e30) / 10))
+
+
+@pytest.mark.parametrize("base", ["adam", "sgd"])
+def test_controller_rates_stay_in_their_ranges_even_with_wild_weights(base):
+    rule = HyperController(base=base).requires_grad_(False)
+    gen = torch.Generator().manual_seed(0)
+    for p in rule.parameters():
+        p.mul_(1000.0)
+    p = torch.randn(10, generator=gen)
+    state = rule.init_state(p)
+    lo, hi, _ = LR_RANGES[base]
+    for t in range(1, 20):
+        g = torch.randn(10, generator=gen) * 10.0**(t % 7 - 3)
+        p_new, state = rule(p, g, state, torch.tensor(float(t)))
+        assert lo * 0.999 <= float(state["lr"]) <= hi * 1.001
+        assert torch.isfinite(p_new).all()
+        if base == "adam":  # an Adam step moves each coordinate by a few lr at most, whatever the gradients
+            assert float((p_new - p).abs().max()) <= 5 * hi
+        p = p_new
+
+
+def test_controller_starts_as_adam_near_its_initial_rate():
+    rule = HyperController(base="adam").requires_grad_(False)
+    p = torch.zeros(100)
+    g = torch.randn(100)
+    new_p, state = rule(p, g, rule.init_state(p), torch.tensor(1.0))
+    lr = float(state["lr"])
+    assert 1e-3 < lr < 1e-2
+    # First Adam step (m = g, v = g^2): every coordinate moves by lr against its gradient's sign.
+    torch.testing.assert_close(new_p, -lr * torch.sign(g), atol=1e-5, rtol=1e-3)
+
+
+def test_bad_arguments_are_refused_clearly():
+    with pytest.raises(ValueError, match="base must be one of"):
+        HyperController(base="rmsprop")
+    with pytest.raises(ValueError, match="hidden_size"):
+        LSTMOptimizer(hidden_size=0)
+    with pytest.raises(ValueError, match="hidden_sizes"):
+        MLPOptimizer(hidden_sizes=[])
+    with pytest.raises(ValueError, match="seed"):
+        MLPOptimizer(seed=-1)

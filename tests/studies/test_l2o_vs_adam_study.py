@@ -1,0 +1,30 @@
+"""The quick learned-optimizer study runs end to end and reports its headline figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+
+def test_quick_study_writes_results(run_quick_study):
+    tmp_path = run_quick_study("l2o_vs_adam")
+    assert "beats Adam 1e-3" in run_quick_study.stdout
+    result = json.loads((tmp_path / "l2o_vs_adam.json").read_text())
+    assert set(result) == {"median_steps_ratio_vs_tuned_adam", "frac_beats_adam_default", "divergences",
+                           "held_out_tasks", "quick"}
+    assert result["quick"] is True and result["held_out_tasks"] == 2
+    assert 0.0 <= result["frac_beats_adam_default"] <= 1.0 and result["divergences"] in (0, 1, 2)
+    assert result["median_steps_ratio_vs_tuned_adam"] > 0
+    details = json.loads((tmp_path / "l2o_vs_adam_details.json").read_text())
+    methods = details["methods"]
+    assert {"Adam (tuned)", "SGDm (tuned)", "Adam 1e-3", details["default"]} <= set(methods)
+    assert methods["Adam (tuned)"]["median_steps_ratio_vs_tuned_adam"] == 1.0  # its own reference
+    assert methods[details["default"]]["divergences"] == result["divergences"]
+    overhead = details["step_overhead_1M"]
+    assert "Adam" in overhead and details["default"] in overhead
+    assert all(math.isfinite(v["ms"]) and v["ms"] > 0 for v in overhead.values())
+    with open(tmp_path / "l2o_vs_adam.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len(methods)
+    assert (tmp_path / "l2o_vs_adam.png").stat().st_size > 10_000
