@@ -86,8 +86,13 @@ def evaluate(path: str, n_tasks: int, steps: Sequence[int], seed: int) -> int:
 
     from . import tasks
     from .artifacts import load
+    from .learners.update_rule import UpdateRule
 
     artifact = load(path)
+    if isinstance(artifact.learner, UpdateRule):
+        raise ValueError(f"'{path}' holds a learned optimizer ({artifact.learner.name}), not an adaptation "
+                         "learner: use it as automl_meta.optim.LearnedOptimizer(params, artifact=...), and "
+                         "compare it with Adam by running studies/l2o_vs_adam.py.")
     family = tasks.from_config(artifact.task_family)
     batch = family.sample(n_tasks, rng=np.random.default_rng(seed))
     dtype = next(iter(artifact.learner.parameters())).dtype

@@ -52,6 +52,7 @@ def test_meta_train_evaluate_inspect(tmp_path, capsys):
         (["meta-train", "missing.toml"], "No config file at 'missing.toml'"),
         (["evaluate", "x.ameta", "--steps", "a,b"], "--steps must be comma-separated integers"),
         (["studies", "run", "no-such-study"], "No study named 'no-such-study'"),
+        (["evaluate", "default-l2o"], "holds a learned optimizer (hyper_controller), not an adaptation learner"),
     ],
 )
 def test_errors_are_reported_without_traceback(args, message, capsys, tmp_path, monkeypatch):
