@@ -12,7 +12,7 @@ from ..exceptions import TaskError
 from ..learners import MetaSGD
 from ..models import TabularNet
 from ..tasks import DatasetTasks, from_datasets
-from .trainer import MetaTrainer
+from .trainer import ARTIFACT_NAME, MetaTrainer
 
 
 def _stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,4 +115,6 @@ def meta_fit(
     if tasks.classes_ is not None:
         artifact.task_family["classes"] = np.asarray(tasks.classes_).tolist()
     artifact.training.setdefault("adapt_steps", inner_steps)
+    if checkpoint_dir is not None:  # the trainer's copy lacks the family's scaling and classes
+        artifact.save(os.path.join(checkpoint_dir, ARTIFACT_NAME))
     return artifact

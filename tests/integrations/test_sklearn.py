@@ -99,10 +99,12 @@ def family_table(n_stores=16, rows=40, seed=0):
     return pd.concat(parts, ignore_index=True)
 
 
-def test_family_artifact_serves_its_family_and_refuses_other_features():
+def test_family_artifact_serves_its_family_and_refuses_other_features(tmp_path):
     tasks = am.tasks.from_groups(family_table(), group="store", target="sales", shots=10, query_shots=20)
-    artifact = am.meta_fit(tasks, iterations=150, verbose=0, n_validation_tasks=0)
+    artifact = am.meta_fit(tasks, iterations=150, verbose=0, n_validation_tasks=0, checkpoint_dir=tmp_path)
     assert artifact.task_family["feature_names"] == ["price", "promo"]
+    # The copy left in checkpoint_dir is the same family artifact, scaling included.
+    assert am.load(tmp_path / "artifact.ameta").task_family == artifact.task_family
     new = family_table(n_stores=1, seed=9)
     est = MetaLearnedRegressor(artifact).fit(new[["price", "promo"]][:10], new["sales"][:10])
     assert est.score(new[["price", "promo"]][10:], new["sales"][10:]) > 0.5
