@@ -61,3 +61,34 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     record = {k: v for k, v in doc.items() if k not in ("kind", "version", "optimizer")}
     return {"learner_state": parts["learner"], "best_state": parts["best"] or None,
             "optimizer_state": _unflatten_optimizer(parts["optim"], doc["optimizer"]), "record": record}
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Where two configurations differ, as ``"key.sub: checkpoint X, now Y"`` lines."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for k in sorted(old.keys() | new.keys(), key=str)
+                for line in _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
+    return [] if old == new else [f"{path or 'configuration'}: checkpoint {old!r}, now {new!r}"]
+
+
+def resume_state(path: Path | None, *, resume: bool, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state of the run at ``path`` to continue, or None when there is none.
+
+    Raises
+    ------
+    CheckpointError
+        A run is there but ``resume`` is False (nothing is overwritten), or it was written by a
+        configuration other than ``fingerprint`` (the message names each setting that differs).
+    """
+    if path is None or not path.exists():
+        return None
+    if not resume:
+        raise CheckpointError(f"'{path}' already holds a run. Pass resume=True to continue it, or choose "
+                              "another checkpoint_dir (nothing was overwritten).")
+    state = load(path)
+    saved = state["record"].get("fingerprint")
+    if saved != fingerprint:
+        diff = _differences(saved or {}, fingerprint)
+        raise CheckpointError(f"'{path}' was written by a different configuration ({'; '.join(diff[:5])}); "
+                              "resume with the same settings or another checkpoint_dir.")
+    return state

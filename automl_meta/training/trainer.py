@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..artifacts import MetaArtifact
-from ..exceptions import CheckpointError, MetaTrainingError
+from ..exceptions import MetaTrainingError
 from ..learners import Learner
 from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import TaskBatch, TaskDistribution
@@ -23,14 +23,6 @@ from .callbacks import Callback
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 CHECKPOINT_NAME = "last.ckpt"
 ARTIFACT_NAME = "artifact.ameta"
-
-
-def _differences(old: Any, new: Any, path: str = "") -> list[str]:
-    """Where two configurations differ, as ``"key.sub: checkpoint X, now Y"`` lines."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [line for k in sorted(old.keys() | new.keys(), key=str)
-                for line in _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
-    return [] if old == new else [f"{path or 'configuration'}: checkpoint {old!r}, now {new!r}"]
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -199,19 +191,10 @@ class MetaTrainer:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
 
     def _restore(self) -> None:
-        path = self._checkpoint_path()
-        if path is None or not path.exists():
+        state = checkpoint.resume_state(self._checkpoint_path(), resume=self.resume, fingerprint=self._fingerprint())
+        if state is None:
             return
-        if not self.resume:
-            raise CheckpointError(f"'{path}' already holds a run. Pass resume=True to continue it, or choose "
-                                  "another checkpoint_dir (nothing was overwritten).")
-        state = checkpoint.load(path)
         rec = state["record"]
-        mine = self._fingerprint()
-        if rec.get("fingerprint") != mine:
-            diff = _differences(rec.get("fingerprint", {}), mine)
-            raise CheckpointError(f"'{path}' was written by a different configuration ({'; '.join(diff[:5])}); "
-                                  "resume with the same settings or another checkpoint_dir.")
         self.learner.load_state_dict(state["learner_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         self._best_state = state["best_state"]

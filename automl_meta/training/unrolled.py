@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import MetaArtifact
 from ..engine.learned_update import batched_init_states, batched_unroll
-from ..exceptions import CheckpointError, MetaTrainingError
+from ..exceptions import MetaTrainingError
 from ..learners import UpdateRule
 from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import OptimizeeBatch, OptimizeeTasks
@@ -203,19 +203,10 @@ class UnrolledTrainer:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
 
     def _restore(self) -> None:
-        path = self._checkpoint_path()
-        if path is None or not path.exists():
+        state = checkpoint.resume_state(self._checkpoint_path(), resume=self.resume, fingerprint=self._fingerprint())
+        if state is None:
             return
-        if not self.resume:
-            raise CheckpointError(f"'{path}' already holds a run. Pass resume=True to continue it, or choose "
-                                  "another checkpoint_dir (nothing was overwritten).")
-        state = checkpoint.load(path)
         rec = state["record"]
-        mine = self._fingerprint()
-        if rec.get("fingerprint") != mine:
-            diff = sorted(k for k in mine if rec.get("fingerprint", {}).get(k) != mine[k])
-            raise CheckpointError(f"'{path}' was written by a different configuration (differs in: "
-                                  f"{', '.join(diff)}); resume with the same settings or another checkpoint_dir.")
         self.rule.load_state_dict(state["learner_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         self._best_state = state["best_state"]
