@@ -148,22 +148,20 @@ class _MetaLearnedEstimator(BaseEstimator):
             path[steps] = params
         return path
 
-    def _fit_selecting_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> None:
+    def _fit_selecting_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> bool:
         """Cross-validated early stopping: fit with the candidate step count of lowest held-out loss.
 
         The candidates are 0 and the step counts the artifact was validated on in meta-training. The
         first member (features in their own order) is adapted on each fold's training rows, in the
         same batch and along the same trajectory as the ensemble's fit on all rows, so choosing costs
-        little more than fitting.
+        little more than fitting. Returns False, fitting nothing, when there are too few rows to split.
         """
         default = self._learned_default()
         validated = self.artifact_.metrics.get("val_loss_by_adapt_steps", {})
         candidates = sorted({0, default, *(int(k) for k in validated)})
         folds = self._folds(X, targets, weight, rng)
         if folds is None or len(candidates) < 2:
-            self.adapt_steps_ = default
-            self.params_ = self.artifact_.learner.adapt_batch(self._batch(X, targets, weight[None]), default)
-            return
+            return False
         k, perms = len(folds), self.permutations_
         held_out = np.stack([np.isin(np.arange(len(X)), test) for test in folds])
         weights = np.concatenate([weight * ~held_out, np.repeat(weight[None], len(perms), 0)])
@@ -176,10 +174,11 @@ class _MetaLearnedEstimator(BaseEstimator):
         with torch.no_grad():
             for steps, params in path.items():
                 out = apply({n: t[:k] for n, t in params.items()}, x_folds)[..., : self.n_outputs_]
-                losses[steps] = self._held_out_loss(out.to(torch.float64)[:, None], targets, eval_weight)
+                losses[steps] = self._held_out_loss(out.to(torch.float64), targets, eval_weight)
         self.cv_loss_by_adapt_steps_ = losses
         self.adapt_steps_ = min(losses, key=lambda s: (losses[s], s))
         self.params_ = {n: t[k:] for n, t in path[self.adapt_steps_].items()}
+        return True
 
     def _folds(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> list[np.ndarray] | None:
         """Test-row indices of up to 3 shuffled folds (stratified where every class allows).
@@ -237,11 +236,9 @@ class _MetaLearnedEstimator(BaseEstimator):
         targets = self._prepare_targets(targets, weight, reset=not continuing)
         if not continuing:
             self.__dict__.pop("cv_loss_by_adapt_steps_", None)
-        if not continuing and self.adapt_steps is None:
-            self._fit_selecting_steps(X, targets, weight, rng)
-        else:
-            if not continuing:
-                self.adapt_steps_ = int(self.adapt_steps)
+            self.adapt_steps_ = self._learned_default() if self.adapt_steps is None else int(self.adapt_steps)
+        selected = not continuing and self.adapt_steps is None and self._fit_selecting_steps(X, targets, weight, rng)
+        if not selected:
             batch = self._batch(X, targets, weight[None])
             self.params_ = self.artifact_.learner.adapt_batch(batch, self._steps(),
                                                               start=self.params_ if continuing else None)
@@ -373,8 +370,8 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
 
     @staticmethod
     def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
-        # outputs: (folds, members, n, classes); the ensemble's averaged probabilities are scored.
-        proba = torch.softmax(outputs, -1).mean(1)
+        # outputs: (folds, n, classes), each fold's model scored on all rows (weight picks its held-out ones).
+        proba = torch.softmax(outputs, -1)
         picked = proba[:, torch.arange(len(targets)), torch.as_tensor(targets)]
         return float((-torch.log(picked.clamp_min(1e-15)) * weight).sum() / weight.sum())
 
@@ -459,8 +456,8 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
 
     @staticmethod
     def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
-        # outputs: (folds, members, n, targets), in standardised units; the ensemble's mean is scored.
-        err = ((outputs.mean(1) - torch.as_tensor(targets)) ** 2).sum(-1)
+        # outputs: (folds, n, targets), in standardised units (weight picks each fold's held-out rows).
+        err = ((outputs - torch.as_tensor(targets)) ** 2).sum(-1)
         return float((err * weight).sum() / weight.sum())
 
     def predict(self, X) -> np.ndarray:
