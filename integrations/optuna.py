@@ -2,14 +2,20 @@
 
 :class:`MetaLearnedSampler` reads an experience store (:class:`automl_meta.store.ExperienceStore`):
 
-1. **Zero-shot portfolio.** The first ``n_portfolio`` trials (by trial number, so parallel workers get
-   different ones) are configurations that did best on the most similar past tasks. Similarity is the
-   distance between standardised meta-features (:func:`automl_meta.metafeatures.describe`). The portfolio
-   is chosen greedily so that it covers several neighbours: each pick is the configuration that most
-   improves the best score reached so far on the neighbours, weighted by similarity.
-2. **Transfer.** Later trials come from a Parzen-estimator sampler (as in TPE) whose "good" and "bad"
-   densities hold the study's own completed trials and the neighbours' past trials; the past trials'
-   total weight shrinks as ``prior_weight * 10 / (10 + n_own)``, so the study's own observations take over.
+1. **Portfolio.** The first ``n_portfolio`` trials are configurations that did best on past tasks (the
+   few best of every stored task). Each pick is the one that most lowers the best normalised regret
+   reached so far on the ``n_neighbors`` most similar past tasks, weighted by similarity (the distance
+   between standardised meta-features, :func:`automl_meta.metafeatures.describe`), so the portfolio
+   covers several neighbours. Where a neighbour never ran a configuration, its regret there is what a
+   Gaussian process fitted to that neighbour predicts. From the study's second result on, neighbours
+   that order the study's own results the wrong way lose weight, so the portfolio follows the neighbours
+   that behave like the new task. On a database storage, which worker processes may share, and while
+   other threads run trials, the portfolio is handed out by trial number in the similarity-only order
+   instead, so parallel workers get different configurations.
+2. **Transfer.** Later trials maximise expected improvement under a ranking-weighted ensemble of Gaussian
+   processes: one per neighbour (fitted to Gaussian-copula scores of its losses, so that tasks on
+   different scales share one scale) and one fitted to the study's own trials. The weights start as
+   the similarities and move, as the study's trials accumulate, to how well each process orders them.
 3. **Fallback.** Parameters the store has no history for, multi-objective studies and studies without a
    task or with an empty store go to ``base_sampler`` (TPE by default), with a log line saying so; with an
    empty store the sampler behaves like its base sampler.
@@ -31,12 +37,17 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.search_space import IntersectionSearchSpace
+from optuna.storages import InMemoryStorage
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from scipy.special import ndtr
 
 from automl_meta.metafeatures import NAMES, as_vector
 from automl_meta.store import ExperienceStore, TaskDescription
 from automl_meta.store.records import METAFEATURES_ATTR
+
+from automl_meta.integrations._transfer import (GaussianProcess, copula, expected_improvement, expected_minimum,
+                                                ranking_weights)
 
 __all__ = ["MetaLearnedSampler", "ExperienceRecorder", "METAFEATURES_ATTR"]
 
@@ -102,21 +113,83 @@ def _from_unit(d: BaseDistribution, u: float) -> Any:
 class _Source:
     """Past observations of one neighbour task in one stored search space."""
 
-    weight: float
+    weight: float  # similarity to the new task; the weights of a space's sources sum to 1
     configs: list[dict[str, Any]]
-    scores: np.ndarray  # rank-normalised, 0 = best, 1 = worst
+    values: np.ndarray  # losses (maximised objectives negated): lower is better
 
 
-def _rank01(values: Sequence[float]) -> np.ndarray:
-    v = np.asarray(values, dtype=float)
-    if len(v) == 1:
-        return np.zeros(1)
-    order = np.argsort(np.argsort(v, kind="stable"), kind="stable")
-    return order / (len(v) - 1)
+class _Encoding:
+    """Configurations of a search space as points of the unit cube.
+
+    A configuration's *unit vector* holds one entry per parameter: numbers mapped to [0, 1] (on the log
+    scale where the distribution is logarithmic), categories by index. Its *features*, what the surrogates
+    see, replace each category index by a one-hot block scaled so that two categories are as far apart as
+    the two ends of a numerical range.
+    """
+
+    def __init__(self, space: Mapping[str, BaseDistribution]) -> None:
+        self.names = list(space)
+        self.dists = [space[n] for n in self.names]
+        self.cat = np.array([isinstance(d, CategoricalDistribution) for d in self.dists])
+        self.sizes = np.array([len(d.choices) if isinstance(d, CategoricalDistribution) else 0 for d in self.dists])
+
+    def unit(self, config: Mapping[str, Any]) -> np.ndarray | None:
+        """The unit vector of ``config``, or None when it lacks a parameter or lies outside the space."""
+        if not all(n in config and _contains(d, config[n]) for n, d in zip(self.names, self.dists)):
+            return None
+        return np.array([_to_unit(d, config[n]) for n, d in zip(self.names, self.dists)])
+
+    def features(self, U: np.ndarray) -> np.ndarray:
+        U = np.atleast_2d(U)
+        blocks = []
+        for j, (is_cat, size) in enumerate(zip(self.cat, self.sizes)):
+            if is_cat:
+                blocks.append(np.eye(size)[U[:, j].astype(int)] / math.sqrt(2.0))
+            else:
+                blocks.append(U[:, j:j + 1])
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(U), 0))
+
+    def decode(self, u: np.ndarray) -> dict[str, Any]:
+        return {n: _from_unit(d, u[j]) for j, (n, d) in enumerate(zip(self.names, self.dists))}
+
+    def uniform(self, rng: np.random.RandomState, n: int) -> np.ndarray:
+        U = rng.uniform(size=(n, len(self.names)))
+        U[:, self.cat] = np.floor(U[:, self.cat] * self.sizes[self.cat])
+        return U
+
+    def perturb(self, rng: np.random.RandomState, centres: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+        """Gaussian steps around ``centres`` (reflected at the cube's faces); categories change with p = 0.2."""
+        U = centres + rng.normal(scale=scale, size=centres.shape)
+        U = np.abs(U)
+        U = np.clip(np.where(U > 1, 2 - U, U), 0.0, 1.0)
+        flip = rng.uniform(size=centres.shape) < 0.2
+        other = self.uniform(rng, len(centres))
+        U[:, self.cat] = np.where(flip[:, self.cat], other[:, self.cat], centres[:, self.cat])
+        return U
+
+
+@dataclass
+class _SourceModel:
+    """A past task's surrogate in one encoding: a process over its copula scores, and its loss quantiles."""
+
+    weight: float
+    gp: GaussianProcess
+    U: np.ndarray  # its evaluated configurations, as unit vectors
+    regret: np.ndarray  # their normalised regret on that task, (loss - best) / (worst - best)
+
+    def predicted_regret(self, features: np.ndarray) -> np.ndarray:
+        """The normalised regret a configuration is predicted to reach: the quantile of the predicted score."""
+        return np.quantile(self.regret, np.clip(ndtr(self.gp.mean(features)), 0.0, 1.0))
+
+
+_POOL_PER_TASK = 5  # best configurations of each past task that the portfolio may propose
+_REGRET_SPREAD = 0.03  # how far a new task's normalised regret may stray from a similar task's
 
 
 class MetaLearnedSampler(BaseSampler):
     """Warm-start a study from the experience store: a portfolio from similar tasks, then transfer, then TPE.
+
+    See the module's description for how each phase works.
 
     Parameters
     ----------
@@ -130,14 +203,16 @@ class MetaLearnedSampler(BaseSampler):
         Samples what the store knows nothing about. Defaults to ``TPESampler(seed=seed)``.
     seed : int, optional
         Seed of the sampler's random numbers (and of the default base sampler).
-    n_neighbors : int, default 5
+    n_neighbors : int, default 10
         How many similar past tasks to learn from.
-    n_portfolio : int, default 10
-        How many first trials come from the zero-shot portfolio.
-    prior_weight : float, default 10.0
-        Total weight of the past observations in the transfer phase when the study has no trial of its own.
-    n_candidates : int, default 32
-        Candidates drawn per trial in the transfer phase.
+    n_portfolio : int, default 5
+        How many first trials come from the portfolio of past tasks' best configurations.
+    prior_weight : float, default 5.0
+        How many of the study's own trials the similarity of the past tasks counts as when the transfer
+        phase weighs them: after ``n`` own trials, the similarities make up ``prior_weight /
+        (prior_weight + n)`` of each weight and how well the task orders the study's trials the rest.
+    n_candidates : int, default 256
+        Candidates scored per trial in the transfer phase (besides the past tasks' best configurations).
     exclude_tasks : sequence of str, default ()
         Fingerprints or names of stored tasks to ignore (for leave-one-task-out evaluations).
 
@@ -159,15 +234,15 @@ class MetaLearnedSampler(BaseSampler):
     """
 
     def __init__(self, *, store: str | ExperienceStore | None = None, task: TaskLike = None,
-                 base_sampler: BaseSampler | None = None, seed: int | None = None, n_neighbors: int = 5,
-                 n_portfolio: int = 10, prior_weight: float = 10.0, n_candidates: int = 32,
+                 base_sampler: BaseSampler | None = None, seed: int | None = None, n_neighbors: int = 10,
+                 n_portfolio: int = 5, prior_weight: float = 5.0, n_candidates: int = 256,
                  exclude_tasks: Sequence[str] = ()) -> None:
         for name, value in (("n_neighbors", n_neighbors), ("n_candidates", n_candidates)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
         if isinstance(n_portfolio, bool) or not isinstance(n_portfolio, int) or n_portfolio < 0:
             raise ValueError(f"n_portfolio must be an integer >= 0, got {n_portfolio!r}.")
-        if not (isinstance(prior_weight, (int, float)) and prior_weight >= 0):
+        if not (isinstance(prior_weight, (int, float)) and not isinstance(prior_weight, bool) and prior_weight >= 0):
             raise ValueError(f"prior_weight must be a number >= 0, got {prior_weight!r}.")
         self._store = _as_store(store)
         self._task = _as_task(task)
@@ -180,8 +255,11 @@ class MetaLearnedSampler(BaseSampler):
         self._exclude = set(exclude_tasks)
         self._intersection = IntersectionSearchSpace(include_pruned=True)
         self._lock = threading.Lock()
+        self._pick_lock = threading.Lock()
         self._knowledge: list[tuple[dict[str, BaseDistribution], list[_Source]]] | None = None
-        self._portfolios: dict[int, list[dict[str, Any]]] = {}
+        self._models_cache: dict[tuple, tuple[_Encoding, list[_SourceModel]]] = {}
+        self._portfolios: dict[int, tuple[list[dict[str, Any]], np.ndarray, np.ndarray]] = {}
+        self._trial_config: dict[int, dict[str, Any]] = {}
         self._trial_space: dict[int, int] = {}
         self._logged: set[str] = set()
 
@@ -195,7 +273,7 @@ class MetaLearnedSampler(BaseSampler):
             _logger.warning(message)
 
     def _load(self, study_name: str | None = None) -> list[tuple[dict[str, BaseDistribution], list[_Source]]]:
-        """Per stored search space: its distributions and the nearest tasks' normalised observations.
+        """Per stored search space: its distributions and the nearest tasks' observations.
 
         Loaded once, on the first trial; the running study's own recorded trials are left out (they are the
         study's own observations, not past knowledge).
@@ -235,14 +313,14 @@ class MetaLearnedSampler(BaseSampler):
                 if not ids:
                     continue
                 dist = np.array([np.linalg.norm(features[i] / scale - mine) for i in ids])
-                order = np.argsort(dist, kind="stable")[: self._n_neighbors]
-                tau = max(float(np.median(dist[order])), 1e-6)
-                weights = np.exp(-dist[order] / tau)
+                order = np.argsort(dist, kind="stable")
+                near = order[: self._n_neighbors]
+                tau = max(float(np.median(dist[near])), 1e-6)
+                weights = np.where(np.isin(order, near), np.exp(-dist[order] / tau), 0.0)
                 weights /= weights.sum()
-                sources = []
-                for w, j in zip(weights, order):
-                    obs = per_task[ids[j]]
-                    sources.append(_Source(float(w), [p for p, _ in obs], _rank01([v for _, v in obs])))
+                # Every task is kept for its best configurations; only the neighbours carry weight.
+                sources = [_Source(float(w), [p for p, _ in per_task[ids[j]]],
+                                   np.array([v for _, v in per_task[ids[j]]])) for w, j in zip(weights, order)]
                 self._knowledge.append((spaces[space_id], sources))
             return self._knowledge
 
@@ -275,131 +353,215 @@ class MetaLearnedSampler(BaseSampler):
         space = self._load()[index][0]
         return name in space and _kind(space[name]) == _kind(d)
 
-    # -- zero-shot portfolio -------------------------------------------------------------------------
-    def _portfolio(self, index: int) -> list[dict[str, Any]]:
+    def _models(self, index: int, space: Mapping[str, BaseDistribution]) -> tuple[_Encoding, list[_SourceModel]]:
+        """The neighbours' surrogates over ``space`` (fitted once per stored space and query space)."""
+        key = (index, tuple((n, repr(d)) for n, d in space.items()))
+        with self._lock:
+            if key in self._models_cache:
+                return self._models_cache[key]
+        encoding = _Encoding(space)
+        models = []
+        for source in self._load()[index][1]:
+            if source.weight == 0:
+                continue
+            rows = [(u, v) for c, v in zip(source.configs, source.values) if (u := encoding.unit(c)) is not None]
+            if len(rows) < 2:
+                continue
+            U, v = np.stack([u for u, _ in rows]), np.array([v for _, v in rows])
+            spread = float(v.max() - v.min())
+            regret = (v - v.min()) / spread if spread > 0 else np.zeros_like(v)
+            models.append(_SourceModel(source.weight, GaussianProcess(encoding.features(U), copula(v)), U, regret))
+        total = sum(m.weight for m in models)
+        for m in models:
+            m.weight = m.weight / total
+        with self._lock:
+            self._models_cache[key] = (encoding, models)
+        return encoding, models
+
+    # -- zero-shot portfolio, adapted to the study's own results ----------------------------------------
+    @staticmethod
+    def _regret_table(encoding: _Encoding, models: list[_SourceModel], U: np.ndarray) -> np.ndarray:
+        """Regret of configurations ``U`` on each neighbour: measured where it ran them, else predicted."""
+        features = encoding.features(U)
+        table = np.empty((len(U), len(models)))
+        for t, m in enumerate(models):
+            same = (U[:, None, :] == m.U[None, :, :]).all(2)
+            measured = np.where(same, m.regret[None, :], np.inf).min(1)
+            table[:, t] = np.where(np.isfinite(measured), measured, m.predicted_regret(features))
+        return table
+
+    def _pool(self, index: int) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+        """The portfolio's candidates (the best few configurations of every past task) and their regret table."""
         with self._lock:
             if index in self._portfolios:
                 return self._portfolios[index]
         space, sources = self._load()[index]
-        names = sorted(space)
-
-        def encode(config):
-            return np.array([_to_unit(space[n], config[n]) if n in config and _contains(space[n], config[n])
-                             else 0.5 for n in names])
-
-        encoded = [np.stack([encode(c) for c in s.configs]) for s in sources]
-        candidates, seen = [], set()
-        for s in sources:
-            for i in np.argsort(s.scores, kind="stable")[:3]:
-                key = repr(sorted(s.configs[i].items()))
-                if key not in seen:
-                    seen.add(key)
-                    candidates.append(s.configs[i])
-        cand = np.stack([encode(c) for c in candidates])
-        cat = np.array([isinstance(space[n], CategoricalDistribution) for n in names])
-        # Score of every candidate on every neighbour: the score of the neighbour's closest evaluated config.
-        table = np.empty((len(candidates), len(sources)))
-        for t, (s, enc) in enumerate(zip(sources, encoded)):
-            diff = np.abs(cand[:, None, :] - enc[None, :, :])
-            diff[:, :, cat] = (diff[:, :, cat] > 0).astype(float)
-            table[:, t] = s.scores[(diff ** 2).sum(2).argmin(1)]
-        w = np.array([s.weight for s in sources])
-        chosen: list[int] = []
-        reached = np.ones(len(sources))
-        for _ in range(min(self._n_portfolio, len(candidates))):
-            gain = (w * (reached - np.minimum(reached, table))).sum(1)
-            gain[chosen] = -np.inf
-            mean = table @ w
-            pick = max((i for i in range(len(candidates)) if i not in chosen), key=lambda i: (gain[i], -mean[i]))
-            chosen.append(pick)
-            reached = np.minimum(reached, table[pick])
-        portfolio = [candidates[i] for i in chosen]
+        encoding, models = self._models(index, space)
+        configs: list[dict[str, Any]] = []
+        units: list[np.ndarray] = []
+        seen: set[bytes] = set()
+        for source in sources:
+            for i in np.argsort(source.values, kind="stable")[:_POOL_PER_TASK]:
+                u = encoding.unit(source.configs[i])
+                if u is not None and u.tobytes() not in seen:
+                    seen.add(u.tobytes())
+                    configs.append(source.configs[i])
+                    units.append(u)
+        U = np.stack(units) if units else np.zeros((0, len(encoding.names)))
+        table = self._regret_table(encoding, models, U) if units and models else np.zeros((0, 0))
         with self._lock:
-            self._portfolios[index] = portfolio
-        return portfolio
+            self._portfolios[index] = (configs, U, table)
+        return configs, U, table
 
-    def _portfolio_value(self, index: int, trial: FrozenTrial, name: str, d: BaseDistribution) -> Any:
+    def _portfolio_config(self, study: Study, trial: FrozenTrial, index: int) -> dict[str, Any] | None:
+        """The portfolio's configuration for this trial (chosen once per trial), or None after the portfolio.
+
+        Greedy: the candidate that most lowers the neighbours' weighted best regret so far (in expectation,
+        with the new task's regret spread around a neighbour's by ``_REGRET_SPREAD``, so that once a neighbour
+        is covered, more of its good configurations still count). The weights
+        start as the neighbours' similarities; from the study's second result on, a neighbour that orders
+        the study's results the wrong way loses weight (by ``exp(-4 * m * share of discordant pairs)``
+        after m results), so the portfolio follows the neighbours that behave like the new task.
+        """
         if trial.number >= self._n_portfolio:
             return None
-        portfolio = self._portfolio(index)
-        if trial.number >= len(portfolio):
+        with self._lock:
+            if trial._trial_id in self._trial_config:
+                return self._trial_config[trial._trial_id]
+        configs, cand, table = self._pool(index)
+        if not configs or table.size == 0:
             return None
-        config = portfolio[trial.number]
-        if name in config and _contains(d, config[name]):
+        with self._pick_lock:  # threads of one process must not pick the same configuration
+            return self._pick(study, trial, index, configs, cand, table)
+
+    def _pick(self, study: Study, trial: FrozenTrial, index: int, configs: list[dict[str, Any]], cand: np.ndarray,
+              table: np.ndarray) -> dict[str, Any] | None:
+        space = self._load()[index][0]
+        encoding, models = self._models(index, space)
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        # Workers of other processes (on a database storage) may be choosing now, unseen.
+        own_u, own_y, used, parallel = [], [], set(), not isinstance(study._storage, InMemoryStorage)
+        for t in study.get_trials(deepcopy=False):
+            parallel |= t.state == TrialState.RUNNING and t._trial_id != trial._trial_id
+            u = encoding.unit(t.params)
+            if u is None:
+                continue
+            used.add(u.tobytes())
+            if t.state == TrialState.COMPLETE and t.values is not None and math.isfinite(t.value):
+                own_u.append(u)
+                own_y.append(sign * t.value)
+        with self._lock:
+            used |= {u.tobytes() for c in self._trial_config.values() if (u := encoding.unit(c)) is not None}
+        prior = np.array([m.weight for m in models])
+        if parallel:
+            # Hand out the similarity-only order by trial number, which every worker computes alike, so that
+            # no two trials get the same configuration.
+            order = self._greedy(table, prior, np.full(len(models), np.inf), self._n_portfolio)
+            free = [i for i in order[trial.number:] if cand[i].tobytes() not in used]
+            choice = free[0] if free else None
+        else:
+            weights, reached = prior, np.full(len(models), np.inf)
+            if own_u:
+                rows = self._regret_table(encoding, models, np.stack(own_u))
+                reached = rows.min(0)
+                if len(own_y) >= 2:
+                    y = np.array(own_y)
+                    less = y[:, None] < y[None, :]
+                    wrong = ((rows[:, None, :] >= rows[None, :, :]) & less[:, :, None]).sum((0, 1)) / max(less.sum(), 1)
+                    weights = (prior + 1e-4) * np.exp(-4.0 * len(y) * wrong)
+                    weights /= weights.sum()
+            excluded = [i for i, u in enumerate(cand) if u.tobytes() in used]
+            order = self._greedy(table, weights, reached, 1, excluded)
+            choice = order[0] if order else None
+        if choice is None:
+            return None
+        config = configs[choice]
+        with self._lock:
+            self._trial_config[trial._trial_id] = config
+        return config
+
+    @staticmethod
+    def _greedy(table: np.ndarray, weights: np.ndarray, reached: np.ndarray, k: int,
+                excluded: Sequence[int] = ()) -> list[int]:
+        """Up to ``k`` candidates, each lowering the weighted expected best regret the most given the earlier."""
+        chosen: list[int] = []
+        reached = reached.copy()
+        for _ in range(min(k, len(table) - len(excluded))):
+            cost = expected_minimum(reached[None, :], table, _REGRET_SPREAD) @ weights
+            cost[list(excluded) + chosen] = np.inf
+            pick = int(np.argmin(cost))
+            chosen.append(pick)
+            reached = np.minimum(reached, table[pick])
+        return chosen
+
+    def _portfolio_value(self, study: Study, trial: FrozenTrial, index: int, name: str,
+                         d: BaseDistribution) -> Any:
+        config = self._portfolio_config(study, trial, index)
+        if config is not None and name in config and _contains(d, config[name]):
             value = config[name]
             if isinstance(d, IntDistribution):
                 return int(value)
             return float(value) if isinstance(d, FloatDistribution) else value
         return None
 
-    # -- transfer: Parzen estimators over own and past observations -------------------------------------
+    # -- transfer: a ranking-weighted ensemble of the neighbours' surrogates and the study's own -------------
     def _transfer(self, study: Study, index: int, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-        names = list(space)
-        dists = [space[n] for n in names]
-        cat = np.array([isinstance(d, CategoricalDistribution) for d in dists])
-        sizes = np.array([len(d.choices) if isinstance(d, CategoricalDistribution) else 0 for d in dists])
-        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        own = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-               if t.values is not None and math.isfinite(t.value) and all(n in t.params for n in names)
-               and all(_contains(d, t.params[n]) for n, d in zip(names, dists))]
-        points, scores, weights = [], [], []
-        if own:
-            points += [[_to_unit(d, t.params[n]) for n, d in zip(names, dists)] for t in own]
-            scores += list(_rank01([sign * t.value for t in own]))
-            weights += [1.0] * len(own)
-        mass = self._prior_weight * 10.0 / (10.0 + len(own))
-        for s in self._load()[index][1]:
-            usable = [i for i, c in enumerate(s.configs) if all(n in c and _contains(d, c[n]) for n, d in
-                                                                  zip(names, dists))]
-            if not usable or mass == 0:
-                continue
-            points += [[_to_unit(d, s.configs[i][n]) for n, d in zip(names, dists)] for i in usable]
-            sc = _rank01(s.scores[usable])
-            scores += list(sc)
-            weights += [mass * s.weight / len(usable)] * len(usable)
-        X, u, w = np.array(points, dtype=float).reshape(-1, len(names)), np.array(scores), np.array(weights)
-        good = u <= 0.25
-        if len(X) == 0 or not good.any():
+        """The candidate of highest expected improvement under the ensemble of surrogates.
+
+        The ensemble's mean combines the neighbours' surrogates and one fitted to the study's own trials.
+        The weights start as the neighbours' similarities and move, as the study's own trials accumulate
+        (``prior_weight`` of them count as much as the similarities), to how well each surrogate orders
+        those trials. The spread is the study's own surrogate's, so unexplored regions stay attractive
+        where the neighbours predict low losses.
+        """
+        encoding, models = self._models(index, space)
+        if not models:
             return {}
-        n_eff = max(w.sum(), 1.0)
-        bw = float(np.clip(0.6 * n_eff ** (-1.0 / (len(names) + 4)), 0.05, 0.5))
-        Xg, wg, Xb, wb = X[good], w[good], X[~good], w[~good]
-        prior = 1.0  # weight of the uniform component in both densities
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        own, units = [], []
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            u = encoding.unit(t.params) if t.values is not None and math.isfinite(t.value) else None
+            if u is not None:
+                own.append(sign * t.value)
+                units.append(u)
+        prior = np.array([m.weight for m in models] + [0.0])
+        n = len(own)
+        target = None
+        if n:
+            y = copula(np.array(own))
+            Uo = np.stack(units)
+            Fo = encoding.features(Uo)
+            target = GaussianProcess(Fo, y)
+        weights = prior
+        if n >= 3:
+            at_own = np.stack([m.gp.mean(Fo) for m in models])
+            ranked = ranking_weights(at_own, target.loo_mean(), y, self._rng)
+            a = self._prior_weight / (self._prior_weight + n)
+            weights = a * prior + (1 - a) * ranked
 
-        # Candidates drawn from the "good" density: a kernel around a weighted pick, or uniform.
-        probs = np.r_[wg, prior] / (wg.sum() + prior)
-        centre = self._rng.choice(len(probs), size=self._n_candidates, p=probs)
-        uniform = self._rng.uniform(size=(self._n_candidates, len(names)))
-        cand = np.empty((self._n_candidates, len(names)))
-        for k in range(self._n_candidates):
-            if centre[k] == len(wg):
-                cand[k] = uniform[k]
-                cand[k, cat] = np.floor(uniform[k, cat] * sizes[cat])
-                continue
-            x = Xg[centre[k]] + self._rng.normal(scale=bw, size=len(names))
-            x = np.abs(x)
-            x = np.where(x > 1, 2 - x, x)
-            flip = self._rng.uniform(size=len(names)) < 0.2
-            x[cat] = np.where(flip[cat], np.floor(uniform[k, cat] * sizes[cat]), Xg[centre[k], cat])
-            cand[k] = np.clip(x, 0, 1) if not cat.any() else np.where(cat, x, np.clip(x, 0, 1))
-
-        def log_density(points_, weights_):
-            if len(points_) == 0:
-                return np.zeros(len(cand))
-            diff = cand[:, None, :] - points_[None, :, :]
-            cont = ~cat
-            logk = -0.5 * (diff[:, :, cont] / bw) ** 2 - math.log(bw * math.sqrt(2 * math.pi))
-            logk = logk.sum(2)
-            if cat.any():
-                same = diff[:, :, cat] == 0
-                p_same, p_other = 0.8 + 0.2 / sizes[cat], 0.2 / sizes[cat]
-                logk = logk + np.where(same, np.log(p_same), np.log(p_other)).sum(2)
-            kern = np.exp(logk) @ weights_
-            return np.log((kern + prior) / (weights_.sum() + prior))
-
-        score = log_density(Xg, wg) - log_density(Xb, wb)
-        best = cand[int(np.argmax(score))]
-        return {n: _from_unit(d, best[i]) for i, (n, d) in enumerate(zip(names, dists))}
+        # Candidates: around the study's best trials, the neighbours' best configurations, and anywhere.
+        k = self._n_candidates
+        tops = [m.U[np.argsort(m.regret, kind="stable")[:3]] for m, w in zip(models, weights) if w > 0]
+        pool = [u for c in self._pool(index)[0] if (u := encoding.unit(c)) is not None]
+        pools = [encoding.uniform(self._rng, max(k // 4, 1)), *tops, *([np.stack(pool)] if pool else [])]
+        if n:
+            best = Uo[np.argsort(y, kind="stable")[:3]]
+            centres = best[self._rng.randint(len(best), size=k // 2)]
+            scales = np.where(self._rng.uniform(size=(k // 2, 1)) < 0.5, 0.03, 0.12)
+            pools.append(encoding.perturb(self._rng, centres, scales))
+        else:
+            centres = np.concatenate(tops)[self._rng.randint(sum(len(t) for t in tops), size=k // 2)]
+            pools.append(encoding.perturb(self._rng, centres, 0.05))
+        cand = np.concatenate(pools)
+        features = encoding.features(cand)
+        mean = sum(w * m.gp.mean(features) for m, w in zip(models, weights[:-1]) if w > 0)
+        if target is None:
+            choice = int(np.argmin(mean))
+        else:
+            t_mean, t_std = target.predict(features)
+            mean = mean + weights[-1] * t_mean
+            choice = int(np.argmax(expected_improvement(mean, t_std, float(y.min()))))
+        return encoding.decode(cand[choice])
 
     # -- the BaseSampler contract ----------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -419,7 +581,7 @@ class MetaLearnedSampler(BaseSampler):
         params: dict[str, Any] = {}
         if trial.number < self._n_portfolio:
             for n, d in known.items():
-                value = self._portfolio_value(index, trial, n, d)
+                value = self._portfolio_value(study, trial, index, n, d)
                 if value is not None:
                     params[n] = value
         if not params and known:
@@ -433,7 +595,7 @@ class MetaLearnedSampler(BaseSampler):
                            param_distribution: BaseDistribution) -> Any:
         index = self._match(study, trial, {param_name: param_distribution})
         if index is not None and self._known(index, param_name, param_distribution):
-            value = self._portfolio_value(index, trial, param_name, param_distribution)
+            value = self._portfolio_value(study, trial, index, param_name, param_distribution)
             if value is not None:
                 return value
         elif index is not None:
@@ -447,6 +609,8 @@ class MetaLearnedSampler(BaseSampler):
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
         self._trial_space.pop(trial._trial_id, None)
+        with self._lock:
+            self._trial_config.pop(trial._trial_id, None)
         self._base.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:

@@ -7,6 +7,11 @@ Optuna studies live in ``<out>/runs/build_meta_dataset/optuna.log`` (a journal f
 ``<out>/runs/build_meta_dataset/experience.db``: a killed run resumes where it stopped (each study is
 continued until it has its trials). ``--quick`` builds a small store (6 tasks, 12 trials) in seconds.
 
+Then every task also evaluates the ``--top`` best configurations of every other task (a performance
+matrix, as auto-sklearn 2.0 builds its portfolio from), recorded as studies named
+``cross-<space>-<origin>-on-<task>``, so that a leave-one-task-out evaluation can drop what came from the
+held-out task (:func:`derived_from`).
+
 Writes ``build_meta_dataset.csv`` (best loss and trials per task and space), ``.json`` and ``.png``
 (the tasks in the first two principal components of their meta-features).
 """
@@ -78,6 +83,65 @@ def build(out: Path, names: list[str], trials: int, startup: int, jobs: int) -> 
     return [_tune(c) for c in cases]
 
 
+def cross_study(space: str, origin: str, target: str) -> str:
+    return f"cross-{space}-{origin}-on-{target}"
+
+
+def derived_from(study: str, task: str) -> bool:
+    """Whether a stored study used knowledge of ``task``: its own tuning, or a configuration it found best."""
+    return study in {f"meta-{task}-{s}" for s in SPACES} or study.startswith("cross-") and (
+        study.endswith(f"-on-{task}") or any(study.startswith(f"cross-{s}-{task}-on-") for s in SPACES))
+
+
+def _cross(args: tuple[str, str, str, dict[str, list[tuple[dict, dict]]]]) -> int:
+    """Evaluate other tasks' best configurations on one task; returns how many evaluations were new."""
+    name, space, store_url_, by_origin = args
+    from _hpo_tasks import train_hgb, train_mlp
+
+    from automl_meta.store import ExperienceStore, TaskDescription
+
+    task = load_task(name)
+    store = ExperienceStore(store_url_)
+    task_id = store.add_task(TaskDescription.from_data(np.r_[task.Xtr, task.Xva], np.r_[task.ytr, task.yva],
+                                                       name=name))
+    train = train_mlp if space == "mlp" else train_hgb
+    new = 0
+    for origin, configs in by_origin.items():
+        study = cross_study(space, origin, name)
+        for rank in range(store.count_evaluations(study=study), len(configs)):  # resumes after a kill
+            params, distributions = configs[rank]
+            t0 = time.perf_counter()
+            value = train(task, params)
+            new += store.add_evaluation(task_id, distributions, params, [value], directions=["MINIMIZE"],
+                                        state="COMPLETE", study=study, trial_number=rank,
+                                        duration_seconds=time.perf_counter() - t0)
+    store.close()
+    return new
+
+
+def cross_evaluate(out: Path, names: list[str], top: int, jobs: int) -> int:
+    """Evaluate each task's ``top`` best configurations on every other task (resumable); returns the new ones."""
+    from automl_meta.store import ExperienceStore
+
+    store = ExperienceStore(store_url(out))
+    ids = {t.name: t.id for t in store.tasks()}
+    best: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
+    for name in names:
+        for space in SPACES:
+            done = [e for e in store.evaluations(ids[name], states=["COMPLETE"], study=f"meta-{name}-{space}")
+                    if e.values]
+            done.sort(key=lambda e: e.values[0])
+            best[name, space] = [(e.params, e.distributions) for e in done[:top]]
+    store.close()
+    cases = [(name, space, store_url(out), {o: best[o, space] for o in names if o != name})
+             for name in names for space in SPACES]
+    if jobs > 1:
+        with mp.get_context("spawn").Pool(jobs, initializer=_single_thread) as pool:
+            return sum(pool.imap_unordered(_cross, cases))
+    _single_thread()
+    return sum(_cross(c) for c in cases)
+
+
 def _single_thread() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
@@ -115,6 +179,8 @@ def plot(path: Path, store_url_: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "6 tasks x 2 spaces x 12 trials, for smoke tests")
     p.add_argument("--trials", type=int, help="trials per task and search space (default 60)")
+    p.add_argument("--top", type=int, default=5,
+                   help="best configurations of each task evaluated on every other task (default 5; 0: none)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = p.parse_args(argv)
     out = output_dir(args.out, args.quick)
@@ -123,6 +189,9 @@ def main(argv: list[str] | None = None) -> dict:
     startup = min(20, trials // 2)
     t0 = time.perf_counter()
     done = sorted(build(out, names, trials, startup, args.jobs))
+    tuned = time.perf_counter() - t0
+    top = min(args.top, 3) if args.quick else args.top
+    cross = cross_evaluate(out, names, top, args.jobs) if top else 0
     seconds = time.perf_counter() - t0
     headers = ["task", "space", "trials", "best_loss"]
     rows = [[n, s, k, round(v, 5)] for n, s, k, v in done]
@@ -132,8 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     store = ExperienceStore(store_url(out))
     summary = {"tasks": len(names), "search_spaces": list(SPACES), "trials_per_task_and_space": trials,
-               "evaluations": store.count_evaluations(), "stored_tasks": len(store.tasks()),
-               "seconds": round(seconds, 1), "quick": args.quick}
+               "cross_evaluated_top": top, "evaluations": store.count_evaluations(),
+               "stored_tasks": len(store.tasks()), "seconds": round(seconds, 1),
+               "seconds_tuning": round(tuned, 1), "new_cross_evaluations": cross, "quick": args.quick}
     store.close()
     write_json(out / "build_meta_dataset.json", summary)
     plot(out / "build_meta_dataset.png", store_url(out))

@@ -52,6 +52,28 @@ def test_zero_shot_portfolio_starts_near_the_nearest_task_and_covers_several(two
     assert study.trials[0].value < cold.trials[0].value
 
 
+def test_portfolio_follows_the_neighbour_whose_results_agree_with_the_study(two_tasks):
+    # The new task's data resemble 'far' (optimum x=-3), but its objective behaves like 'near' (x=2).
+    like_far = TaskDescription.from_data(np.random.default_rng(5).exponential(size=(60, 3)) ** 3,
+                                         np.arange(60) % 2, name="like-far")
+    sampler = MetaLearnedSampler(store=two_tasks, task=like_far, seed=0, n_portfolio=5)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic(2.0), n_trials=5)
+    xs = [t.params["x"] for t in study.trials]
+    assert abs(xs[0] + 3.0) < 1.0  # the most similar task's best comes first
+    assert any(abs(x - 2.0) < 1.0 for x in xs[:2])  # the other neighbour is covered next
+    # Once the study's results contradict 'far', the portfolio keeps to what did well on 'near'.
+    assert all(abs(x - 2.0) < 1.0 for x in xs[2:]), xs
+
+
+def test_parallel_workers_get_different_portfolio_configurations(two_tasks):
+    sampler = MetaLearnedSampler(store=two_tasks, task=new(), seed=0, n_portfolio=6)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic(2.0), n_trials=6, n_jobs=3)
+    configs = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(configs) == 6
+
+
 def test_transfer_phase_uses_past_observations(two_tasks):
     def mean_distance(sampler):
         study = optuna.create_study(sampler=sampler)

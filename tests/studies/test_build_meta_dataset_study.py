@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from automl_meta.store import ExperienceStore
 
@@ -11,7 +12,9 @@ def test_quick_build_records_every_trial_and_resumes(run_quick_study):
     tmp_path = run_quick_study("build_meta_dataset")
     result = json.loads((tmp_path / "build_meta_dataset.json").read_text())
     assert result["quick"] is True and result["tasks"] == 6 and result["search_spaces"] == ["mlp", "hgb"]
-    assert result["evaluations"] == 6 * 2 * 12 and result["stored_tasks"] == 6
+    # 12 tuning trials per task and space, then each task runs the 3 best configurations of the 5 others.
+    cross = 6 * 2 * 5 * 3
+    assert result["evaluations"] == 6 * 2 * 12 + cross and result["stored_tasks"] == 6
     store = ExperienceStore(f"sqlite:///{tmp_path / 'runs' / 'build_meta_dataset' / 'experience.db'}")
     assert sorted(t.name for t in store.tasks()) == ["clf01", "clf06", "diabetes", "iris", "reg01", "wine"]
     assert len(store.search_spaces()) == 2
@@ -21,4 +24,18 @@ def test_quick_build_records_every_trial_and_resumes(run_quick_study):
     assert (tmp_path / "build_meta_dataset.png").stat().st_size > 5_000
     # A second run finds every study complete: nothing is added twice.
     run_quick_study("build_meta_dataset")
-    assert ExperienceStore(store.url).count_evaluations() == 6 * 2 * 12
+    assert ExperienceStore(store.url).count_evaluations() == 6 * 2 * 12 + cross
+    runs = [e for e in store.evaluations() if e.study == "cross-hgb-iris-on-wine"]
+    best_on_iris = sorted((e for e in store.evaluations(study="meta-iris-hgb") if e.values),
+                          key=lambda e: e.values[0])[:3]
+    assert [e.params for e in runs] == [e.params for e in best_on_iris]
+
+
+def test_derived_from_names_every_study_that_used_a_task(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "studies"))
+    from build_meta_dataset import derived_from
+
+    assert derived_from("meta-iris-hgb", "iris") and derived_from("cross-mlp-iris-on-wine", "iris")
+    assert derived_from("cross-mlp-wine-on-iris", "iris")
+    assert not derived_from("cross-mlp-wine-on-clf01", "iris") and not derived_from("meta-wine-mlp", "iris")
+    assert not derived_from("cross-mlp-clf01-on-wine", "clf0")

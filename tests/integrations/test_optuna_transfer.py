@@ -1,0 +1,67 @@
+"""The surrogates behind MetaLearnedSampler's transfer phase."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from automl_meta.integrations._transfer import (GaussianProcess, _matern52, copula, expected_improvement,
+                                                expected_minimum, ranking_weights)
+
+
+def test_copula_depends_only_on_the_order_and_is_standard_normal():
+    values = np.random.default_rng(0).lognormal(size=200) * 1e6
+    z = copula(values)
+    np.testing.assert_allclose(z, copula(np.log(values)))  # any increasing transform gives the same scores
+    assert abs(z.mean()) < 1e-9 and 0.9 < z.std() < 1.05
+    assert np.argmin(z) == np.argmin(values) and np.isfinite(copula(np.array([1.0, 1e300, -1e300]))).all()
+    tied = copula(np.array([1.0, 1.0, 2.0]))
+    assert tied[0] == tied[1] < tied[2]
+
+
+def test_gaussian_process_fits_a_smooth_function_and_is_unsure_away_from_data():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 0.6, size=(40, 1))
+    f = lambda x: np.sin(8 * x[:, 0])  # noqa: E731
+    gp = GaussianProcess(X, f(X))
+    Xq = np.linspace(0.05, 0.55, 50)[:, None]
+    mean, std = gp.predict(Xq)
+    assert np.abs(mean - f(Xq)).max() < 0.1
+    _, far = gp.predict(np.array([[1.0]]))
+    assert far[0] > 5 * std.max()
+
+
+def test_leave_one_out_means_equal_refits_without_the_point():
+    rng = np.random.default_rng(1)
+    X, y = rng.uniform(size=(15, 2)), rng.normal(size=15)
+    gp = GaussianProcess(X, y)
+    loo = gp.loo_mean()
+    for i in (0, 7, 14):
+        keep = np.arange(15) != i
+        K = _matern52(X[keep], X[keep], gp.length) + gp.noise * np.eye(14)
+        expected = _matern52(X[i:i + 1], X[keep], gp.length) @ np.linalg.solve(K, y[keep])
+        np.testing.assert_allclose(loo[i], expected[0], rtol=1e-6, atol=1e-9)
+
+
+def test_ranking_weights_go_to_the_model_that_orders_the_observations():
+    y = np.arange(8.0)
+    right, wrong = y + 0.1 * np.sin(y), -y
+    w = ranking_weights(np.stack([wrong, right]), None, y, np.random.RandomState(0))
+    assert w[1] > 0.9 and abs(w.sum() - 1) < 1e-12
+    # With the study's own model ordering well, a source that orders backwards gets nothing.
+    w = ranking_weights(np.stack([wrong]), right, y, np.random.RandomState(0))
+    assert w[0] == 0 and w[1] == 1
+
+
+def test_expected_improvement_prefers_low_means_and_spread():
+    ei = expected_improvement(np.array([0.0, -1.0, 1.0, 1.0]), np.array([1.0, 1.0, 1.0, 3.0]), best=0.0)
+    assert ei[1] > ei[0] > ei[2] and ei[3] > ei[2] and (ei >= 0).all()
+
+
+def test_expected_minimum_matches_sampling_and_the_hard_minimum_without_spread():
+    rng = np.random.default_rng(0)
+    reached, mean = np.array([0.1, 0.5, np.inf]), np.array([0.3, 0.2, 0.4])
+    exact = expected_minimum(reached, mean, 0.2)
+    draws = mean + 0.2 * rng.standard_normal((200_000, 3))
+    np.testing.assert_allclose(exact[:2], np.minimum(reached[:2], draws[:, :2]).mean(0), atol=3e-3)
+    assert exact[2] == 0.4  # nothing reached yet: the mean itself
+    np.testing.assert_array_equal(expected_minimum(reached, mean, 0.0), np.minimum(reached, mean))
