@@ -280,6 +280,12 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"regret": regret, "regret_by_space": by_space, "held_out_tasks": len(held), "seeds": seeds,
                "search_spaces": list(SPACES), "trials": trials, "quick": args.quick,
                "cases": len(curves)}
+    # How many trials each baseline needs, on average, to reach the sampler's mean regret after b trials.
+    mean_curve = {n: np.mean([c["regret"] for c in curves if c["sampler"] == n], 0) for n in SAMPLERS}
+    summary["baseline_trials_to_match"] = {
+        n: {str(b): (int(np.argmax(mean_curve[n] <= mean_curve["MetaLearnedSampler"][b - 1])) + 1
+                     if (mean_curve[n] <= mean_curve["MetaLearnedSampler"][b - 1]).any() else None)
+            for b in budgets} for n in SAMPLERS if n != "MetaLearnedSampler"}
     if not args.quick:
         m, t, w = regret["MetaLearnedSampler"], regret["TPESampler"], regret["WS-CMA-ES"]
         summary["acceptance"] = {"meta@10 <= tpe@50": m["10"] <= t["50"], "meta@10 < ws-cma-es@10": m["10"] < w["10"]}
