@@ -158,7 +158,8 @@ def test_adaptation_steps_are_chosen_by_cross_validation(cv_artifact):
     assert auto.adapt_steps_ == min(losses, key=lambda s: (losses[s], s))
     fixed = MetaLearnedClassifier(cv_artifact, adapt_steps=auto.adapt_steps_, random_state=0).fit(X, y)
     assert fixed.adapt_steps_ == auto.adapt_steps_ and not hasattr(fixed, "cv_loss_by_adapt_steps_")
-    np.testing.assert_array_equal(fixed.predict_proba(X), auto.predict_proba(X))
+    # Same model up to float rounding: the cross-validated fit runs the ensemble in a wider batch.
+    np.testing.assert_allclose(fixed.predict_proba(X), auto.predict_proba(X), rtol=1e-5, atol=1e-7)
 
 
 def test_cross_validated_steps_continue_exactly_as_fresh_fits(cv_artifact):
