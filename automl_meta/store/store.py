@@ -335,7 +335,11 @@ class ExperienceStore:
     def evaluations(self, task_id: int | Sequence[int] | None = None, *, states: Sequence[str] | None = None,
                     study: str | None = None) -> list[EvaluationRecord]:
         """Stored trials, optionally of some tasks, states or one study, in insertion order."""
-        query = sa.select(EvaluationRow, SearchSpaceRow.distributions).join(SearchSpaceRow).order_by(EvaluationRow.id)
+        # Plain columns, not ORM objects, and each search space decoded once: a store holds many trials.
+        columns = [EvaluationRow.id, EvaluationRow.task_id, EvaluationRow.search_space_id, EvaluationRow.params,
+                   EvaluationRow.values, EvaluationRow.directions, EvaluationRow.state,
+                   EvaluationRow.duration_seconds, EvaluationRow.study, EvaluationRow.trial_number]
+        query = sa.select(*columns).order_by(EvaluationRow.id)
         if task_id is not None:
             ids = [task_id] if isinstance(task_id, int) else list(task_id)
             query = query.where(EvaluationRow.task_id.in_(ids))
@@ -343,18 +347,17 @@ class ExperienceStore:
             query = query.where(EvaluationRow.state.in_(list(states)))
         if study is not None:
             query = query.where(EvaluationRow.study == study)
-        spaces: dict[int, dict[str, BaseDistribution]] = {}
-        out = []
         with self._session() as session:
-            for row, dists in session.execute(query).all():
-                if row.search_space_id not in spaces:
-                    spaces[row.search_space_id] = distributions_from_json(dists)
-                out.append(EvaluationRecord(
-                    id=row.id, task_id=row.task_id, search_space_id=row.search_space_id, params=dict(row.params),
-                    values=decode_values(row.values), directions=list(row.directions), state=row.state,
-                    duration_seconds=row.duration_seconds, study=row.study, trial_number=row.trial_number,
-                    distributions=spaces[row.search_space_id]))
-        return out
+            rows = session.execute(query).all()
+            space_ids = sorted({row.search_space_id for row in rows})
+            spaces = {i: distributions_from_json(d) for i, d in session.execute(
+                sa.select(SearchSpaceRow.id, SearchSpaceRow.distributions).where(SearchSpaceRow.id.in_(space_ids)))
+            } if space_ids else {}
+        return [EvaluationRecord(
+            id=row.id, task_id=row.task_id, search_space_id=row.search_space_id, params=dict(row.params),
+            values=decode_values(row.values), directions=list(row.directions), state=row.state,
+            duration_seconds=row.duration_seconds, study=row.study, trial_number=row.trial_number,
+            distributions=spaces[row.search_space_id]) for row in rows]
 
     def count_evaluations(self, study: str | None = None) -> int:
         """How many trials the store holds (of one study, if given)."""
