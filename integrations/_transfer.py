@@ -88,8 +88,13 @@ class GaussianProcess:
 
 
 def discordance(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Matrix of the pairs (i, j) with y_i < y_j that ``pred`` orders the other way (or ties)."""
-    return (y[:, None] < y[None, :]) & (pred[:, None] >= pred[None, :])
+    """The pairs (i, j) with y_i < y_j that ``pred`` orders the other way (or ties).
+
+    ``pred`` is (n,) for one model, giving an (n, n) matrix, or (n, models), giving (n, n, models).
+    """
+    pred = np.asarray(pred)
+    less = (y[:, None] < y[None, :]).reshape(len(y), len(y), *([1] * (pred.ndim - 1)))
+    return less & (pred[:, None] >= pred[None, :])
 
 
 def ranking_weights(source_preds: np.ndarray, target_loo: np.ndarray | None, y: np.ndarray,

@@ -46,8 +46,8 @@ from automl_meta.metafeatures import NAMES, as_vector
 from automl_meta.store import ExperienceStore, TaskDescription
 from automl_meta.store.records import METAFEATURES_ATTR
 
-from automl_meta.integrations._transfer import (GaussianProcess, copula, expected_improvement, expected_minimum,
-                                                ranking_weights)
+from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance, expected_improvement,
+                                                expected_minimum, ranking_weights)
 
 __all__ = ["MetaLearnedSampler", "ExperienceRecorder", "METAFEATURES_ATTR"]
 
@@ -466,8 +466,8 @@ class MetaLearnedSampler(BaseSampler):
                 reached = rows.min(0)
                 if len(own_y) >= 2:
                     y = np.array(own_y)
-                    less = y[:, None] < y[None, :]
-                    wrong = ((rows[:, None, :] >= rows[None, :, :]) & less[:, :, None]).sum((0, 1)) / max(less.sum(), 1)
+                    pairs = max(int((y[:, None] < y[None, :]).sum()), 1)
+                    wrong = discordance(rows, y).sum((0, 1)) / pairs
                     weights = (prior + 1e-4) * np.exp(-4.0 * len(y) * wrong)
                     weights /= weights.sum()
             excluded = [i for i, u in enumerate(cand) if u.tobytes() in used]

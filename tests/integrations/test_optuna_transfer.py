@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from automl_meta.integrations._transfer import (GaussianProcess, _matern52, copula, expected_improvement,
-                                                expected_minimum, ranking_weights)
+from automl_meta.integrations._transfer import (GaussianProcess, _matern52, copula, discordance,
+                                                expected_improvement, expected_minimum, ranking_weights)
 
 
 def test_copula_depends_only_on_the_order_and_is_standard_normal():
@@ -65,3 +65,13 @@ def test_expected_minimum_matches_sampling_and_the_hard_minimum_without_spread()
     np.testing.assert_allclose(exact[:2], np.minimum(reached[:2], draws[:, :2]).mean(0), atol=3e-3)
     assert exact[2] == 0.4  # nothing reached yet: the mean itself
     np.testing.assert_array_equal(expected_minimum(reached, mean, 0.0), np.minimum(reached, mean))
+
+
+def test_discordance_of_several_models_stacks_the_single_model_matrices():
+    rng = np.random.default_rng(2)
+    y, preds = rng.normal(size=6), rng.normal(size=(6, 3))
+    stacked = discordance(preds, y)
+    assert stacked.shape == (6, 6, 3)
+    for m in range(3):
+        np.testing.assert_array_equal(stacked[:, :, m], discordance(preds[:, m], y))
+    assert discordance(y, y).sum() == 0 and discordance(-y, y).sum() == 15  # all 15 pairs reversed
