@@ -2,8 +2,9 @@
 
 Tasks: scikit-learn's bundled datasets (iris, wine, breast cancer, digits, diabetes) and synthetic ones
 (``make_classification`` with varied sizes, class counts, separations and label noise;
-``make_regression`` and Friedman #1), at most 400 rows each, split once 70/30 into training and
-validation rows with a fixed seed, features standardised on the training rows.
+``make_regression`` and Friedman #1), at most 400 rows each, split into ``FOLDS`` cross-validation folds
+with a fixed seed (stratified for classification), features and regression targets standardised on each
+fold's training rows.
 
 Search spaces:
 
@@ -13,8 +14,11 @@ Search spaces:
   min_samples_leaf, l2_regularization.
 
 The objective is the validation loss (cross-entropy for classification, mean squared error of the
-standardised target for regression), capped at a fixed value per task so that diverged runs rank last
-instead of producing infinities.
+standardised target for regression) averaged over the folds, each fold's loss capped at a fixed value so
+that diverged runs rank last instead of producing infinities. Cross-validation, not one hold-out split,
+because with at most 120 validation rows the hold-out loss of the best configurations is mostly the
+luck of the split: nudging the best configuration's hyperparameters by 5% moves it by a sizeable share
+of the task's whole range, and "the best configuration" would be a lucky draw rather than a good one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 MAX_ROWS = 400
+FOLDS = 3
 MLP_STEPS = 100
 HGB_ITER = 15
 SPACES = ("mlp", "hgb")
@@ -36,16 +41,15 @@ PARAMS = {"mlp": ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "
 
 @dataclass(frozen=True)
 class HPOTask:
+    """One training/validation split of a task (a cross-validation fold)."""
+
     name: str
     task_type: str
     Xtr: np.ndarray
     ytr: np.ndarray
     Xva: np.ndarray
     yva: np.ndarray
-
-    @property
-    def n_classes(self) -> int:
-        return int(max(self.ytr.max(), self.yva.max())) + 1 if self.task_type == "classification" else 1
+    n_classes: int  # 1 for regression
 
     @property
     def cap(self) -> float:
@@ -75,9 +79,9 @@ TASK_NAMES = [name for name, _, _ in _specs()]
 
 
 @lru_cache(maxsize=None)
-def load_task(name: str) -> HPOTask:
+def load_data(name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """A task's rows ``(X, y, task_type)``: at most ``MAX_ROWS``, classes as 0..k-1, numbers standardised."""
     import sklearn.datasets as d
-    from sklearn.model_selection import train_test_split
 
     kind, kw = {n: (k, kw) for n, k, kw in _specs()}[name]
     if kind == "bundled":
@@ -105,18 +109,30 @@ def load_task(name: str) -> HPOTask:
     if len(X) > MAX_ROWS:
         keep = rng.choice(len(X), MAX_ROWS, replace=False)
         X, y = X[keep], y[keep]
-    strat = y if task_type == "classification" else None
-    Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=0.3, random_state=0, stratify=strat)
-    mean, std = Xtr.mean(0), Xtr.std(0)
-    std[std == 0] = 1.0
-    Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
-    if task_type == "classification":
-        classes = np.unique(np.r_[ytr, yva])
-        ytr, yva = np.searchsorted(classes, ytr), np.searchsorted(classes, yva)
-    else:
-        ym, ys = ytr.mean(), ytr.std()
-        ytr, yva = (ytr - ym) / ys, (yva - ym) / ys
-    return HPOTask(name, task_type, Xtr, ytr, Xva, yva)
+    std = X.std(0)
+    X = (X - X.mean(0)) / np.where(std > 0, std, 1.0)
+    y = np.searchsorted(np.unique(y), y) if task_type == "classification" else (y - y.mean()) / y.std()
+    return X, y, task_type
+
+
+@lru_cache(maxsize=None)
+def load_task(name: str) -> tuple[HPOTask, ...]:
+    """The task's ``FOLDS`` cross-validation splits, standardised on each split's training rows."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    X, y, task_type = load_data(name)
+    cv = (StratifiedKFold if task_type == "classification" else KFold)(FOLDS, shuffle=True, random_state=0)
+    folds = []
+    for tr, va in cv.split(X, y):
+        Xtr, Xva, ytr, yva = X[tr], X[va], y[tr], y[va]
+        mean, std = Xtr.mean(0), Xtr.std(0)
+        std[std == 0] = 1.0
+        Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
+        if task_type == "regression":
+            ym, ys = ytr.mean(), ytr.std()
+            ytr, yva = (ytr - ym) / ys, (yva - ym) / ys
+        folds.append(HPOTask(name, task_type, Xtr, ytr, Xva, yva, int(y.max()) + 1 if task_type == "classification" else 1))
+    return tuple(folds)
 
 
 def suggest(trial, space: str) -> dict:
@@ -213,11 +229,16 @@ def train_hgb(task: HPOTask, p: dict, seed: int = 0) -> float:
     return min(_loss(task, out), task.cap)
 
 
-def objective(task: HPOTask, space: str):
-    """The Optuna objective of a task and search space."""
+def evaluate(name: str, space: str, params: dict) -> float:
+    """The cross-validated loss of a configuration on a task."""
     train = train_mlp if space == "mlp" else train_hgb
+    return float(np.mean([train(fold, params) for fold in load_task(name)]))
+
+
+def objective(name: str, space: str):
+    """The Optuna objective of a task and search space."""
 
     def run(trial) -> float:
-        return train(task, suggest(trial, space))
+        return evaluate(name, space, suggest(trial, space))
 
     return run

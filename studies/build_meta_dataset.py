@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hpo_tasks import SPACES, TASK_NAMES, load_task, objective  # noqa: E402
+from _hpo_tasks import SPACES, TASK_NAMES, load_data, objective  # noqa: E402
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
 
 QUICK_TASKS = ["iris", "wine", "diabetes", "clf01", "clf06", "reg01"]
@@ -53,9 +53,7 @@ def _tune(args: tuple[str, str, str, str, int, int]) -> tuple[str, str, int, flo
     from automl_meta.store import TaskDescription
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    task = load_task(name)
-    X = np.r_[task.Xtr, task.Xva]
-    y = np.r_[task.ytr, task.yva]
+    X, y, _ = load_data(name)
     seed = TASK_NAMES.index(name) * 2 + SPACES.index(space)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     storage = JournalStorage(JournalFileBackend(journal))
@@ -64,7 +62,7 @@ def _tune(args: tuple[str, str, str, str, int, int]) -> tuple[str, str, int, flo
     done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     if done < trials:
         recorder = ExperienceRecorder(store=store, task=TaskDescription.from_data(X, y, name=name))
-        study.optimize(objective(task, space), n_trials=trials - done, callbacks=[recorder])
+        study.optimize(objective(name, space), n_trials=trials - done, callbacks=[recorder])
         recorder.store.close()
     return name, space, len(study.trials), float(study.best_value)
 
@@ -96,22 +94,19 @@ def derived_from(study: str, task: str) -> bool:
 def _cross(args: tuple[str, str, str, dict[str, list[tuple[dict, dict]]]]) -> int:
     """Evaluate other tasks' best configurations on one task; returns how many evaluations were new."""
     name, space, store_url_, by_origin = args
-    from _hpo_tasks import train_hgb, train_mlp
+    from _hpo_tasks import evaluate
 
     from automl_meta.store import ExperienceStore, TaskDescription
 
-    task = load_task(name)
     store = ExperienceStore(store_url_)
-    task_id = store.add_task(TaskDescription.from_data(np.r_[task.Xtr, task.Xva], np.r_[task.ytr, task.yva],
-                                                       name=name))
-    train = train_mlp if space == "mlp" else train_hgb
+    task_id = store.add_task(TaskDescription.from_data(*load_data(name)[:2], name=name))
     new = 0
     for origin, configs in by_origin.items():
         study = cross_study(space, origin, name)
         for rank in range(store.count_evaluations(study=study), len(configs)):  # resumes after a kill
             params, distributions = configs[rank]
             t0 = time.perf_counter()
-            value = train(task, params)
+            value = evaluate(name, space, params)
             new += store.add_evaluation(task_id, distributions, params, [value], directions=["MINIMIZE"],
                                         state="COMPLETE", study=study, trial_number=rank,
                                         duration_seconds=time.perf_counter() - t0)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hpo_tasks import PARAMS, SPACES, TASK_NAMES, load_task, objective  # noqa: E402
+from _hpo_tasks import PARAMS, SPACES, TASK_NAMES, load_data, objective  # noqa: E402
 from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
 
 SAMPLERS = ("MetaLearnedSampler", "TPESampler", "RandomSampler", "WS-CMA-ES")
@@ -79,8 +79,8 @@ def _held_out_store(url: str, held_out: str):
 def _description(name: str):
     from automl_meta.store import TaskDescription
 
-    task = load_task(name)
-    return TaskDescription.from_data(np.r_[task.Xtr, task.Xva], np.r_[task.ytr, task.yva], name=name)
+    X, y, _ = load_data(name)
+    return TaskDescription.from_data(X, y, name=name)
 
 
 def _open_store(url: str, held_out: str | None = None):
@@ -146,7 +146,7 @@ def run_case(case: tuple[str, str, str, int, str, int]) -> dict:
         sampler = make_sampler(sampler_name, seed, store_url, held_out, space)
         study = optuna.create_study(sampler=sampler)
         t0 = time.perf_counter()
-        study.optimize(objective(load_task(task_name), space), n_trials=trials)
+        study.optimize(objective(task_name, space), n_trials=trials)
     return {"task": task_name, "space": space, "sampler": sampler_name, "seed": seed,
             "values": [t.value for t in study.trials], "seconds": time.perf_counter() - t0}
 

@@ -39,3 +39,24 @@ def test_derived_from_names_every_study_that_used_a_task(monkeypatch):
     assert derived_from("cross-mlp-wine-on-iris", "iris")
     assert not derived_from("cross-mlp-wine-on-clf01", "iris") and not derived_from("meta-wine-mlp", "iris")
     assert not derived_from("cross-mlp-clf01-on-wine", "clf0")
+
+
+def test_objective_is_the_mean_loss_over_folds_that_partition_the_rows(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "studies"))
+    import numpy as np
+    from _hpo_tasks import FOLDS, evaluate, load_data, load_task, train_hgb
+
+    X, y, task_type = load_data("wine")
+    folds = load_task("wine")
+    assert task_type == "classification" and len(folds) == FOLDS
+    # Every row is validated exactly once: the validation folds together hold each row's label once.
+    assert sum(len(f.yva) for f in folds) == len(y)
+    assert np.array_equal(np.sort(np.concatenate([f.yva for f in folds])), np.sort(y))
+    # Stratified: every class appears in every fold's validation rows, and the losses are over all classes.
+    assert all(set(np.unique(f.yva)) == set(np.unique(y)) and f.n_classes == 3 for f in folds)
+    # Standardised on each fold's own training rows.
+    assert all(np.allclose(f.Xtr.mean(0), 0, atol=1e-9) and not np.allclose(f.Xva.mean(0), 0, atol=1e-9)
+               for f in folds)
+    params = {"learning_rate": 0.2, "max_leaf_nodes": 8, "min_samples_leaf": 5, "l2_regularization": 0.1}
+    per_fold = [train_hgb(f, params) for f in folds]
+    assert evaluate("wine", "hgb", params) == np.mean(per_fold) and len(set(per_fold)) == FOLDS
