@@ -78,6 +78,13 @@ def _specs() -> list[tuple[str, str, dict]]:
 TASK_NAMES = [name for name, _, _ in _specs()]
 
 
+def _standardise(fit: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
+    """``arrays`` shifted and scaled by the mean and standard deviation of ``fit`` (a constant column: 1)."""
+    mean, std = fit.mean(0), fit.std(0)
+    std = np.where(std > 0, std, 1.0)
+    return [(a - mean) / std for a in arrays]
+
+
 @lru_cache(maxsize=None)
 def load_data(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     """A task's rows ``(X, y, task_type)``: at most ``MAX_ROWS``, classes as 0..k-1, numbers standardised."""
@@ -109,29 +116,24 @@ def load_data(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     if len(X) > MAX_ROWS:
         keep = rng.choice(len(X), MAX_ROWS, replace=False)
         X, y = X[keep], y[keep]
-    std = X.std(0)
-    X = (X - X.mean(0)) / np.where(std > 0, std, 1.0)
-    y = np.searchsorted(np.unique(y), y) if task_type == "classification" else (y - y.mean()) / y.std()
+    [X] = _standardise(X, X)
+    [y] = [np.searchsorted(np.unique(y), y)] if task_type == "classification" else _standardise(y, y)
     return X, y, task_type
 
 
 @lru_cache(maxsize=None)
-def load_task(name: str) -> tuple[HPOTask, ...]:
+def load_folds(name: str) -> tuple[HPOTask, ...]:
     """The task's ``FOLDS`` cross-validation splits, standardised on each split's training rows."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     X, y, task_type = load_data(name)
     cv = (StratifiedKFold if task_type == "classification" else KFold)(FOLDS, shuffle=True, random_state=0)
+    n_classes = int(y.max()) + 1 if task_type == "classification" else 1
     folds = []
     for tr, va in cv.split(X, y):
-        Xtr, Xva, ytr, yva = X[tr], X[va], y[tr], y[va]
-        mean, std = Xtr.mean(0), Xtr.std(0)
-        std[std == 0] = 1.0
-        Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
-        if task_type == "regression":
-            ym, ys = ytr.mean(), ytr.std()
-            ytr, yva = (ytr - ym) / ys, (yva - ym) / ys
-        folds.append(HPOTask(name, task_type, Xtr, ytr, Xva, yva, int(y.max()) + 1 if task_type == "classification" else 1))
+        Xtr, Xva = _standardise(X[tr], X[tr], X[va])
+        ytr, yva = (y[tr], y[va]) if task_type == "classification" else _standardise(y[tr], y[tr], y[va])
+        folds.append(HPOTask(name, task_type, Xtr, ytr, Xva, yva, n_classes))
     return tuple(folds)
 
 
@@ -232,7 +234,7 @@ def train_hgb(task: HPOTask, p: dict, seed: int = 0) -> float:
 def evaluate(name: str, space: str, params: dict) -> float:
     """The cross-validated loss of a configuration on a task."""
     train = train_mlp if space == "mlp" else train_hgb
-    return float(np.mean([train(fold, params) for fold in load_task(name)]))
+    return float(np.mean([train(fold, params) for fold in load_folds(name)]))
 
 
 def objective(name: str, space: str):

@@ -44,10 +44,10 @@ def test_derived_from_names_every_study_that_used_a_task(monkeypatch):
 def test_objective_is_the_mean_loss_over_folds_that_partition_the_rows(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "studies"))
     import numpy as np
-    from _hpo_tasks import FOLDS, evaluate, load_data, load_task, train_hgb
+    from _hpo_tasks import FOLDS, evaluate, load_data, load_folds, train_hgb
 
     X, y, task_type = load_data("wine")
-    folds = load_task("wine")
+    folds = load_folds("wine")
     assert task_type == "classification" and len(folds) == FOLDS
     # Every row is validated exactly once: the validation folds together hold each row's label once.
     assert sum(len(f.yva) for f in folds) == len(y)
