@@ -12,10 +12,12 @@
    that behave like the new task. On a database storage, which worker processes may share, and while
    other threads run trials, the portfolio is handed out by trial number in the similarity-only order
    instead, so parallel workers get different configurations.
-2. **Transfer.** Later trials maximise expected improvement under a ranking-weighted ensemble of Gaussian
-   processes: one per neighbour (fitted to Gaussian-copula scores of its losses, so that tasks on
-   different scales share one scale) and one fitted to the study's own trials. The weights start as
-   the similarities and move, as the study's trials accumulate, to how well each process orders them.
+2. **Transfer.** Later trials take the configuration of lowest predicted loss among small steps around
+   the study's best trial (never one the study has already run). The prediction is a ranking-weighted
+   ensemble of Gaussian processes: one per past task (fitted to Gaussian-copula scores of its losses, so
+   that tasks on different scales share one scale) and one fitted to the study's own trials. The
+   weights start as the similarities of the neighbours and move, as the study's trials accumulate, to
+   how well each process orders them, so any past task that behaves like the new one can earn weight.
 3. **Fallback.** Parameters the store has no history for, multi-objective studies and studies without a
    task or with an empty store go to ``base_sampler`` (TPE by default), with a log line saying so; with an
    empty store the sampler behaves like its base sampler.
@@ -46,8 +48,8 @@ from automl_meta.metafeatures import NAMES, as_vector
 from automl_meta.store import ExperienceStore, TaskDescription
 from automl_meta.store.records import METAFEATURES_ATTR
 
-from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance, expected_improvement,
-                                                expected_minimum, ranking_weights)
+from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance, expected_minimum,
+                                                ranking_weights)
 
 __all__ = ["MetaLearnedSampler", "ExperienceRecorder", "METAFEATURES_ATTR"]
 
@@ -152,6 +154,11 @@ class _Encoding:
     def decode(self, u: np.ndarray) -> dict[str, Any]:
         return {n: _from_unit(d, u[j]) for j, (n, d) in enumerate(zip(self.names, self.dists))}
 
+    def snap(self, U: np.ndarray) -> np.ndarray:
+        """The unit vectors of the configurations ``U`` decodes to (integers, steps and categories rounded)."""
+        snapped = [self.unit(self.decode(u)) for u in U]
+        return np.stack([u if s is None else s for u, s in zip(U, snapped)])
+
     def uniform(self, rng: np.random.RandomState, n: int) -> np.ndarray:
         U = rng.uniform(size=(n, len(self.names)))
         U[:, self.cat] = np.floor(U[:, self.cat] * self.sizes[self.cat])
@@ -182,6 +189,7 @@ class _SourceModel:
         return np.quantile(self.regret, np.clip(ndtr(self.gp.mean(features)), 0.0, 1.0))
 
 
+_TRUST_STEPS = (0.02, 0.05, 0.1)  # step sizes of the transfer phase's candidates, in the unit cube
 _POOL_PER_TASK = 5  # best configurations of each past task that the portfolio may propose
 _REGRET_SPREAD = 0.03  # how far a new task's normalised regret may stray from a similar task's
 
@@ -204,15 +212,16 @@ class MetaLearnedSampler(BaseSampler):
     seed : int, optional
         Seed of the sampler's random numbers (and of the default base sampler).
     n_neighbors : int, default 10
-        How many similar past tasks to learn from.
+        How many similar past tasks the portfolio covers and the transfer phase trusts before the study's
+        own trials show which past tasks behave like the new one.
     n_portfolio : int, default 5
         How many first trials come from the portfolio of past tasks' best configurations.
-    prior_weight : float, default 5.0
+    prior_weight : float, default 2.0
         How many of the study's own trials the similarity of the past tasks counts as when the transfer
         phase weighs them: after ``n`` own trials, the similarities make up ``prior_weight /
         (prior_weight + n)`` of each weight and how well the task orders the study's trials the rest.
-    n_candidates : int, default 256
-        Candidates scored per trial in the transfer phase (besides the past tasks' best configurations).
+    n_candidates : int, default 512
+        Steps around the study's best trial scored per trial in the transfer phase.
     exclude_tasks : sequence of str, default ()
         Fingerprints or names of stored tasks to ignore (for leave-one-task-out evaluations).
 
@@ -235,7 +244,7 @@ class MetaLearnedSampler(BaseSampler):
 
     def __init__(self, *, store: str | ExperienceStore | None = None, task: TaskLike = None,
                  base_sampler: BaseSampler | None = None, seed: int | None = None, n_neighbors: int = 10,
-                 n_portfolio: int = 5, prior_weight: float = 5.0, n_candidates: int = 256,
+                 n_portfolio: int = 5, prior_weight: float = 2.0, n_candidates: int = 512,
                  exclude_tasks: Sequence[str] = ()) -> None:
         for name, value in (("n_neighbors", n_neighbors), ("n_candidates", n_candidates)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -354,16 +363,14 @@ class MetaLearnedSampler(BaseSampler):
         return name in space and _kind(space[name]) == _kind(d)
 
     def _models(self, index: int, space: Mapping[str, BaseDistribution]) -> tuple[_Encoding, list[_SourceModel]]:
-        """The neighbours' surrogates over ``space`` (fitted once per stored space and query space)."""
+        """Every past task's surrogate over ``space`` (fitted once per stored space and query space)."""
         key = (index, tuple((n, repr(d)) for n, d in space.items()))
         with self._lock:
             if key in self._models_cache:
                 return self._models_cache[key]
         encoding = _Encoding(space)
         models = []
-        for source in self._load()[index][1]:
-            if source.weight == 0:
-                continue
+        for source in self._load()[index][1]:  # every stored task: the study's results may vouch for any
             rows = [(u, v) for c, v in zip(source.configs, source.values) if (u := encoding.unit(c)) is not None]
             if len(rows) < 2:
                 continue
@@ -504,15 +511,17 @@ class MetaLearnedSampler(BaseSampler):
             return float(value) if isinstance(d, FloatDistribution) else value
         return None
 
-    # -- transfer: a ranking-weighted ensemble of the neighbours' surrogates and the study's own -------------
+    # -- transfer: steps around the best trial, judged by the past tasks' surrogates and the study's own ------
     def _transfer(self, study: Study, index: int, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-        """The candidate of highest expected improvement under the ensemble of surrogates.
+        """The candidate of lowest predicted loss, among steps around the study's best trial.
 
-        The ensemble's mean combines the neighbours' surrogates and one fitted to the study's own trials.
-        The weights start as the neighbours' similarities and move, as the study's own trials accumulate
-        (``prior_weight`` of them count as much as the similarities), to how well each surrogate orders
-        those trials. The spread is the study's own surrogate's, so unexplored regions stay attractive
-        where the neighbours predict low losses.
+        The prediction is a weighted ensemble of surrogates: one per past task of the space and one fitted
+        to the study's own trials. The weights start as the similarities of the ``n_neighbors`` nearest
+        tasks and move, as the study's own trials accumulate (``prior_weight`` of them count as much as the
+        similarities), to how well each surrogate orders those trials, so a task outside the neighbours can
+        earn weight. Candidates are small steps around the best trial (a trust region: the portfolio
+        has already chosen the region, and the ensemble knows the landscape better than the study's few
+        trials do), never a configuration the study has already run.
         """
         encoding, models = self._models(index, space)
         if not models:
@@ -525,43 +534,36 @@ class MetaLearnedSampler(BaseSampler):
                 own.append(sign * t.value)
                 units.append(u)
         prior = np.array([m.weight for m in models] + [0.0])
-        n = len(own)
-        target = None
-        if n:
-            y = copula(np.array(own))
-            Uo = np.stack(units)
-            Fo = encoding.features(Uo)
-            target = GaussianProcess(Fo, y)
+        k = self._n_candidates
+        if not own:  # no result yet (no portfolio): around the neighbours' best configurations
+            tops = np.concatenate([m.U[np.argsort(m.regret, kind="stable")[:3]] for m in models if m.weight > 0])
+            cand = np.concatenate([tops, encoding.perturb(self._rng, tops[self._rng.randint(len(tops), size=k)],
+                                                          0.05)])
+            mean = sum(m.weight * m.gp.mean(encoding.features(cand)) for m in models if m.weight > 0)
+            return encoding.decode(cand[int(np.argmin(mean))])
+        y = copula(np.array(own))
+        Uo = np.stack(units)
+        Fo = encoding.features(Uo)
+        target = GaussianProcess(Fo, y)
         weights = prior
-        if n >= 3:
+        if len(y) >= 3:
             at_own = np.stack([m.gp.mean(Fo) for m in models])
             ranked = ranking_weights(at_own, target.loo_mean(), y, self._rng)
-            a = self._prior_weight / (self._prior_weight + n)
+            a = self._prior_weight / (self._prior_weight + len(y))
             weights = a * prior + (1 - a) * ranked
-
-        # Candidates: around the study's best trials, the neighbours' best configurations, and anywhere.
-        k = self._n_candidates
-        tops = [m.U[np.argsort(m.regret, kind="stable")[:3]] for m, w in zip(models, weights) if w > 0]
-        pool = [u for c in self._pool(index)[0] if (u := encoding.unit(c)) is not None]
-        pools = [encoding.uniform(self._rng, max(k // 4, 1)), *tops, *([np.stack(pool)] if pool else [])]
-        if n:
-            best = Uo[np.argsort(y, kind="stable")[:3]]
-            centres = best[self._rng.randint(len(best), size=k // 2)]
-            scales = np.where(self._rng.uniform(size=(k // 2, 1)) < 0.5, 0.03, 0.12)
-            pools.append(encoding.perturb(self._rng, centres, scales))
-        else:
-            centres = np.concatenate(tops)[self._rng.randint(sum(len(t) for t in tops), size=k // 2)]
-            pools.append(encoding.perturb(self._rng, centres, 0.05))
-        cand = np.concatenate(pools)
+        centres = np.repeat(Uo[np.argmin(y)][None, :], k, axis=0)
+        scales = np.array(_TRUST_STEPS)[self._rng.randint(len(_TRUST_STEPS), size=(k, 1))]
+        cand = encoding.snap(encoding.perturb(self._rng, centres, scales))
+        done = {u.tobytes() for u in Uo}
+        fresh = np.array([u.tobytes() not in done for u in cand])
+        if fresh.any():
+            cand = cand[fresh]
         features = encoding.features(cand)
-        mean = sum(w * m.gp.mean(features) for m, w in zip(models, weights[:-1]) if w > 0)
-        if target is None:
-            choice = int(np.argmin(mean))
-        else:
-            t_mean, t_std = target.predict(features)
-            mean = mean + weights[-1] * t_mean
-            choice = int(np.argmax(expected_improvement(mean, t_std, float(y.min()))))
-        return encoding.decode(cand[choice])
+        mean = weights[-1] * target.mean(features)
+        for m, w in zip(models, weights[:-1]):
+            if w > 1e-3:  # the rest cannot change the choice much; predicting for them is most of the cost
+                mean = mean + w * m.gp.mean(features)
+        return encoding.decode(cand[int(np.argmin(mean))])
 
     # -- the BaseSampler contract ----------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:

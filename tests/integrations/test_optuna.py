@@ -86,6 +86,25 @@ def test_transfer_phase_uses_past_observations(two_tasks):
     assert meta < 0.6 * tpe
 
 
+def test_transfer_phase_steps_around_the_best_trial_and_never_repeats_one(sqlite_url):
+    # Integer parameters: most small steps round back to a configuration the study has already run.
+    store = ExperienceStore(sqlite_url)
+    past = TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="past")
+
+    def objective(t):
+        return abs(t.suggest_int("x", 1, 100) - 30) + abs(t.suggest_int("y", 1, 100) - 60)
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=60, callbacks=[ExperienceRecorder(store=store, task=past)])
+    sampler = MetaLearnedSampler(store=store, task=new(), seed=0, n_portfolio=3)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=15)
+    configs = [(t.params["x"], t.params["y"]) for t in study.trials]
+    assert len(set(configs)) == len(configs)
+    for i in range(3, len(configs)):  # each transfer trial is a step from the best trial before it
+        best = min(study.trials[:i], key=lambda t: t.value).params
+        assert abs(configs[i][0] - best["x"]) <= 40 and abs(configs[i][1] - best["y"]) <= 40, (i, configs)
+
 def test_transfer_sampler_is_chosen_after_the_portfolio(two_tasks, monkeypatch):
     sampler = MetaLearnedSampler(store=two_tasks, task=new(), seed=0, n_portfolio=2)
     calls = []
