@@ -12,8 +12,9 @@
    that behave like the new task. On a database storage, which worker processes may share, and while
    other threads run trials, the portfolio is handed out by trial number in the similarity-only order
    instead, so parallel workers get different configurations.
-2. **Transfer.** Later trials take the configuration of lowest predicted loss among small steps around
-   the study's best trial (never one the study has already run). The prediction is a ranking-weighted
+2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
+   confidence bound) among small steps around the study's best trial (never one the study has already
+   run). The prediction is a ranking-weighted
    ensemble of Gaussian processes: one per past task (fitted to Gaussian-copula scores of its losses, so
    that tasks on different scales share one scale) and one fitted to the study's own trials. The
    weights start as the similarities of the neighbours and move, as the study's trials accumulate, to
@@ -190,6 +191,7 @@ class _SourceModel:
 
 
 _TRUST_STEPS = (0.02, 0.05, 0.1)  # step sizes of the transfer phase's candidates, in the unit cube
+_CONFIDENCE = 2.0  # standard deviations of the study's own process an unexplored step is credited with
 _POOL_PER_TASK = 5  # best configurations of each past task that the portfolio may propose
 _REGRET_SPREAD = 0.03  # how far a new task's normalised regret may stray from a similar task's
 
@@ -513,7 +515,7 @@ class MetaLearnedSampler(BaseSampler):
 
     # -- transfer: steps around the best trial, judged by the past tasks' surrogates and the study's own ------
     def _transfer(self, study: Study, index: int, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-        """The candidate of lowest predicted loss, among steps around the study's best trial.
+        """The candidate of lowest optimistic predicted loss, among steps around the study's best trial.
 
         The prediction is a weighted ensemble of surrogates: one per past task of the space and one fitted
         to the study's own trials. The weights start as the similarities of the ``n_neighbors`` nearest
@@ -521,7 +523,9 @@ class MetaLearnedSampler(BaseSampler):
         similarities), to how well each surrogate orders those trials, so a task outside the neighbours can
         earn weight. Candidates are small steps around the best trial (a trust region: the portfolio
         has already chosen the region, and the ensemble knows the landscape better than the study's few
-        trials do), never a configuration the study has already run.
+        trials do), never a configuration the study has already run. Each is credited with
+        ``_CONFIDENCE`` standard deviations of the study's own process (a lower confidence bound), so that
+        steps into directions the study has not tried beat tiny moves next to the best trial.
         """
         encoding, models = self._models(index, space)
         if not models:
@@ -559,11 +563,12 @@ class MetaLearnedSampler(BaseSampler):
         if fresh.any():
             cand = cand[fresh]
         features = encoding.features(cand)
-        mean = weights[-1] * target.mean(features)
+        own_mean, own_std = target.predict(features)
+        bound = weights[-1] * own_mean - _CONFIDENCE * own_std
         for m, w in zip(models, weights[:-1]):
             if w > 1e-3:  # the rest cannot change the choice much; predicting for them is most of the cost
-                mean = mean + w * m.gp.mean(features)
-        return encoding.decode(cand[int(np.argmin(mean))])
+                bound = bound + w * m.gp.mean(features)
+        return encoding.decode(cand[int(np.argmin(bound))])
 
     # -- the BaseSampler contract ----------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
