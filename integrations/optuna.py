@@ -13,12 +13,12 @@
    other threads run trials, the portfolio is handed out by trial number in the similarity-only order
    instead, so parallel workers get different configurations.
 2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
-   confidence bound) among small steps around the study's best trial (never one the study has already
-   run). The prediction is a ranking-weighted
-   ensemble of Gaussian processes: one per past task (fitted to Gaussian-copula scores of its losses, so
-   that tasks on different scales share one scale) and one fitted to the study's own trials. The
-   weights start as the similarities of the neighbours and move, as the study's trials accumulate, to
-   how well each process orders them, so any past task that behaves like the new one can earn weight.
+   confidence bound) among small steps around the study's best trial, never one the study has already
+   run. The prediction is a ranking-weighted ensemble of Gaussian processes: one per past task (fitted
+   to Gaussian-copula scores of its losses, so that tasks on different scales share one scale) and one
+   fitted to the study's own trials. The weights start as the similarities of the neighbours and move,
+   as the study's trials accumulate, to how well each process orders them, so any past task that
+   behaves like the new one can earn weight.
 3. **Fallback.** Parameters the store has no history for, multi-objective studies and studies without a
    task or with an empty store go to ``base_sampler`` (TPE by default), with a log line saying so; with an
    empty store the sampler behaves like its base sampler.
@@ -381,8 +381,8 @@ class MetaLearnedSampler(BaseSampler):
             regret = (v - v.min()) / spread if spread > 0 else np.zeros_like(v)
             models.append(_SourceModel(source.weight, GaussianProcess(encoding.features(U), copula(v)), U, regret))
         total = sum(m.weight for m in models)
-        for m in models:
-            m.weight = m.weight / total
+        for m in models:  # when no neighbour ran this space's parameters, every past task counts alike
+            m.weight = m.weight / total if total > 0 else 1.0 / len(models)
         with self._lock:
             self._models_cache[key] = (encoding, models)
         return encoding, models

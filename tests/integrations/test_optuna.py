@@ -105,6 +105,25 @@ def test_transfer_phase_steps_around_the_best_trial_and_never_repeats_one(sqlite
         best = min(study.trials[:i], key=lambda t: t.value).params
         assert abs(configs[i][0] - best["x"]) <= 40 and abs(configs[i][1] - best["y"]) <= 40, (i, configs)
 
+def test_transfer_learns_from_distant_tasks_when_no_neighbour_ran_the_narrowed_range(sqlite_url):
+    # The only neighbour ran x > 0; the study searches x <= 0, where only the distant task has results.
+    store = ExperienceStore(sqlite_url)
+    near = TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="near")
+    far = TaskDescription.from_data(np.random.default_rng(0).exponential(size=(50, 3)) ** 3,
+                                    np.arange(50) % 2, name="far")
+    for task, xs in ((near, np.linspace(0.5, 4.5, 20)), (far, np.linspace(-4.5, 4.5, 40))):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for x in xs:
+            study.enqueue_trial({"x": float(x)})
+        study.optimize(lambda t: (t.suggest_float("x", -5, 5) + 2.0) ** 2, n_trials=len(xs),
+                       callbacks=[ExperienceRecorder(store=store, task=task)])
+    sampler = MetaLearnedSampler(store=store, task=new(), seed=0, n_portfolio=0, n_neighbors=1)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", -5, 0) + 2.0) ** 2, n_trials=4)
+    assert all(np.isfinite(t.value) for t in study.trials)
+    assert abs(study.trials[0].params["x"] + 2.0) < 1.0  # the distant task's optimum, not a guess
+
+
 def test_transfer_sampler_is_chosen_after_the_portfolio(two_tasks, monkeypatch):
     sampler = MetaLearnedSampler(store=two_tasks, task=new(), seed=0, n_portfolio=2)
     calls = []
