@@ -543,7 +543,8 @@ class MetaLearnedSampler(BaseSampler):
             tops = np.concatenate([m.U[np.argsort(m.regret, kind="stable")[:3]] for m in models if m.weight > 0])
             cand = np.concatenate([tops, encoding.perturb(self._rng, tops[self._rng.randint(len(tops), size=k)],
                                                           0.05)])
-            mean = sum(m.weight * m.gp.mean(encoding.features(cand)) for m in models if m.weight > 0)
+            features = encoding.features(cand)
+            mean = sum(m.weight * m.gp.mean(features) for m in models if m.weight > 0)
             return encoding.decode(cand[int(np.argmin(mean))])
         y = copula(np.array(own))
         Uo = np.stack(units)
