@@ -105,6 +105,7 @@ def test_transfer_phase_steps_around_the_best_trial_and_never_repeats_one(sqlite
         best = min(study.trials[:i], key=lambda t: t.value).params
         assert abs(configs[i][0] - best["x"]) <= 40 and abs(configs[i][1] - best["y"]) <= 40, (i, configs)
 
+
 def test_transfer_learns_from_distant_tasks_when_no_neighbour_ran_the_narrowed_range(sqlite_url):
     # The only neighbour ran x > 0; the study searches x <= 0, where only the distant task has results.
     store = ExperienceStore(sqlite_url)
