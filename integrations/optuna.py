@@ -15,8 +15,8 @@
 2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
    confidence bound) among small steps around the study's best trial, never one the study has already
    run. The prediction is a ranking-weighted ensemble of Gaussian processes: one per past task (fitted
-   to Gaussian-copula scores of its losses, so that tasks on different scales share one scale) and one
-   fitted to the study's own trials. The weights start as the similarities of the neighbours and move,
+   to Gaussian-copula scores of its losses, so that tasks on different scales share one scale, with a
+   length scale per parameter) and one fitted to the study's own trials. The weights start as the similarities of the neighbours and move,
    as the study's trials accumulate, to how well each process orders them, so any past task that
    behaves like the new one can earn weight.
 3. **Fallback.** Parameters the store has no history for, multi-objective studies and studies without a
@@ -379,7 +379,9 @@ class MetaLearnedSampler(BaseSampler):
             U, v = np.stack([u for u, _ in rows]), np.array([v for _, v in rows])
             spread = float(v.max() - v.min())
             regret = (v - v.min()) / spread if spread > 0 else np.zeros_like(v)
-            models.append(_SourceModel(source.weight, GaussianProcess(encoding.features(U), copula(v)), U, regret))
+            # A length scale per parameter: past tasks have enough trials to tell which parameters matter.
+            gp = GaussianProcess(encoding.features(U), copula(v), per_dimension=True)
+            models.append(_SourceModel(source.weight, gp, U, regret))
         total = sum(m.weight for m in models)
         for m in models:  # when no neighbour ran this space's parameters, every past task counts alike
             m.weight = m.weight / total if total > 0 else 1.0 / len(models)

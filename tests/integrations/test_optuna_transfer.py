@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from automl_meta.integrations._transfer import (GaussianProcess, _matern52, copula, discordance,
+from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance,
                                                 expected_improvement, expected_minimum, ranking_weights)
 
 
@@ -30,16 +31,30 @@ def test_gaussian_process_fits_a_smooth_function_and_is_unsure_away_from_data():
     assert far[0] > 5 * std.max()
 
 
-def test_leave_one_out_means_equal_refits_without_the_point():
+def test_per_dimension_length_scales_find_the_dimension_that_matters():
+    rng = np.random.default_rng(2)
+    X = rng.uniform(size=(60, 3))
+    y = np.sin(6 * X[:, 1])  # only the second coordinate matters
+    gp = GaussianProcess(X, y, per_dimension=True)
+    assert gp._inverse_length[1] > 3 * max(gp._inverse_length[0], gp._inverse_length[2])
+    Xq = rng.uniform(size=(200, 3))
+    iso = GaussianProcess(X, y)
+    error = lambda g: np.abs(g.mean(Xq) - np.sin(6 * Xq[:, 1])).mean()  # noqa: E731
+    assert error(gp) < 0.5 * error(iso)
+
+
+@pytest.mark.parametrize("per_dimension", [False, True])
+def test_leave_one_out_means_equal_refits_without_the_point(per_dimension):
     rng = np.random.default_rng(1)
-    X, y = rng.uniform(size=(15, 2)), rng.normal(size=15)
-    gp = GaussianProcess(X, y)
-    loo = gp.loo_mean()
+    X = rng.uniform(size=(15, 2))
+    y = np.sin(6 * X[:, 0]) + 0.1 * rng.normal(size=15)
+    gp = GaussianProcess(X, y, per_dimension=per_dimension)
+    loo, kernel = gp.loo_mean(), gp._cross(X)  # the fitted kernel between all the points
     for i in (0, 7, 14):
         keep = np.arange(15) != i
-        K = _matern52(X[keep], X[keep], gp.length) + gp.noise * np.eye(14)
-        expected = _matern52(X[i:i + 1], X[keep], gp.length) @ np.linalg.solve(K, y[keep])
-        np.testing.assert_allclose(loo[i], expected[0], rtol=1e-6, atol=1e-9)
+        K = kernel[np.ix_(keep, keep)] + gp.noise * np.eye(14)
+        expected = kernel[i, keep] @ np.linalg.solve(K, y[keep])
+        np.testing.assert_allclose(loo[i], expected, rtol=1e-6, atol=1e-9)
 
 
 def test_ranking_weights_go_to_the_model_that_orders_the_observations():
