@@ -13,8 +13,11 @@ HistGradientBoosting), a study of 50 trials is run, 10 seeds each, with
 The normalized regret after t trials is (best loss in the first t trials - best loss ever seen on the
 task) / (worst loss in the meta-dataset for the task - best loss ever seen), averaged over tasks, search
 spaces and seeds. Cases are appended to ``<out>/runs/warmstart_hpo/cases.jsonl`` as they finish, so a
-killed run resumes (``--fresh`` starts over). ``--quick``: 2 held-out tasks of a small store, 2 seeds,
-10 trials.
+killed run resumes (``--fresh`` starts over), and copied every 20 cases to
+``<out>/warmstart_hpo_cases.jsonl.gz``, which is kept with the results: a run on a new checkout starts
+from it, so the 3,040 studies need not all run in one sitting. Each case records the version of its
+sampler (Optuna's version; for MetaLearnedSampler, a digest of its source); cases of another version are
+run again. ``--quick``: 2 held-out tasks of a small store, 2 seeds, 10 trials.
 
 Writes ``warmstart_hpo.csv`` (mean regret and 95% interval per sampler, space and budget),
 ``warmstart_hpo.json`` (headline figures) and ``warmstart_hpo.png`` (regret curves).
@@ -22,6 +25,8 @@ Writes ``warmstart_hpo.csv`` (mean regret and 95% interval per sampler, space an
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -131,6 +136,28 @@ def make_sampler(name: str, seed: int, store_url: str, held_out, space: str):
                                         independent_sampler=optuna.samplers.RandomSampler(seed=seed))
 
 
+def sampler_version(name: str) -> str:
+    """What a case's result depends on besides the task and the seed: the version of its sampler's code."""
+    import optuna
+
+    if name != "MetaLearnedSampler":
+        return f"optuna {optuna.__version__}"
+    import automl_meta.integrations._transfer as transfer
+    import automl_meta.integrations.optuna as sampler
+
+    digest = hashlib.sha256()
+    for module in (sampler, transfer):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _write_snapshot(path: Path, cases: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with gzip.open(tmp, "wt") as f:
+        f.writelines(json.dumps(c) + "\n" for c in cases)
+    tmp.replace(path)
+
+
 def run_case(case: tuple[str, str, str, int, str, int]) -> dict:
     task_name, space, sampler_name, seed, store_url, trials = case
     import logging
@@ -148,7 +175,8 @@ def run_case(case: tuple[str, str, str, int, str, int]) -> dict:
         t0 = time.perf_counter()
         study.optimize(objective(task_name, space), n_trials=trials)
     return {"task": task_name, "space": space, "sampler": sampler_name, "seed": seed,
-            "values": [t.value for t in study.trials], "seconds": time.perf_counter() - t0}
+            "values": [t.value for t in study.trials], "seconds": time.perf_counter() - t0,
+            "version": sampler_version(sampler_name)}
 
 
 def _init_worker() -> None:
@@ -228,10 +256,21 @@ def main(argv: list[str] | None = None) -> dict:
     trials = max(budgets)
     runs = out / "runs" / "warmstart_hpo"
     runs.mkdir(parents=True, exist_ok=True)
-    log = runs / "cases.jsonl"
-    if args.fresh and log.exists():
-        log.unlink()
+    log, snapshot = runs / "cases.jsonl", out / "warmstart_hpo_cases.jsonl.gz"
+    if args.fresh:
+        log.unlink(missing_ok=True)
+        snapshot.unlink(missing_ok=True)
+    if not log.exists() and snapshot.exists():  # a new checkout: start from the cases kept with the results
+        with gzip.open(snapshot, "rt") as f:
+            log.write_text(f.read())
     done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    current = {n: sampler_version(n) for n in SAMPLERS}
+    stale = [c for c in done if c.get("version") != current[c["sampler"]]]
+    if stale:
+        print(f"{len(stale)} cases ran another version of {', '.join(sorted({c['sampler'] for c in stale}))}: "
+              "they run again", flush=True)
+        done = [c for c in done if c.get("version") == current[c["sampler"]]]
+        log.write_text("".join(json.dumps(c) + "\n" for c in done))
     have = {(c["task"], c["space"], c["sampler"], c["seed"]) for c in done}
     unknown = set(args.samplers.split(",")) - set(SAMPLERS)
     if unknown:
@@ -253,9 +292,11 @@ def main(argv: list[str] | None = None) -> dict:
             done.append(result)
             if i % 20 == 0:
                 print(f"  {i}/{len(todo)} cases, {time.perf_counter() - t0:.0f} s", flush=True)
+                _write_snapshot(snapshot, done)
         if pool is not None:
             pool.close()
             pool.join()
+    _write_snapshot(snapshot, done)
     done = [c for c in done if c["task"] in held and c["seed"] < seeds and len(c["values"]) == trials]
     missing = {n: len(held) * len(SPACES) * seeds - sum(c["sampler"] == n for c in done) for n in SAMPLERS}
     if any(missing.values()):

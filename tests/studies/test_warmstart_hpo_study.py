@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 
 
 def test_quick_study_writes_results(run_quick_study):
@@ -25,3 +27,24 @@ def test_quick_study_writes_results(run_quick_study):
     assert (tmp_path / "warmstart_hpo.png").stat().st_size > 10_000
     lines = (tmp_path / "warmstart_hpo.csv").read_text().strip().splitlines()
     assert len(lines) == 1 + 4 * 3
+
+    # A new checkout keeps only the results: the next run starts from the kept cases and runs again only
+    # those of another version of their sampler.
+    snapshot = tmp_path / "warmstart_hpo_cases.jsonl.gz"
+    with gzip.open(snapshot, "rt") as f:
+        kept = [json.loads(line) for line in f]
+    assert len(kept) == 32
+    for c in kept:
+        if c["sampler"] == "MetaLearnedSampler":
+            c["version"] = "an older sampler"
+    with gzip.open(snapshot, "wt") as f:
+        f.writelines(json.dumps(c) + "\n" for c in kept)
+    shutil.rmtree(tmp_path / "runs" / "warmstart_hpo")
+    run_quick_study("warmstart_hpo")
+    assert "8 cases ran another version of MetaLearnedSampler: they run again" in run_quick_study.stdout
+    assert "24 cases done, 8 to run" in run_quick_study.stdout
+    with gzip.open(snapshot, "rt") as f:
+        again = {(c["task"], c["space"], c["sampler"], c["seed"]): c for c in map(json.loads, f)}
+    assert len(again) == 32 and "an older sampler" not in {c["version"] for c in again.values()}
+    for c in kept:  # the sampler is seeded: the cases run again reproduce the first run's values
+        assert again[c["task"], c["space"], c["sampler"], c["seed"]]["values"] == c["values"]
