@@ -31,6 +31,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -158,6 +159,10 @@ def _write_snapshot(path: Path, cases: list[dict]) -> None:
     tmp.replace(path)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run_case(case: tuple[str, str, str, int, str, int]) -> dict:
     task_name, space, sampler_name, seed, store_url, trials = case
     import logging
@@ -278,6 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
     todo = [(t, s, n, seed, store_url, trials) for t in held for s in SPACES for seed in range(seeds)
             for n in SAMPLERS if n in args.samplers.split(",") and (t, s, n, seed) not in have]
     print(f"{len(done)} cases done, {len(todo)} to run", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped run (kill, a session's end) keeps its cases too
     t0 = time.perf_counter()
     with open(log, "a") as f:
         if args.jobs > 1:
@@ -286,17 +292,19 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             _init_worker()
             pool, results = None, map(run_case, todo)
-        for i, result in enumerate(results, 1):
-            f.write(json.dumps(result) + "\n")
-            f.flush()
-            done.append(result)
-            if i % 20 == 0:
-                print(f"  {i}/{len(todo)} cases, {time.perf_counter() - t0:.0f} s", flush=True)
-                _write_snapshot(snapshot, done)
-        if pool is not None:
-            pool.close()
-            pool.join()
-    _write_snapshot(snapshot, done)
+        try:
+            for i, result in enumerate(results, 1):
+                f.write(json.dumps(result) + "\n")
+                f.flush()
+                done.append(result)
+                if i % 20 == 0:
+                    print(f"  {i}/{len(todo)} cases, {time.perf_counter() - t0:.0f} s", flush=True)
+                    _write_snapshot(snapshot, done)
+        finally:  # stopped (Ctrl-C, SIGTERM) or not, the kept cases include every finished one
+            _write_snapshot(snapshot, done)
+            if pool is not None:
+                pool.terminate()
+                pool.join()
     done = [c for c in done if c["task"] in held and c["seed"] < seeds and len(c["values"]) == trials]
     missing = {n: len(held) * len(SPACES) * seeds - sum(c["sampler"] == n for c in done) for n in SAMPLERS}
     if any(missing.values()):
