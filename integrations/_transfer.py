@@ -56,8 +56,9 @@ class GaussianProcess:
     per_dimension : bool, default False
         One length scale per coordinate instead of one for all. Starting from the best common length
         scale, each coordinate's inverse length scale is multiplied by the factors of ``_FACTORS`` in turn,
-        keeping a change while the marginal likelihood rises (``_SWEEPS`` rounds over the coordinates). Used only with more
-        than four points per coordinate; with fewer, the evidence cannot tell the coordinates apart.
+        keeping a change while the marginal likelihood rises (``_SWEEPS`` rounds over the coordinates).
+        Used only with more than four points per coordinate; with fewer, the evidence cannot tell the
+        coordinates apart.
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, *, per_dimension: bool = False) -> None:
@@ -99,7 +100,8 @@ class GaussianProcess:
         return best
 
     def _cross(self, Xq: np.ndarray) -> np.ndarray:
-        return _matern52_unit(_distances(np.asarray(Xq, dtype=float) * self._inverse_length, self.X * self._inverse_length))
+        return _matern52_unit(_distances(np.asarray(Xq, dtype=float) * self._inverse_length,
+                                         self.X * self._inverse_length))
 
     def mean(self, Xq: np.ndarray) -> np.ndarray:
         """Posterior mean at ``Xq``."""
