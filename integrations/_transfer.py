@@ -10,7 +10,10 @@ by the sampler; categorical parameters are one-hot blocks.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
@@ -117,6 +120,30 @@ class GaussianProcess:
         """Leave-one-out posterior means at the training points (closed form)."""
         Kinv = cho_solve((self._L, True), np.eye(len(self.y)), check_finite=False)
         return self.y - self._alpha / np.diag(Kinv)
+
+
+# Past tasks' processes, shared by every sampler of the process: studies on one store (many studies in a
+# session, a leave-one-task-out benchmark) would otherwise refit the same past tasks for each study.
+_FITTED: OrderedDict[bytes, GaussianProcess] = OrderedDict()
+_FITTED_MAX = 256  # least recently used processes beyond this many are dropped
+_FITTED_LOCK = threading.Lock()
+
+
+def fitted_process(X: np.ndarray, y: np.ndarray, *, per_dimension: bool = False) -> GaussianProcess:
+    """``GaussianProcess(X, y, per_dimension=...)``, fitted once per process for the same data and reused."""
+    X = np.ascontiguousarray(X, dtype=float)
+    y = np.ascontiguousarray(y, dtype=float)
+    key = hashlib.sha1(b"%d %d %d|" % (*X.shape, per_dimension) + X.tobytes() + y.tobytes()).digest()
+    with _FITTED_LOCK:
+        if key in _FITTED:
+            _FITTED.move_to_end(key)
+            return _FITTED[key]
+    gp = GaussianProcess(X, y, per_dimension=per_dimension)
+    with _FITTED_LOCK:
+        _FITTED[key] = gp
+        while len(_FITTED) > _FITTED_MAX:
+            _FITTED.popitem(last=False)
+    return gp
 
 
 def discordance(pred: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -50,7 +50,7 @@ from automl_meta.store import ExperienceStore, TaskDescription
 from automl_meta.store.records import METAFEATURES_ATTR
 
 from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance, expected_minimum,
-                                                ranking_weights)
+                                                fitted_process, ranking_weights)
 
 __all__ = ["MetaLearnedSampler", "ExperienceRecorder", "METAFEATURES_ATTR"]
 
@@ -380,7 +380,7 @@ class MetaLearnedSampler(BaseSampler):
             spread = float(v.max() - v.min())
             regret = (v - v.min()) / spread if spread > 0 else np.zeros_like(v)
             # A length scale per parameter: past tasks have enough trials to tell which parameters matter.
-            gp = GaussianProcess(encoding.features(U), copula(v), per_dimension=True)
+            gp = fitted_process(encoding.features(U), copula(v), per_dimension=True)
             models.append(_SourceModel(source.weight, gp, U, regret))
         total = sum(m.weight for m in models)
         for m in models:  # when no neighbour ran this space's parameters, every past task counts alike

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance,
-                                                expected_improvement, expected_minimum, ranking_weights)
+from automl_meta.integrations import _transfer
+from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance, expected_improvement,
+                                                expected_minimum, fitted_process, ranking_weights)
 
 
 def test_copula_depends_only_on_the_order_and_is_standard_normal():
@@ -41,6 +42,21 @@ def test_per_dimension_length_scales_find_the_dimension_that_matters():
     iso = GaussianProcess(X, y)
     error = lambda g: np.abs(g.mean(Xq) - np.sin(6 * Xq[:, 1])).mean()  # noqa: E731
     assert error(gp) < 0.5 * error(iso)
+
+
+def test_fitted_processes_are_reused_for_the_same_data_only(monkeypatch):
+    monkeypatch.setattr(_transfer, "_FITTED", type(_transfer._FITTED)())
+    monkeypatch.setattr(_transfer, "_FITTED_MAX", 2)
+    rng = np.random.default_rng(3)
+    X, y = rng.uniform(size=(25, 2)), rng.normal(size=25)
+    gp = fitted_process(X, y, per_dimension=True)
+    assert fitted_process(X.copy(), y.copy(), per_dimension=True) is gp
+    Xq = rng.uniform(size=(10, 2))
+    np.testing.assert_array_equal(gp.mean(Xq), GaussianProcess(X, y, per_dimension=True).mean(Xq))
+    others = [fitted_process(X, y), fitted_process(X, y[::-1].copy(), per_dimension=True)]
+    assert gp not in others and others[0] is not others[1]
+    # at most _FITTED_MAX are kept: the least recently used one is refitted
+    assert len(_transfer._FITTED) == 2 and fitted_process(X, y, per_dimension=True) is not gp
 
 
 @pytest.mark.parametrize("per_dimension", [False, True])
