@@ -277,11 +277,14 @@ def main(argv: list[str] | None = None) -> dict:
             log.write_text(f.read())
     done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     current = {n: sampler_version(n) for n in SAMPLERS}
-    stale = [c for c in done if c.get("version") != current[c["sampler"]]]
+    kept: list[dict] = []
+    stale: list[dict] = []
+    for c in done:
+        (kept if c.get("version") == current[c["sampler"]] else stale).append(c)
     if stale:
         print(f"{len(stale)} cases ran another version of {', '.join(sorted({c['sampler'] for c in stale}))}: "
               "they run again", flush=True)
-        done = [c for c in done if c.get("version") == current[c["sampler"]]]
+        done = kept
         log.write_text("".join(json.dumps(c) + "\n" for c in done))
     have = {(c["task"], c["space"], c["sampler"], c["seed"]) for c in done}
     unknown = set(args.samplers.split(",")) - set(SAMPLERS)
