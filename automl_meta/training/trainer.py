@@ -13,24 +13,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..artifacts import MetaArtifact
-from ..exceptions import MetaTrainingError
 from ..learners import Learner
 from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import TaskBatch, TaskDistribution
-from . import checkpoint
+from ._outer_loop import ARTIFACT_NAME, OuterLoop, seeded_rng
 from .callbacks import Callback
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-CHECKPOINT_NAME = "last.ckpt"
-ARTIFACT_NAME = "artifact.ameta"
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
-    # Each iteration's tasks depend only on (seed, iteration): a resumed run sees the same tasks.
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
-class MetaTrainer:
+class MetaTrainer(OuterLoop):
     """Meta-train a learner on a task distribution.
 
     Each iteration samples ``meta_batch_size`` tasks, adapts the learner to all
@@ -180,70 +172,32 @@ class MetaTrainer:
             self.learner.setup(self.tasks.task_type, self.tasks.n_features, self.tasks.n_outputs, generator=gen)
         self.learner.to(self.dtype)
         self.optimizer = OPTIMIZERS[self.outer_optimizer](self.learner.parameters(), lr=self.outer_lr)
-        self.iteration, self.n_skipped_, self._consecutive_bad = 0, 0, 0
-        self.best_loss_, self.best_iteration_, self._best_state = math.inf, None, None
-        self.history_: list[dict[str, Any]] = []
+        self._reset_progress()
         self._running: float | None = None  # smoothed training loss, checkpointed so a resumed run reports the same
-        self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, _rng(self.seed, 1)).to(self.dtype)
+        self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1)).to(self.dtype)
                            if self.n_validation_tasks else None)
 
-    def _checkpoint_path(self) -> Path | None:
-        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+    def _trained(self) -> torch.nn.Module:
+        return self.learner
 
-    def _restore(self) -> None:
-        state = checkpoint.resume_state(self._checkpoint_path(), resume=self.resume, fingerprint=self._fingerprint())
-        if state is None:
-            return
-        rec = state["record"]
-        self.learner.load_state_dict(state["learner_state"])
-        self.optimizer.load_state_dict(state["optimizer_state"])
-        self._best_state = state["best_state"]
-        self.iteration = rec["iteration"]
-        self.best_loss_ = rec["best_loss"] if rec["best_loss"] is not None else math.inf
-        self.best_iteration_ = rec["best_iteration"]
-        self.n_skipped_, self._consecutive_bad = rec["n_skipped"], rec["consecutive_bad"]
-        self.history_ = rec["history"]
-        self._running = rec.get("running_loss")
-
-    def _save_checkpoint(self) -> None:
-        path = self._checkpoint_path()
-        if path is None:
-            return
-        record = {"iteration": self.iteration, "fingerprint": self._fingerprint(),
-                  "best_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
-                  "best_iteration": self.best_iteration_, "n_skipped": self.n_skipped_,
-                  "consecutive_bad": self._consecutive_bad, "history": self.history_,
-                  "running_loss": self._running}
-        checkpoint.save(path, learner_state=self.learner.state_dict(), optimizer_state=self.optimizer.state_dict(),
-                        best_state=self._best_state, record=record)
+    def _extra_record(self) -> dict[str, Any]:
+        return {"running_loss": self._running}
 
     def _step(self, batch: TaskBatch) -> dict[str, Any]:
         self.optimizer.zero_grad(set_to_none=True)
         logs = self.learner.meta_backward(batch)
         params = [p for p in self.learner.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm or math.inf) if params else torch.tensor(0.)
-        bad = not (math.isfinite(logs["loss"]) and torch.isfinite(norm))
-        if bad:
-            self.n_skipped_ += 1
-            self._consecutive_bad += 1
-            if self._consecutive_bad > self.max_nonfinite:
-                raise MetaTrainingError(
-                    f"The meta-loss or meta-gradient was NaN/inf for {self._consecutive_bad} iterations in a row "
-                    f"(last at iteration {self.iteration + 1}). Lower outer_lr or inner_lr, set clip_grad_norm, "
-                    "or check the task data. The last checkpoint is intact."
-                )
-        else:
-            self._consecutive_bad = 0
+        finite = math.isfinite(logs["loss"]) and bool(torch.isfinite(norm))
+        if self._count_update(finite, unit="iteration", last=self.iteration + 1,
+                              advice="Lower outer_lr or inner_lr, set clip_grad_norm, or check the task data."):
             self.optimizer.step()
-        return {**logs, "grad_norm": float(norm), "skipped": bad}
+        return {**logs, "grad_norm": float(norm), "skipped": not finite}
 
     def _validate(self, train_loss: float) -> dict[str, Any]:
         losses, metric = self.learner.evaluate(self._val_batch)
         val = float(losses.mean())
-        improved = math.isfinite(val) and val < self.best_loss_
-        if improved:
-            self.best_loss_, self.best_iteration_ = val, self.iteration
-            self._best_state = {k: v.detach().clone() for k, v in self.learner.state_dict().items()}
+        improved = self._offer_best(val)
         entry = {"iteration": self.iteration, "train_loss": train_loss, "val_loss": val,
                  "val_metric": float(metric.mean())}
         self.history_.append(entry)
@@ -252,7 +206,9 @@ class MetaTrainer:
     def fit(self) -> MetaArtifact:
         """Run meta-training (or finish a resumed run) and return the artifact of the best meta-parameters."""
         self._setup()
-        self._restore()
+        record = self._restore()
+        if record is not None:
+            self._running = record.get("running_loss")
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -261,7 +217,7 @@ class MetaTrainer:
                    unit="it", disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
         try:
             while self.iteration < self.iterations and not self.stop_training:
-                batch = self.tasks.sample(self.meta_batch_size, _rng(self.seed, 0, self.iteration)).to(self.dtype)
+                batch = self.tasks.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.iteration)).to(self.dtype)
                 logs = self._step(batch)
                 self.iteration += 1
                 if not logs["skipped"]:

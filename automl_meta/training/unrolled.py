@@ -22,21 +22,13 @@ from tqdm.auto import tqdm
 
 from ..artifacts import MetaArtifact
 from ..engine.learned_update import batched_init_states, batched_unroll
-from ..exceptions import MetaTrainingError
 from ..learners import UpdateRule
 from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import OptimizeeBatch, OptimizeeTasks
-from . import checkpoint
+from ._outer_loop import ARTIFACT_NAME, OuterLoop, seeded_rng
 
 ESTIMATORS = ("tbptt", "es")
-CHECKPOINT_NAME = "last.ckpt"
-ARTIFACT_NAME = "artifact.ameta"
 _LOG_FLOOR = 1e-12  # losses are floored here inside the log: a task trained to zero loss stays finite
-
-
-def _rng(seed: int, *key: int) -> np.random.Generator:
-    # Each episode's problems depend only on (seed, episode): a resumed run sees the same problems.
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 def relative_log_losses(losses: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
@@ -45,7 +37,7 @@ def relative_log_losses(losses: torch.Tensor, initial: torch.Tensor) -> torch.Te
     return torch.where(torch.isfinite(ratio), ratio, torch.full_like(ratio, math.log(10.0)))
 
 
-class UnrolledTrainer:
+class UnrolledTrainer(OuterLoop):
     """Meta-train a learned optimizer (an :class:`~automl_meta.learners.UpdateRule`).
 
     Parameters
@@ -107,6 +99,8 @@ class UnrolledTrainer:
     >>> artifact.manifest["learner"]["name"], [h["episode"] for h in trainer.history_]
     ('hyper_controller', [2])
     """
+
+    _unit = "episode"
 
     def __init__(self, rule: UpdateRule, problems: OptimizeeTasks | None = None, *, meta_batch_size: int = 8,
                  episodes: int = 500, horizon: int = 100, unroll: int = 20, estimator: str = "tbptt",
@@ -172,7 +166,7 @@ class UnrolledTrainer:
 
     @torch.no_grad()
     def _es(self, batch, params, states, first_step, initial, iteration: int):
-        gen = torch.Generator().manual_seed(int(_rng(self.seed, 2, iteration).integers(2**62)))
+        gen = torch.Generator().manual_seed(int(seeded_rng(self.seed, 2, iteration).integers(2**62)))
         weights = {k: v.detach() for k, v in self.rule.named_parameters()}
         grads = {k: torch.zeros_like(v) for k, v in weights.items()}
         for _ in range(self.es_pairs):
@@ -193,59 +187,25 @@ class UnrolledTrainer:
     def _setup(self) -> None:
         self.rule.to(torch.float32).train()
         self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
-        self.episode, self.n_skipped_, self._consecutive_bad = 0, 0, 0
-        self.best_loss_, self.best_episode_, self._best_state = math.inf, None, None
-        self.history_: list[dict[str, Any]] = []
-        self._val_batches = [self.problems.sample(self.meta_batch_size, _rng(self.seed, 1, i))
+        self._reset_progress()
+        self._val_batches = [self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i))
                              for i in range(self.n_validation_batches)]
 
-    def _checkpoint_path(self) -> Path | None:
-        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
-
-    def _restore(self) -> None:
-        state = checkpoint.resume_state(self._checkpoint_path(), resume=self.resume, fingerprint=self._fingerprint())
-        if state is None:
-            return
-        rec = state["record"]
-        self.rule.load_state_dict(state["learner_state"])
-        self.optimizer.load_state_dict(state["optimizer_state"])
-        self._best_state = state["best_state"]
-        self.episode = rec["episode"]
-        self.best_loss_ = rec["best_loss"] if rec["best_loss"] is not None else math.inf
-        self.best_episode_, self.n_skipped_ = rec["best_episode"], rec["n_skipped"]
-        self._consecutive_bad, self.history_ = rec["consecutive_bad"], rec["history"]
-
-    def _save_checkpoint(self) -> None:
-        path = self._checkpoint_path()
-        if path is None:
-            return
-        record = {"episode": self.episode, "fingerprint": self._fingerprint(),
-                  "best_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
-                  "best_episode": self.best_episode_, "n_skipped": self.n_skipped_,
-                  "consecutive_bad": self._consecutive_bad, "history": self.history_}
-        checkpoint.save(path, learner_state=self.rule.state_dict(), optimizer_state=self.optimizer.state_dict(),
-                        best_state=self._best_state, record=record)
+    def _trained(self) -> torch.nn.Module:
+        return self.rule
 
     def _outer_step(self, meta_loss: float, iteration: int) -> bool:
         params = [p for p in self.rule.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm) if params else torch.tensor(math.nan)
-        bad = not (math.isfinite(meta_loss) and torch.isfinite(norm))
-        if bad:
-            self.n_skipped_ += 1
-            self._consecutive_bad += 1
-            if self._consecutive_bad > self.max_nonfinite:
-                raise MetaTrainingError(
-                    f"The meta-loss or meta-gradient was NaN/inf for {self._consecutive_bad} updates in a row "
-                    f"(last at update {iteration}). Lower outer_lr, shorten unroll, or use estimator='es'. "
-                    "The last checkpoint is intact.")
-        else:
-            self._consecutive_bad = 0
+        finite = math.isfinite(meta_loss) and bool(torch.isfinite(norm))
+        if self._count_update(finite, unit="update", last=iteration,
+                              advice="Lower outer_lr, shorten unroll, or use estimator='es'."):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return not bad
+        return finite
 
     def _run_episode(self) -> float:
-        batch = self.problems.sample(self.meta_batch_size, _rng(self.seed, 0, self.episode))
+        batch = self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.episode))
         params = batch.params
         states = batched_init_states(self.rule, params)
         with torch.no_grad():
@@ -295,9 +255,7 @@ class UnrolledTrainer:
                     if self._val_batches:
                         val = self.validate()
                         entry["val_loss"] = val
-                        if math.isfinite(val) and val < self.best_loss_:
-                            self.best_loss_, self.best_episode_ = val, self.episode
-                            self._best_state = {k: v.detach().clone() for k, v in self.rule.state_dict().items()}
+                        self._offer_best(val)
                     self.history_.append(entry)
                     bar.set_postfix(loss=f"{running:.4g}" if running is not None else "-",
                                     val=f"{entry.get('val_loss', math.nan):.4g}", refresh=False)

@@ -75,3 +75,14 @@ def test_bad_settings_are_refused_clearly():
         UnrolledTrainer(am.learners.MAML(am.models.MLP([4])))
     with pytest.raises(ValueError, match="checkpoint_dir"):
         trainer(resume=True)
+
+
+def test_nonfinite_meta_losses_are_skipped_counted_and_stop_the_run(monkeypatch):
+    t = trainer(MLPOptimizer(seed=0), episodes=2, max_nonfinite=3)
+    t._setup()
+    before = [p.detach().clone() for p in t.rule.parameters()]
+    monkeypatch.setattr(t, "_setup", lambda: None)  # keep the counters fit() would reset
+    monkeypatch.setattr(t, "_tbptt", lambda batch, params, states, first, initial: (float("nan"), params, states))
+    with pytest.raises(am.MetaTrainingError, match="NaN/inf for 4 updates in a row.*shorten unroll"):
+        t.fit()
+    assert t.n_skipped_ == 4 and all(torch.equal(a, b) for a, b in zip(before, t.rule.parameters()))
