@@ -174,8 +174,8 @@ class MetaTrainer(OuterLoop):
         self.optimizer = OPTIMIZERS[self.outer_optimizer](self.learner.parameters(), lr=self.outer_lr)
         self._reset_progress()
         self._running: float | None = None  # smoothed training loss, checkpointed so a resumed run reports the same
-        self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1)).to(self.dtype)
-                           if self.n_validation_tasks else None)
+        self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1))
+                           .to(self.dtype) if self.n_validation_tasks else None)
 
     def _trained(self) -> torch.nn.Module:
         return self.learner
