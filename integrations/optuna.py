@@ -7,9 +7,10 @@
    reached so far on the ``n_neighbors`` most similar past tasks, weighted by similarity (the distance
    between standardised meta-features, :func:`automl_meta.metafeatures.describe`), so the portfolio
    covers several neighbours. Where a neighbour never ran a configuration, its regret there is what a
-   Gaussian process fitted to that neighbour predicts. From the study's second result on, neighbours
-   that order the study's own results the wrong way lose weight, so the portfolio follows the neighbours
-   that behave like the new task. On a database storage, which worker processes may share, and while
+   Gaussian process fitted to that neighbour predicts; a neighbour's own best few configurations, which
+   are among its best partly by luck, count at the mean of their measured and predicted regret there.
+   From the study's second result on, neighbours that order the study's own results the wrong way lose
+   weight, so the portfolio follows the neighbours that behave like the new task. On a database storage, which worker processes may share, and while
    other threads run trials, the portfolio is handed out by trial number in the similarity-only order
    instead, so parallel workers get different configurations.
 2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
@@ -392,13 +393,22 @@ class MetaLearnedSampler(BaseSampler):
     # -- zero-shot portfolio, adapted to the study's own results ----------------------------------------
     @staticmethod
     def _regret_table(encoding: _Encoding, models: list[_SourceModel], U: np.ndarray) -> np.ndarray:
-        """Regret of configurations ``U`` on each neighbour: measured where it ran them, else predicted."""
+        """Regret of configurations ``U`` on each neighbour: measured where it ran them, else predicted.
+
+        A neighbour's own best few configurations are among its best partly by luck (a task's loss is
+        rough at small scales), so their measured regret there is too low: the winner's curse. For them,
+        the table holds the mean of the measured and the predicted (smooth) regret.
+        """
         features = encoding.features(U)
         table = np.empty((len(U), len(models)))
         for t, m in enumerate(models):
             same = (U[:, None, :] == m.U[None, :, :]).all(2)
             measured = np.where(same, m.regret[None, :], np.inf).min(1)
-            table[:, t] = np.where(np.isfinite(measured), measured, m.predicted_regret(features))
+            predicted = m.predicted_regret(features)
+            winners = m.U[np.argsort(m.regret, kind="stable")[:_POOL_PER_TASK]]
+            won = (U[:, None, :] == winners[None, :, :]).all(2).any(1)
+            measured = np.where(won, 0.5 * (measured + predicted), measured)
+            table[:, t] = np.where(np.isfinite(measured), measured, predicted)
         return table
 
     def _pool(self, index: int) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:

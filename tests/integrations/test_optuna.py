@@ -66,6 +66,27 @@ def test_portfolio_follows_the_neighbour_whose_results_agree_with_the_study(two_
     assert all(abs(x - 2.0) < 1.0 for x in xs[2:]), xs
 
 
+def test_portfolio_discounts_a_past_tasks_lucky_best(sqlite_url):
+    # The past task's best trial is a fluke: a configuration far from where its loss is low and smooth.
+    fluke = -4.0
+
+    def lucky(trial):
+        x = trial.suggest_float("x", -5, 5)
+        return -0.5 if x == fluke else (x - 2.0) ** 2
+
+    store = ExperienceStore(sqlite_url)
+    past = TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="past")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"x": fluke})
+    study.optimize(lucky, n_trials=60, callbacks=[ExperienceRecorder(store=store, task=past)])
+    assert study.best_params["x"] == fluke
+    sampler = MetaLearnedSampler(store=store, task=new(), seed=0, n_portfolio=1)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 2.0) ** 2, n_trials=1)
+    # The first pick is among the task's good configurations near x=2, not its luckiest one.
+    assert abs(study.trials[0].params["x"] - 2.0) < 0.5, study.trials[0].params
+
+
 def test_parallel_workers_get_different_portfolio_configurations(two_tasks):
     sampler = MetaLearnedSampler(store=two_tasks, task=new(), seed=0, n_portfolio=6)
     study = optuna.create_study(sampler=sampler)
