@@ -10,9 +10,10 @@
    Gaussian process fitted to that neighbour predicts; a neighbour's own best few configurations, which
    are among its best partly by luck, count at the mean of their measured and predicted regret there.
    From the study's second result on, neighbours that order the study's own results the wrong way lose
-   weight, so the portfolio follows the neighbours that behave like the new task. On a database storage, which worker processes may share, and while
-   other threads run trials, the portfolio is handed out by trial number in the similarity-only order
-   instead, so parallel workers get different configurations.
+   weight, so the portfolio follows the neighbours that behave like the new task. On a database
+   storage, which worker processes may share, and while other threads run trials, the portfolio is
+   handed out by trial number in the similarity-only order instead, so parallel workers get different
+   configurations.
 2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
    confidence bound) among small steps around the study's best trial, never one the study has already
    run. The prediction is a ranking-weighted ensemble of Gaussian processes: one per past task (fitted
