@@ -406,8 +406,7 @@ class MetaLearnedSampler(BaseSampler):
             same = (U[:, None, :] == m.U[None, :, :]).all(2)
             measured = np.where(same, m.regret[None, :], np.inf).min(1)
             predicted = m.predicted_regret(features)
-            winners = m.U[np.argsort(m.regret, kind="stable")[:_POOL_PER_TASK]]
-            won = (U[:, None, :] == winners[None, :, :]).all(2).any(1)
+            won = same[:, np.argsort(m.regret, kind="stable")[:_POOL_PER_TASK]].any(1)
             measured = np.where(won, 0.5 * (measured + predicted), measured)
             table[:, t] = np.where(np.isfinite(measured), measured, predicted)
         return table
