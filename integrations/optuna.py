@@ -58,6 +58,11 @@ __all__ = ["MetaLearnedSampler", "ExperienceRecorder", "METAFEATURES_ATTR"]
 
 _logger = logging.getLogger(__name__)
 
+# The version of the sampling behaviour. Bump it by hand whenever MetaLearnedSampler (or the processes of
+# ``_transfer``) would propose other configurations for the same store, task and seed: the warm-start benchmark
+# keys its kept results by it, and runs again only the cases of another version.
+_SAMPLER_VERSION = "217fa7b16753a16e"
+
 
 TaskLike = Any  # (X, y), a dict of meta-features, a TaskDescription, or None
 
