@@ -58,12 +58,7 @@ def meta_train(path: str, resume: bool) -> int:
     from . import learners, models, tasks
     from .training import MetaTrainer
 
-    try:
-        config = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CLIError(f"No config file at '{path}'. Example:\n\n{EXAMPLE_CONFIG}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CLIError(f"'{path}' is not valid TOML: {exc}") from None
+    config = _read_config(path)
     unknown = set(config) - {"seed", "output", "tasks", "learner", "trainer"}
     if unknown:
         raise CLIError(f"Unknown keys {sorted(unknown)} in '{path}'. Example:\n\n{EXAMPLE_CONFIG}")
@@ -74,11 +69,60 @@ def meta_train(path: str, resume: bool) -> int:
         raise CLIError(f"[learner] name must be one of {sorted(learners.LEARNERS)}, got {name!r}.")
     model = models.from_config(learner_cfg.pop("model", {"name": "MLP"}))
     learner = learners.LEARNERS[name](model, **learner_cfg)
+    output = Path(config.get("output", "artifact.ameta"))
+    _check_writable(output)  # before training: hours of work must not end in an unwritable path
     trainer = MetaTrainer(learner, family, seed=config.get("seed", 0), resume=resume, **trainer_cfg)
     artifact = trainer.fit()
-    out = artifact.save(config.get("output", "artifact.ameta"))
+    try:
+        out = artifact.save(output)
+    except OSError as exc:
+        kept = _keep_artifact(artifact, trainer.checkpoint_dir)
+        raise CLIError(f"Training finished but the artifact could not be saved to '{output}' ({exc.strerror or exc})."
+                       f" It is kept at '{kept}': copy it where you want it.") from None
     print(f"saved {out}: {json.dumps(artifact.metrics)}")
     return 0
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CLIError(f"No config file at '{path}'. Example:\n\n{EXAMPLE_CONFIG}") from None
+    except IsADirectoryError:
+        raise CLIError(f"'{path}' is a directory, not a config file: give the path of a TOML file.") from None
+    except OSError as exc:
+        raise CLIError(f"Cannot read the config file '{path}': {exc.strerror or exc}.") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"'{path}' is not a text file: give the path of a TOML config file.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CLIError(f"'{path}' is not valid TOML: {exc}") from None
+
+
+def _check_writable(output: Path) -> None:
+    """Raise a CLIError now if ``output`` cannot be written, by creating (and removing) a file beside it."""
+    import tempfile
+
+    if output.is_dir():
+        raise CLIError(f"The config's output '{output}' is a directory: give a file name such as "
+                       f"'{output / 'artifact.ameta'}'.")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise CLIError(f"Cannot write the artifact to the config's output '{output}' ({exc.strerror or exc}): "
+                       "choose a writable path. Nothing was trained.") from None
+
+
+def _keep_artifact(artifact: Any, checkpoint_dir: Path | None) -> Path:
+    """Save ``artifact`` where a failed final save cannot lose it: the checkpoint folder, else a new temp folder."""
+    import tempfile
+
+    from .training._outer_loop import ARTIFACT_NAME
+
+    if checkpoint_dir is not None and (checkpoint_dir / ARTIFACT_NAME).is_file():
+        return checkpoint_dir / ARTIFACT_NAME  # the trainer left it there already
+    return artifact.save(Path(tempfile.mkdtemp(prefix="automl-meta-")) / ARTIFACT_NAME)
 
 
 def evaluate(path: str, n_tasks: int, steps: Sequence[int], seed: int) -> int:
@@ -216,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_study(args.name, args.args)
     except (CLIError, ArtifactError, CheckpointError, TaskError, StoreError, ValueError, TypeError) as exc:
         print(f"automl-meta: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the command was pointed at cannot be read or written
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"automl-meta: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 
