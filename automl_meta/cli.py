@@ -158,8 +158,9 @@ def inspect(path: str) -> int:
 
 def run_study(name: str, args: Sequence[str]) -> int:
     studies = Path(__file__).resolve().parents[1] / "studies"
-    script = studies / f"{name}.py"
-    if not script.is_file():
+    script = (studies / f"{name}.py").resolve()
+    # A name, not a path: only the checkout's own studies run (not '../tests/conftest' or a private '_module').
+    if script.parent != studies or name.startswith("_") or not script.is_file():
         found = sorted(p.stem for p in studies.glob("[!_]*.py")) if studies.is_dir() else []
         where = f"available: {', '.join(found)}" if found else "studies/ ships with a source checkout only"
         raise CLIError(f"No study named {name!r} ({where}).")

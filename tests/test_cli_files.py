@@ -83,3 +83,10 @@ def test_store_upgrade_of_a_corrupt_database(tmp_path, capsys):
     assert main(["store", "upgrade", f"sqlite:///{db}"]) == 2
     err = capsys.readouterr().err
     assert str(db) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["../tests/conftest", "_report", "/etc/passwd", "sinusoid/../../tests/conftest"])
+def test_studies_run_only_runs_the_checkouts_studies(name, capsys):
+    assert main(["studies", "run", name]) == 2
+    err = capsys.readouterr().err
+    assert f"No study named {name!r}" in err and "sinusoid" in err
