@@ -27,6 +27,8 @@ from automl_meta.artifacts import MetaArtifact, bundled, load
 from automl_meta.engine import functional_apply
 from automl_meta.tasks import TaskBatch
 
+from ._sklearn_input import _check_tabular_artifact, _from_standard, _mean_scale, _to_standard
+
 __all__ = ["MetaLearnedClassifier", "MetaLearnedRegressor"]
 
 _CLIP = 6.0  # standardised features beyond +-6 are clipped: one outlier must not dominate an embedding
@@ -63,12 +65,9 @@ class _MetaLearnedEstimator(BaseEstimator):
             artifact = load(f"{self.artifact}-{self._task_type}")  # "default-tabular" has one per task type
         else:
             artifact = load(self.artifact)
+        _check_tabular_artifact(artifact, self.artifact, type(self).__name__, self._task_type)
         # float64 throughout: fits are small, and results then do not depend on row order or repetition.
         artifact.learner.to(torch.float64)
-        kind = artifact.learner.task_type
-        if kind != self._task_type:
-            raise ValueError(f"The artifact was meta-trained for {kind} tasks; {type(self).__name__} needs a "
-                             f"{self._task_type} artifact.")
         return artifact
 
     def _check_serves(self, artifact: MetaArtifact, n_features: int, n_outputs: int) -> None:
@@ -88,13 +87,14 @@ class _MetaLearnedEstimator(BaseEstimator):
             need = f"at most {model.in_features}" if flexible else f"exactly {model.in_features}"
             raise ValueError(f"The artifact's model takes {need} features; X has {n_features}. "
                              + ("Reduce the features first (for example with PCA or SelectKBest)." if flexible
-                                else "This artifact was meta-trained for data of another width."))
+                                else "This artifact was meta-trained for data of another width (task family "
+                                     f"{artifact.task_family.get('family')!r})."))
         if n_outputs > model.out_features:
             raise ValueError(f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}.")
 
     # -- fitting -------------------------------------------------------------------------------------
     def _standardise(self, X: np.ndarray) -> np.ndarray:
-        return np.clip((X - self.x_mean_) / self.x_scale_, -_CLIP, _CLIP)
+        return np.clip(_to_standard(X, self.x_mean_, self.x_scale_), -_CLIP, _CLIP)
 
     def _members(self, X: np.ndarray, permutations: np.ndarray | None = None) -> np.ndarray:
         """(n_members, n_samples, n_features): the standardised rows, features permuted per member."""
@@ -217,9 +217,8 @@ class _MetaLearnedEstimator(BaseEstimator):
         if not continuing:
             self.artifact_ = self._resolve_artifact()
         X, targets = self._validate(X, y, reset=not continuing, classes=classes)
-        weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if weight.sum() <= 0:
-            raise ValueError("sample_weight must contain at least one positive weight.")
+        # Negative or all-zero weights are refused with scikit-learn's messages.
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if not continuing:
             rng = check_random_state(self.random_state)
             self._check_serves(self.artifact_, X.shape[1], self._n_outputs(targets))
@@ -228,9 +227,7 @@ class _MetaLearnedEstimator(BaseEstimator):
                 self.x_mean_, self.x_scale_ = np.asarray(family["feature_mean"]), np.asarray(family["feature_scale"])
                 self.permutations_ = np.arange(X.shape[1])[None]
             else:
-                self.x_mean_ = np.average(X, axis=0, weights=weight)
-                scale = np.sqrt(np.average((X - self.x_mean_) ** 2, axis=0, weights=weight))
-                self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
+                self.x_mean_, self.x_scale_ = _mean_scale(X, weight)
                 perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(self.n_ensemble - 1)]
                 self.permutations_ = np.stack(perms)
         targets = self._prepare_targets(targets, weight, reset=not continuing)
@@ -446,10 +443,12 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
         if reset and "target_mean" in family:  # a family artifact: scale as in meta-training
             self.y_mean_, self.y_scale_ = np.asarray(family["target_mean"]), np.asarray(family["target_scale"])
         elif reset:  # weighted, so that a weight of 2 means the same as a repeated row
-            self.y_mean_ = np.average(targets, axis=0, weights=weight)
-            std = np.sqrt(np.average((targets - self.y_mean_) ** 2, axis=0, weights=weight))
-            self.y_scale_ = np.where(std > 1e-12, std, 1.0)
-        return (targets - self.y_mean_) / self.y_scale_
+            self.y_mean_, self.y_scale_ = _mean_scale(targets, weight)  # overflow-safe: targets of 1e200 work
+        standard = _to_standard(targets, self.y_mean_, self.y_scale_)
+        if not np.all(np.isfinite(standard)):  # only targets far beyond an earlier fit's scale (partial_fit)
+            raise ValueError(f"y has values too far from the targets of the first fit (mean {self.y_mean_.tolist()}, "
+                             f"scale {self.y_scale_.tolist()}) to be represented in float64; refit from scratch.")
+        return standard
 
     def _n_outputs(self, targets) -> int:
         return targets.shape[1]
@@ -462,7 +461,7 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets: shape (n_samples,) for one target, (n_samples, n_targets) for several."""
-        pred = self._outputs(X).to(torch.float64).mean(0).numpy() * self.y_scale_ + self.y_mean_
+        pred = _from_standard(self._outputs(X).to(torch.float64).mean(0).numpy(), self.y_mean_, self.y_scale_)
         return pred[:, 0] if self._y_1d else pred
 
     def __sklearn_tags__(self):
