@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from itertools import chain
 from typing import Any, Callable, Iterable
 
 import torch
@@ -15,6 +16,12 @@ from ..artifacts.tensorfile import tensors_sha256
 from ..learners import UpdateRule
 
 DEFAULT_ARTIFACT = "default-l2o"
+# Half-precision parameters are updated by the rule in float32 (their state is float32 too), as AMP users expect.
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in _HALF else dtype
 
 
 def _resolve_rule(artifact: str | os.PathLike | MetaArtifact | UpdateRule) -> tuple[UpdateRule, str]:
@@ -67,6 +74,13 @@ class LearnedOptimizer(torch.optim.Optimizer):
     Finite gradients of any size are accepted: entries beyond about 1e15
     (float32) are clamped before use, so second-moment statistics stay finite.
 
+    float16 and bfloat16 parameters are updated in float32: the rule reads
+    float32 copies of the parameter and gradient, keeps the parameter's state
+    (moments, hidden states, step count) in float32, and the result is rounded
+    to the parameter's dtype. Other dtypes are computed, and keep their state,
+    in their own dtype. Parameters with no entries are skipped, as by
+    ``torch.optim.Adam``.
+
     Examples
     --------
     >>> import torch
@@ -99,9 +113,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
         super().__init__(params, {"lr": float(lr)})
 
     def _rule_for(self, p: Tensor) -> UpdateRule:
-        key = (p.dtype, p.device)
+        key = (_compute_dtype(p.dtype), p.device)
         if key not in self._rules:
-            self._rules[key] = copy.deepcopy(self.rule).to(device=p.device, dtype=p.dtype)
+            self._rules[key] = copy.deepcopy(self.rule).to(device=p.device, dtype=key[0])
         return self._rules[key]
 
     def _rule_record(self) -> dict[str, Any]:
@@ -117,7 +131,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         work = []
         for gi, group in enumerate(self.param_groups):
             for pi, p in enumerate(group["params"]):
-                if p.grad is None:
+                if p.grad is None or p.numel() == 0:  # nothing to update (torch.optim.Adam's steps are no-ops too)
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("LearnedOptimizer does not support sparse gradients.")
@@ -129,20 +143,22 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 work.append((gi, pi, group["lr"], p))
         results = []
         for gi, pi, lr, p in work:
-            state = self.state[p]
+            state, dtype = self.state[p], _compute_dtype(p.dtype)
+            x, g = p.detach().to(dtype), p.grad.to(dtype)  # no copies unless p is float16 or bfloat16
             if not state:
-                state.update(self._rule_for(p).init_state(p.detach()))
-                state["step"] = torch.zeros((), dtype=p.dtype, device=p.device)
-            step = state["step"] + 1
-            rule_state = {k: v for k, v in state.items() if k != "step"}
-            new_p, new_state = self._rule_for(p)(p.detach(), p.grad, rule_state, step)
+                state.update(self._rule_for(p).init_state(x))
+                state["step"] = torch.zeros((), dtype=dtype, device=p.device)
+            step = state["step"].to(dtype) + 1
+            rule_state = {k: v.to(dtype) for k, v in state.items() if k != "step"}
+            new_x, new_state = self._rule_for(p)(x, g, rule_state, step)
             if lr != 1.0:
-                new_p = p + lr * (new_p - p)
+                new_x = x + lr * (new_x - x)
+            new_p = new_x.to(p.dtype)
             if not _all_finite(new_p):
                 raise FloatingPointError(
-                    f"The learned update of parameter {pi} in group {gi} is not finite, so no parameter was "
-                    "updated. The parameters or gradients are far outside the range the optimizer was trained "
-                    "on; rescale the inputs or the loss.")
+                    f"The learned update of parameter {pi} in group {gi} is not finite in {p.dtype}, so no "
+                    "parameter was updated. The parameters or gradients are far outside the range the optimizer "
+                    "was trained on (or of the dtype); rescale the inputs or the loss.")
             results.append((p, state, step, new_p, new_state))
         for p, state, step, new_p, new_state in results:  # all checked first: all or nothing
             p.copy_(new_p)
@@ -155,14 +171,59 @@ class LearnedOptimizer(torch.optim.Optimizer):
         return {**super().state_dict(), "update_rule": self._rule_record()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore state saved by :meth:`state_dict`; refused when it was made with another learned rule."""
+        """Restore state saved by :meth:`state_dict`.
+
+        Refused, with what differs, when it was saved by another optimizer (``torch.optim.Adam``, or
+        another learned rule) or for parameters of other counts or shapes.
+        """
         state_dict = dict(state_dict)
         record = state_dict.pop("update_rule", None)
-        if record is not None and record != self._rule_record():
+        if record is None:
+            keys = sorted({k for entry in dict(state_dict.get("state") or {}).values() for k in entry})
+            raise ValueError("This optimizer state was not saved by LearnedOptimizer.state_dict(): it has no "
+                             f"'update_rule' record (its per-parameter state holds {keys}, as another optimizer's, "
+                             "such as torch.optim.Adam's, would). Start the LearnedOptimizer afresh instead.")
+        if record != self._rule_record():
             raise ValueError("This optimizer state was saved with a different learned optimizer "
                              f"({record.get('config', {}).get('name')!r}, other weights); create the "
                              "LearnedOptimizer with the same artifact before loading it.")
+        params = self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
+        for key, p in params.items():  # torch casts state to the parameter's dtype: half ones keep float32 state
+            if key in state_dict["state"] and _compute_dtype(p.dtype) != p.dtype:
+                self.state[p] = {k: v.to(device=p.device, dtype=_compute_dtype(p.dtype))
+                                 for k, v in state_dict["state"][key].items()}
+
+    def _check_loadable(self, state_dict: dict[str, Any]) -> dict[Any, Tensor]:
+        """The parameter of each saved id, after checking the saved groups and state fit this optimizer's."""
+        saved = state_dict.get("param_groups")
+        if not isinstance(saved, list) or not isinstance(state_dict.get("state"), dict):
+            raise ValueError("This is not an optimizer state: it needs 'state' and 'param_groups' entries.")
+        sizes, own = [len(g["params"]) for g in saved], [len(g["params"]) for g in self.param_groups]
+        if sizes != own:
+            raise ValueError(f"This optimizer state has parameter groups of {sizes} tensors; this optimizer's "
+                             f"have {own}. Load it into an optimizer built on the same model.")
+        params = dict(zip(chain.from_iterable(g["params"] for g in saved),
+                          chain.from_iterable(g["params"] for g in self.param_groups)))
+        where = {key: (gi, pi) for gi, g in enumerate(saved) for pi, key in enumerate(g["params"])}
+        for key, entry in state_dict["state"].items():
+            if key not in params:
+                raise ValueError(f"This optimizer state has state for parameter {key!r}, which none of its "
+                                 "parameter groups lists; it is not a LearnedOptimizer state.")
+            p, (gi, pi) = params[key], where[key]
+            expected = {k: tuple(v.shape) for k, v in self.rule.init_state(torch.empty(p.shape, device="meta"))
+                        .items()} | {"step": ()}
+            found = {k: tuple(v.shape) if isinstance(v, Tensor) else None for k, v in entry.items()}
+            if set(found) != set(expected):
+                raise ValueError(f"The saved state of parameter {pi} in group {gi} holds {sorted(found)}; the "
+                                 f"{self.rule.name!r} rule keeps {sorted(expected)}. It was saved by another "
+                                 "optimizer.")
+            for k, shape in expected.items():
+                if found[k] != shape:
+                    raise ValueError(f"The saved state of parameter {pi} in group {gi} has {k!r} of shape "
+                                     f"{found[k]}; this optimizer's parameter of shape {tuple(p.shape)} needs "
+                                     f"{shape}. It was saved for a differently shaped model.")
+        return params
 
     def __repr__(self) -> str:
         groups = ", ".join(f"group {i}: {len(g['params'])} tensors, lr={g['lr']}"
