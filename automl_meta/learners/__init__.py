@@ -8,6 +8,7 @@ class                 algorithm                                   meta-learns
 :class:`MetaSGD`      Meta-SGD                                    init, lr
 :class:`Reptile`      Reptile                                     init
 :class:`ANIL`         ANIL (head-only inner loop)                 init
+:class:`IMAML`        iMAML (implicit gradient, proximal inner)   init
 ====================  ==========================================  ===================
 
 Learned optimizers (:class:`UpdateRule` subclasses, meta-trained with
@@ -32,12 +33,13 @@ from .base import AdaptedModel, Learner
 from .maml import MAML, FirstOrderMAML
 from .metasgd import MetaSGD
 from .hyper_controller import HyperController
+from .imaml import IMAML
 from .lstm_optimizer import LSTMOptimizer
 from .mlp_optimizer import MLPOptimizer
 from .reptile import Reptile
 from .update_rule import UpdateRule
 
-LEARNERS: dict[str, type[Learner]] = {c.name: c for c in (MAML, FirstOrderMAML, MetaSGD, Reptile, ANIL)}
+LEARNERS: dict[str, type[Learner]] = {c.name: c for c in (MAML, FirstOrderMAML, MetaSGD, Reptile, ANIL, IMAML)}
 UPDATE_RULES: dict[str, type[UpdateRule]] = {c.name: c for c in (LSTMOptimizer, MLPOptimizer, HyperController)}
 
 
@@ -51,5 +53,5 @@ def from_config(config: dict[str, Any]) -> Learner | UpdateRule:
     return known[name].from_config(config)
 
 
-__all__ = ["Learner", "AdaptedModel", "MAML", "FirstOrderMAML", "MetaSGD", "Reptile", "ANIL", "LEARNERS",
+__all__ = ["Learner", "AdaptedModel", "MAML", "FirstOrderMAML", "MetaSGD", "Reptile", "ANIL", "IMAML", "LEARNERS",
            "from_config", "UpdateRule", "LSTMOptimizer", "MLPOptimizer", "HyperController", "UPDATE_RULES"]
