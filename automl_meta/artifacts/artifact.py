@@ -15,10 +15,11 @@ from .. import __version__
 from .. import learners as _learners
 from ..exceptions import ArtifactError
 from ..learners import AdaptedModel, Learner, UpdateRule
-from . import registry, tensorfile
+from . import _architecture, registry, tensorfile
+from .manifest import FORMAT, FORMAT_VERSION, Manifest
 
-FORMAT = "automl-meta-artifact"
-FORMAT_VERSION = 1
+# Far beyond any real manifest (a few kilobytes): a larger header is refused before it is parsed.
+MAX_MANIFEST_CHARS = 1_000_000
 
 
 def library_versions() -> dict[str, str]:
@@ -80,19 +81,19 @@ class MetaArtifact:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """The JSON manifest written into the file."""
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "learner": {**self.learner.get_config(), "meta_learns": list(self.learner.meta_learns)},
-            "task_family": self.task_family,
-            "training": self.training,
-            "metrics": self.metrics,
-            "seed": self.seed,
-            "versions": self.versions,
-            "created": self.created,
-            "tensors_sha256": tensorfile.tensors_sha256(self.tensors()),
-        }
+        """The JSON manifest written into the file (see :class:`~automl_meta.artifacts.manifest.Manifest`)."""
+        return Manifest(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            learner={**self.learner.get_config(), "meta_learns": list(self.learner.meta_learns)},
+            task_family=self.task_family,
+            training=self.training,
+            metrics=self.metrics,
+            seed=self.seed,
+            versions=self.versions,
+            created=self.created,
+            tensors_sha256=tensorfile.tensors_sha256(self.tensors()),
+        ).to_document()
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the artifact to ``path`` (atomically) and return the path."""
@@ -126,60 +127,59 @@ class MetaArtifact:
 def load(path_or_name: str | os.PathLike) -> MetaArtifact:
     """Load an artifact from a ``.ameta`` file or by the name of a bundled artifact.
 
+    A bundled artifact's name (see :func:`automl_meta.artifacts.bundled`) always means the file
+    shipped in the package; to load a file of the same name, give a path (``./name``).
+    The manifest is checked, and the architecture it describes compared with the tensors'
+    shapes, before any tensor is loaded or any parameter allocated.
+
     Raises
     ------
     ArtifactError
-        The file is missing, corrupt, truncated, tampered with (hash mismatch)
-        or written by an incompatible version; the message names the file.
+        The file is missing, corrupt, truncated, tampered with (hash mismatch),
+        has an invalid manifest or one that does not match its tensors, or was
+        written by an incompatible version; the message names the file.
 
     Examples
     --------
     >>> import automl_meta as am
+    >>> am.load("default-l2o").learner.name
+    'hyper_controller'
     >>> am.load("no-such-artifact")
     Traceback (most recent call last):
     ...
     automl_meta.exceptions.ArtifactError: No artifact file at 'no-such-artifact' and no bundled artifact of that name...
     """
     path = registry.resolve(path_or_name)
-    tensors, manifest = tensorfile.read(path)
+
+    def check_header(shapes: dict[str, tuple[int, ...]], document: dict[str, Any]) -> None:
+        _architecture.check(_learner_config(Manifest.from_document(document, path)), shapes, path)
+
+    tensors, manifest = tensorfile.read(path, check=check_header, max_document_chars=MAX_MANIFEST_CHARS)
     return from_parts(tensors, manifest, path)
+
+
+def _learner_config(manifest: Manifest) -> dict[str, Any]:
+    return {k: v for k, v in manifest.learner.items() if k != "meta_learns"}
 
 
 def from_parts(tensors: dict[str, torch.Tensor], manifest: dict[str, Any], path) -> MetaArtifact:
     """Check a manifest and its tensors and rebuild the artifact; ``path`` names the source in errors."""
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"'{path}' is not an automl-meta artifact (format {manifest.get('format')!r}).")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArtifactError(f"'{path}' has artifact format version {version!r}; this automl-meta reads up to "
-                            f"{FORMAT_VERSION}. Upgrade automl-meta to load it.")
-    expected = manifest.get("tensors_sha256")
-    if tensorfile.tensors_sha256(tensors) != expected:
+    checked = Manifest.from_document(manifest, path)
+    if tensorfile.tensors_sha256(tensors) != checked.tensors_sha256:
         raise ArtifactError(f"'{path}' failed its integrity check: the sha256 of its tensors does not match the "
                             "manifest (the file was modified or corrupted). Re-create or re-download it.")
-    learner_config = manifest.get("learner")
-    if not isinstance(learner_config, dict):
-        raise ArtifactError(f"'{path}' has no learner description in its manifest (found "
-                            f"{type(learner_config).__name__}); the file is damaged or not an artifact.")
     not_float = sorted(k for k, v in tensors.items() if not v.is_floating_point())
     if not_float or len({v.dtype for v in tensors.values()}) > 1:
         found = sorted({str(v.dtype).removeprefix("torch.") for v in tensors.values()})
         raise ArtifactError(f"'{path}' holds tensors of dtypes {found}; an artifact's tensors share one floating "
                             f"dtype (float32 or float64){f' (not: {not_float[:3]})' if not_float else ''}.")
-    config = {k: v for k, v in learner_config.items() if k != "meta_learns"}
-    try:
-        learner = _learners.from_config(config)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ArtifactError(f"'{path}' describes a learner this automl-meta cannot build: {exc}") from None
-    expected = {k: tuple(v.shape) for k, v in learner.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in tensors.items()}
-    if expected != found:
-        problems = sorted(f"{k}: expected {expected.get(k)}, found {found.get(k)}"
-                          for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
-        raise ArtifactError(f"'{path}' does not match its learner's architecture ({'; '.join(problems[:5])}).")
+    config = _learner_config(checked)
+    # Checked on the meta device first: nothing is allocated for an architecture the tensors do not match.
+    _architecture.check(config, {k: tuple(v.shape) for k, v in tensors.items()}, path)
+    learner = _learners.from_config(config)
     if tensors:  # keep the saved precision (float32 or float64)
         learner.to(next(iter(tensors.values())).dtype)
     learner.load_state_dict(tensors)
-    return MetaArtifact(learner, task_family=manifest.get("task_family"), training=manifest.get("training"),
-                        metrics=manifest.get("metrics"), seed=manifest.get("seed"),
-                        versions=manifest.get("versions"), created=manifest.get("created"))
+    return MetaArtifact(learner, task_family=checked.task_family, training=checked.training,
+                        metrics=checked.metrics, seed=checked.seed, versions=checked.versions,
+                        created=checked.created)

@@ -112,7 +112,7 @@ def bump(tensors):
         (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m["learner"]["model"].update(hidden_sizes=[9])),
          "does not match its learner's architecture"),
         (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(learner=["MAML"])),
-         "no learner description"),
+         "field 'learner' must be a JSON object"),
     ],
 )
 def test_bad_files_are_refused(regression_artifact, tmp_path, make_bad, message):
@@ -164,12 +164,12 @@ def test_failed_save_keeps_the_previous_file(regression_artifact, classification
     path = regression_artifact.save(tmp_path / "keep.ameta")
     before = path.read_bytes()
 
-    def broken(tensors, filename, metadata=None):
+    def broken(filename, data):
         with open(filename, "wb") as f:
             f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(tensorfile, "save_file", broken)
+    monkeypatch.setattr(tensorfile, "_write_new_file", broken)
     with pytest.raises(OSError, match="disk full"):
         classification_artifact.save(path)
     assert path.read_bytes() == before
