@@ -150,9 +150,14 @@ def evaluate(path: str, n_tasks: int, steps: Sequence[int], seed: int) -> int:
 
 
 def inspect(path: str) -> int:
-    from .artifacts import load
+    from .artifacts import load, registry
 
-    print(json.dumps(load(path).manifest, indent=2, sort_keys=True))
+    # Where the artifact came from goes to stderr: stdout stays the manifest's JSON, for tools to read.
+    file, name = registry.locate(path)
+    manifest = load(file).manifest
+    where = f"bundled artifact {name!r} ({file})" if name else f"file '{file.resolve()}'"
+    print(f"Source: {where}", file=sys.stderr)
+    print(json.dumps(manifest, indent=2, sort_keys=True))
     return 0
 
 
