@@ -45,7 +45,7 @@ def locate(path_or_name: str | os.PathLike) -> tuple[Path, str | None]:
     ('default-l2o', 'bundled')
     """
     if isinstance(path_or_name, str) and path_or_name in bundled():
-        if os.path.lexists(path_or_name):
+        if os.path.isfile(path_or_name):
             warnings.warn(f"'{path_or_name}' is the name of a bundled artifact, which was loaded; the file of that "
                           f"name in the working folder was not. To load that file, pass './{path_or_name}'.",
                           UserWarning, stacklevel=4)
