@@ -1,0 +1,56 @@
+"""The one way corpus tasks are encoded for a model: the Pipeline a user would write for a table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+MAX_CATEGORIES = 20
+
+
+def make_preprocessor(X: pd.DataFrame | None = None, *, max_categories: int = MAX_CATEGORIES):
+    """A scikit-learn ``ColumnTransformer`` for a corpus table (or any table of numbers and categories).
+
+    Numeric columns: median imputation, then standardisation. ``category``, string, object and boolean
+    columns: missing values become their own ``"missing"`` level, then one-hot encoding with at most
+    ``max_categories`` columns per feature (rarer levels share one column) and unknown levels at
+    transform time encoded as all zeros (``handle_unknown="ignore"``). Columns are picked by dtype when
+    the transformer is fitted, so one transformer serves any table; ``X`` is accepted for symmetry with
+    the callers' code and is not used.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame, optional
+        Unused; the columns are selected by dtype at ``fit``.
+    max_categories : int, default=20
+        Cap on the one-hot columns of one categorical feature.
+
+    Returns
+    -------
+    sklearn.compose.ColumnTransformer
+        Unfitted; its output is a dense float array.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from automl_meta.corpus import make_preprocessor
+    >>> X = pd.DataFrame({"size": [1.0, np.nan, 3.0, 4.0],
+    ...                   "colour": pd.Categorical(["red", "blue", None, "red"])})
+    >>> Z = make_preprocessor().fit_transform(X)
+    >>> Z.shape, bool(np.isfinite(Z).all())
+    ((4, 4), True)
+    """
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
+    categorical = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True),
+        OneHotEncoder(handle_unknown="ignore", max_categories=max_categories, sparse_output=False),
+    )
+    return ColumnTransformer(
+        [("numeric", numeric, make_column_selector(dtype_include="number")),
+         ("categorical", categorical, make_column_selector(dtype_exclude="number"))],
+        sparse_threshold=0.0,
+    )
