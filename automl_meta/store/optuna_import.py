@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
 from ..exceptions import StoreError, TaskError
+from ._backend import sqlite_file
+from .identity import study_key
 from .records import METAFEATURES_ATTR, TaskDescription
 from .store import ExperienceStore
 
@@ -22,8 +27,11 @@ def import_optuna(storage: str, store: ExperienceStore, *, study_name: str | Non
     """Copy the complete, pruned and failed trials of Optuna studies into ``store``.
 
     A study's task comes from its user attributes (``automl_meta_metafeatures``, which
-    :class:`~automl_meta.integrations.optuna.ExperienceRecorder` writes), or else from ``task``. Trials the
-    store already has are skipped, so importing twice adds nothing.
+    :class:`~automl_meta.integrations.optuna.ExperienceRecorder` writes), or else from ``task``. A study is
+    identified by its key (:func:`automl_meta.store.identity.study_key`, the same the recorder uses), not by
+    its name: trials the store already has are skipped, so importing a study again, or importing one the
+    recorder recorded, adds nothing. The source storage is only read; a SQLite storage file that does not
+    exist is an error (Optuna would create an empty one).
 
     Examples
     --------
@@ -43,6 +51,7 @@ def import_optuna(storage: str, store: ExperienceStore, *, study_name: str | Non
     import optuna
     from optuna.trial import TrialState
 
+    _check_source(storage)
     try:
         names = optuna.study.get_all_study_names(storage=storage)
     except Exception as exc:  # noqa: BLE001 - Optuna raises many kinds for a bad URL
@@ -67,6 +76,7 @@ def import_optuna(storage: str, store: ExperienceStore, *, study_name: str | Non
     reports = []
     for name, study, description in studies:
         task_id = store.add_task(description)
+        key = study_key(study)
         added = stored = unfinished = 0
         directions = [d.name for d in study.directions]
         for trial in study.get_trials(deepcopy=False):
@@ -76,9 +86,19 @@ def import_optuna(storage: str, store: ExperienceStore, *, study_name: str | Non
             duration = trial.duration.total_seconds() if trial.duration is not None else None
             if store.add_evaluation(task_id, trial.distributions, trial.params, trial.values, directions=directions,
                                     state=trial.state.name, study=name, trial_number=trial.number,
-                                    duration_seconds=duration):
+                                    duration_seconds=duration, study_key=key):
                 added += 1
             else:
                 stored += 1
         reports.append(ImportReport(name, added, stored, unfinished))
     return reports
+
+
+def _check_source(storage: str) -> None:
+    try:
+        path = sqlite_file(sa.make_url(storage))
+    except sa_exc.ArgumentError:
+        return  # not a database URL: Optuna says what is wrong with it
+    if path is not None and not path.is_file():
+        raise StoreError(f"No Optuna storage at '{path}': the file does not exist. Check the path "
+                         "(sqlite:///relative/path.db or sqlite:////absolute/path.db).")

@@ -98,6 +98,52 @@ class EvaluationRecord:
     study: str
     trial_number: int
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+    study_key: str = ""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial with everything needed to store it, now or later (the spool keeps it as JSON).
+
+    Examples
+    --------
+    >>> from optuna.distributions import FloatDistribution
+    >>> from sklearn.datasets import load_iris
+    >>> from automl_meta.store import TaskDescription
+    >>> from automl_meta.store.records import TrialRecord
+    >>> task = TaskDescription.from_data(*load_iris(return_X_y=True), name="iris")
+    >>> record = TrialRecord(task, {"x": FloatDistribution(0, 1)}, {"x": 0.5}, [float("inf")], ["MINIMIZE"],
+    ...                      "COMPLETE", "demo", "ab" * 16, 0)
+    >>> TrialRecord.from_json(record.to_json()) == record
+    True
+    """
+
+    task: TaskDescription
+    distributions: Mapping[str, BaseDistribution]
+    params: Mapping[str, Any]
+    values: list[float] | None
+    directions: list[str]
+    state: str
+    study: str
+    study_key: str
+    trial_number: int
+    duration_seconds: float | None = None
+
+    def to_json(self) -> str:
+        task = {k: getattr(self.task, k) for k in TaskDescription.__dataclass_fields__}
+        return json.dumps({"task": task, "distributions": space_signature(self.distributions)[1],
+                           "params": dict(self.params), "values": encode_values(self.values),
+                           "directions": list(self.directions), "state": self.state, "study": self.study,
+                           "study_key": self.study_key, "trial_number": int(self.trial_number),
+                           "duration_seconds": self.duration_seconds})
+
+    @classmethod
+    def from_json(cls, text: str) -> TrialRecord:
+        d = json.loads(text)
+        return cls(task=TaskDescription(**d["task"]), distributions=distributions_from_json(d["distributions"]),
+                   params=d["params"], values=decode_values(d["values"]), directions=d["directions"], state=d["state"],
+                   study=d["study"], study_key=d["study_key"], trial_number=d["trial_number"],
+                   duration_seconds=d["duration_seconds"])
 
 
 def space_signature(distributions: Mapping[str, BaseDistribution]) -> tuple[str, dict[str, Any]]:

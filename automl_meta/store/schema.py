@@ -50,11 +50,17 @@ class SearchSpaceRow(Base):
 
 
 class EvaluationRow(Base):
-    """One finished trial: parameters, objective values, state and duration, and the study it came from."""
+    """One finished trial: parameters, objective values, state and duration, and the study it came from.
+
+    A trial is identified by its study's key and its number (see :mod:`automl_meta.store.identity`);
+    ``study`` is the study's name for display, ``study_hash`` the sha256 of its exact name for look-ups.
+    """
 
     __tablename__ = "automl_meta_evaluations"
-    __table_args__ = (UniqueConstraint("study", "trial_number", name="uq_automl_meta_evaluations_study_trial"),
-                      Index("ix_automl_meta_evaluations_task_space", "task_id", "search_space_id"))
+    __table_args__ = (UniqueConstraint("study_key", "trial_number",
+                                       name="uq_automl_meta_evaluations_study_key_trial"),
+                      Index("ix_automl_meta_evaluations_task_space", "task_id", "search_space_id"),
+                      Index("ix_automl_meta_evaluations_study_hash", "study_hash"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("automl_meta_tasks.id"))
     search_space_id: Mapped[int] = mapped_column(ForeignKey("automl_meta_search_spaces.id"))
@@ -63,7 +69,9 @@ class EvaluationRow(Base):
     directions: Mapped[list[str]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
     duration_seconds: Mapped[Optional[float]] = mapped_column(Float)
-    study: Mapped[str] = mapped_column(String(255))
+    study: Mapped[str] = mapped_column(String(512))
+    study_hash: Mapped[str] = mapped_column(String(64))
+    study_key: Mapped[str] = mapped_column(String(64))
     trial_number: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 

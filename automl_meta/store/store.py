@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -13,7 +14,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from ..exceptions import StoreError, StoreSchemaError
-from .records import (EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord, decode_values,
+from ._backend import (CONNECT_TIMEOUT, STATEMENT_TIMEOUT, FileIdentity, _redacted, connect, make_engine,
+                       sqlite_file, store_error)
+from .identity import STUDY_NAME_WIDTH, display_name, name_hash
+from .records import (EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord, TrialRecord, decode_values,
                       distributions_from_json, encode_values, space_signature)
 from .schema import VERSION_TABLE, ArtifactRow, EvaluationRow, SearchSpaceRow, TaskRow
 
@@ -21,9 +25,8 @@ __all__ = ["ExperienceStore", "default_url", "upgrade", "STATES"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 STATES = ("COMPLETE", "PRUNED", "FAIL")
-_DRIVERS = {"postgresql": ("psycopg2", "postgresql+psycopg", "psycopg[binary]"),
-            "mysql": ("MySQLdb", "mysql+pymysql", "pymysql"),
-            "mariadb": ("MySQLdb", "mariadb+pymysql", "pymysql")}
+_engine = make_engine  # the name the tests and older callers use
+_connect = connect
 
 
 def default_url() -> str:
@@ -79,57 +82,12 @@ def _migrate(engine: sa.Engine, revision: str = "head") -> None:
         command.upgrade(_alembic_config(connection), revision)
 
 
-def _redacted(url: sa.URL | str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True) if not isinstance(url, sa.URL) \
-        else url.render_as_string(hide_password=True)
-
-
-def _engine(url: str, engine_kwargs: Mapping[str, Any] | None) -> sa.Engine:
-    try:
-        parsed = sa.make_url(url)
-    except sa_exc.ArgumentError:
-        raise StoreError(f"{url!r} is not a database URL. Use sqlite:///PATH, postgresql+psycopg://USER@HOST/DB "
-                         "or mysql+pymysql://USER@HOST/DB.") from None
-    backend = parsed.get_backend_name()
-    if backend in _DRIVERS and "+" not in parsed.drivername:
-        default_module, ours, _ = _DRIVERS[backend]
-        try:
-            __import__(default_module)
-        except ImportError:  # the plain scheme means SQLAlchemy's default driver; use the one we ship with
-            parsed = parsed.set(drivername=ours)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": 60}
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    kwargs.update(engine_kwargs or {})
-    try:
-        engine = sa.create_engine(parsed, **kwargs)
-    except sa_exc.NoSuchModuleError:
-        raise StoreError(f"Unknown store URL scheme {parsed.drivername!r} in {_redacted(parsed)}. Supported: "
-                         "sqlite, postgresql (+psycopg), mysql/mariadb (+pymysql).") from None
-    except ImportError as exc:
-        hint = _DRIVERS.get(backend, (None, None, None))[2]
-        extra = f" Install it with: pip install '{hint}'." if hint else ""
-        raise StoreError(f"The database driver for {_redacted(parsed)} is not installed ({exc}).{extra}") from None
-    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        # Write-ahead logging: readers never block the writer, and several processes can record at once.
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def upgrade(url: str | None = None, revision: str = "head") -> tuple[str | None, str]:
+def upgrade(url: str | None = None, revision: str = "head", *,
+            timeout: float = CONNECT_TIMEOUT) -> tuple[str | None, str]:
     """Bring a store's schema up to date (creating it if the database is empty).
 
-    Back up a shared store first. Returns the revisions before and after.
+    Back up a shared store first. Returns the revisions before and after. Statements may take up to an
+    hour here (a migration rewrites tables); ``timeout`` bounds connecting.
 
     Examples
     --------
@@ -137,38 +95,36 @@ def upgrade(url: str | None = None, revision: str = "head") -> tuple[str | None,
     >>> from automl_meta.store import upgrade
     >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db")
     >>> upgrade(url)
-    (None, '0002')
+    (None, '0003')
     """
-    engine = _engine(url or default_url(), None)
+    engine = _engine(url or default_url(), None, timeout=timeout, statement_timeout=3600.0)
     try:
         with _connect(engine) as connection:
             before = _current_revision(connection)
         if before is not None and before not in _known_revisions():
             raise StoreSchemaError(f"The store at {_redacted(engine.url)} has schema revision {before!r}, unknown to "
                                    "this automl-meta: it was created by a newer version. Upgrade automl-meta.")
-        _migrate(engine, revision)
+        try:
+            _migrate(engine, revision)
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, engine.url) from exc
         with _connect(engine) as connection:
             return before, _current_revision(connection)
     finally:
         engine.dispose()
 
 
-class _connect:
-    """``engine.connect()`` that turns an unreachable database into a :class:`StoreError`."""
+def _guarded(method):
+    """Database errors of a store method become a :class:`StoreError` naming the store and what to do."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-
-    def __enter__(self) -> sa.Connection:
+    @functools.wraps(method)
+    def wrapper(self: ExperienceStore, *args, **kwargs):
         try:
-            self.connection = self.engine.connect()
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            raise StoreError(f"Cannot reach the store database at {_redacted(self.engine.url)}: {reason}") from None
-        return self.connection
+            return method(self, *args, **kwargs)
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, self._engine.url) from exc
 
-    def __exit__(self, *exc) -> None:
-        self.connection.close()
+    return wrapper
 
 
 class ExperienceStore:
@@ -182,13 +138,21 @@ class ExperienceStore:
         ``mysql://`` schemes use these drivers when SQLAlchemy's defaults are not installed). Defaults to
         :func:`default_url`. An empty database gets the current schema; a store of an older schema is
         refused with the command that upgrades it.
+    timeout : float
+        Seconds to wait for a database server to accept a connection and answer (default 10).
+    statement_timeout : float
+        Seconds one statement may take (default 120): PostgreSQL's ``statement_timeout``, PyMySQL's read and
+        write timeouts, SQLite's wait for another process's lock. Settings in the URL's query
+        (``connect_timeout``, ``options=-c statement_timeout=...``, ``read_timeout``, ``timeout``) win.
     engine_kwargs : dict, optional
         Passed to :func:`sqlalchemy.create_engine`.
 
     Raises
     ------
     StoreError
-        Unknown URL scheme, missing driver, unreachable database.
+        Unknown URL scheme, missing driver, unreachable, silent, corrupt or read-only database, and any
+        later database failure (every method raises it, never a raw SQLAlchemy error). A SQLite store file
+        deleted or replaced while in use is refused before each write.
     StoreSchemaError
         The store's schema is older or newer than this version of automl-meta expects.
 
@@ -207,23 +171,28 @@ class ExperienceStore:
     [({'lr': 0.01}, [0.1])]
     """
 
-    def __init__(self, url: str | None = None, *, engine_kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, url: str | None = None, *, timeout: float = CONNECT_TIMEOUT,
+                 statement_timeout: float = STATEMENT_TIMEOUT, engine_kwargs: Mapping[str, Any] | None = None) -> None:
         self.url = url or default_url()
-        self._engine = _engine(self.url, engine_kwargs)
+        self._settings = {"timeout": timeout, "statement_timeout": statement_timeout, "engine_kwargs": engine_kwargs}
+        self._engine = _engine(self.url, engine_kwargs, timeout=timeout, statement_timeout=statement_timeout)
         self._open()
+        path = sqlite_file(self._engine.url)
+        self._file = FileIdentity(path) if path is not None else None
 
     def __repr__(self) -> str:
         return f"ExperienceStore({_redacted(self._engine.url)!r})"
 
     def __getstate__(self) -> dict[str, Any]:  # engines do not pickle; workers reconnect
-        return {"url": self.url}
+        return {"url": self.url, **self._settings}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"])
+        self.__init__(state.pop("url"), **state)
 
     # -- schema ----------------------------------------------------------------------------------------
+    @_guarded
     def _open(self) -> None:
-        head = _head()
+        head, failure = _head(), None
         for attempt in range(5):
             with _connect(self._engine) as connection:
                 current = _current_revision(connection)
@@ -233,7 +202,8 @@ class ExperienceStore:
             if current is None and not has_tables:
                 try:
                     _migrate(self._engine)
-                except (sa_exc.IntegrityError, sa_exc.OperationalError, sa_exc.ProgrammingError):
+                except (sa_exc.IntegrityError, sa_exc.OperationalError, sa_exc.ProgrammingError) as exc:
+                    failure = exc
                     time.sleep(0.2 * (attempt + 1))  # another process is creating the same store
                 continue
             if current in _known_revisions():
@@ -245,9 +215,12 @@ class ExperienceStore:
                 f"The store at {_redacted(self._engine.url)} has schema revision {current!r}, unknown to this "
                 "automl-meta (a newer version created it, or the tables are not an automl-meta store). "
                 "Upgrade automl-meta.")
+        if failure is not None:
+            raise store_error(failure, self._engine.url) from failure
         raise StoreError(f"Could not create the store schema at {_redacted(self._engine.url)}.")
 
     @property
+    @_guarded
     def revision(self) -> str | None:
         """The schema revision of the database."""
         with _connect(self._engine) as connection:
@@ -260,7 +233,12 @@ class ExperienceStore:
     def _session(self) -> Session:
         return Session(self._engine, expire_on_commit=False)
 
+    def _before_write(self) -> None:
+        if self._file is not None:
+            self._file.check()  # writing into a deleted file would lose everything without a word
+
     def _get_or_create(self, model, key: dict[str, Any], values: dict[str, Any]) -> int:
+        self._before_write()
         for _ in range(5):
             with self._session() as session:
                 found = session.scalar(sa.select(model.id).filter_by(**key))
@@ -276,36 +254,59 @@ class ExperienceStore:
         raise StoreError(f"Could not insert into {model.__tablename__} at {_redacted(self._engine.url)}.")
 
     # -- writing ---------------------------------------------------------------------------------------
+    @_guarded
     def add_task(self, task: TaskDescription) -> int:
         """Store a task (once per fingerprint) and return its id."""
+        name = None if task.name is None else display_name(task.name, 255)
         return self._get_or_create(TaskRow, {"fingerprint": task.fingerprint}, {
-            "name": task.name, "task_type": task.task_type, "n_rows": task.n_rows, "n_features": task.n_features,
+            "name": name, "task_type": task.task_type, "n_rows": task.n_rows, "n_features": task.n_features,
             "n_classes": task.n_classes, "metafeatures": dict(task.metafeatures)})
 
+    @_guarded
     def add_search_space(self, distributions: Mapping[str, BaseDistribution]) -> int:
         """Store a search space (once per signature) and return its id."""
         signature, canonical = space_signature(distributions)
         return self._get_or_create(SearchSpaceRow, {"signature": signature}, {"distributions": canonical})
 
+    @_guarded
     def add_evaluation(self, task_id: int, distributions: Mapping[str, BaseDistribution], params: Mapping[str, Any],
                        values: Sequence[float] | None, *, directions: Sequence[str], state: str, study: str,
-                       trial_number: int, duration_seconds: float | None = None) -> bool:
-        """Store one finished trial; returns False if the store already has this study's trial."""
+                       trial_number: int, duration_seconds: float | None = None, study_key: str | None = None) -> bool:
+        """Store one finished trial; returns False if the store already has this study's trial.
+
+        A trial is identified by ``study_key`` (see :func:`automl_meta.store.identity.study_key`) and its
+        number; without a key, by the study's exact name.
+        """
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}, got {state!r}.")
         space_id = self.add_search_space(distributions)
+        key = study_key or name_hash(study)
+        self._before_write()
         with self._session() as session:
             session.add(EvaluationRow(task_id=task_id, search_space_id=space_id, params=dict(params),
                                       values=encode_values(values), directions=[str(d) for d in directions],
-                                      state=state, duration_seconds=duration_seconds, study=study,
-                                      trial_number=int(trial_number)))
+                                      state=state, duration_seconds=duration_seconds,
+                                      study=display_name(study, STUDY_NAME_WIDTH), study_hash=name_hash(study),
+                                      study_key=key, trial_number=int(trial_number)))
             try:
                 session.commit()
             except sa_exc.IntegrityError:
                 session.rollback()
+                if session.scalar(sa.select(EvaluationRow.id).filter_by(study_key=key,
+                                                                        trial_number=int(trial_number))) is None:
+                    raise  # not a duplicate (a task or search space that vanished): an error, not "already stored"
                 return False
         return True
 
+    def record(self, trial: TrialRecord) -> bool:
+        """Store one finished trial with its task; returns False if the store already has it."""
+        task_id = self.add_task(trial.task)
+        return self.add_evaluation(task_id, trial.distributions, trial.params, trial.values,
+                                   directions=trial.directions, state=trial.state, study=trial.study,
+                                   trial_number=trial.trial_number, duration_seconds=trial.duration_seconds,
+                                   study_key=trial.study_key)
+
+    @_guarded
     def add_artifact(self, name: str, kind: str, sha256: str, metrics: Mapping[str, float] | None = None,
                      task_id: int | None = None) -> int:
         """Store an artifact (once per name and sha256) and return its id."""
@@ -313,6 +314,7 @@ class ExperienceStore:
                                    {"kind": kind, "metrics": dict(metrics or {}), "task_id": task_id})
 
     # -- reading ---------------------------------------------------------------------------------------
+    @_guarded
     def tasks(self) -> list[TaskRecord]:
         """Every stored task, oldest first."""
         with self._session() as session:
@@ -321,24 +323,28 @@ class ExperienceStore:
                            task_type=r.task_type, n_rows=r.n_rows, n_features=r.n_features, n_classes=r.n_classes,
                            name=r.name) for r in rows]
 
+    @_guarded
     def task_id(self, fingerprint: str) -> int | None:
         """The id of the task with this fingerprint, or None."""
         with self._session() as session:
             return session.scalar(sa.select(TaskRow.id).filter_by(fingerprint=fingerprint))
 
+    @_guarded
     def search_spaces(self) -> list[SearchSpaceRecord]:
         """Every stored search space."""
         with self._session() as session:
             rows = session.scalars(sa.select(SearchSpaceRow).order_by(SearchSpaceRow.id)).all()
         return [SearchSpaceRecord(r.id, r.signature, distributions_from_json(r.distributions)) for r in rows]
 
+    @_guarded
     def evaluations(self, task_id: int | Sequence[int] | None = None, *, states: Sequence[str] | None = None,
                     study: str | None = None) -> list[EvaluationRecord]:
-        """Stored trials, optionally of some tasks, states or one study, in insertion order."""
+        """Stored trials, optionally of some tasks, states or studies of one exact name, in insertion order."""
         # Plain columns, not ORM objects, and each search space decoded once: a store holds many trials.
         columns = [EvaluationRow.id, EvaluationRow.task_id, EvaluationRow.search_space_id, EvaluationRow.params,
                    EvaluationRow.values, EvaluationRow.directions, EvaluationRow.state,
-                   EvaluationRow.duration_seconds, EvaluationRow.study, EvaluationRow.trial_number]
+                   EvaluationRow.duration_seconds, EvaluationRow.study, EvaluationRow.trial_number,
+                   EvaluationRow.study_key]
         query = sa.select(*columns).order_by(EvaluationRow.id)
         if task_id is not None:
             ids = [task_id] if isinstance(task_id, int) else list(task_id)
@@ -346,7 +352,7 @@ class ExperienceStore:
         if states is not None:
             query = query.where(EvaluationRow.state.in_(list(states)))
         if study is not None:
-            query = query.where(EvaluationRow.study == study)
+            query = query.where(EvaluationRow.study_hash == name_hash(study))
         with self._session() as session:
             rows = session.execute(query).all()
             space_ids = sorted({row.search_space_id for row in rows})
@@ -357,16 +363,18 @@ class ExperienceStore:
             id=row.id, task_id=row.task_id, search_space_id=row.search_space_id, params=dict(row.params),
             values=decode_values(row.values), directions=list(row.directions), state=row.state,
             duration_seconds=row.duration_seconds, study=row.study, trial_number=row.trial_number,
-            distributions=spaces[row.search_space_id]) for row in rows]
+            distributions=spaces[row.search_space_id], study_key=row.study_key) for row in rows]
 
+    @_guarded
     def count_evaluations(self, study: str | None = None) -> int:
-        """How many trials the store holds (of one study, if given)."""
+        """How many trials the store holds (of the studies of one exact name, if given)."""
         query = sa.select(sa.func.count(EvaluationRow.id))
         if study is not None:
-            query = query.where(EvaluationRow.study == study)
+            query = query.where(EvaluationRow.study_hash == name_hash(study))
         with self._session() as session:
             return int(session.scalar(query))
 
+    @_guarded
     def artifacts(self) -> list[dict[str, Any]]:
         """Every stored artifact as a dict (id, task_id, name, kind, sha256, metrics)."""
         with self._session() as session:

@@ -56,7 +56,7 @@ def test_roundtrip_sqlite(sqlite_url):
 
 def test_roundtrip_server(server_url):
     store = ExperienceStore(server_url)
-    assert store.revision == "0002"
+    assert store.revision == "0003"
     _check_roundtrip(store, _fill(store))
     store.close()
 
@@ -98,10 +98,10 @@ def test_older_schema_says_how_to_upgrade(sqlite_url):
     engine = _engine(sqlite_url, None)
     _migrate(engine, "0001")  # a store written by an older automl-meta
     engine.dispose()
-    with pytest.raises(StoreSchemaError, match=r"revision 0001.*needs 0002(.|\n)*automl-meta store upgrade"):
+    with pytest.raises(StoreSchemaError, match=r"revision 0001.*needs 0003(.|\n)*automl-meta store upgrade"):
         ExperienceStore(sqlite_url)
-    assert upgrade(sqlite_url) == ("0001", "0002")
-    assert ExperienceStore(sqlite_url).revision == "0002"
+    assert upgrade(sqlite_url) == ("0001", "0003")
+    assert ExperienceStore(sqlite_url).revision == "0003"
 
 
 def test_newer_schema_is_refused(sqlite_url):
