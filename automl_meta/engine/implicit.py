@@ -195,11 +195,14 @@ def batched_proximal_adapt(apply: Apply, anchors: Params, rates: Params, support
 
 def batched_implicit_meta_gradients(apply: Apply, anchors: Params, rates: Params, support: Data, query: Data, *,
                                     steps: int, lam: float, cg_steps: int, cg_damping: float, task_type: str,
-                                    first_order: bool = False) -> tuple[Params, Tensor, Tensor]:
+                                    first_order: bool = False,
+                                    safeguard_after: int | None = None) -> tuple[Params, Tensor, Tensor]:
     """Adapt every task on its proximal objective, then compute its implicit meta-gradient.
 
     Runs under :func:`torch.no_grad`: nothing is recorded across inner or CG steps, so
-    memory is the same for 1 or 1,000 inner steps.
+    memory is the same for 1 or 1,000 inner steps. ``safeguard_after`` is passed to
+    :func:`proximal_adapt`: the inner loop is not differentiated, so safeguarded steps cost
+    the meta-gradient nothing in exactness.
 
     Returns
     -------
@@ -224,7 +227,8 @@ def batched_implicit_meta_gradients(apply: Apply, anchors: Params, rates: Params
     """
     anchors = {k: a.detach() for k, a in anchors.items()}
     with torch.no_grad():
-        fast = batched_proximal_adapt(apply, anchors, rates, support, steps=steps, lam=lam, task_type=task_type)
+        fast = batched_proximal_adapt(apply, anchors, rates, support, steps=steps, lam=lam, task_type=task_type,
+                                      safeguard_after=safeguard_after)
         return vmap(lambda f, s, q: implicit_meta_gradient(apply, f, s, q, lam=lam, cg_steps=cg_steps,
                                                            cg_damping=cg_damping, task_type=task_type,
                                                            first_order=first_order))(fast, support, query)
