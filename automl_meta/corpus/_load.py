@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from functools import lru_cache
 from typing import Any
@@ -47,9 +48,22 @@ def _corpus() -> tuple[tuple[CorpusTask, ...], tuple[tuple[str, str], ...]]:
     return tuple(tasks), tuple(rejected.items())
 
 
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """A digest of the modules that decide the corpus, so an edited rule never reads a stale cache."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for module in ("_rules.py", "_overrides.py", "_sources.py", "_dedupe.py", "_split.py", "_task.py"):
+        h.update((here / module).read_bytes())
+    return h.hexdigest()[:12]
+
+
 def cache_key() -> dict[str, Any]:
-    """What the cached corpus depends on: the rules version, the row cap and each source's version."""
-    return {"rules_version": RULES_VERSION, "max_rows": MAX_ROWS, "sources": source_versions()}
+    """What the corpus depends on: the rules version and code, the row cap and each source's version."""
+    return {"rules_version": RULES_VERSION, "rules_code": _code_digest(), "max_rows": MAX_ROWS,
+            "sources": source_versions()}
 
 
 def load_corpus(split: str | None = None, *, max_rows: int | None = None,

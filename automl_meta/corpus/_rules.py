@@ -104,7 +104,8 @@ def is_identifier(name: object, column: pd.Series) -> bool:
     if len(values) == 0:
         return False
     if not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_datetime64_any_dtype(column):
-        return values.nunique() >= 0.9 * len(values) and len(values) > MAX_CLASSES
+        unique = values.nunique() >= 0.9 * len(values) and len(values) > MAX_CLASSES
+        return unique and _as_decimal_year(column) is None  # distinct dates are data, not names
     if pd.api.types.is_integer_dtype(column) and len(values) == len(column) and len(column) > 2:
         return bool(np.all(np.diff(column.to_numpy()) == 1))  # a row counter
     return False

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import tarfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -103,7 +104,9 @@ def _vega() -> Iterator[RawTable]:
     from vega_datasets import local_data
 
     for name in sorted(local_data.list_datasets()):
-        frame = getattr(local_data, name.replace("-", "_"))()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # vega_datasets passes pandas a deprecated read_json argument
+            frame = getattr(local_data, name.replace("-", "_"))()
         yield _with_override(RawTable("vega_datasets", name, frame))
 
 
