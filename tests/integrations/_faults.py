@@ -66,3 +66,26 @@ class Proxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+def recording_worker(storage_url: str, store_url: str, worker: int, n_trials: int) -> None:
+    """One of several processes tuning the study "faults" with an ExperienceRecorder (a trivial objective)."""
+    import time
+
+    import optuna
+    from sklearn.datasets import load_iris
+
+    from automl_meta.integrations.optuna import ExperienceRecorder
+    from automl_meta.store import TaskDescription
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    recorder = ExperienceRecorder(store=store_url, task=TaskDescription.from_data(*load_iris(return_X_y=True)))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        time.sleep(0.01)
+        return (trial.suggest_float("x", -5, 5) - 2.0) ** 2
+
+    study = optuna.load_study(study_name="faults", storage=storage_url,
+                              sampler=optuna.samplers.RandomSampler(seed=worker))
+    study.optimize(objective, n_trials=n_trials, callbacks=[recorder])
