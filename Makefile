@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# The exact CPU build first: a range would let pip fetch a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,higher,docs,corpus]"
+	$(PY) -m pip install --quiet -e ".[dev,higher,docs,corpus,studies]"
 	touch $(STAMP)
 
 run: $(STAMP)

