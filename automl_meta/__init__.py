@@ -13,8 +13,7 @@ Examples
 'metasgd'
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from . import artifacts, engine, learners, models, tasks  # noqa: E402
 from . import optim  # noqa: E402
 from .artifacts import MetaArtifact, load  # noqa: E402

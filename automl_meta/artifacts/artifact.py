@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
 from .. import learners as _learners
+from .._version import __version__
 from ..exceptions import ArtifactError
 from ..learners import AdaptedModel, Learner, UpdateRule
 from . import _architecture, registry, tensorfile
