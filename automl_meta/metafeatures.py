@@ -236,6 +236,68 @@ def _moments(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (Z ** 3).mean(0), (Z ** 4).mean(0) - 3.0
 
 
+def _rows(y: np.ndarray, classification: bool, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``limit`` row indices, sorted; a classification sample keeps every class present."""
+    n = len(y)
+    if n <= limit:
+        return np.arange(n)
+    if classification:
+        first = np.unique(y, return_index=True)[1]
+        rest = rng.choice(np.setdiff1d(np.arange(n), first), limit - len(first), replace=False)
+        return np.sort(np.r_[first, rest])
+    return np.sort(rng.choice(n, limit, replace=False))
+
+
+def _simple(shape: tuple[int, int], Xs: np.ndarray, n_classes: int, classification: bool) -> dict[str, float]:
+    n, f = shape
+    discrete = np.array([len(np.unique(Xs[:, j])) <= 10 for j in range(f)])
+    return {"simple.log_rows": float(np.log(n)), "simple.log_features": float(np.log(f)),
+            "simple.features_per_row": float(np.log1p(f / n)), "simple.n_classes": float(n_classes),
+            "simple.discrete_share": float(discrete.mean()), "simple.is_classification": float(classification)}
+
+
+def _statistical(Zl: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    """Moments, correlations and principal components of the standardised live features ``Zl``."""
+    out: dict[str, float] = {}
+    skew, kurt = _moments(Zl)
+    skew, kurt = np.clip(skew, -50, 50), np.log1p(np.clip(kurt + 3.0, 0, 1e4))
+    out["statistical.skew_mean"] = float(np.abs(skew).mean())
+    out["statistical.skew_std"] = float(skew.std())
+    out["statistical.kurtosis_mean"] = float(kurt.mean())
+    out["statistical.kurtosis_std"] = float(kurt.std())
+    if Zl.shape[1] > _MAX_FEATURES_CORR:
+        Zc = Zl[:, np.sort(rng.choice(Zl.shape[1], _MAX_FEATURES_CORR, replace=False))]
+    else:
+        Zc = Zl
+    corr = (Zc.T @ Zc) / len(Zc)
+    k = corr.shape[0]
+    out["statistical.abs_corr_mean"] = float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (k * (k - 1))) \
+        if k > 1 else 0.0
+    eig = np.clip(np.linalg.eigvalsh(corr)[::-1], 0, None)
+    share = np.cumsum(eig) / eig.sum()
+    out["statistical.pca_first_share"] = float(share[0])
+    out["statistical.pca_90_share"] = float((np.searchsorted(share, 0.9) + 1) / k)
+    return out
+
+
+def _target(Xs: np.ndarray, ys: np.ndarray, Zl: np.ndarray, n_classes: int,
+            classification: bool) -> dict[str, float]:
+    """How the target is distributed and how much the (discretised) features tell about it."""
+    out: dict[str, float] = {}
+    if classification:
+        counts = np.bincount(ys, minlength=n_classes).astype(float)
+        out["statistical.target_corr_mean"] = 0.0
+        out["statistical.target_shape"] = float(counts[counts > 0].min() / counts.sum() * n_classes)
+        yd, n_y = ys, n_classes
+    else:
+        yz = (ys - ys.mean()) / ys.std() if ys.std() > 0 else np.zeros_like(ys)
+        out["statistical.target_corr_mean"] = float(np.abs(Zl.T @ yz / len(yz)).mean())
+        out["statistical.target_shape"] = float(np.clip((yz ** 3).mean(), -50, 50))
+        yd, n_y = _discretise(ys[:, None])[:, 0], _BINS
+    out.update(_info(_discretise(Xs), yd, n_y))
+    return out
+
+
 def describe(X, y, task_type: str | None = None) -> dict[str, float]:
     """Compute the meta-features of a task.
 
@@ -270,67 +332,20 @@ def describe(X, y, task_type: str | None = None) -> dict[str, float]:
     (0.0, True)
     """
     X, y, task_type = _check(X, y, task_type)
-    rng = np.random.default_rng(0)
-    n, f = X.shape
+    rng = np.random.default_rng(0)  # one stream, drawn in a fixed order: the same task, the same description
     classification = task_type == "classification"
     n_classes = int(y.max()) + 1 if classification else 0
-
-    def rows(limit: int) -> np.ndarray:
-        if n <= limit:
-            return np.arange(n)
-        if classification:  # keep every class present
-            first = np.unique(y, return_index=True)[1]
-            rest = rng.choice(np.setdiff1d(np.arange(n), first), limit - len(first), replace=False)
-            return np.sort(np.r_[first, rest])
-        return np.sort(rng.choice(n, limit, replace=False))
-
-    out: dict[str, float] = {}
-    idx = rows(_MAX_ROWS_STATS)
+    idx = _rows(y, classification, _MAX_ROWS_STATS, rng)
     Xs, ys = X[idx], y[idx]
     std = Xs.std(0)
     live = std > 0
     Z = np.zeros_like(Xs)
     Z[:, live] = (Xs[:, live] - Xs[:, live].mean(0)) / std[live]
-    discrete = np.array([len(np.unique(Xs[:, j])) <= 10 for j in range(f)])
-    out["simple.log_rows"] = float(np.log(n))
-    out["simple.log_features"] = float(np.log(f))
-    out["simple.features_per_row"] = float(np.log1p(f / n))
-    out["simple.n_classes"] = float(n_classes)
-    out["simple.discrete_share"] = float(discrete.mean())
-    out["simple.is_classification"] = float(classification)
+    out = _simple(X.shape, Xs, n_classes, classification)
+    out.update(_statistical(Z[:, live], rng))
+    out.update(_target(Xs, ys, Z[:, live], n_classes, classification))
 
-    skew, kurt = _moments(Z[:, live])
-    skew, kurt = np.clip(skew, -50, 50), np.log1p(np.clip(kurt + 3.0, 0, 1e4))
-    out["statistical.skew_mean"] = float(np.abs(skew).mean())
-    out["statistical.skew_std"] = float(skew.std())
-    out["statistical.kurtosis_mean"] = float(kurt.mean())
-    out["statistical.kurtosis_std"] = float(kurt.std())
-    Zl = Z[:, live]
-    if Zl.shape[1] > _MAX_FEATURES_CORR:
-        Zc = Zl[:, np.sort(rng.choice(Zl.shape[1], _MAX_FEATURES_CORR, replace=False))]
-    else:
-        Zc = Zl
-    corr = (Zc.T @ Zc) / len(Zc)
-    k = corr.shape[0]
-    out["statistical.abs_corr_mean"] = float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (k * (k - 1))) \
-        if k > 1 else 0.0
-    eig = np.clip(np.linalg.eigvalsh(corr)[::-1], 0, None)
-    share = np.cumsum(eig) / eig.sum()
-    out["statistical.pca_first_share"] = float(share[0])
-    out["statistical.pca_90_share"] = float((np.searchsorted(share, 0.9) + 1) / k)
-    if classification:
-        counts = np.bincount(ys, minlength=n_classes).astype(float)
-        out["statistical.target_corr_mean"] = 0.0
-        out["statistical.target_shape"] = float(counts[counts > 0].min() / counts.sum() * n_classes)
-        yd, n_y = ys, n_classes
-    else:
-        yz = (ys - ys.mean()) / ys.std() if ys.std() > 0 else np.zeros_like(ys)
-        out["statistical.target_corr_mean"] = float(np.abs(Zl.T @ yz / len(yz)).mean())
-        out["statistical.target_shape"] = float(np.clip((yz ** 3).mean(), -50, 50))
-        yd, n_y = _discretise(ys[:, None])[:, 0], _BINS
-    out.update(_info(_discretise(Xs), yd, n_y))
-
-    idx = rows(_MAX_ROWS_LANDMARK)
+    idx = _rows(y, classification, _MAX_ROWS_LANDMARK, rng)
     Zland = (X[idx][:, live] - Xs[:, live].mean(0)) / std[live]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 import automl_meta as am
@@ -67,12 +69,12 @@ def test_a_failed_final_save_keeps_the_trained_artifact(with_checkpoints, tmp_pa
         return save(self, path)
 
     monkeypatch.setattr(MetaArtifact, "save", failing_save)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a run without checkpoints keeps it
     assert main(["meta-train", _config(tmp_path, out, runs)]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and not out.exists()
     kept = err.split("It is kept at '")[1].split("'")[0]
-    if with_checkpoints:
-        assert kept.startswith(str(runs))
+    assert kept.startswith(str(runs) if with_checkpoints else str(tmp_path))
     artifact = am.load(kept)
     assert artifact.seed == 1 and artifact.training["iterations"] == 4
 
