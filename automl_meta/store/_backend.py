@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, urlparse
 
 import sqlalchemy as sa
@@ -72,7 +72,8 @@ def sqlite_file(url: sa.URL) -> Path | None:
 
 def _timeout_args(url: sa.URL, timeout: float, statement_timeout: float) -> dict[str, Any]:
     """Driver arguments for the timeouts; a setting the URL's query already has is left to the URL."""
-    query, backend, args = url.query, url.get_backend_name(), {}  # type: ignore[var-annotated]
+    query, backend = url.query, url.get_backend_name()
+    args: dict[str, Any] = {}
     if backend == "sqlite":
         if "timeout" not in query:
             args["timeout"] = statement_timeout
@@ -94,8 +95,8 @@ def _timeout_args(url: sa.URL, timeout: float, statement_timeout: float) -> dict
     return args
 
 
-def _mysql_statement_timeout(seconds: float):
-    def set_timeout(dbapi_connection, _record) -> None:
+def _mysql_statement_timeout(seconds: float) -> Callable[[Any, Any], None]:
+    def set_timeout(dbapi_connection: Any, _record: Any) -> None:
         # PyMySQL has no public setter; it applies _read_timeout before each read, so once connected a statement
         # may take statement_timeout while the handshake was bounded by the connect timeout.
         if hasattr(dbapi_connection, "_read_timeout"):
@@ -122,7 +123,7 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None, *, timeout: f
     kwargs.update(engine_kwargs or {})
     kwargs["connect_args"] = {**_timeout_args(parsed, timeout, statement_timeout), **kwargs.get("connect_args", {})}
     path = sqlite_file(parsed)
-    if path is not None and not parsed.database.startswith("file:"):
+    if path is not None and not str(parsed.database).startswith("file:"):
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(parsed, **kwargs)
@@ -142,7 +143,7 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None, *, timeout: f
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -165,7 +166,7 @@ class connect:
             raise store_error(exc, self.engine.url, connecting=True) from exc
         return self.connection
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.connection.close()
 
 

@@ -23,6 +23,10 @@ import hashlib
 import re
 import threading
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optuna import Study
 
 __all__ = ["STUDY_KEY_ATTR", "name_hash", "display_name", "study_key"]
 
@@ -59,7 +63,7 @@ def display_name(name: str, width: int = STUDY_NAME_WIDTH) -> str:
     return text if len(text) <= width else text[:width - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
-def _derived_key(study) -> str:
+def _derived_key(study: Study) -> str:
     from optuna.storages import InMemoryStorage
 
     if isinstance(study._storage, InMemoryStorage):
@@ -73,7 +77,7 @@ def _derived_key(study) -> str:
     return hashlib.sha256("\x00".join(facts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def study_key(study, *, write: bool = False) -> str:
+def study_key(study: Study, *, write: bool = False) -> str:
     """The key of an Optuna study in the store (see the module's notes).
 
     Parameters

@@ -6,12 +6,13 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 
 from ..metafeatures import describe, fingerprint
 
 if TYPE_CHECKING:  # Optuna is imported where distributions are encoded, not when the store is
+    from numpy.typing import ArrayLike
     from optuna.distributions import BaseDistribution
 
 #: The Optuna study user attribute holding the meta-features of the dataset a study tunes for
@@ -41,7 +42,8 @@ class TaskDescription:
     name: str | None = None
 
     @classmethod
-    def from_data(cls, X, y, *, name: str | None = None, task_type: str | None = None) -> TaskDescription:
+    def from_data(cls, X: ArrayLike, y: ArrayLike, *, name: str | None = None,
+                  task_type: str | None = None) -> TaskDescription:
         """Fingerprint and describe ``(X, y)``; raises :class:`~automl_meta.TaskError` if it cannot be described."""
         import numpy as np
 
@@ -172,12 +174,12 @@ def distributions_from_json(canonical: Mapping[str, Any]) -> dict[str, BaseDistr
     return {name: json_to_distribution(json.dumps(d)) for name, d in canonical.items()}
 
 
-def encode_values(values) -> list[Any] | None:
+def encode_values(values: Iterable[float] | None) -> list[Any] | None:
     """Objective values for JSON: infinities become the strings "inf" and "-inf"."""
     if values is None:
         return None
     return [v if math.isfinite(v) else ("inf" if v > 0 else ("-inf" if v < 0 else "nan")) for v in map(float, values)]
 
 
-def decode_values(values) -> list[float] | None:
+def decode_values(values: Iterable[Any] | None) -> list[float] | None:
     return None if values is None else [float(v) for v in values]

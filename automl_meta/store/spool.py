@@ -20,12 +20,16 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from ..exceptions import StoreError
 from ._backend import _redacted, sqlite_file
 from .records import TrialRecord
+
+if TYPE_CHECKING:
+    from .store import ExperienceStore
 
 __all__ = ["Spool", "record_or_spool", "SPOOL_DIR_ENV"]
 
@@ -124,7 +128,7 @@ class Spool:
                             "dropped. Make the store writable again so that the spool can be written.",
                             self.path, self.store, self.max_rows, excess)
 
-    def flush(self, store) -> int:
+    def flush(self, store: ExperienceStore) -> int:
         """Write every waiting trial to ``store`` (an :class:`ExperienceStore`), oldest first.
 
         Returns how many the store took (a trial it already had counts as written, and leaves the spool).
@@ -147,7 +151,7 @@ class Spool:
         return written
 
 
-def record_or_spool(store, spool: Spool, trial: TrialRecord, *, strict: bool = False) -> bool:
+def record_or_spool(store: ExperienceStore, spool: Spool, trial: TrialRecord, *, strict: bool = False) -> bool:
     """Write the spool's waiting trials and then ``trial`` to ``store``; on a store error, spool ``trial``.
 
     Returns True if ``trial`` is in the store now. With ``strict=True`` a store error is raised instead.

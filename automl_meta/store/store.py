@@ -6,7 +6,7 @@ import functools
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Concatenate, Mapping, ParamSpec, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -21,6 +21,7 @@ from .records import (EvaluationRecord, SearchSpaceRecord, TaskDescription, Task
 from .schema import VERSION_TABLE, ArtifactRow, EvaluationRow, SearchSpaceRow, TaskRow
 
 if TYPE_CHECKING:
+    from alembic.config import Config
     from optuna.distributions import BaseDistribution
 
 __all__ = ["ExperienceStore", "default_url", "upgrade", "STATES"]
@@ -49,7 +50,7 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'experience.db'}"
 
 
-def _alembic_config(connection: sa.Connection):
+def _alembic_config(connection: sa.Connection | None) -> Config:
     from alembic.config import Config
 
     config = Config()
@@ -61,14 +62,15 @@ def _alembic_config(connection: sa.Connection):
 def _head() -> str:
     from alembic.script import ScriptDirectory
 
-    config = _alembic_config(None)  # type: ignore[arg-type]
-    return ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    assert head is not None  # the migrations shipped in MIGRATIONS have one head
+    return head
 
 
 def _known_revisions() -> set[str]:
     from alembic.script import ScriptDirectory
 
-    return {s.revision for s in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}  # type: ignore
+    return {s.revision for s in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}
 
 
 def _current_revision(connection: sa.Connection) -> str | None:
@@ -85,7 +87,7 @@ def _migrate(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def upgrade(url: str | None = None, revision: str = "head", *,
-            timeout: float = CONNECT_TIMEOUT) -> tuple[str | None, str]:
+            timeout: float = CONNECT_TIMEOUT) -> tuple[str | None, str | None]:
     """Bring a store's schema up to date (creating it if the database is empty).
 
     Back up a shared store first. Returns the revisions before and after. Statements may take up to an
@@ -116,11 +118,15 @@ def upgrade(url: str | None = None, revision: str = "head", *,
         engine.dispose()
 
 
-def _guarded(method):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(method: Callable[Concatenate[ExperienceStore, _P], _R]) -> Callable[Concatenate[ExperienceStore, _P], _R]:
     """Database errors of a store method become a :class:`StoreError` naming the store and what to do."""
 
     @functools.wraps(method)
-    def wrapper(self: ExperienceStore, *args, **kwargs):
+    def wrapper(self: ExperienceStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
         except sa_exc.SQLAlchemyError as exc:
@@ -189,7 +195,7 @@ class ExperienceStore:
         return {"url": self.url, **self._settings}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state.pop("url"), **state)
+        type(self).__init__(self, state.pop("url"), **state)
 
     # -- schema ----------------------------------------------------------------------------------------
     @_guarded
@@ -239,7 +245,8 @@ class ExperienceStore:
         if self._file is not None:
             self._file.check()  # writing into a deleted file would lose everything without a word
 
-    def _get_or_create(self, model, key: dict[str, Any], values: dict[str, Any]) -> int:
+    def _get_or_create(self, model: type[TaskRow | SearchSpaceRow | ArtifactRow], key: dict[str, Any],
+                       values: dict[str, Any]) -> int:
         self._before_write()
         for _ in range(5):
             with self._session() as session:
@@ -374,7 +381,9 @@ class ExperienceStore:
         if study is not None:
             query = query.where(EvaluationRow.study_hash == name_hash(study))
         with self._session() as session:
-            return int(session.scalar(query))
+            count = session.scalar(query)
+        assert count is not None  # COUNT always returns one row
+        return int(count)
 
     @_guarded
     def artifacts(self) -> list[dict[str, Any]]:
