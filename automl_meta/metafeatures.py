@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .exceptions import TaskError
 
@@ -67,7 +68,7 @@ _MAX_FEATURES_CORR = 100
 _BINS = 10
 
 
-def fingerprint(X, y) -> str:
+def fingerprint(X: ArrayLike, y: ArrayLike) -> str:
     """A content hash of a task's data (sha256 over shapes and float64 values), stable across runs.
 
     Examples
@@ -87,7 +88,7 @@ def fingerprint(X, y) -> str:
     return h.hexdigest()
 
 
-def _check(X, y, task_type: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+def _check(X: ArrayLike, y: ArrayLike, task_type: str | None) -> tuple[np.ndarray, np.ndarray, str]:
     try:
         X = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -176,7 +177,7 @@ def _landmarks(X: np.ndarray, y: np.ndarray, task_type: str, rng: np.random.Gene
         folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
     else:
         folds = list(KFold(3, shuffle=True, random_state=0).split(X))
-    scores = {"stump": [], "one_nn": [], "third": []}
+    scores: dict[str, list[float]] = {"stump": [], "one_nn": [], "third": []}
     for tr, te in folds:
         Xtr, Xte, ytr, yte = X[tr], X[te], y[tr], y[te]
         # 1-NN on standardised features: squared distances via the dot-product identity.
@@ -206,7 +207,7 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.clip(r2, -1.0, 1.0))
 
 
-def _stump_predict(Xtr, ytr, Xte, task_type: str) -> np.ndarray:
+def _stump_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, task_type: str) -> np.ndarray:
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     model = DecisionTreeClassifier(max_depth=1, random_state=0) if task_type == "classification" \
@@ -214,7 +215,7 @@ def _stump_predict(Xtr, ytr, Xte, task_type: str) -> np.ndarray:
     return model.fit(Xtr, ytr).predict(Xte)
 
 
-def _naive_bayes_predict(Xtr, ytr, Xte) -> np.ndarray:
+def _naive_bayes_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray) -> np.ndarray:
     classes = np.unique(ytr)
     means = np.stack([Xtr[ytr == c].mean(0) for c in classes])
     var = np.stack([Xtr[ytr == c].var(0) for c in classes]) + 1e-9 + 1e-9 * Xtr.var(0).max()
@@ -223,7 +224,7 @@ def _naive_bayes_predict(Xtr, ytr, Xte) -> np.ndarray:
     return classes[ll.argmax(1)]
 
 
-def _ridge_predict(Xtr, ytr, Xte) -> np.ndarray:
+def _ridge_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray) -> np.ndarray:
     A = np.c_[Xtr, np.ones(len(Xtr))]
     reg = np.eye(A.shape[1]) * 1e-3
     reg[-1, -1] = 0.0
@@ -298,7 +299,7 @@ def _target(Xs: np.ndarray, ys: np.ndarray, Zl: np.ndarray, n_classes: int,
     return out
 
 
-def describe(X, y, task_type: str | None = None) -> dict[str, float]:
+def describe(X: ArrayLike, y: ArrayLike, task_type: str | None = None) -> dict[str, float]:
     """Compute the meta-features of a task.
 
     Parameters
@@ -358,7 +359,7 @@ def describe(X, y, task_type: str | None = None) -> dict[str, float]:
     return result
 
 
-def as_vector(metafeatures: dict[str, Any]) -> np.ndarray:
+def as_vector(metafeatures: Mapping[str, Any]) -> np.ndarray:
     """The values of a description in :data:`NAMES` order (missing names raise a clear error)."""
     missing = [k for k in NAMES if k not in metafeatures]
     if missing:
