@@ -1,19 +1,27 @@
-"""What every meta-trainer's outer loop keeps: its position, the best weights so far, skipped updates and a
-checkpoint to resume from. :class:`~automl_meta.training.MetaTrainer` counts iterations,
-:class:`~automl_meta.training.UnrolledTrainer` episodes; the bookkeeping is the same.
+"""The outer loop shared by the meta-trainers.
+
+:class:`OuterLoop` owns everything a meta-training run does around its updates: the position counter,
+the progress bar, the smoothed training loss, periodic validation and the best weights, the guard against
+non-finite updates, checkpoints and resume, callbacks and the final artifact. A trainer
+(:class:`~automl_meta.training.MetaTrainer` counts iterations,
+:class:`~automl_meta.training.UnrolledTrainer` episodes) implements a few small hooks.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from ..artifacts import MetaArtifact
 from ..exceptions import MetaTrainingError
 from . import checkpoint
+from .callbacks import Callback
 
 CHECKPOINT_NAME = "last.ckpt"
 ARTIFACT_NAME = "artifact.ameta"
@@ -25,65 +33,159 @@ def seeded_rng(seed: int, *key: int) -> np.random.Generator:
 
 
 class OuterLoop:
-    """Bookkeeping shared by the meta-trainers.
+    """Base class of the meta-trainers: the outer loop, with one hook per thing a trainer does its own way.
 
-    A subclass names its unit (``"iteration"`` or ``"episode"``: the attribute ``self.<unit>`` counts them
-    and ``self.best_<unit>_`` is where validation was best), returns the module it trains from
-    :meth:`_trained`, and sets ``optimizer``, ``checkpoint_dir``, ``resume`` and ``max_nonfinite``.
+    A subclass sets, in ``__init__``, ``eval_every``, ``checkpoint_every``, ``checkpoint_dir``, ``resume``,
+    ``max_nonfinite``, ``callbacks``, ``seed`` and ``verbose``; in ``_setup``, ``optimizer`` (and it calls
+    :meth:`_reset_progress`). It implements the hooks :meth:`_trained`, :meth:`_fingerprint`,
+    :meth:`_n_planned`, :meth:`_setup`, :meth:`_step`, :meth:`_validation_enabled`,
+    :meth:`_validation_logs` and :meth:`_artifact`. The class constants name the unit of the loop in the
+    history, the checkpoint record and the progress bar.
+
+    Attributes
+    ----------
+    history_ : list of dict
+        One entry per validation: the position (key ``_unit_key``), ``train_loss`` and the validation logs.
+    n_skipped_ : int
+        Meta-updates skipped for a non-finite loss or gradient.
+    best_loss_ : float
+        Best validation loss so far (``inf`` before the first).
+    stop_training : bool
+        Set to True (by a callback) to end the run after the current step.
     """
 
-    _unit = "iteration"
+    _unit_key = "iteration"  # the position's key in history entries and checkpoint records
+    _best_key = "best_iteration"  # where validation was best, in checkpoint records
+    _bar_unit = "it"
+    _smoothing = 0.05  # weight of the newest loss in the running training loss
+
     optimizer: torch.optim.Optimizer
     checkpoint_dir: Path | None
+    checkpoint_every: int
+    eval_every: int
     resume: bool
     max_nonfinite: int
+    callbacks: list[Callback]
+    seed: int
+    verbose: int
+    stop_training: bool = False
+    _prepared = False  # set by _reset_progress: the validation data exists from then on
 
+    # -- hooks ---------------------------------------------------------------------------------------
     def _trained(self) -> torch.nn.Module:
+        """The module whose weights are meta-trained, checkpointed and kept at their best."""
         raise NotImplementedError
 
     def _fingerprint(self) -> dict[str, Any]:
+        """What must not change between a run and its resumption."""
         raise NotImplementedError
 
-    def _extra_record(self) -> dict[str, Any]:
-        """Subclass state to checkpoint besides the common counters."""
-        return {}
+    def _n_planned(self) -> int:
+        """Where the loop ends (iterations or episodes)."""
+        raise NotImplementedError
+
+    def _setup(self) -> None:
+        """Build the optimizer and validation data and reset the progress (called by :meth:`fit`)."""
+        raise NotImplementedError
+
+    def _step(self) -> dict[str, Any]:
+        """One unit of meta-training at the current position; logs with ``loss``, ``grad_norm``, ``skipped``."""
+        raise NotImplementedError
+
+    def _validation_enabled(self) -> bool:
+        """Whether the run has validation data."""
+        raise NotImplementedError
+
+    def _validation_logs(self) -> dict[str, float]:
+        """Score the current weights on the validation data: ``val_loss`` first, then any metric."""
+        raise NotImplementedError
+
+    def _artifact(self) -> MetaArtifact:
+        """The artifact of the trained module (its best weights are loaded when this is called)."""
+        raise NotImplementedError
+
+    def _counts_toward_running(self, logs: dict[str, Any]) -> bool:
+        """Whether the step's loss enters the running training loss."""
+        return not logs["skipped"]
+
+    # -- public API ----------------------------------------------------------------------------------
+    def validate(self) -> float:
+        """Mean validation loss of the current weights (during or after :meth:`fit`).
+
+        Raises
+        ------
+        RuntimeError
+            The trainer has not been set up by :meth:`fit` yet, or validation is off.
+        """
+        if not self._prepared:
+            raise RuntimeError(f"{type(self).__name__} has no validation data yet: call fit() first.")
+        if not self._validation_enabled():
+            raise RuntimeError("Validation is off (no validation tasks were requested).")
+        return self._validation_logs()["val_loss"]
+
+    def fit(self) -> MetaArtifact:
+        """Run meta-training (or finish a resumed run) and return the artifact of the best weights."""
+        self._setup()
+        self._restore()
+        self.stop_training = False
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
+        bar = tqdm(total=self._n_planned(), initial=self._position, desc=f"meta-train {self._trained().name}",
+                   unit=self._bar_unit, disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
+        try:
+            while self._position < self._n_planned() and not self.stop_training:
+                self._advance(bar)
+        finally:
+            bar.close()
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        if self._best_state is not None:
+            self._trained().load_state_dict(self._best_state)
+        artifact = self._artifact()
+        if self.checkpoint_dir is not None:
+            artifact.save(self.checkpoint_dir / ARTIFACT_NAME)
+        return artifact
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _advance(self, bar: tqdm) -> None:
+        """One step, then the callbacks, validation and checkpoint that fall on the new position."""
+        logs = self._step()
+        self._position += 1
+        if self._counts_toward_running(logs):
+            prev = self._running
+            self._running = logs["loss"] if prev is None else \
+                (1 - self._smoothing) * prev + self._smoothing * logs["loss"]
+        for cb in self.callbacks:
+            cb.on_iteration_end(self, self._position, logs)
+        at_end = self._position == self._n_planned()
+        if self._validation_enabled() and (self._position % self.eval_every == 0 or at_end):
+            vlogs = self._validation_point()
+            bar.set_postfix(loss="-" if self._running is None else f"{self._running:.4g}",
+                            val=f"{vlogs['val_loss']:.4g}", refresh=False)
+        if self._position % self.checkpoint_every == 0 or at_end or self.stop_training:
+            self._save_checkpoint()
+        bar.update(1)
+
+    def _validation_point(self) -> dict[str, Any]:
+        """Validate, keep the weights if best, record the history entry and tell the callbacks."""
+        vlogs = self._validation_logs()
+        improved = self._offer_best(vlogs["val_loss"])
+        entry = {self._unit_key: self._position,
+                 "train_loss": self._running if self._running is not None else math.nan, **vlogs}
+        self.history_.append(entry)
+        logs = {**entry, "best": improved}
+        for cb in self.callbacks:
+            cb.on_validation_end(self, self._position, logs)
+        return logs
 
     def _reset_progress(self) -> None:
-        setattr(self, self._unit, 0)
-        setattr(self, f"best_{self._unit}_", None)
+        self._position, self._best_position = 0, None
         self.n_skipped_, self._consecutive_bad = 0, 0
         self.best_loss_, self._best_state = math.inf, None
+        self._running: float | None = None  # smoothed training loss, checkpointed so a resumed run reports the same
         self.history_: list[dict[str, Any]] = []
-
-    def _checkpoint_path(self) -> Path | None:
-        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
-
-    def _restore(self) -> dict[str, Any] | None:
-        """Load the last checkpoint, if resuming from one; returns its record (for subclass state)."""
-        state = checkpoint.resume_state(self._checkpoint_path(), resume=self.resume, fingerprint=self._fingerprint())
-        if state is None:
-            return None
-        rec = state["record"]
-        self._trained().load_state_dict(state["learner_state"])
-        self.optimizer.load_state_dict(state["optimizer_state"])
-        self._best_state = state["best_state"]
-        setattr(self, self._unit, rec[self._unit])
-        setattr(self, f"best_{self._unit}_", rec[f"best_{self._unit}"])
-        self.best_loss_ = rec["best_loss"] if rec["best_loss"] is not None else math.inf
-        self.n_skipped_, self._consecutive_bad = rec["n_skipped"], rec["consecutive_bad"]
-        self.history_ = rec["history"]
-        return rec
-
-    def _save_checkpoint(self) -> None:
-        path = self._checkpoint_path()
-        if path is None:
-            return
-        record = {self._unit: getattr(self, self._unit), "fingerprint": self._fingerprint(),
-                  "best_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
-                  f"best_{self._unit}": getattr(self, f"best_{self._unit}_"), "n_skipped": self.n_skipped_,
-                  "consecutive_bad": self._consecutive_bad, "history": self.history_, **self._extra_record()}
-        checkpoint.save(path, learner_state=self._trained().state_dict(),
-                        optimizer_state=self.optimizer.state_dict(), best_state=self._best_state, record=record)
+        self._prepared = True
 
     def _count_update(self, finite: bool, *, unit: str, last: int, advice: str) -> bool:
         """Count a skipped (non-finite) update; raise once more than ``max_nonfinite`` come in a row."""
@@ -102,7 +204,39 @@ class OuterLoop:
         """Keep the current weights if ``val`` is the best validation loss so far."""
         if not (math.isfinite(val) and val < self.best_loss_):
             return False
-        self.best_loss_ = val
-        setattr(self, f"best_{self._unit}_", getattr(self, self._unit))
+        self.best_loss_, self._best_position = val, self._position
         self._best_state = {k: v.detach().clone() for k, v in self._trained().state_dict().items()}
         return True
+
+    def _best_val_loss(self) -> float | None:
+        return None if math.isinf(self.best_loss_) else self.best_loss_
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def _checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+
+    def _restore(self) -> None:
+        """Continue from the last checkpoint, if resuming from one."""
+        state = checkpoint.resume_state(self._checkpoint_path(), resume=self.resume, fingerprint=self._fingerprint())
+        if state is None:
+            return
+        rec = state["record"]
+        self._trained().load_state_dict(state["learner_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self._best_state = state["best_state"]
+        self._position, self._best_position = rec[self._unit_key], rec[self._best_key]
+        self.best_loss_ = rec["best_loss"] if rec["best_loss"] is not None else math.inf
+        self.n_skipped_, self._consecutive_bad = rec["n_skipped"], rec["consecutive_bad"]
+        self.history_ = rec["history"]
+        self._running = rec.get("running_loss")  # absent from UnrolledTrainer checkpoints before 0.2
+
+    def _save_checkpoint(self) -> None:
+        path = self._checkpoint_path()
+        if path is None:
+            return
+        record = {self._unit_key: self._position, "fingerprint": self._fingerprint(),
+                  "best_loss": self._best_val_loss(), self._best_key: self._best_position,
+                  "n_skipped": self.n_skipped_, "consecutive_bad": self._consecutive_bad, "history": self.history_,
+                  "running_loss": self._running}
+        checkpoint.save(path, learner_state=self._trained().state_dict(),
+                        optimizer_state=self.optimizer.state_dict(), best_state=self._best_state, record=record)

@@ -1,4 +1,9 @@
-"""Hooks into meta-training: subclass :class:`Callback` and pass instances to ``MetaTrainer(callbacks=...)``."""
+"""Hooks into meta-training: subclass :class:`Callback` and pass instances to ``callbacks=`` of
+:class:`~automl_meta.MetaTrainer` or :class:`~automl_meta.training.UnrolledTrainer`.
+
+Both trainers call the hooks the same way; ``iteration`` is the trainer's position after the step, a
+meta-update for ``MetaTrainer`` and an episode (several truncated meta-updates) for ``UnrolledTrainer``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import MetaTrainer
+    from ._outer_loop import OuterLoop
 
 
 class Callback:
@@ -20,16 +25,16 @@ class Callback:
     ...         print(iteration, round(logs["val_loss"], 3))
     """
 
-    def on_fit_start(self, trainer: MetaTrainer) -> None:
+    def on_fit_start(self, trainer: OuterLoop) -> None:
         """Before the first iteration (after a resume has restored the state)."""
 
-    def on_iteration_end(self, trainer: MetaTrainer, iteration: int, logs: dict[str, Any]) -> None:
-        """After each meta-update; ``logs`` has ``loss``, ``metric``, ``grad_norm`` and ``skipped``."""
+    def on_iteration_end(self, trainer: OuterLoop, iteration: int, logs: dict[str, Any]) -> None:
+        """After each step; ``logs`` has ``loss``, ``grad_norm`` and ``skipped`` (MetaTrainer adds ``metric``)."""
 
-    def on_validation_end(self, trainer: MetaTrainer, iteration: int, logs: dict[str, Any]) -> None:
-        """After each validation; ``logs`` has ``val_loss``, ``val_metric`` and ``best``."""
+    def on_validation_end(self, trainer: OuterLoop, iteration: int, logs: dict[str, Any]) -> None:
+        """After each validation; ``logs`` is the new ``history_`` entry plus ``best`` (True if improved)."""
 
-    def on_fit_end(self, trainer: MetaTrainer) -> None:
+    def on_fit_end(self, trainer: OuterLoop) -> None:
         """After the last iteration, before the artifact is built."""
 
 
@@ -42,7 +47,7 @@ class EarlyStopping(Callback):
         self.patience, self.min_delta = patience, min_delta
         self.best, self.wait = math.inf, 0
 
-    def on_validation_end(self, trainer: MetaTrainer, iteration: int, logs: dict[str, Any]) -> None:
+    def on_validation_end(self, trainer: OuterLoop, iteration: int, logs: dict[str, Any]) -> None:
         if logs["val_loss"] < self.best - self.min_delta:
             self.best, self.wait = logs["val_loss"], 0
         else:

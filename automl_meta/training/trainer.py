@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..artifacts import MetaArtifact
 from ..learners import Learner
 from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import TaskBatch, TaskDistribution
-from ._outer_loop import ARTIFACT_NAME, OuterLoop, seeded_rng
+from ._outer_loop import ARTIFACT_NAME, OuterLoop, seeded_rng  # noqa: F401  (family.py imports ARTIFACT_NAME)
 from .callbacks import Callback
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -165,25 +163,38 @@ class MetaTrainer(OuterLoop):
         return {"trainer": cfg, "learner": self.learner.get_config(), "tasks": self.tasks.describe(),
                 "validation_tasks": self.validation_tasks.describe()}
 
-    # -- the loop ------------------------------------------------------------------------------------
+    # -- hooks of the outer loop -------------------------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        """Meta-updates done so far."""
+        return self._position
+
+    @property
+    def best_iteration_(self) -> int | None:
+        """Iteration of the best validation loss (None before the first validation)."""
+        return self._best_position
+
+    def _n_planned(self) -> int:
+        return self.iterations
+
+    def _trained(self) -> torch.nn.Module:
+        return self.learner
+
     def _setup(self) -> None:
         if not self.learner.is_setup:
             gen = torch.Generator().manual_seed(self.seed)
             self.learner.setup(self.tasks.task_type, self.tasks.n_features, self.tasks.n_outputs, generator=gen)
         self.learner.to(self.dtype)
         self.optimizer = OPTIMIZERS[self.outer_optimizer](self.learner.parameters(), lr=self.outer_lr)
-        self._reset_progress()
-        self._running: float | None = None  # smoothed training loss, checkpointed so a resumed run reports the same
         self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1))
                            .to(self.dtype) if self.n_validation_tasks else None)
+        self._reset_progress()
 
-    def _trained(self) -> torch.nn.Module:
-        return self.learner
+    def _step(self) -> dict[str, Any]:
+        batch = self.tasks.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.iteration)).to(self.dtype)
+        return self._meta_update(batch)
 
-    def _extra_record(self) -> dict[str, Any]:
-        return {"running_loss": self._running}
-
-    def _step(self, batch: TaskBatch) -> dict[str, Any]:
+    def _meta_update(self, batch: TaskBatch) -> dict[str, Any]:
         self.optimizer.zero_grad(set_to_none=True)
         logs = self.learner.meta_backward(batch)
         params = [p for p in self.learner.parameters() if p.grad is not None]
@@ -194,57 +205,16 @@ class MetaTrainer(OuterLoop):
             self.optimizer.step()
         return {**logs, "grad_norm": float(norm), "skipped": not finite}
 
-    def _validate(self, train_loss: float) -> dict[str, Any]:
-        losses, metric = self.learner.evaluate(self._val_batch)
-        val = float(losses.mean())
-        improved = self._offer_best(val)
-        entry = {"iteration": self.iteration, "train_loss": train_loss, "val_loss": val,
-                 "val_metric": float(metric.mean())}
-        self.history_.append(entry)
-        return {**entry, "best": improved}
+    def _validation_enabled(self) -> bool:
+        return self.n_validation_tasks > 0
 
-    def fit(self) -> MetaArtifact:
-        """Run meta-training (or finish a resumed run) and return the artifact of the best meta-parameters."""
-        self._setup()
-        record = self._restore()
-        if record is not None:
-            self._running = record.get("running_loss")
-        self.stop_training = False
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
-        disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
-        bar = tqdm(total=self.iterations, initial=self.iteration, desc=f"meta-train {self.learner.name}",
-                   unit="it", disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
-        try:
-            while self.iteration < self.iterations and not self.stop_training:
-                batch = self.tasks.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.iteration)).to(self.dtype)
-                logs = self._step(batch)
-                self.iteration += 1
-                if not logs["skipped"]:
-                    prev = self._running
-                    self._running = logs["loss"] if prev is None else 0.95 * prev + 0.05 * logs["loss"]
-                running = self._running
-                for cb in self.callbacks:
-                    cb.on_iteration_end(self, self.iteration, logs)
-                if self._val_batch is not None and (self.iteration % self.eval_every == 0
-                                                    or self.iteration == self.iterations):
-                    vlogs = self._validate(running if running is not None else math.nan)
-                    for cb in self.callbacks:
-                        cb.on_validation_end(self, self.iteration, vlogs)
-                    bar.set_postfix(loss=f"{running:.4g}" if running else "-", val=f"{vlogs['val_loss']:.4g}",
-                                    refresh=False)
-                if self.iteration % self.checkpoint_every == 0 or self.iteration == self.iterations \
-                        or self.stop_training:
-                    self._save_checkpoint()
-                bar.update(1)
-        finally:
-            bar.close()
-        for cb in self.callbacks:
-            cb.on_fit_end(self)
-        if self._best_state is not None:
-            self.learner.load_state_dict(self._best_state)
+    def _validation_logs(self) -> dict[str, float]:
+        losses, metric = self.learner.evaluate(self._val_batch)
+        return {"val_loss": float(losses.mean()), "val_metric": float(metric.mean())}
+
+    def _artifact(self) -> MetaArtifact:
         training, metrics = self.config(), {
-            "val_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
+            "val_loss": self._best_val_loss(),
             "best_iteration": self.best_iteration_, "iterations_run": self.iteration,
             "skipped_updates": self.n_skipped_}
         if self.adapt_steps_candidates:
@@ -252,8 +222,5 @@ class MetaTrainer(OuterLoop):
                         for s in self.adapt_steps_candidates}
             training["adapt_steps"] = min(by_steps, key=lambda s: (by_steps[s], s))
             metrics["val_loss_by_adapt_steps"] = {str(s): v for s, v in by_steps.items()}
-        artifact = MetaArtifact(self.learner, task_family=self.tasks.describe(), training=training,
-                                metrics=metrics, seed=self.seed)
-        if self.checkpoint_dir is not None:
-            artifact.save(self.checkpoint_dir / ARTIFACT_NAME)
-        return artifact
+        return MetaArtifact(self.learner, task_family=self.tasks.describe(), training=training,
+                            metrics=metrics, seed=self.seed)

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import math
 import os
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..artifacts import MetaArtifact
 from ..engine.learned_update import batched_init_states, batched_unroll
 from ..learners import UpdateRule
 from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import OptimizeeBatch, OptimizeeTasks
-from ._outer_loop import ARTIFACT_NAME, OuterLoop, seeded_rng
+from ._outer_loop import OuterLoop, seeded_rng
+from .callbacks import Callback
 
 ESTIMATORS = ("tbptt", "es")
 _LOG_FLOOR = 1e-12  # losses are floored here inside the log: a task trained to zero loss stays finite
@@ -71,13 +71,18 @@ class UnrolledTrainer(OuterLoop):
         Default ``4 * horizon``: longer than training, so the kept rule is one that stays
         good on longer runs.
     eval_every : int, default=25
-        Episodes between validations (and checkpoints).
+        Episodes between validations.
     checkpoint_dir : str or Path, optional
+    checkpoint_every : int, optional
+        Episodes between checkpoints (default: ``eval_every``).
     resume : bool, default=False
         Continue from ``checkpoint_dir/last.ckpt`` when it exists. Checkpoints fall on
         episode boundaries, so a resumed run ends exactly as an uninterrupted one.
     max_nonfinite : int, default=10
         Consecutive non-finite meta-losses or meta-gradients skipped before giving up.
+    callbacks : sequence of Callback, optional
+        As for :class:`~automl_meta.MetaTrainer`; ``on_iteration_end`` is called after each episode,
+        with the episode's mean meta-loss and meta-gradient norm and whether any update was skipped.
     seed : int, default=0
     verbose : int, default=1
 
@@ -100,14 +105,16 @@ class UnrolledTrainer(OuterLoop):
     ('hyper_controller', [2])
     """
 
-    _unit = "episode"
+    _unit_key, _best_key, _bar_unit = "episode", "best_episode", "ep"
+    _smoothing = 0.1
 
     def __init__(self, rule: UpdateRule, problems: OptimizeeTasks | None = None, *, meta_batch_size: int = 8,
                  episodes: int = 500, horizon: int = 100, unroll: int = 20, estimator: str = "tbptt",
                  es_pairs: int = 8, es_sigma: float = 0.01, outer_lr: float = 1e-3, clip_grad_norm: float = 1.0,
                  n_validation_batches: int = 4, validation_horizon: int | None = None, eval_every: int = 25,
-                 checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, max_nonfinite: int = 10,
-                 seed: int = 0, verbose: int = 1) -> None:
+                 checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+                 resume: bool = False, max_nonfinite: int = 10, callbacks: Sequence[Callback] = (), seed: int = 0,
+                 verbose: int = 1) -> None:
         if not isinstance(rule, UpdateRule):
             raise TypeError(f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}.")
         if estimator not in ESTIMATORS:
@@ -134,11 +141,15 @@ class UnrolledTrainer(OuterLoop):
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir to resume from.")
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = check_positive_int(self.eval_every if checkpoint_every is None else checkpoint_every,
+                                                  "checkpoint_every")
         self.resume = bool(resume)
         self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        self.callbacks = list(callbacks)
         self.seed, self.verbose = int(seed), int(verbose)
+        self.stop_training = False
 
     def config(self) -> dict[str, Any]:
         """The settings that determine the run (stored in checkpoints and artifacts)."""
@@ -183,18 +194,31 @@ class UnrolledTrainer(OuterLoop):
             p.grad = grads[k]
         return float(meta_loss), params, states
 
-    # -- the loop ------------------------------------------------------------------------------------
-    def _setup(self) -> None:
-        self.rule.to(torch.float32).train()
-        self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
-        self._reset_progress()
-        self._val_batches = [self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i))
-                             for i in range(self.n_validation_batches)]
+    # -- hooks of the outer loop -------------------------------------------------------------------------
+    @property
+    def episode(self) -> int:
+        """Episodes done so far."""
+        return self._position
+
+    @property
+    def best_episode_(self) -> int | None:
+        """Episode of the best validation loss (None before the first validation)."""
+        return self._best_position
+
+    def _n_planned(self) -> int:
+        return self.episodes
 
     def _trained(self) -> torch.nn.Module:
         return self.rule
 
-    def _outer_step(self, meta_loss: float, iteration: int) -> bool:
+    def _setup(self) -> None:
+        self.rule.to(torch.float32).train()
+        self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
+        self._val_batches = [self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i))
+                             for i in range(self.n_validation_batches)]
+        self._reset_progress()
+
+    def _outer_step(self, meta_loss: float, iteration: int) -> tuple[bool, float]:
         params = [p for p in self.rule.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm) if params else torch.tensor(math.nan)
         finite = math.isfinite(meta_loss) and bool(torch.isfinite(norm))
@@ -202,16 +226,17 @@ class UnrolledTrainer(OuterLoop):
                               advice="Lower outer_lr, shorten unroll, or use estimator='es'."):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return finite
+        return finite, float(norm)
 
-    def _run_episode(self) -> float:
+    def _step(self) -> dict[str, Any]:
+        """One episode: ``horizon // unroll`` truncations, each followed by an outer update."""
         batch = self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.episode))
         params = batch.params
         states = batched_init_states(self.rule, params)
         with torch.no_grad():
             initial = torch.vmap(batch.loss)(params, batch.train)
         truncations = self.horizon // self.unroll
-        total = []
+        losses, norms, skipped = [], [], False
         for k in range(truncations):
             iteration = self.episode * truncations + k
             first_step = k * self.unroll + 1
@@ -219,14 +244,23 @@ class UnrolledTrainer(OuterLoop):
                 meta_loss, params, states = self._tbptt(batch, params, states, first_step, initial)
             else:
                 meta_loss, params, states = self._es(batch, params, states, first_step, initial, iteration)
-            self._outer_step(meta_loss, iteration)
-            total.append(meta_loss)
+            finite, norm = self._outer_step(meta_loss, iteration)
+            losses.append(meta_loss)
+            norms.append(norm)
+            skipped = skipped or not finite
             params = {n: p.detach() for n, p in params.items()}
             states = {n: {k2: v.detach() for k2, v in s.items()} for n, s in states.items()}
-        return float(np.mean(total))
+        return {"loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)), "skipped": skipped}
+
+    def _counts_toward_running(self, logs: dict[str, Any]) -> bool:
+        # An episode whose updates were partly skipped still reports its (finite) mean meta-loss.
+        return math.isfinite(logs["loss"])
+
+    def _validation_enabled(self) -> bool:
+        return self.n_validation_batches > 0
 
     @torch.no_grad()
-    def validate(self) -> float:
+    def _validation_logs(self) -> dict[str, float]:
         """Mean relative log-loss of the rule over the validation problems and ``validation_horizon`` steps."""
         scores = []
         for batch in self._val_batches:
@@ -234,43 +268,12 @@ class UnrolledTrainer(OuterLoop):
             losses, _, _ = batched_unroll(self.rule, batch.loss, batch.params, states, batch.train,
                                           first_step=1, steps=self.validation_horizon)
             scores.append(float(relative_log_losses(losses[1:], losses[0]).mean()))
-        return float(np.mean(scores))
+        return {"val_loss": float(np.mean(scores))}
 
-    def fit(self) -> MetaArtifact:
-        """Run meta-training (or finish a resumed run); return the artifact of the best rule."""
-        self._setup()
-        self._restore()
-        disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
-        bar = tqdm(total=self.episodes, initial=self.episode, desc=f"meta-train {self.rule.name}", unit="ep",
-                   disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
-        running = None
-        try:
-            while self.episode < self.episodes:
-                loss = self._run_episode()
-                self.episode += 1
-                if math.isfinite(loss):
-                    running = loss if running is None else 0.9 * running + 0.1 * loss
-                if self.episode % self.eval_every == 0 or self.episode == self.episodes:
-                    entry = {"episode": self.episode, "train_loss": running}
-                    if self._val_batches:
-                        val = self.validate()
-                        entry["val_loss"] = val
-                        self._offer_best(val)
-                    self.history_.append(entry)
-                    bar.set_postfix(loss=f"{running:.4g}" if running is not None else "-",
-                                    val=f"{entry.get('val_loss', math.nan):.4g}", refresh=False)
-                    self._save_checkpoint()
-                bar.update(1)
-        finally:
-            bar.close()
-        if self._best_state is not None:
-            self.rule.load_state_dict(self._best_state)
+    def _artifact(self) -> MetaArtifact:
         self.rule.eval()
-        metrics = {"val_loss": None if math.isinf(self.best_loss_) else self.best_loss_,
+        metrics = {"val_loss": self._best_val_loss(),
                    "best_episode": self.best_episode_, "episodes_run": self.episode,
                    "skipped_updates": self.n_skipped_}
-        artifact = MetaArtifact(self.rule, task_family=self.problems.describe(), training=self.config(),
-                                metrics=metrics, seed=self.seed)
-        if self.checkpoint_dir is not None:
-            artifact.save(self.checkpoint_dir / ARTIFACT_NAME)
-        return artifact
+        return MetaArtifact(self.rule, task_family=self.problems.describe(), training=self.config(),
+                            metrics=metrics, seed=self.seed)
