@@ -22,7 +22,7 @@ over a task axis with :func:`torch.vmap`.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import Tensor
@@ -35,7 +35,7 @@ Apply = Callable[[Params, Tensor], Tensor]
 
 
 def _dot(a: Params, b: Params) -> Tensor:
-    return sum((a[k] * b[k]).sum() for k in a)
+    return cast(Tensor, sum((a[k] * b[k]).sum() for k in a))  # a is never empty: not the int 0
 
 
 def proximal_objective(apply: Apply, anchor: Params, support: Data, *, lam: float,
@@ -163,7 +163,7 @@ def implicit_meta_gradient(apply: Apply, fast: Params, support: Data, query: Dat
     if first_order:
         return g, loss, metric
     support_grad = grad(lambda f: task_loss(apply(f, support["x"]), support, task_type))
-    _, hessian_vjp = vjp(support_grad, fast)  # linearised once; H p = p^T H for symmetric H
+    hessian_vjp = vjp(support_grad, fast)[1]  # linearised once; H p = p^T H for symmetric H
 
     def matvec(p: Params) -> Params:
         hp = hessian_vjp(p)[0]
@@ -186,7 +186,7 @@ def batched_anchors(params: Params, support: Data,
 
 
 def batched_proximal_adapt(apply: Apply, anchors: Params, rates: Params, support: Data, *,
-                           start: Params | None = None, **kwargs) -> Params:
+                           start: Params | None = None, **kwargs: Any) -> Params:
     """:func:`proximal_adapt` for every task; ``anchors`` (and ``start``) carry a leading task axis."""
     if start is None:
         return vmap(lambda a, s: proximal_adapt(apply, a, rates, s, **kwargs))(anchors, support)

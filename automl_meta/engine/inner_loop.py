@@ -10,7 +10,7 @@ step sizes) and one task's support data and returns the task's fast weights.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -118,8 +118,8 @@ def _safeguarded_step(support_loss: Callable[[Params], Tensor], fast: Params, ra
     return chosen
 
 
-def batched_adapt(apply, params: Params, rates: Params, support: Data, *, params_batched: bool = False,
-                  **kwargs) -> Params:
+def batched_adapt(apply: Callable[[Params, Tensor], Tensor], params: Params, rates: Params, support: Data, *,
+                  params_batched: bool = False, **kwargs: Any) -> Params:
     """:func:`adapt` for every task of a batch at once; each returned tensor has a leading task axis.
 
     With ``params_batched``, ``params`` already has a task axis (one starting point per task, for
@@ -130,7 +130,8 @@ def batched_adapt(apply, params: Params, rates: Params, support: Data, *, params
 
 
 def batched_query_losses(
-    apply, params: Params, rates: Params, support: Data, query: Data, *, task_type: str, **kwargs
+    apply: Callable[[Params, Tensor], Tensor], params: Params, rates: Params, support: Data, query: Data, *,
+    task_type: str, **kwargs: Any
 ) -> tuple[Tensor, Tensor]:
     """Adapt on each task's support set, score on its query set.
 

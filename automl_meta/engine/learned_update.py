@@ -9,45 +9,49 @@ through :func:`torch.func.functional_call`).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from .inner_loop import Params
+from .inner_loop import Data, Params
+
+if TYPE_CHECKING:
+    from ..learners.update_rule import UpdateRule
 
 States = dict[str, dict[str, Tensor]]
 
 
-def _caller(rule: torch.nn.Module, weights: Params | None) -> Callable:
+def _caller(rule: torch.nn.Module, weights: Params | None) -> Callable[..., Any]:
     if weights is None:
         return rule
     return lambda *args: functional_call(rule, weights, args)
 
 
-def rule_step(rule, params: Params, grads: Params, states: States, step: Tensor,
+def rule_step(rule: UpdateRule, params: Params, grads: Params, states: States, step: Tensor,
               weights: Params | None = None) -> tuple[Params, States]:
     """One update of every tensor of one task's ``params`` by ``rule`` (``step`` counts from 1)."""
     call = _caller(rule, weights)
-    new_params, new_states = {}, {}
+    new_params: Params = {}
+    new_states: States = {}
     for name in params:
         new_params[name], new_states[name] = call(params[name], grads[name], states[name], step)
     return new_params, new_states
 
 
-def batched_init_states(rule, params: Params) -> States:
+def batched_init_states(rule: UpdateRule, params: Params) -> States:
     """The rule's fresh state for every tensor of every task (``params`` has a leading task axis)."""
     return {name: vmap(rule.init_state)(p) for name, p in params.items()}
 
 
-def batched_rule_step(rule, params: Params, grads: Params, states: States, step: Tensor,
+def batched_rule_step(rule: UpdateRule, params: Params, grads: Params, states: States, step: Tensor,
                       weights: Params | None = None) -> tuple[Params, States]:
     """:func:`rule_step` for every task of a batch (leading task axis on params, grads and states)."""
     return vmap(lambda p, g, s: rule_step(rule, p, g, s, step, weights))(params, grads, states)
 
 
-def batched_unroll(rule, loss: Callable[[Params, dict], Tensor], params: Params, states: States,
+def batched_unroll(rule: UpdateRule, loss: Callable[[Params, Data], Tensor], params: Params, states: States,
                    data: dict[str, Tensor], *, first_step: int, steps: int, weights: Params | None = None,
                    ) -> tuple[Tensor, Params, States]:
     """Train every task of a batch for ``steps`` steps with ``rule``.
