@@ -6,7 +6,7 @@ import copy
 import math
 import os
 from itertools import chain
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar, overload
 
 import torch
 from torch import Tensor
@@ -16,6 +16,7 @@ from ..artifacts.tensorfile import tensors_sha256
 from ..learners import UpdateRule
 
 DEFAULT_ARTIFACT = "default-l2o"
+_T = TypeVar("_T")  # what step()'s closure returns
 # Half-precision parameters are updated by the rule in float32 (their state is float32 too), as AMP users expect.
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -121,10 +122,16 @@ class LearnedOptimizer(torch.optim.Optimizer):
     def _rule_record(self) -> dict[str, Any]:
         return {"config": self.rule.get_config(), "sha256": tensors_sha256(self.rule.state_dict())}
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], _T]) -> _T: ...
+
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+    def step(self, closure: Callable[[], _T] | None = None) -> _T | None:
         """Update every parameter that has a gradient; return the closure's loss, if a closure is given."""
-        loss = None
+        loss: _T | None = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
