@@ -11,7 +11,7 @@ carry masks that say which entries are real.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -119,7 +119,10 @@ class Task:
     @property
     def n_outputs(self) -> int:
         """Outputs of the model: targets for regression, classes for classification."""
-        return self.n_classes if self.task_type == "classification" else self.y_support.shape[1]
+        if self.task_type == "classification":
+            assert self.n_classes is not None  # __post_init__ sets it for classification
+            return self.n_classes
+        return self.y_support.shape[1]
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ class TaskBatch:
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> TaskBatch:
         """Move to ``device`` and cast the floating-point tensors to ``dtype``."""
-        out = {}
+        out: dict[str, Any] = {}  # Any: mypy checks replace(**out) against task_type too
         for name, t in self.tensors().items():
             t = t.to(device) if device is not None else t
             if dtype is not None and t.is_floating_point():
@@ -194,11 +197,12 @@ class TaskBatch:
             out[name] = t
         return replace(self, **out)
 
-    def select(self, index) -> TaskBatch:
+    def select(self, index: int | slice | torch.Tensor) -> TaskBatch:
         """The sub-batch of tasks at ``index`` (an int, slice or index tensor)."""
         if isinstance(index, int):
             index = slice(index, index + 1)
-        return replace(self, **{k: v[index] for k, v in self.tensors().items()})
+        tensors: dict[str, Any] = {k: v[index] for k, v in self.tensors().items()}  # Any: as in to()
+        return replace(self, **tensors)
 
     @classmethod
     def from_tasks(

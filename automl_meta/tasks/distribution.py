@@ -16,7 +16,7 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def check_count(value, name: str, minimum: int = 1) -> int:
+def check_count(value: object, name: str, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``, or a TaskError saying what was wrong."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise TaskError(f"{name} must be an integer >= {minimum}, got {value!r}.")

@@ -85,7 +85,9 @@ class OptimizeeBatch:
         return next(iter(self.params.values())).shape[0]
 
     def to(self, dtype: torch.dtype) -> OptimizeeBatch:
-        cast = lambda d: {k: v.to(dtype) if v.is_floating_point() else v for k, v in d.items()}  # noqa: E731
+        def cast(d: Params) -> Params:
+            return {k: v.to(dtype) if v.is_floating_point() else v for k, v in d.items()}
+
         return replace(self, params=cast(self.params), train=cast(self.train), val=cast(self.val))
 
 
@@ -122,10 +124,11 @@ class OptimizeeTasks:
     (4, 'mlp')
     """
 
-    def __init__(self, *, quadratic_fraction: float = 0.25, quadratic_dims=(4, 32), widths=(8, 48),
-                 depths=(1, 3), activations: Sequence[str] = ("relu", "tanh", "gelu"),
-                 regression_fraction: float = 0.25, n_features=(2, 16), n_classes=(2, 5),
-                 shots=(64, 128)) -> None:
+    def __init__(self, *, quadratic_fraction: float = 0.25, quadratic_dims: int | tuple[int, int] = (4, 32),
+                 widths: int | tuple[int, int] = (8, 48), depths: int | tuple[int, int] = (1, 3),
+                 activations: Sequence[str] = ("relu", "tanh", "gelu"), regression_fraction: float = 0.25,
+                 n_features: int | tuple[int, int] = (2, 16), n_classes: int | tuple[int, int] = (2, 5),
+                 shots: int | tuple[int, int] = (64, 128)) -> None:
         for name, value in (("quadratic_fraction", quadratic_fraction), ("regression_fraction", regression_fraction)):
             if not 0.0 <= value <= 1.0:
                 raise TaskError(f"{name} must be in [0, 1], got {value!r}.")
@@ -140,7 +143,7 @@ class OptimizeeTasks:
                                             query_shots=64) for t in ("classification", "regression")}
 
     @staticmethod
-    def _pair(value, name: str) -> tuple[int, int]:
+    def _pair(value: Any, name: str) -> tuple[int, int]:  # any user input: checked here
         lo, hi = (value, value) if np.isscalar(value) else tuple(value)
         if not (isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer)) and 1 <= lo <= hi):
             raise TaskError(f"{name} must be an int or a (low, high) pair of ints >= 1, got {value!r}.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -54,9 +54,12 @@ class Sinusoid(TaskDistribution):
         for name, (lo, hi) in {"amplitude": amplitude, "phase": phase, "x_range": x_range}.items():
             if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
                 raise TaskError(f"{name} must be a finite (low, high) pair with low <= high, got {(lo, hi)}.")
-        self.amplitude, self.phase, self.x_range = tuple(amplitude), tuple(phase), tuple(x_range)
+        # pairs: each was unpacked into (lo, hi) above
+        self.amplitude = cast("tuple[float, float]", tuple(amplitude))
+        self.phase = cast("tuple[float, float]", tuple(phase))
+        self.x_range = cast("tuple[float, float]", tuple(x_range))
 
-    def _draw(self, n_tasks: int, rng: np.random.Generator):
+    def _draw(self, n_tasks: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         amp = rng.uniform(*self.amplitude, size=(n_tasks, 1, 1))
         phase = rng.uniform(*self.phase, size=(n_tasks, 1, 1))
         x = rng.uniform(*self.x_range, size=(n_tasks, self.shots + self.query_shots, 1))
@@ -72,14 +75,15 @@ class Sinusoid(TaskDistribution):
         n_tasks = check_count(n_tasks, "n_tasks")
         x, y, _, _ = self._draw(n_tasks, as_generator(rng))
         k, f32 = self.shots, torch.float32
-        t = lambda a: torch.as_tensor(a, dtype=f32)  # noqa: E731
+        t = lambda a: torch.as_tensor(a, dtype=f32)  # noqa: E731 - a one-line converter, used four times below
         return TaskBatch(
             x_support=t(x[:, :k]), y_support=t(y[:, :k]), x_query=t(x[:, k:]), y_query=t(y[:, k:]),
             support_mask=torch.ones(n_tasks, k), query_mask=torch.ones(n_tasks, self.query_shots),
             feature_mask=torch.ones(n_tasks, 1), class_mask=torch.ones(n_tasks, 1), task_type="regression",
         )
 
-    def sample_with_truth(self, n_tasks: int, rng: np.random.Generator | int | None = None):
+    def sample_with_truth(self, n_tasks: int, rng: np.random.Generator | int | None = None,
+                          ) -> tuple[TaskBatch, np.ndarray, np.ndarray]:
         """A batch plus each task's ``(amplitude, phase)``, for plotting the true curves."""
         rng = as_generator(rng)
         state = rng.bit_generator.state

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 
 from ..exceptions import TaskError
-from .batch import TASK_TYPES, Task
+from .batch import TASK_TYPES, Task, TaskType
 from .distribution import TaskDistribution
 
 MECHANISMS = ("mlp", "gmm", "tree", "linear", "scm")
 
 
-def _range(value, name: str, minimum: int) -> tuple[int, int]:
+def _range(value: Any, name: str, minimum: int) -> tuple[int, int]:  # any user input: checked here
     try:
         lo, hi = (value, value) if np.isscalar(value) else tuple(value)
         ok = (not any(isinstance(v, (bool, np.bool_, str)) for v in (lo, hi))
@@ -76,11 +76,11 @@ class SyntheticTabular(TaskDistribution):
         self,
         task_type: str = "classification",
         *,
-        n_features=(2, 16),
-        n_classes=(2, 5),
-        shots=(8, 64),
+        n_features: int | tuple[int, int] = (2, 16),
+        n_classes: int | tuple[int, int] = (2, 5),
+        shots: int | tuple[int, int] = (8, 64),
         query_shots: int = 32,
-        mechanisms=MECHANISMS,
+        mechanisms: str | Sequence[str] = MECHANISMS,
         noise: tuple[float, float] = (0.0, 0.3),
     ) -> None:
         if task_type not in TASK_TYPES:
@@ -90,7 +90,7 @@ class SyntheticTabular(TaskDistribution):
         unknown = set(mechanisms) - set(MECHANISMS)
         if unknown or not mechanisms:
             raise TaskError(f"mechanisms must be a non-empty subset of {MECHANISMS}, got {list(mechanisms)}.")
-        self.task_type = task_type
+        self.task_type = cast(TaskType, task_type)  # checked above
         self.feature_range = _range(n_features, "n_features", 1)
         self.class_range = _range(n_classes, "n_classes", 2)
         self.shot_range = _range(shots, "shots", 1)
@@ -98,7 +98,7 @@ class SyntheticTabular(TaskDistribution):
         self.mechanisms = tuple(mechanisms)
         if not (0.0 <= noise[0] <= noise[1] < 1.0):
             raise TaskError(f"noise must be a (low, high) pair in [0, 1), got {noise!r}.")
-        self.noise = tuple(noise)
+        self.noise = cast("tuple[float, float]", tuple(noise))
         self.n_features = self.feature_range[1]
         self.n_outputs = self.class_range[1] if task_type == "classification" else 1
 
@@ -119,7 +119,8 @@ class SyntheticTabular(TaskDistribution):
         width, depth = f + n_out + int(rng.integers(2, 8)), int(rng.integers(2, 4))
         layer = rng.normal(size=(n, width))
         nodes = [layer]
-        act = [np.tanh, lambda z: np.maximum(z, 0), np.sin][rng.integers(3)]
+        acts: list[Callable[[np.ndarray], np.ndarray]] = [np.tanh, lambda z: np.maximum(z, 0), np.sin]
+        act = acts[rng.integers(3)]
         for _ in range(depth):
             w = rng.normal(size=(width, width)) * (rng.random((width, width)) < 0.5) / np.sqrt(width)
             layer = act(layer @ w * 2) + rng.normal(scale=rng.uniform(0.01, 0.3), size=(n, width))
@@ -129,6 +130,8 @@ class SyntheticTabular(TaskDistribution):
         return pool[:, pick[:f]], pool[:, pick[f : f + n_out]] * 3
 
     def _scores(self, mech: str, X: np.ndarray, n_out: int, rng: np.random.Generator) -> np.ndarray:
+        n: int
+        f: int
         n, f = X.shape
         relevant = rng.random(f) < rng.uniform(0.3, 1.0)
         relevant[rng.integers(f)] = True
