@@ -46,7 +46,7 @@ UPDATE_RULES: dict[str, type[UpdateRule]] = {c.name: c for c in (LSTMOptimizer, 
 def from_config(config: dict[str, Any]) -> Learner | UpdateRule:
     """Rebuild a learner or a learned optimizer's update rule from its ``get_config()``."""
     name = config.get("name")
-    known = {**LEARNERS, **UPDATE_RULES}
+    known: dict[str, type[Learner] | type[UpdateRule]] = {**LEARNERS, **UPDATE_RULES}
     if name not in known:
         raise ValueError(f"Unknown learner {name!r}; known learners are {sorted(LEARNERS)} and learned "
                          f"optimizers {sorted(UPDATE_RULES)}.")

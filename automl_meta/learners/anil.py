@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Iterable, cast
 
 from torch import nn
 
@@ -35,4 +35,4 @@ class ANIL(MAML):
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr, first_order=first_order)
 
     def adapted_names(self) -> list[str]:
-        return list(self.model.head_names)
+        return list(cast("Iterable[str]", self.model.head_names))  # __init__ checked that the model has them

@@ -76,7 +76,7 @@ class IMAML(Learner):
         if (isinstance(cg_damping, bool) or not isinstance(cg_damping, numbers.Real)
                 or not (0 <= cg_damping < float("inf"))):
             raise ValueError(f"cg_damping must be a finite number >= 0, got {cg_damping!r}.")
-        self.cg_damping = float(cg_damping)
+        self.cg_damping: float = float(cg_damping)
         if not isinstance(first_order, bool):
             raise ValueError(f"first_order must be True or False, got {first_order!r}.")
         self.first_order = first_order
@@ -90,6 +90,7 @@ class IMAML(Learner):
         """Accumulate the implicit meta-gradient of one meta-batch into ``.grad``; return its loss and metric."""
         self._require_setup()
         self._check_batch(batch)
+        assert self.task_type is not None  # _require_setup() checked it
         anchors = self._anchors(batch)
         v, losses, metric = batched_implicit_meta_gradients(
             functional_apply(self.model), anchors, self.inner_rates(), batch.support(), batch.query(),
@@ -114,10 +115,11 @@ class IMAML(Learner):
         """
         self._require_setup()
         self._check_batch(batch)
-        apply = functional_apply(self.model)
+        apply, task_type = functional_apply(self.model), self.task_type
+        assert task_type is not None  # _require_setup() checked it
         fast = batched_proximal_adapt(apply, self._anchors(batch), self.inner_rates(), batch.support(),
                                       safeguard_after=0, **self._proximal_kwargs(steps))
-        return torch.vmap(lambda f, q: score_query(apply, f, q, self.task_type))(fast, batch.query())
+        return torch.vmap(lambda f, q: score_query(apply, f, q, task_type))(fast, batch.query())
 
     @torch.no_grad()
     def adapt_batch(self, batch: TaskBatch, steps: int | None = None, start: Params | None = None) -> Params:

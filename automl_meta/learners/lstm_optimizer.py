@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable, cast
 
 import torch
 from torch import Tensor, nn
@@ -88,7 +88,7 @@ class LSTMOptimizer(UpdateRule):
                                           for _ in range(self.num_layers)])
         self.head = self._init_linear(nn.Linear(h, 1), gen, gain=0.1)
         with torch.no_grad():  # forget gates start open, as is usual for LSTMs
-            for m in self.input_maps:
+            for m in cast("Iterable[nn.Linear]", self.input_maps):
                 m.bias[h: 2 * h] = 1.0
 
     def init_state(self, param: Tensor) -> State:

@@ -41,11 +41,13 @@ class Reptile(Learner):
         self._require_setup()
         self._check_batch(batch)
         apply, params = functional_apply(self.model), self.init_params()
+        task_type = self.task_type
+        assert task_type is not None  # _require_setup() checked it
         with torch.no_grad():
             fast = batched_adapt(apply, params, self.inner_rates(), batch.support(), **self._engine_kwargs(None))
             direction = {n: params[n] - fast[n].mean(0) for n in params}
             # The query loss of the adapted weights, reported for monitoring only.
-            losses = torch.vmap(lambda f, q: task_loss(apply(f, q["x"]), q, self.task_type))(fast, batch.query())
+            losses = torch.vmap(lambda f, q: task_loss(apply(f, q["x"]), q, task_type))(fast, batch.query())
         for n, p in params.items():
             p.grad = direction[n] if p.grad is None else p.grad + direction[n]
         loss = float(losses.mean())

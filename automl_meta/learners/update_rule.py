@@ -50,7 +50,7 @@ def rms(x: Tensor, eps: float = 0.0) -> Tensor:
     return (x.square().mean() + eps).sqrt()
 
 
-def _check_seed(seed) -> int:
+def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     return seed
