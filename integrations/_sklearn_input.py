@@ -1,62 +1,57 @@
-"""Input checks and overflow-safe scaling for the scikit-learn estimators (private).
+"""Input checks and feature scaling for the scikit-learn estimators (private).
 
-The scaling helpers compute in units of a power of two near each column's largest magnitude.
-Multiplying or dividing by a power of two is exact in floating point, so on data whose naive
-computation does not overflow they give bit-for-bit the results of the naive formulas, and on
-data near the float64 limit (targets of 1e200, say) they give the same results as on the data
-divided by that power, instead of ``inf`` and NaN.
+The overflow-safe scaling helpers live in the core (``automl_meta.artifacts._scaling``), shared with
+:class:`~automl_meta.artifacts.preprocessing.Preprocessing`, so that the estimators and
+:meth:`~automl_meta.MetaArtifact.adapt` prepare a family's data bit for bit alike.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
 from automl_meta.artifacts import MetaArtifact
+from automl_meta.artifacts._scaling import _mean_scale
+from automl_meta.artifacts.preprocessing import Preprocessing
 from automl_meta.exceptions import ArtifactError
 from automl_meta.learners import UpdateRule
 
-_TINY = 1e-12  # a spread at or below this counts as constant (scale 1), as before the overflow-safe version
+
+def _feature_scaling(prep: Preprocessing, X: np.ndarray, weight: np.ndarray, rng: np.random.RandomState,
+                     n_ensemble: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature mean, scale and the ensemble's feature orders (one row per member) for a fit on ``X``."""
+    if prep.scales_features:  # a family artifact: scale as in meta-training; features keep their places
+        return np.asarray(prep.feature_mean), np.asarray(prep.feature_scale), np.arange(X.shape[1])[None]
+    mean, scale = _mean_scale(X, weight)
+    perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(n_ensemble - 1)]
+    return mean, scale, np.stack(perms)
 
 
-def _pow2(*arrays: np.ndarray) -> np.ndarray:
-    """Per column, a power of two at least half the largest magnitude in ``arrays`` (1 where all are 0)."""
-    peak = np.max([np.max(np.abs(np.atleast_2d(a)), axis=0) for a in arrays], axis=0)
-    _, exponent = np.frexp(peak)  # peak = m * 2**exponent with 0.5 <= m < 1
-    # 2**(exponent - 1) <= peak, so the scaled values stay below 2 and the power itself below the float64 limit.
-    return np.where(peak > 0, np.ldexp(1.0, exponent - 1), 1.0)
-
-
-def _mean_scale(a: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and standard deviation of each column of ``a`` (n_samples, n_columns), without overflow.
-
-    A standard deviation at or below 1e-12 gives a scale of 1 (a constant column).
-    """
-    unit = _pow2(a)
-    u = a / unit
-    mean = np.average(u, axis=0, weights=weight)
-    std = np.sqrt(np.average((u - mean) ** 2, axis=0, weights=weight)) * unit
-    return mean * unit, np.where(std > _TINY, std, 1.0)
-
-
-def _to_standard(a: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``(a - mean) / scale`` without overflow in the difference (``inf`` where the quotient itself overflows)."""
-    unit = _pow2(a, mean, scale)
-    with np.errstate(over="ignore"):  # callers clip or refuse an infinite result
-        return (a / unit - mean / unit) / (scale / unit)
-
-
-def _from_standard(z: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``z * scale + mean`` without overflow in the product; refused when the result leaves float64's range."""
-    unit = _pow2(mean, scale)
-    with np.errstate(over="ignore"):
-        out = (z * (scale / unit) + mean / unit) * unit
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"Some predictions exceed the float64 range (about 1.8e308): the targets were fitted with "
-                         f"mean {mean.tolist()} and scale {scale.tolist()}. Fit on y divided by a constant (for example "
-                         "y / 1e300) and read the predictions in those units.")
-    return out
+def _check_serves(artifact: MetaArtifact, task_type: str, n_features: int, n_outputs: int,
+                  feature_names_in: Any) -> None:
+    """Refuse data the artifact's model cannot serve (width, outputs, a family's features), saying why."""
+    model, prep = artifact.learner.model, artifact.preprocessing
+    family = prep.shared_features
+    flexible = getattr(model, "flexible_widths", False) and not family
+    what = "classes" if task_type == "classification" else "targets"
+    fixed = None if prep.feature_names is None else list(prep.feature_names)
+    if fixed is not None and list(fixed if feature_names_in is None else feature_names_in) != fixed:
+        raise ValueError(f"This artifact was meta-trained on a family of datasets with the features {fixed}; "
+                         f"it cannot serve data with the features {list(feature_names_in)}. Use a "
+                         "universal artifact such as 'default-tabular', or meta-train one on this family.")
+    if family and n_features != model.in_features:
+        raise ValueError(f"This artifact was meta-trained on a family of datasets with {model.in_features} "
+                         f"features; X has {n_features}. Family artifacts serve only their family's features.")
+    if (n_features > model.in_features) if flexible else (n_features != model.in_features):
+        need = f"at most {model.in_features}" if flexible else f"exactly {model.in_features}"
+        raise ValueError(f"The artifact's model takes {need} features; X has {n_features}. "
+                         + ("Reduce the features first (for example with PCA or SelectKBest)." if flexible
+                            else "This artifact was meta-trained for data of another width (task family "
+                                 f"{artifact.family_name!r})."))
+    if n_outputs > model.out_features:
+        raise ValueError(f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}.")
 
 
 def _check_tabular_artifact(artifact: MetaArtifact, source: object, estimator: str, task_type: str) -> None:
@@ -73,7 +68,7 @@ def _check_tabular_artifact(artifact: MetaArtifact, source: object, estimator: s
             f"model, so {estimator} cannot fit data with it. Use it to train a PyTorch model with "
             f"automl_meta.optim.LearnedOptimizer(model.parameters(), artifact={arg}), or give {estimator} a "
             f"{task_type} artifact such as 'default-tabular'.")
-    family = artifact.task_family.get("family")
+    family = artifact.family_name
     other = {"classification": "MetaLearnedClassifier", "regression": "MetaLearnedRegressor"}.get(kind)
     instead = f"use {other} with this one, or " if other else "use "
     raise ArtifactError(f"{what} was meta-trained for {kind} tasks (task family {family!r}); {estimator} needs a "

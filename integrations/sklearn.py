@@ -24,14 +24,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from automl_meta.artifacts import MetaArtifact, bundled, load
+from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _standardise_features, _to_standard
 from automl_meta.engine import functional_apply
 from automl_meta.tasks import TaskBatch
 
-from ._sklearn_input import _check_tabular_artifact, _from_standard, _mean_scale, _to_standard
+from ._sklearn_cv import _adapt_path, _folds
+from ._sklearn_input import _check_serves, _check_tabular_artifact, _feature_scaling
 
 __all__ = ["MetaLearnedClassifier", "MetaLearnedRegressor"]
-
-_CLIP = 6.0  # standardised features beyond +-6 are clipped: one outlier must not dominate an embedding
 
 
 class _MetaLearnedEstimator(BaseEstimator):
@@ -70,31 +70,9 @@ class _MetaLearnedEstimator(BaseEstimator):
         artifact.learner.to(torch.float64)
         return artifact
 
-    def _check_serves(self, artifact: MetaArtifact, n_features: int, n_outputs: int) -> None:
-        model = artifact.learner.model
-        family = artifact.task_family.get("shared_features", False)
-        flexible = getattr(model, "flexible_widths", False) and not family
-        what = "classes" if self._task_type == "classification" else "targets"
-        fixed = artifact.task_family.get("feature_names")
-        if fixed is not None and list(getattr(self, "feature_names_in_", fixed)) != list(fixed):
-            raise ValueError(f"This artifact was meta-trained on a family of datasets with the features {fixed}; "
-                             f"it cannot serve data with the features {list(self.feature_names_in_)}. Use a "
-                             "universal artifact such as 'default-tabular', or meta-train one on this family.")
-        if family and n_features != model.in_features:
-            raise ValueError(f"This artifact was meta-trained on a family of datasets with {model.in_features} "
-                             f"features; X has {n_features}. Family artifacts serve only their family's features.")
-        if (n_features > model.in_features) if flexible else (n_features != model.in_features):
-            need = f"at most {model.in_features}" if flexible else f"exactly {model.in_features}"
-            raise ValueError(f"The artifact's model takes {need} features; X has {n_features}. "
-                             + ("Reduce the features first (for example with PCA or SelectKBest)." if flexible
-                                else "This artifact was meta-trained for data of another width (task family "
-                                     f"{artifact.task_family.get('family')!r})."))
-        if n_outputs > model.out_features:
-            raise ValueError(f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}.")
-
     # -- fitting -------------------------------------------------------------------------------------
     def _standardise(self, X: np.ndarray) -> np.ndarray:
-        return np.clip(_to_standard(X, self.x_mean_, self.x_scale_), -_CLIP, _CLIP)
+        return _standardise_features(X, self.x_mean_, self.x_scale_, self.artifact_.preprocessing.feature_clip)
 
     def _members(self, X: np.ndarray, permutations: np.ndarray | None = None) -> np.ndarray:
         """(n_members, n_samples, n_features): the standardised rows, features permuted per member."""
@@ -129,24 +107,7 @@ class _MetaLearnedEstimator(BaseEstimator):
         return int(self.adapt_steps_)
 
     def _learned_default(self) -> int:
-        return int(self.artifact_.training.get("adapt_steps", self.artifact_.learner.inner_steps))
-
-    def _adapt_path(self, batch: TaskBatch, candidates: list[int]) -> dict[int, dict]:
-        """Fast weights after each number of steps in ``candidates`` (ascending), along one trajectory.
-
-        Within the meta-trained steps a fit is recomputed; beyond them it continues from the
-        previous candidate, which is exactly what a fresh fit computes (those steps are safeguarded).
-        """
-        learner = self.artifact_.learner
-        trained = learner.inner_steps
-        path, params, at = {}, None, 0
-        for steps in candidates:
-            if steps <= trained or params is None:
-                params, at = learner.adapt_batch(batch, min(steps, trained)), min(steps, trained)
-            if steps > at:
-                params, at = learner.adapt_batch(batch, steps - at, start=params), steps
-            path[steps] = params
-        return path
+        return self.artifact_.adapt_steps
 
     def _fit_selecting_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> bool:
         """Cross-validated early stopping: fit with the candidate step count of lowest held-out loss.
@@ -157,16 +118,15 @@ class _MetaLearnedEstimator(BaseEstimator):
         little more than fitting. Returns False, fitting nothing, when there are too few rows to split.
         """
         default = self._learned_default()
-        validated = self.artifact_.metrics.get("val_loss_by_adapt_steps", {})
-        candidates = sorted({0, default, *(int(k) for k in validated)})
-        folds = self._folds(X, targets, weight, rng)
+        candidates = sorted({0, default, *self.artifact_.validated_adapt_steps})
+        folds = _folds(X, targets, weight, rng, self._task_type)
         if folds is None or len(candidates) < 2:
             return False
         k, perms = len(folds), self.permutations_
         held_out = np.stack([np.isin(np.arange(len(X)), test) for test in folds])
         weights = np.concatenate([weight * ~held_out, np.repeat(weight[None], len(perms), 0)])
         task_perms = np.concatenate([np.repeat(perms[:1], k, 0), perms])
-        path = self._adapt_path(self._batch(X, targets, weights, task_perms), candidates)
+        path = _adapt_path(self.artifact_.learner, self._batch(X, targets, weights, task_perms), candidates)
         apply = torch.vmap(functional_apply(self.artifact_.learner.model))
         x_folds = torch.as_tensor(self._members(X, task_perms[:k]), dtype=self._dtype)
         eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
@@ -180,36 +140,6 @@ class _MetaLearnedEstimator(BaseEstimator):
         self.params_ = {n: t[k:] for n, t in path[self.adapt_steps_].items()}
         return True
 
-    def _folds(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> list[np.ndarray] | None:
-        """Test-row indices of up to 3 shuffled folds (stratified where every class allows).
-
-        Identical rows share a fold: a weight of 2 and a repeated row then split alike (weights are
-        counts), and a duplicate never sits on both sides of a split.
-        """
-        from sklearn.model_selection import KFold, StratifiedKFold
-
-        rows = np.flatnonzero(weight > 0)
-        keys = np.column_stack([X[rows], targets[rows].reshape(len(rows), -1)])
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        rank = np.empty_like(first)
-        rank[np.argsort(first)] = np.arange(len(first))  # distinct rows in order of first appearance
-        group_of_row = rank[inverse.ravel()]
-        n_groups = len(first)
-        n_splits = min(3, n_groups // 2)
-        if n_splits < 2:
-            return None
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        groups = np.arange(n_groups)
-        if self._task_type == "classification":
-            labels = np.empty(n_groups, dtype=np.int64)
-            labels[group_of_row] = targets[rows]
-            counts = np.bincount(labels)
-            if counts[counts > 0].min() >= n_splits:
-                split = StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(groups, labels)
-                return [rows[np.isin(group_of_row, test)] for _, test in split]
-        split = KFold(n_splits, shuffle=True, random_state=seed).split(groups)
-        return [rows[np.isin(group_of_row, test)] for _, test in split]
-
     def _fit(self, X, y, sample_weight, *, reset: bool, classes=None) -> Any:
         self._check_params()
         start = time.perf_counter()
@@ -221,15 +151,10 @@ class _MetaLearnedEstimator(BaseEstimator):
         weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if not continuing:
             rng = check_random_state(self.random_state)
-            self._check_serves(self.artifact_, X.shape[1], self._n_outputs(targets))
-            family = self.artifact_.task_family
-            if "feature_mean" in family:  # a family artifact: scale as in meta-training; features keep their places
-                self.x_mean_, self.x_scale_ = np.asarray(family["feature_mean"]), np.asarray(family["feature_scale"])
-                self.permutations_ = np.arange(X.shape[1])[None]
-            else:
-                self.x_mean_, self.x_scale_ = _mean_scale(X, weight)
-                perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(self.n_ensemble - 1)]
-                self.permutations_ = np.stack(perms)
+            _check_serves(self.artifact_, self._task_type, X.shape[1], self._n_outputs(targets),
+                          getattr(self, "feature_names_in_", None))
+            self.x_mean_, self.x_scale_, self.permutations_ = _feature_scaling(
+                self.artifact_.preprocessing, X, weight, rng, self.n_ensemble)
         targets = self._prepare_targets(targets, weight, reset=not continuing)
         if not continuing:
             self.__dict__.pop("cv_loss_by_adapt_steps_", None)
@@ -349,7 +274,7 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
         check_classification_targets(y)
         if reset:
-            family_classes = self.artifact_.task_family.get("classes")
+            family_classes = self.artifact_.preprocessing.class_labels()
             if classes is None and family_classes is not None:
                 classes = family_classes  # a family artifact: its classes, even those this data lacks
             self.classes_ = np.unique(y if classes is None else classes)
@@ -439,9 +364,9 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
         return X, y2
 
     def _prepare_targets(self, targets: np.ndarray, weight: np.ndarray, *, reset: bool) -> np.ndarray:
-        family = self.artifact_.task_family
-        if reset and "target_mean" in family:  # a family artifact: scale as in meta-training
-            self.y_mean_, self.y_scale_ = np.asarray(family["target_mean"]), np.asarray(family["target_scale"])
+        prep = self.artifact_.preprocessing
+        if reset and prep.target_mean is not None:  # a family artifact: scale as in meta-training
+            self.y_mean_, self.y_scale_ = np.asarray(prep.target_mean), np.asarray(prep.target_scale)
         elif reset:  # weighted, so that a weight of 2 means the same as a repeated row
             self.y_mean_, self.y_scale_ = _mean_scale(targets, weight)  # overflow-safe: targets of 1e200 work
         standard = _to_standard(targets, self.y_mean_, self.y_scale_)

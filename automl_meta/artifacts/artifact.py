@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -17,6 +18,7 @@ from ..exceptions import ArtifactError
 from ..learners import AdaptedModel, Learner, UpdateRule
 from . import _architecture, registry, tensorfile
 from .manifest import FORMAT, FORMAT_VERSION, Manifest
+from .preprocessing import Preprocessing
 
 # Far beyond any real manifest (a few kilobytes): a larger header is refused before it is parsed.
 MAX_MANIFEST_CHARS = 1_000_000
@@ -99,16 +101,51 @@ class MetaArtifact:
         """Write the artifact to ``path`` (atomically) and return the path."""
         return tensorfile.write(path, self.tensors(), self.manifest)
 
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How new data is prepared for this artifact (read from, and written into, :attr:`task_family`).
+
+        Examples
+        --------
+        >>> import automl_meta as am
+        >>> am.load("default-tabular-regression").preprocessing.shared_features
+        False
+        """
+        return Preprocessing.from_dict(self.task_family)
+
+    @preprocessing.setter
+    def preprocessing(self, record: Preprocessing) -> None:
+        names = [f.name for f in dataclasses.fields(Preprocessing)]
+        self.task_family = {**{k: v for k, v in self.task_family.items() if k not in names}, **record.to_dict()}
+
+    @property
+    def family_name(self) -> str | None:
+        """The name of the task family meta-trained on (``"SyntheticTabular"``, ``"DatasetTasks"``, ...)."""
+        return self.task_family.get("family")
+
+    @property
+    def adapt_steps(self) -> int:
+        """Adaptation steps by default: the best on the validation tasks, else the inner steps of meta-training."""
+        return int(self.training.get("adapt_steps", getattr(self.learner, "inner_steps", 0)))
+
+    @property
+    def validated_adapt_steps(self) -> list[int]:
+        """The step counts scored on the validation tasks after meta-training (ascending; may be empty)."""
+        return sorted(int(k) for k in self.metrics.get("val_loss_by_adapt_steps", {}))
+
     def adapt(self, X, y, steps: int | None = None) -> AdaptedModel:
         """Adapt the learned initialisation (and rates) to a new task's data; return a predictor.
 
-        ``steps`` defaults to the number of inner steps used in meta-training.
+        ``steps`` defaults to the number of inner steps used in meta-training. The data is
+        prepared as :attr:`preprocessing` says, as the scikit-learn estimators prepare it: a
+        family artifact standardises features (and regression targets) with the family's
+        statistics and takes and predicts the family's class labels.
         """
         if isinstance(self.learner, UpdateRule):
             raise TypeError(f"This artifact holds a learned optimizer ({self.learner.name}), which does not adapt "
                             "to data itself: train a model with automl_meta.optim.LearnedOptimizer(model.parameters(), "
                             "artifact=...) instead.")
-        return self.learner.adapt(X, y, steps=steps)
+        return self.learner.adapt(X, y, steps=steps, preprocessing=self.preprocessing)
 
     # Pickling (joblib, multiprocessing) carries the artifact as data: manifest and arrays, rebuilt on load.
     def __getstate__(self) -> dict[str, Any]:
@@ -121,7 +158,7 @@ class MetaArtifact:
     def __repr__(self) -> str:
         cfg = self.learner.get_config()
         return (f"MetaArtifact(learner={cfg['name']!r}, task_type={cfg.get('task_type')!r}, "
-                f"family={self.task_family.get('family')!r}, metrics={self.metrics})")
+                f"family={self.family_name!r}, metrics={self.metrics})")
 
 
 def load(path_or_name: str | os.PathLike) -> MetaArtifact:

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from ..exceptions import ArtifactError
+from ._schema import _check_field, _invalid, _is_int, _is_object, _spec
+from .preprocessing import Preprocessing
 
 FORMAT = "automl-meta-artifact"
 FORMAT_VERSION = 1
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_object(v: Any) -> bool:
-    return isinstance(v, dict)
-
-
 def _is_learner(v: Any) -> bool:
     return (isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("meta_learns"), list)
             and all(isinstance(x, str) for x in v["meta_learns"]))
-
-
-def _spec(expected: str, check: Callable[[Any], bool]) -> Any:
-    return field(metadata={"expected": expected, "check": check})
 
 
 @dataclass(frozen=True)
@@ -36,8 +26,10 @@ class Manifest:
 
     :meth:`from_document` is the only place a manifest read from a file is
     checked: every field must be present and of its type, or an
-    :class:`~automl_meta.exceptions.ArtifactError` names the field. Keys this
-    version does not know are ignored.
+    :class:`~automl_meta.exceptions.ArtifactError` names the field. The keys of
+    ``task_family`` that say how new data is prepared are checked here too, as
+    :class:`~automl_meta.artifacts.preprocessing.Preprocessing` reads them
+    (``task_family.feature_mean``, ...). Keys this version does not know are ignored.
 
     Examples
     --------
@@ -81,22 +73,13 @@ class Manifest:
         values = {}
         for f in dataclasses.fields(cls):
             if f.name not in document:
-                raise ArtifactError(f"'{source}' has an invalid manifest: field {f.name!r} is missing. The file is "
-                                    "damaged or was not written by automl-meta; re-create or re-download it.")
-            value = document[f.name]
-            if not f.metadata["check"](value):
-                raise ArtifactError(
-                    f"'{source}' has an invalid manifest: field {f.name!r} must be {f.metadata['expected']}, "
-                    f"found {type(value).__name__} {_short(value)}. The file is damaged or was not written by "
-                    "automl-meta; re-create or re-download it.")
-            values[f.name] = value
+                raise _invalid(source, f.name, "is missing")
+            _check_field(source, f.name, f, document[f.name])
+            values[f.name] = document[f.name]
+        Preprocessing.from_dict(values["task_family"], source)  # the keys of task_family the estimators read
         return cls(**values)
 
     def to_document(self) -> dict[str, Any]:
         """The manifest as the JSON object written into the file."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from ..engine import Params, batched_adapt, batched_query_losses, functional_app
 from ..exceptions import TaskError
 from ..tasks import Task, TaskBatch
 from ..tasks.batch import TASK_TYPES
+
+if TYPE_CHECKING:  # an artifact's record; learners come before artifacts in the import order
+    from ..artifacts.preprocessing import Preprocessing
 
 
 def _key(name: str) -> str:
@@ -171,7 +175,8 @@ class Learner(nn.Module):
         return batched_adapt(functional_apply(self.model), self.init_params() if start is None else start,
                              self.inner_rates(), batch.support(), params_batched=start is not None, **kwargs)
 
-    def adapt(self, X, y, steps: int | None = None) -> AdaptedModel:
+    def adapt(self, X, y, steps: int | None = None, *,
+              preprocessing: Preprocessing | None = None) -> AdaptedModel:
         """Adapt to one new task's data and return a predictor for it.
 
         Parameters
@@ -179,27 +184,38 @@ class Learner(nn.Module):
         X : array-like of shape (n_samples, n_features)
             At most as many features as the model takes (fewer are zero-padded).
         y : array-like
-            Targets: integer labels ``0..n_classes-1`` for classification.
+            Targets: integer labels ``0..n_classes-1`` for classification (or the labels of
+            ``preprocessing.classes``).
         steps : int, optional
             Adaptation steps (default: ``inner_steps``; 0 keeps the meta-learned initialisation).
             Steps beyond the ``inner_steps`` of meta-training are safeguarded: a step that would
             raise the support loss is shrunk until it does not (or skipped), so long adaptation
             with learned rates cannot diverge.
+        preprocessing : Preprocessing, optional
+            How an artifact prepares data (its family's scaling and classes); the predictor applies
+            it too. Given by :meth:`automl_meta.MetaArtifact.adapt`.
         """
         self._require_setup()
         kind = self.task_type
-        task = Task(X, y, X, y, task_type=kind)
+        n_classes = None
+        if preprocessing is not None:
+            X = preprocessing.transform_features(X)
+            if kind == "classification":
+                y = preprocessing.encode_labels(y)
+                n_classes = None if preprocessing.classes is None else len(preprocessing.classes)
+            else:
+                y = preprocessing.transform_targets(y)
+        task = Task(X, y, X, y, task_type=kind, n_classes=n_classes)
         n_in, n_out = self.model.in_features, self.model.out_features
         if task.n_features > n_in:
             raise TaskError(f"X has {task.n_features} features but this learner's model takes at most {n_in}.")
         if task.n_outputs > n_out:
             what = "classes" if kind == "classification" else "targets"
             raise TaskError(f"y has {task.n_outputs} {what} but this learner's model has {n_out} outputs.")
-        batch = TaskBatch.from_tasks([task], n_features=None if self._flexible else n_in,
-                                     n_outputs=None if self._flexible else n_out)
-        dtype = next(iter(self.init_params().values())).dtype
-        fast = {k: v[0] for k, v in self.adapt_batch(batch.to(dtype), steps).items()}
-        return AdaptedModel(self.model, fast, kind, task.n_features, task.n_outputs)
+        batch = _one_task_batch(task, None if self._flexible else n_in, None if self._flexible else n_out,
+                                next(iter(self.init_params().values())).dtype)
+        fast = {k: v[0] for k, v in self.adapt_batch(batch, steps).items()}
+        return AdaptedModel(self.model, fast, kind, task.n_features, task.n_outputs, preprocessing=preprocessing)
 
     def _check_batch(self, batch: TaskBatch) -> None:
         if batch.task_type != self.task_type:
@@ -250,15 +266,31 @@ class LearnedRatesMixin:
         return {n: self.rates[_key(n)] for n in self.adapted_names()}
 
 
+def _one_task_batch(task: Task, n_features: int | None, n_outputs: int | None, dtype: torch.dtype) -> TaskBatch:
+    """``task`` as a batch of one in ``dtype``; the data is cast once (``from_tasks`` stages it through float32)."""
+    batch = TaskBatch.from_tasks([task], n_features=n_features, n_outputs=n_outputs).to(dtype)
+    x = torch.zeros(batch.x_support.shape, dtype=dtype)
+    x[0, :, : task.n_features] = torch.as_tensor(task.x_support, dtype=dtype)
+    if task.task_type == "classification":
+        return replace(batch, x_support=x, x_query=x)
+    y = torch.zeros(batch.y_support.shape, dtype=dtype)
+    y[0, :, : task.n_outputs] = torch.as_tensor(task.y_support, dtype=dtype)
+    return replace(batch, x_support=x, x_query=x, y_support=y, y_query=y)
+
+
 class AdaptedModel:
     """A learner's backbone adapted to one task: predicts new rows of that task.
 
-    Returned by :meth:`Learner.adapt` and :meth:`automl_meta.MetaArtifact.adapt`.
+    Returned by :meth:`Learner.adapt` and :meth:`automl_meta.MetaArtifact.adapt`; with an artifact's
+    ``preprocessing`` it prepares new rows as the artifact says (its family's feature scaling), maps
+    regression predictions back to the targets' units and predicts the family's class labels.
     """
 
-    def __init__(self, model: nn.Module, params: Params, task_type: str, n_features: int, n_outputs: int):
+    def __init__(self, model: nn.Module, params: Params, task_type: str, n_features: int, n_outputs: int,
+                 preprocessing: Preprocessing | None = None) -> None:
         self.model, self.params, self.task_type = model, params, task_type
         self.n_features, self.n_outputs = n_features, n_outputs
+        self.preprocessing = preprocessing
 
     @torch.no_grad()
     def _forward(self, X) -> Tensor:
@@ -267,6 +299,8 @@ class AdaptedModel:
             raise TaskError(f"X must have shape (n_samples, {self.n_features}), got {X.shape}.")
         if not np.all(np.isfinite(X)):
             raise TaskError("X contains NaN or infinite values.")
+        if self.preprocessing is not None:
+            X = self.preprocessing.transform_features(X)
         n_in = X.shape[1] if getattr(self.model, "flexible_widths", False) else self.model.in_features
         Xp = np.zeros((len(X), n_in))
         Xp[:, : X.shape[1]] = X
@@ -276,10 +310,15 @@ class AdaptedModel:
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets (regression; 1-D for one target) or class labels (classification)."""
+        labels = None if self.preprocessing is None else self.preprocessing.class_labels()
+        if labels is not None:  # the most probable label, as the estimators pick it
+            return labels[self.predict_proba(X).argmax(1)]
         out = self._forward(X)
         if self.task_type == "classification":
             return out.argmax(-1).numpy()
         out = out.numpy()
+        if self.preprocessing is not None:
+            out = self.preprocessing.inverse_transform_targets(out)
         return out[:, 0] if self.n_outputs == 1 else out
 
     def predict_proba(self, X) -> np.ndarray:

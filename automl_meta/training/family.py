@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Sequence
 
@@ -74,21 +75,21 @@ def meta_fit(
     >>> df["sales"] = -2 * df["price"] + df["store"] % 3 + rng.normal(scale=0.1, size=360)
     >>> tasks = am.tasks.from_groups(df, group="store", target="sales", shots=5, query_shots=10)
     >>> artifact = am.meta_fit(tasks, iterations=50, verbose=0)
-    >>> artifact.task_family["feature_names"]
-    ['price']
+    >>> artifact.preprocessing.feature_names
+    ('price',)
     """
     if not isinstance(tasks, DatasetTasks):
         tasks = from_datasets(tasks, shots=shots, shared_features=True)
     if len(tasks) < 2:
         raise TaskError(f"meta_fit needs a family of at least 2 datasets, got {len(tasks)}.")
-    extra: dict[str, Any] = {}
+    scaling: dict[str, tuple[float, ...]] = {}  # the family's statistics, kept in the artifact's Preprocessing
     if tasks.shared_features:
         x_mean, x_scale = _stats(np.concatenate([X for X, _ in tasks.datasets]))
-        extra = {"feature_mean": x_mean.tolist(), "feature_scale": x_scale.tolist()}
+        scaling = {"feature_mean": tuple(x_mean.tolist()), "feature_scale": tuple(x_scale.tolist())}
         if tasks.task_type == "regression":
             y_all = np.concatenate([y.reshape(len(y), -1) for _, y in tasks.datasets])
             y_mean, y_scale = _stats(y_all)
-            extra.update(target_mean=y_mean.tolist(), target_scale=y_scale.tolist())
+            scaling.update(target_mean=tuple(y_mean.tolist()), target_scale=tuple(y_scale.tolist()))
         scaled = tasks.map(lambda X, y: ((X - x_mean) / x_scale,
                                          y if tasks.task_type == "classification" else (y - y_mean.squeeze()) /
                                          y_scale.squeeze()))
@@ -111,9 +112,9 @@ def meta_fit(
                            verbose=verbose,
                            adapt_steps_candidates=(inner_steps, 2 * inner_steps, 5 * inner_steps)
                            if n_validation_tasks else None).fit()
-    artifact.task_family.update(extra)
-    if tasks.classes_ is not None:
-        artifact.task_family["classes"] = np.asarray(tasks.classes_).tolist()
+    artifact.preprocessing = dataclasses.replace(
+        artifact.preprocessing, **scaling,
+        classes=None if tasks.classes_ is None else tuple(np.asarray(tasks.classes_).tolist()))
     artifact.training.setdefault("adapt_steps", inner_steps)
     if checkpoint_dir is not None:  # the trainer's copy lacks the family's scaling and classes
         artifact.save(os.path.join(checkpoint_dir, ARTIFACT_NAME))
