@@ -143,7 +143,7 @@ def sampler_version(name: str) -> str:
 
     if name != "MetaLearnedSampler":
         return f"optuna {optuna.__version__}"
-    from automl_meta.integrations.optuna import _SAMPLER_VERSION
+    from automl_meta.integrations.optuna._sampler import _SAMPLER_VERSION
 
     return _SAMPLER_VERSION
 

@@ -10,14 +10,24 @@ import sys
 import numpy as np
 import optuna
 import pytest
+from automl_meta.integrations.optuna import (
+    METAFEATURES_ATTR,
+    ExperienceRecorder,
+    MetaLearnedSampler,
+)
 from optuna.distributions import FloatDistribution
 from sklearn.datasets import make_classification
 
 from automl_meta.exceptions import TaskError
-from automl_meta.integrations.optuna import METAFEATURES_ATTR, ExperienceRecorder, MetaLearnedSampler
 from automl_meta.store import ExperienceStore, TaskDescription
 
-from ._optuna_knowledge import build_store, new_similar, new_task, quadratic, seeded_params
+from ._optuna_knowledge import (
+    build_store,
+    new_similar,
+    new_task,
+    quadratic,
+    seeded_params,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 LOGGER = "automl_meta.integrations.optuna"
@@ -292,30 +302,67 @@ def test_recorder_records_every_finished_trial_once(sqlite_url):
     assert study.user_attrs[METAFEATURES_ATTR] == new_task().metafeatures
 
 
+def _first_trial(sampler: MetaLearnedSampler) -> None:
+    optuna.create_study(sampler=sampler).optimize(quadratic(2.0), n_trials=1)
+
+
 def test_tasks_that_cannot_be_described_are_refused(sqlite_url):
-    with pytest.raises(TaskError, match="at least 6 rows"):
-        MetaLearnedSampler(store=sqlite_url, task=(np.ones((1, 3)), [0]))
+    # The sampler's constructor only stores its arguments: the task is described on the first trial.
+    for task, match in (((np.ones((1, 3)), [0]), "at least 6 rows"),
+                        ((np.full((20, 3), np.nan), np.arange(20) % 2), "NaN"),
+                        ({"simple.log_rows": 3.0}, "missing")):
+        sampler = MetaLearnedSampler(store=sqlite_url, task=task)
+        with pytest.raises(TaskError, match=match):
+            _first_trial(sampler)
+    with pytest.raises(TypeError, match="task must be"):
+        _first_trial(MetaLearnedSampler(store=sqlite_url, task="iris"))
     with pytest.raises(TaskError, match="constant"):
         ExperienceRecorder(store=sqlite_url, task=(np.ones((20, 3)), np.arange(20) % 2))
-    with pytest.raises(TaskError, match="NaN"):
-        MetaLearnedSampler(store=sqlite_url, task=(np.full((20, 3), np.nan), np.arange(20) % 2))
-    with pytest.raises(TaskError, match="missing"):
-        MetaLearnedSampler(store=sqlite_url, task={"simple.log_rows": 3.0})
-    with pytest.raises(TypeError, match="task must be"):
-        MetaLearnedSampler(store=sqlite_url, task="iris")
 
 
 def test_bad_arguments(sqlite_url):
     for kw in ({"n_neighbors": 0}, {"n_portfolio": -1}, {"prior_weight": -1.0}, {"n_candidates": True}):
-        with pytest.raises(ValueError):
-            MetaLearnedSampler(store=sqlite_url, task=new_task(), **kw)
+        sampler = MetaLearnedSampler(store=sqlite_url, task=new_task(), **kw)
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            _first_trial(sampler)
 
 
-def test_store_errors_surface_from_the_sampler():
+def test_store_errors_surface_from_the_first_trial():
     from automl_meta.exceptions import StoreError
 
+    sampler = MetaLearnedSampler(store="redis://localhost/0", task=new_task())  # nothing opened yet
+    study = optuna.create_study(sampler=sampler)
     with pytest.raises(StoreError, match="Unknown store URL scheme"):
-        MetaLearnedSampler(store="redis://localhost/0", task=new_task())
+        study.ask()
+
+
+def test_the_constructor_only_stores_its_arguments(sqlite_url, monkeypatch):
+    from automl_meta.integrations.optuna import _sampler
+
+    calls = []
+    monkeypatch.setattr(_sampler, "_as_store", lambda s: calls.append("store") or ExperienceStore(s))
+    monkeypatch.setattr(_sampler, "_as_task", lambda t: calls.append("task") or TaskDescription.from_data(*t))
+    X, y = make_classification(60, 4, random_state=0)
+    sampler = MetaLearnedSampler(store=sqlite_url, task=(X, y), seed=0)
+    assert calls == []
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic(2.0), n_trials=3, n_jobs=3)
+    assert calls == ["store", "task"]  # once, however many threads ask at first
+
+
+def test_sampler_pickles_before_and_after_use(two_tasks):
+    import pickle
+
+    def run(sampler, study=None):
+        study = study or optuna.create_study(sampler=sampler)
+        study.optimize(quadratic(2.0), n_trials=4)
+        return study
+
+    sampler = MetaLearnedSampler(store=two_tasks.url, task=new(), seed=0, n_portfolio=2)
+    copy = pickle.loads(pickle.dumps(sampler))
+    assert [t.params for t in run(copy).trials] == [t.params for t in run(sampler).trials]
+    used = pickle.loads(pickle.dumps(sampler))  # store reopened, random state kept
+    assert len(run(used).trials) == 4
 
 
 def test_knowledge_store_used_by_the_optuna_cases_is_known(tmp_path):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from automl_meta.integrations.optuna._transfer import (
+    FittedProcesses,
+    GaussianProcess,
+    copula,
+    discordance,
+    expected_improvement,
+    expected_minimum,
+    processes_of,
+    ranking_weights,
+)
 
-from automl_meta.integrations import _transfer
-from automl_meta.integrations._transfer import (GaussianProcess, copula, discordance, expected_improvement,
-                                                expected_minimum, fitted_process, ranking_weights)
+from automl_meta.store import ExperienceStore
 
 
 def test_copula_depends_only_on_the_order_and_is_standard_normal():
@@ -23,7 +31,7 @@ def test_copula_depends_only_on_the_order_and_is_standard_normal():
 def test_gaussian_process_fits_a_smooth_function_and_is_unsure_away_from_data():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 0.6, size=(40, 1))
-    f = lambda x: np.sin(8 * x[:, 0])  # noqa: E731
+    f = lambda x: np.sin(8 * x[:, 0])
     gp = GaussianProcess(X, f(X))
     Xq = np.linspace(0.05, 0.55, 50)[:, None]
     mean, std = gp.predict(Xq)
@@ -40,23 +48,35 @@ def test_per_dimension_length_scales_find_the_dimension_that_matters():
     assert gp._inverse_length[1] > 3 * max(gp._inverse_length[0], gp._inverse_length[2])
     Xq = rng.uniform(size=(200, 3))
     iso = GaussianProcess(X, y)
-    error = lambda g: np.abs(g.mean(Xq) - np.sin(6 * Xq[:, 1])).mean()  # noqa: E731
+    error = lambda g: np.abs(g.mean(Xq) - np.sin(6 * Xq[:, 1])).mean()
     assert error(gp) < 0.5 * error(iso)
 
 
-def test_fitted_processes_are_reused_for_the_same_data_only(monkeypatch):
-    monkeypatch.setattr(_transfer, "_FITTED", type(_transfer._FITTED)())
-    monkeypatch.setattr(_transfer, "_FITTED_MAX", 2)
+def test_fitted_processes_are_reused_for_the_same_data_only():
+    cache = FittedProcesses(max_size=2)
     rng = np.random.default_rng(3)
     X, y = rng.uniform(size=(25, 2)), rng.normal(size=25)
-    gp = fitted_process(X, y, per_dimension=True)
-    assert fitted_process(X.copy(), y.copy(), per_dimension=True) is gp
+    gp = cache.fit(X, y, per_dimension=True)
+    assert cache.fit(X.copy(), y.copy(), per_dimension=True) is gp
     Xq = rng.uniform(size=(10, 2))
     np.testing.assert_array_equal(gp.mean(Xq), GaussianProcess(X, y, per_dimension=True).mean(Xq))
-    others = [fitted_process(X, y), fitted_process(X, y[::-1].copy(), per_dimension=True)]
+    others = [cache.fit(X, y), cache.fit(X, y[::-1].copy(), per_dimension=True)]
     assert gp not in others and others[0] is not others[1]
-    # at most _FITTED_MAX are kept: the least recently used one is refitted
-    assert len(_transfer._FITTED) == 2 and fitted_process(X, y, per_dimension=True) is not gp
+    # at most max_size are kept: the least recently used one is refitted
+    assert len(cache) == 2 and cache.fit(X, y, per_dimension=True) is not gp
+
+
+def test_each_store_object_owns_its_fitted_processes(sqlite_url):
+    import gc
+    import weakref
+
+    a, b = ExperienceStore(sqlite_url), ExperienceStore(sqlite_url)
+    assert processes_of(a) is processes_of(a) and processes_of(a) is not processes_of(b)
+    assert processes_of(a).max_size == 256
+    cache = weakref.ref(processes_of(b))
+    del b
+    gc.collect()
+    assert cache() is None  # dropped with its store
 
 
 @pytest.mark.parametrize("per_dimension", [False, True])

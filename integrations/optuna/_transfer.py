@@ -13,12 +13,19 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from optuna.study import Study, StudyDirection
+from optuna.trial import TrialState
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
+
+from ._search_space import _Encoding
 
 # Length scales (in the unit cube, per sqrt(dimension)) and noise variances tried for each process; the pair
 # with the highest marginal likelihood is kept. A grid keeps fitting a few Cholesky factorisations long.
@@ -122,28 +129,65 @@ class GaussianProcess:
         return self.y - self._alpha / np.diag(Kinv)
 
 
-# Past tasks' processes, shared by every sampler of the process: studies on one store (many studies in a
-# session, a leave-one-task-out benchmark) would otherwise refit the same past tasks for each study.
-_FITTED: OrderedDict[bytes, GaussianProcess] = OrderedDict()
-_FITTED_MAX = 256  # least recently used processes beyond this many are dropped
-_FITTED_LOCK = threading.Lock()
+class FittedProcesses:
+    """Past tasks' processes, fitted once for the same data and reused: a bounded, thread-safe LRU cache.
+
+    Every store object owns one (see :func:`processes_of`), so studies on one store (many studies in a
+    session, a leave-one-task-out benchmark) do not refit the same past tasks for each study. A process
+    is found by its data, so a hit is the very process a new fit would give.
+
+    Parameters
+    ----------
+    max_size : int, default 256
+        At most this many processes are kept; the least recently used beyond it are dropped.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.uniform(size=(10, 2)), rng.normal(size=10)
+    >>> cache = FittedProcesses(max_size=2)
+    >>> cache.fit(X, y) is cache.fit(X.copy(), y.copy()), len(cache)
+    (True, 1)
+    """
+
+    def __init__(self, max_size: int = 256) -> None:
+        self.max_size = max_size
+        self._fitted: OrderedDict[bytes, GaussianProcess] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._fitted)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *, per_dimension: bool = False) -> GaussianProcess:
+        """``GaussianProcess(X, y, per_dimension=...)``, the cached one when these data were fitted before."""
+        X = np.ascontiguousarray(X, dtype=float)
+        y = np.ascontiguousarray(y, dtype=float)
+        key = hashlib.sha1(b"%d %d %d|" % (*X.shape, per_dimension) + X.tobytes() + y.tobytes()).digest()
+        with self._lock:
+            if key in self._fitted:
+                self._fitted.move_to_end(key)
+                return self._fitted[key]
+        gp = GaussianProcess(X, y, per_dimension=per_dimension)  # outside the lock: other threads go on
+        with self._lock:
+            self._fitted[key] = gp
+            while len(self._fitted) > self.max_size:
+                self._fitted.popitem(last=False)
+        return gp
 
 
-def fitted_process(X: np.ndarray, y: np.ndarray, *, per_dimension: bool = False) -> GaussianProcess:
-    """``GaussianProcess(X, y, per_dimension=...)``, fitted once per process for the same data and reused."""
-    X = np.ascontiguousarray(X, dtype=float)
-    y = np.ascontiguousarray(y, dtype=float)
-    key = hashlib.sha1(b"%d %d %d|" % (*X.shape, per_dimension) + X.tobytes() + y.tobytes()).digest()
-    with _FITTED_LOCK:
-        if key in _FITTED:
-            _FITTED.move_to_end(key)
-            return _FITTED[key]
-    gp = GaussianProcess(X, y, per_dimension=per_dimension)
-    with _FITTED_LOCK:
-        _FITTED[key] = gp
-        while len(_FITTED) > _FITTED_MAX:
-            _FITTED.popitem(last=False)
-    return gp
+_OWNED: weakref.WeakKeyDictionary[Any, FittedProcesses] = weakref.WeakKeyDictionary()
+_OWNED_LOCK = threading.Lock()
+
+
+def processes_of(store: Any) -> FittedProcesses:
+    """The cache of fitted processes that belongs to ``store`` (an ExperienceStore): made on first use, and
+    dropped with the store object. Samplers given the same store object share it; a sampler given a URL
+    opens a store, and so a cache, of its own."""
+    with _OWNED_LOCK:
+        cache = _OWNED.get(store)
+        if cache is None:
+            cache = _OWNED[store] = FittedProcesses()
+        return cache
 
 
 def discordance(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -198,3 +242,89 @@ def expected_minimum(reached: np.ndarray, mean: np.ndarray, spread: float) -> np
     finite = np.where(np.isfinite(reached), reached, 0.0)
     gain = expected_improvement(mean, np.full(mean.shape, float(spread)), finite)  # E[max(reached - X, 0)]
     return np.where(np.isfinite(reached), finite - gain, mean)
+
+
+# -- the transfer phase: steps around the best trial, judged by the past tasks' processes and the study's own --
+_TRUST_STEPS = (0.02, 0.05, 0.1)  # step sizes of the transfer phase's candidates, in the unit cube
+_CONFIDENCE = 2.0  # standard deviations of the study's own process an unexplored step is credited with
+
+
+@dataclass
+class _SourceModel:
+    """A past task's surrogate in one encoding: a process over its copula scores, and its loss quantiles."""
+
+    weight: float
+    gp: GaussianProcess
+    U: np.ndarray  # its evaluated configurations, as unit vectors
+    regret: np.ndarray  # their normalised regret on that task, (loss - best) / (worst - best)
+
+    def predicted_regret(self, features: np.ndarray) -> np.ndarray:
+        """The normalised regret a configuration is predicted to reach: the quantile of the predicted score."""
+        return np.quantile(self.regret, np.clip(ndtr(self.gp.mean(features)), 0.0, 1.0))
+
+
+def _own_results(study: Study, encoding: _Encoding) -> tuple[list[float], list[np.ndarray]]:
+    """The study's finite complete results as losses (maximised objectives negated), and their unit vectors."""
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    own, units = [], []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        u = encoding.unit(t.params) if t.values is not None and math.isfinite(t.value) else None
+        if u is not None:
+            own.append(sign * t.value)
+            units.append(u)
+    return own, units
+
+
+def _near_neighbours_best(encoding: _Encoding, models: list[_SourceModel], rng: np.random.RandomState,
+                          k: int) -> dict[str, Any]:
+    """Before any result (no portfolio): the best predicted among the neighbours' best and steps around them."""
+    tops = np.concatenate([m.U[np.argsort(m.regret, kind="stable")[:3]] for m in models if m.weight > 0])
+    cand = np.concatenate([tops, encoding.perturb(rng, tops[rng.randint(len(tops), size=k)], 0.05)])
+    features = encoding.features(cand)
+    mean = sum(m.weight * m.gp.mean(features) for m in models if m.weight > 0)
+    return encoding.decode(cand[int(np.argmin(mean))])
+
+
+def transfer(study: Study, encoding: _Encoding, models: list[_SourceModel], rng: np.random.RandomState, *,
+             n_candidates: int, prior_weight: float) -> dict[str, Any]:
+    """The candidate of lowest optimistic predicted loss, among steps around the study's best trial.
+
+    The prediction is a weighted ensemble of surrogates: one per past task of the space (``models``) and
+    one fitted to the study's own trials. The weights start as the similarities of the nearest tasks and
+    move, as the study's own trials accumulate (``prior_weight`` of them count as much as the
+    similarities), to how well each surrogate orders those trials, so a task outside the neighbours can
+    earn weight. Candidates are ``n_candidates`` small steps around the best trial (a trust region: the
+    portfolio has already chosen the region, and the ensemble knows the landscape better than the study's
+    few trials do), never a configuration the study has already run. Each is credited with
+    ``_CONFIDENCE`` standard deviations of the study's own process (a lower confidence bound), so that
+    steps into directions the study has not tried beat tiny moves next to the best trial.
+    """
+    own, units = _own_results(study, encoding)
+    prior = np.array([m.weight for m in models] + [0.0])
+    k = n_candidates
+    if not own:
+        return _near_neighbours_best(encoding, models, rng, k)
+    y = copula(np.array(own))
+    Uo = np.stack(units)
+    Fo = encoding.features(Uo)
+    target = GaussianProcess(Fo, y)
+    weights = prior
+    if len(y) >= 3:
+        at_own = np.stack([m.gp.mean(Fo) for m in models])
+        ranked = ranking_weights(at_own, target.loo_mean(), y, rng)
+        a = prior_weight / (prior_weight + len(y))
+        weights = a * prior + (1 - a) * ranked
+    centres = np.repeat(Uo[np.argmin(y)][None, :], k, axis=0)
+    scales = np.array(_TRUST_STEPS)[rng.randint(len(_TRUST_STEPS), size=(k, 1))]
+    cand = encoding.snap(encoding.perturb(rng, centres, scales))
+    done = {u.tobytes() for u in Uo}
+    fresh = np.array([u.tobytes() not in done for u in cand])
+    if fresh.any():
+        cand = cand[fresh]
+    features = encoding.features(cand)
+    own_mean, own_std = target.predict(features)
+    bound = weights[-1] * own_mean - _CONFIDENCE * own_std
+    for m, w in zip(models, weights[:-1]):
+        if w > 1e-3:  # the rest cannot change the choice much; predicting for them is most of the cost
+            bound = bound + w * m.gp.mean(features)
+    return encoding.decode(cand[int(np.argmin(bound))])
