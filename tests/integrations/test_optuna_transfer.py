@@ -126,3 +126,25 @@ def test_discordance_of_several_models_stacks_the_single_model_matrices():
     for m in range(3):
         np.testing.assert_array_equal(stacked[:, :, m], discordance(preds[:, m], y))
     assert discordance(y, y).sum() == 0 and discordance(-y, y).sum() == 15  # all 15 pairs reversed
+
+
+def test_the_range_test_agrees_with_optunas_own():
+    from automl_meta.integrations.optuna._search_space import _contains
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    dists = [FloatDistribution(-1, 1), FloatDistribution(1e-3, 1, log=True), FloatDistribution(0, 1, step=0.1),
+             IntDistribution(0, 10), IntDistribution(1, 64, log=True), IntDistribution(0, 12, step=3),
+             CategoricalDistribution(["a", None, 1, 2.5, True])]
+    values = [-2, -1, -0.5, 0, 1e-4, 0.3, 0.30000000001, 0.35, 1, 3, 3.0, 5, 9, 10, 12, 64, 65, float("nan"),
+              "a", None, 2.5, True, "x", np.float64(0.2), np.int64(6), [1]]
+    for d in dists:
+        for v in values:
+            try:
+                expected = bool(d._contains(d.to_internal_repr(v)))
+            except (ValueError, TypeError):
+                expected = False
+            assert _contains(d, v) == expected, (d, v)
