@@ -75,7 +75,10 @@ class Sinusoid(TaskDistribution):
         n_tasks = check_count(n_tasks, "n_tasks")
         x, y, _, _ = self._draw(n_tasks, as_generator(rng))
         k, f32 = self.shots, torch.float32
-        t = lambda a: torch.as_tensor(a, dtype=f32)  # noqa: E731 - a one-line converter, used four times below
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=f32)
+
         return TaskBatch(
             x_support=t(x[:, :k]), y_support=t(y[:, :k]), x_query=t(x[:, k:]), y_query=t(y[:, k:]),
             support_mask=torch.ones(n_tasks, k), query_mask=torch.ones(n_tasks, self.query_shots),
