@@ -32,7 +32,8 @@ def _feature_scaling(prep: Preprocessing, X: np.ndarray, weight: np.ndarray, rng
 def _check_serves(artifact: MetaArtifact, task_type: str, n_features: int, n_outputs: int,
                   feature_names_in: Any) -> None:
     """Refuse data the artifact's model cannot serve (width, outputs, a family's features), saying why."""
-    model, prep = artifact.learner.model, artifact.preprocessing
+    model: Any = artifact.learner.model  # a tabular backbone: in_features, out_features, flexible_widths
+    prep = artifact.preprocessing
     family = prep.shared_features
     flexible = getattr(model, "flexible_widths", False) and not family
     what = "classes" if task_type == "classification" else "targets"

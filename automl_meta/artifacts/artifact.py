@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .. import learners as _learners
 from .._version import __version__
@@ -133,7 +134,7 @@ class MetaArtifact:
         """The step counts scored on the validation tasks after meta-training (ascending; may be empty)."""
         return sorted(int(k) for k in self.metrics.get("val_loss_by_adapt_steps", {}))
 
-    def adapt(self, X, y, steps: int | None = None) -> AdaptedModel:
+    def adapt(self, X: ArrayLike, y: ArrayLike, steps: int | None = None) -> AdaptedModel:
         """Adapt the learned initialisation (and rates) to a new task's data; return a predictor.
 
         ``steps`` defaults to the number of inner steps used in meta-training. The data is
@@ -199,7 +200,7 @@ def _learner_config(manifest: Manifest) -> dict[str, Any]:
     return {k: v for k, v in manifest.learner.items() if k != "meta_learns"}
 
 
-def from_parts(tensors: dict[str, torch.Tensor], manifest: dict[str, Any], path) -> MetaArtifact:
+def from_parts(tensors: dict[str, torch.Tensor], manifest: dict[str, Any], path: object) -> MetaArtifact:
     """Check a manifest and its tensors and rebuild the artifact; ``path`` names the source in errors."""
     checked = Manifest.from_document(manifest, path)
     if tensorfile.tensors_sha256(tensors) != checked.tensors_sha256:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..exceptions import TaskError
 from ._scaling import _from_standard, _standardise_features, _to_standard
@@ -106,15 +107,15 @@ class Preprocessing:
         ArtifactError
             A key holds a value of the wrong type, or a mean comes without its scale.
         """
-        values = {}
+        values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             value = task_family.get(f.name)
             if value is not None:
                 _check_field(source, f"task_family.{f.name}", f, value)
                 values[f.name] = tuple(value) if isinstance(value, (list, tuple)) else value
         for what in ("feature", "target"):
-            mean, scale = values.get(f"{what}_mean"), values.get(f"{what}_scale")
-            if (mean is None) != (scale is None) or mean is not None and len(mean) != len(scale):
+            # Given lists are never empty, so this also catches a mean without its scale.
+            if len(values.get(f"{what}_mean", ())) != len(values.get(f"{what}_scale", ())):
                 raise _invalid(source, f"task_family.{what}_mean",
                                f"must come with 'task_family.{what}_scale', of the same length")
         return cls(**values)
@@ -133,18 +134,17 @@ class Preprocessing:
         """The family's classes as a sorted array (the order of the model's outputs), or None."""
         return None if self.classes is None else np.unique(np.asarray(self.classes))
 
-    def transform_features(self, X: Any) -> np.ndarray:
+    def transform_features(self, X: ArrayLike) -> np.ndarray:
         """Features standardised with the family's statistics and clipped (unchanged without statistics)."""
         X = np.asarray(X, dtype=np.float64)
-        if not self.scales_features:
+        mean = self.feature_mean
+        if mean is None:
             return X
-        if X.ndim != 2 or X.shape[1] != len(self.feature_mean):
-            raise TaskError(f"X must have shape (n_samples, {len(self.feature_mean)}) (the family's features), "
-                            f"got {X.shape}.")
-        return _standardise_features(X, np.asarray(self.feature_mean), np.asarray(self.feature_scale),
-                                     self.feature_clip)
+        if X.ndim != 2 or X.shape[1] != len(mean):
+            raise TaskError(f"X must have shape (n_samples, {len(mean)}) (the family's features), got {X.shape}.")
+        return _standardise_features(X, np.asarray(mean), np.asarray(self.feature_scale), self.feature_clip)
 
-    def encode_labels(self, y: Any) -> np.ndarray:
+    def encode_labels(self, y: ArrayLike) -> np.ndarray:
         """Labels as indices into :meth:`class_labels` (unchanged without classes)."""
         labels = self.class_labels()
         if labels is None:
@@ -154,7 +154,7 @@ class Preprocessing:
             raise TaskError(f"y has classes {unknown.tolist()} that the artifact's family lacks ({labels.tolist()}).")
         return np.searchsorted(labels, y)
 
-    def transform_targets(self, y: Any) -> np.ndarray:
+    def transform_targets(self, y: ArrayLike) -> np.ndarray:
         """Targets (n_samples, n_targets) standardised with the family's statistics (unchanged without them)."""
         y = np.asarray(y, dtype=np.float64)
         if self.target_mean is None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from .. import models
@@ -175,7 +176,7 @@ class Learner(nn.Module):
         return batched_adapt(functional_apply(self.model), self.init_params() if start is None else start,
                              self.inner_rates(), batch.support(), params_batched=start is not None, **kwargs)
 
-    def adapt(self, X, y, steps: int | None = None, *,
+    def adapt(self, X: ArrayLike, y: ArrayLike, steps: int | None = None, *,
               preprocessing: Preprocessing | None = None) -> AdaptedModel:
         """Adapt to one new task's data and return a predictor for it.
 
@@ -293,7 +294,7 @@ class AdaptedModel:
         self.preprocessing = preprocessing
 
     @torch.no_grad()
-    def _forward(self, X) -> Tensor:
+    def _forward(self, X: ArrayLike) -> Tensor:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise TaskError(f"X must have shape (n_samples, {self.n_features}), got {X.shape}.")
@@ -308,7 +309,7 @@ class AdaptedModel:
         out = functional_apply(self.model)(self.params, torch.as_tensor(Xp, dtype=dtype))
         return out[:, : self.n_outputs]
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets (regression; 1-D for one target) or class labels (classification)."""
         labels = None if self.preprocessing is None else self.preprocessing.class_labels()
         if labels is not None:  # the most probable label, as the estimators pick it
@@ -321,7 +322,7 @@ class AdaptedModel:
             out = self.preprocessing.inverse_transform_targets(out)
         return out[:, 0] if self.n_outputs == 1 else out
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes) (classification only)."""
         if self.task_type != "classification":
             raise AttributeError("predict_proba is only available for classification tasks.")

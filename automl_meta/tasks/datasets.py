@@ -85,6 +85,7 @@ class DatasetTasks(TaskDistribution):
         return Task(X[s_idx], y[s_idx], X[q_idx], y[q_idx], task_type=self.task_type, n_classes=n_classes)
 
     def describe(self) -> dict[str, Any]:
+        # feature_names and shared_features are read back by the artifact's Preprocessing record.
         return {**super().describe(), "n_tasks": len(self.datasets), "shots": self.shots,
                 "query_shots": self.query_shots, "feature_names": self.feature_names,
                 "shared_features": self.shared_features}
@@ -134,6 +135,23 @@ def _finish(datasets, names, task_type, shots, query_shots, shared_classes: bool
                         classes=classes, feature_names=feature_names, shared_features=shared_features)
 
 
+def _check_table(df: Any, group: str, targets: list[str], features: Sequence[str] | None) -> list[str]:
+    """The feature columns of a table of groups, after checking that its columns and group values are usable."""
+    missing = [c for c in [group, *targets, *(features or [])] if c not in df.columns]
+    if missing:
+        raise TaskError(f"Columns {missing} are not in the table; it has {list(df.columns)}.")
+    features = [c for c in df.columns if c != group and c not in targets] if features is None else list(features)
+    if not features:
+        raise TaskError("No feature columns: the table has only the group and target columns.")
+    if len(df) == 0:
+        raise TaskError("The table is empty.")
+    missing_group = int(df[group].isna().sum())
+    if missing_group:
+        raise TaskError(f"{missing_group} row(s) have no value in the group column {group!r}; fill or drop them "
+                        "first (they would belong to no task).")
+    return features
+
+
 def from_groups(
     df,
     *,
@@ -178,18 +196,7 @@ def from_groups(
     (3, 'regression', 5)
     """
     targets = [target] if isinstance(target, str) else list(target)
-    missing = [c for c in [group, *targets, *(features or [])] if c not in df.columns]
-    if missing:
-        raise TaskError(f"Columns {missing} are not in the table; it has {list(df.columns)}.")
-    features = [c for c in df.columns if c != group and c not in targets] if features is None else list(features)
-    if not features:
-        raise TaskError("No feature columns: the table has only the group and target columns.")
-    if len(df) == 0:
-        raise TaskError("The table is empty.")
-    missing_group = int(df[group].isna().sum())
-    if missing_group:
-        raise TaskError(f"{missing_group} row(s) have no value in the group column {group!r}; fill or drop them "
-                        "first (they would belong to no task).")
+    features = _check_table(df, group, targets, features)
     datasets, names = [], []
     for name, part in df.groupby(group, sort=True):
         y = part[targets[0]].to_numpy() if len(targets) == 1 else part[targets].to_numpy()
