@@ -96,7 +96,7 @@ class SyntheticTabular(TaskDistribution):
         self.shot_range = _range(shots, "shots", 1)
         self.query_shots = _range(query_shots, "query_shots", 1)[0]
         self.mechanisms = tuple(mechanisms)
-        if not (0.0 <= noise[0] <= noise[1] < 1.0):
+        if len(noise) != 2 or not (0.0 <= noise[0] <= noise[1] < 1.0):
             raise TaskError(f"noise must be a (low, high) pair in [0, 1), got {noise!r}.")
         self.noise = cast("tuple[float, float]", tuple(noise))
         self.n_features = self.feature_range[1]

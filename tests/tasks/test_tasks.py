@@ -100,6 +100,7 @@ def test_from_datasets_pads_different_widths():
         (lambda: from_groups(table().assign(store=lambda t: t["store"].where(t.index > 0)), group="store",
                              target="churn"), "1 row\\(s\\) have no value in the group column 'store'"),
         (lambda: SyntheticTabular("clustering"), "task_type must be"),
+        (lambda: SyntheticTabular("regression", noise=(0.0, 0.1, 5)), "noise must be a \\(low, high\\) pair"),
         (lambda: Sinusoid(shots=0), "shots must be an integer >= 1"),
         (lambda: Sinusoid(shots=2.5), "shots must be an integer >= 1"),
         (lambda: Sinusoid(shots=True), "shots must be an integer >= 1"),
