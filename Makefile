@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(PY) studies/sinusoid.py --quick
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile -q
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 

@@ -13,13 +13,11 @@ Examples
 'metasgd'
 """
 
+from . import artifacts, engine, learners, models, optim, tasks
 from ._version import __version__
-from . import artifacts, engine, learners, models, tasks  # noqa: E402
-from . import optim  # noqa: E402
-from .artifacts import MetaArtifact, load  # noqa: E402
-from .exceptions import (ArtifactError, CheckpointError, MetaTrainingError, StoreError,  # noqa: E402
-                         StoreSchemaError, TaskError)
-from .training import MetaTrainer, meta_fit  # noqa: E402
+from .artifacts import MetaArtifact, load
+from .exceptions import ArtifactError, CheckpointError, MetaTrainingError, StoreError, StoreSchemaError, TaskError
+from .training import MetaTrainer, meta_fit
 
 __all__ = ["MetaTrainer", "meta_fit", "MetaArtifact", "load", "tasks", "models", "learners", "engine", "artifacts",
            "optim", "TaskError", "ArtifactError", "MetaTrainingError", "CheckpointError", "StoreError",

@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -172,7 +173,6 @@ def _info(Xd: np.ndarray, yd: np.ndarray, n_y: int) -> dict[str, float]:
 def _landmarks(X: np.ndarray, y: np.ndarray, task_type: str, rng: np.random.Generator) -> dict[str, float]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    n = len(X)
     if task_type == "classification" and np.bincount(y).min() >= 3:
         folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
     else:

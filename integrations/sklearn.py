@@ -92,7 +92,7 @@ class _MetaLearnedEstimator(BaseEstimator):
             outputs = targets.shape[1]
         # Weights as counts (as in scikit-learn): a weight of 2 is a repeated row.
         mask = torch.as_tensor(weights, dtype=self._dtype).expand(e, n)
-        ones = lambda *shape: torch.ones(*shape, dtype=self._dtype)  # noqa: E731
+        ones = lambda *shape: torch.ones(*shape, dtype=self._dtype)  # noqa: E731 - short local helper
         return TaskBatch(x_support=members, y_support=y, x_query=members[:, :1], y_query=y[:, :1],
                          support_mask=mask, query_mask=ones(e, 1), feature_mask=ones(e, members.shape[2]),
                          class_mask=ones(e, outputs), task_type=self._task_type)

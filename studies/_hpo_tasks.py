@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -85,7 +85,7 @@ def _standardise(fit: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
     return [(a - mean) / std for a in arrays]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_data(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     """A task's rows ``(X, y, task_type)``: at most ``MAX_ROWS``, classes as 0..k-1, numbers standardised."""
     import sklearn.datasets as d
@@ -121,7 +121,7 @@ def load_data(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     return X, y, task_type
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_folds(name: str) -> tuple[HPOTask, ...]:
     """The task's ``FOLDS`` cross-validation splits, standardised on each split's training rows."""
     from sklearn.model_selection import KFold, StratifiedKFold

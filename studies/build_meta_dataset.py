@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hpo_tasks import SPACES, TASK_NAMES, load_data, objective  # noqa: E402
-from _report import output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
+from _hpo_tasks import SPACES, TASK_NAMES, load_data, objective
+from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
 
 QUICK_TASKS = ["iris", "wine", "diabetes", "clf01", "clf06", "reg01"]
 

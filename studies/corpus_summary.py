@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import output_dir, print_table, write_csv  # noqa: E402
+from _report import output_dir, print_table, write_csv
 
 HEADERS = ["group", "task_type", "tasks", "evaluation", "rows_median", "rows_min", "rows_max", "features_median",
            "features_max", "with_categorical", "with_missing", "classes_median"]

@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _higher_reference  # noqa: E402
-import automl_meta as am  # noqa: E402
-from _report import output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
+import _higher_reference
+from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
+
+import automl_meta as am
 
 STEPS = (1, 5)
 TASKS, SHOTS, LR = 25, 10, 0.01

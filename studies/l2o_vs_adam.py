@@ -16,10 +16,10 @@ wall time per step, divergences (NaN, or a final training loss above the startin
 same run the time of one ``optimizer.step()`` on a 1M-parameter model, against ``torch.optim.Adam``.
 
 Finished tasks are kept under ``<out>/runs/l2o_vs_adam/`` so a killed run resumes (``--fresh`` starts
-over); ``--jobs 2`` trains two tasks at a time. ``--quick`` runs two small tasks for 60 steps (seconds). Writes ``l2o_vs_adam.csv`` (one row per
-task and method), ``l2o_vs_adam.json`` (headline figures for the default learned optimizer),
-``l2o_vs_adam_details.json`` (every method's summary and the step overhead) and ``l2o_vs_adam.png``
-(loss curves).
+over); ``--jobs 2`` trains two tasks at a time. ``--quick`` runs two small tasks for 60 steps (seconds).
+Writes ``l2o_vs_adam.csv`` (one row per task and method), ``l2o_vs_adam.json`` (headline figures for the
+default learned optimizer), ``l2o_vs_adam_details.json`` (every method's summary and the step overhead) and
+``l2o_vs_adam.png`` (loss curves).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-import automl_meta as am  # noqa: E402
-from _report import RESULTS, output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
+from _report import RESULTS, output_dir, parser, print_table, save_figure, write_csv, write_json
+
+import automl_meta as am
 
 DATASETS = {"iris": "classification", "wine": "classification", "breast_cancer": "classification",
             "digits": "classification", "diabetes": "regression", "moons": "classification",
@@ -74,10 +75,10 @@ def make_task(dataset: str, arch: str, seed: int = 0) -> dict:
     if kind == "regression":
         ym, ys = ytr.mean(), ytr.std()
         ytr, yva = (ytr - ym) / ys, (yva - ym) / ys
-        to_y = lambda v: torch.tensor(v, dtype=torch.float32)[:, None]  # noqa: E731
+        to_y = lambda v: torch.tensor(v, dtype=torch.float32)[:, None]  # noqa: E731 - short local helper
         n_out = 1
     else:
-        to_y = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
+        to_y = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731 - short local helper
         n_out = int(len(np.unique(y)))
     return {"name": f"{dataset}/{arch}", "kind": kind, "arch": arch, "seed": seed, "n_out": n_out,
             "Xtr": torch.tensor(Xtr, dtype=torch.float32), "ytr": to_y(ytr),

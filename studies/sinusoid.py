@@ -38,8 +38,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import automl_meta as am  # noqa: E402
-from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
+from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json
+
+import automl_meta as am
 
 SHOTS = (5, 10, 20)
 # iMAML needs an inner loop that nearly solves its proximal problem (its gradient assumes the solution):

@@ -41,8 +41,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import automl_meta as am  # noqa: E402
-from _report import output_dir, parser, print_table, save_figure, write_json  # noqa: E402
+from _report import output_dir, parser, print_table, save_figure, write_json
+
+import automl_meta as am
 
 DATASETS = {"iris": "classification", "wine": "classification", "breast_cancer": "classification",
             "digits": "classification", "diabetes": "regression"}
@@ -74,11 +75,11 @@ def train_from_scratch(X, y, task: str, lr: float, wd: float, seed: int, n_out: 
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=wd)
     if task == "classification":
         yt = torch.as_tensor(y, dtype=torch.int64)
-        loss_fn = lambda out: torch.nn.functional.cross_entropy(out, yt)  # noqa: E731
+        loss_fn = lambda out: torch.nn.functional.cross_entropy(out, yt)  # noqa: E731 - short local helper
     else:
         ym, ys = y.mean(), y.std() + 1e-12
         yt = torch.as_tensor((y - ym) / ys, dtype=torch.float32)
-        loss_fn = lambda out: ((out[:, 0] - yt) ** 2).mean()  # noqa: E731
+        loss_fn = lambda out: ((out[:, 0] - yt) ** 2).mean()  # noqa: E731 - short local helper
     for _ in range(ADAM_STEPS):
         opt.zero_grad()
         loss = loss_fn(net(xt))
@@ -124,8 +125,12 @@ def tuned_adam(X, y, task: str, trials: int, seed: int):
 
 
 def methods(task: str):
-    from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
-                                  RandomForestClassifier, RandomForestRegressor)
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
@@ -337,7 +342,7 @@ def summarise(rows: list[dict], quick: bool, trials: int) -> dict:
     small["rank"] = small.groupby(["dataset", "n_train", "seed"])["score"].rank(ascending=False, method="average")
     mean_rank = small.groupby("method_key")["rank"].mean().sort_values()
     table = (df.groupby(["dataset", "n_train", "method"])["score"].mean().unstack("method").round(3))
-    print(f"\nMean score (accuracy; R^2 for diabetes) over seeds")
+    print("\nMean score (accuracy; R^2 for diabetes) over seeds")
     print(table.to_string())
     print("\nMean rank, n_train <= 64 (1 is best)")
     print_table(["method", "mean rank"], [[m, float(r)] for m, r in mean_rank.items()])
@@ -418,7 +423,8 @@ def main(argv: list[str] | None = None) -> dict:
         _run_shard(path, cases[index::jobs], FIELDS, lambda *c: run_case(*c, trials),
                    lambda r: (r["dataset"], int(r["n_train"]), int(r["seed"])))
         _run_shard(path.with_name("family-" + path.name), family_cases[index::jobs], FAMILY_FIELDS,
-                   lambda *c: run_family_case(*c, trials, run_dir, args.quick), lambda r: (int(r["k"]), int(r["store"])))
+                   lambda *c: run_family_case(*c, trials, run_dir, args.quick),
+                   lambda r: (int(r["k"]), int(r["store"])))
         return {}
     start = time.perf_counter()
     jobs = max(1, args.jobs)

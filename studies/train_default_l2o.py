@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import automl_meta as am  # noqa: E402
-from _report import RESULTS, output_dir, parser  # noqa: E402
+from _report import RESULTS, output_dir, parser
+
+import automl_meta as am
 
 BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # (episodes, validate/checkpoint every) per rule: sized so that the three runs together take about

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import automl_meta as am  # noqa: E402
-from _report import output_dir  # noqa: E402
+from _report import output_dir
+
+import automl_meta as am
 
 BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 TASK_TYPES = ("classification", "regression")
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, __file__, "--only", t, "--iterations", str(iterations),
-                               "--seed", str(args.seed), "--out", str(out), "--run-dir", str(run_dir)], env=env) for t in TASK_TYPES]
+                               "--seed", str(args.seed), "--out", str(out), "--run-dir", str(run_dir)], env=env)
+             for t in TASK_TYPES]
     codes = [proc.wait() for proc in procs]
     if any(codes):
         raise SystemExit(f"meta-training failed (exit codes {codes})")

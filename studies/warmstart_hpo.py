@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hpo_tasks import PARAMS, SPACES, TASK_NAMES, load_data, objective  # noqa: E402
-from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json  # noqa: E402
+from _hpo_tasks import PARAMS, SPACES, TASK_NAMES, load_data, objective
+from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json
 
 SAMPLERS = ("MetaLearnedSampler", "TPESampler", "RandomSampler", "WS-CMA-ES")
 HELD_OUT = TASK_NAMES

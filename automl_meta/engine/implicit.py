@@ -22,7 +22,8 @@ over a task axis with :func:`torch.vmap`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import Tensor

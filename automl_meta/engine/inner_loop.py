@@ -10,7 +10,8 @@ step sizes) and one task's support data and returns the task's fast weights.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor

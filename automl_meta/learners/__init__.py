@@ -30,11 +30,11 @@ from typing import Any
 
 from .anil import ANIL
 from .base import AdaptedModel, Learner
-from .maml import MAML, FirstOrderMAML
-from .metasgd import MetaSGD
 from .hyper_controller import HyperController
 from .imaml import IMAML
 from .lstm_optimizer import LSTMOptimizer
+from .maml import MAML, FirstOrderMAML
+from .metasgd import MetaSGD
 from .mlp_optimizer import MLPOptimizer
 from .reptile import Reptile
 from .update_rule import UpdateRule

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable, cast
+from collections.abc import Iterable
+from typing import ClassVar, cast
 
 from torch import nn
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Iterable, cast
+from collections.abc import Iterable
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn

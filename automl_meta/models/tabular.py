@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 
-
 class TabularNet(nn.Module):
     """Shape-agnostic network: one set of weights serves tables of any width and any class count.
 

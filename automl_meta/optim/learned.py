@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any, Callable, Iterable, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import torch
 from torch import Tensor

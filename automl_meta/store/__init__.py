@@ -15,8 +15,7 @@ Examples
 
 from .identity import STUDY_KEY_ATTR, study_key
 from .optuna_import import ImportReport, import_optuna
-from .records import (METAFEATURES_ATTR, EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord,
-                      TrialRecord)
+from .records import METAFEATURES_ATTR, EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord, TrialRecord
 from .spool import SPOOL_DIR_ENV, Spool, record_or_spool
 from .store import STATES, ExperienceStore, default_url, upgrade
 

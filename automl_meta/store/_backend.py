@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import sqlalchemy as sa
@@ -194,3 +195,21 @@ class FileIdentity:
                          "written to it, so that no trial goes into a file nobody can read. Restore the file or "
                          "start a new process (which opens or creates the store at that path); trials recorded "
                          "meanwhile by ExperienceRecorder wait in its spool and are written then.")
+
+
+def default_url() -> str:
+    """``$AUTOML_META_STORE`` if set, else a SQLite file ``experience.db`` in the user data directory.
+
+    Examples
+    --------
+    >>> from automl_meta.store import default_url
+    >>> default_url().startswith(("sqlite:///", "postgresql", "mysql"))
+    True
+    """
+    env = os.environ.get("AUTOML_META_STORE")
+    if env:
+        return env
+    from platformdirs import user_data_dir
+
+    folder = Path(user_data_dir("automl-meta", appauthor=False))
+    return f"sqlite:///{folder / 'experience.db'}"

@@ -8,7 +8,7 @@ Table names carry an ``automl_meta_`` prefix and Alembic's version table is
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,11 +30,11 @@ class TaskRow(Base):
     __tablename__ = "automl_meta_tasks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[Optional[str]] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
     task_type: Mapped[str] = mapped_column(String(32))
     n_rows: Mapped[int] = mapped_column(Integer)
     n_features: Mapped[int] = mapped_column(Integer)
-    n_classes: Mapped[Optional[int]] = mapped_column(Integer)
+    n_classes: Mapped[int | None] = mapped_column(Integer)
     metafeatures: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
@@ -65,10 +65,10 @@ class EvaluationRow(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("automl_meta_tasks.id"))
     search_space_id: Mapped[int] = mapped_column(ForeignKey("automl_meta_search_spaces.id"))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    values: Mapped[Optional[list[Any]]] = mapped_column(JSON)
+    values: Mapped[list[Any] | None] = mapped_column(JSON)
     directions: Mapped[list[str]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
-    duration_seconds: Mapped[Optional[float]] = mapped_column(Float)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
     study: Mapped[str] = mapped_column(String(512))
     study_hash: Mapped[str] = mapped_column(String(64))
     study_key: Mapped[str] = mapped_column(String(64))
@@ -82,7 +82,7 @@ class ArtifactRow(Base):
     __tablename__ = "automl_meta_artifacts"
     __table_args__ = (UniqueConstraint("name", "sha256", name="uq_automl_meta_artifacts_name_sha256"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    task_id: Mapped[Optional[int]] = mapped_column(ForeignKey("automl_meta_tasks.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("automl_meta_tasks.id"))
     name: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64))

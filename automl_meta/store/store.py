@@ -3,119 +3,49 @@
 from __future__ import annotations
 
 import functools
-import os
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Concatenate, Mapping, ParamSpec, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from ..exceptions import StoreError, StoreSchemaError
-from ._backend import (CONNECT_TIMEOUT, STATEMENT_TIMEOUT, FileIdentity, _redacted, connect, make_engine,
-                       sqlite_file, store_error)
+from ._backend import (
+    CONNECT_TIMEOUT,
+    STATEMENT_TIMEOUT,
+    FileIdentity,
+    _redacted,
+    connect,
+    default_url,
+    make_engine,
+    sqlite_file,
+    store_error,
+)
 from .identity import STUDY_NAME_WIDTH, display_name, name_hash
-from .records import (EvaluationRecord, SearchSpaceRecord, TaskDescription, TaskRecord, TrialRecord, decode_values,
-                      distributions_from_json, encode_values, space_signature)
-from .schema import VERSION_TABLE, ArtifactRow, EvaluationRow, SearchSpaceRow, TaskRow
+from .migration import _current_revision, _head, _known_revisions, _migrate, upgrade
+from .records import (
+    EvaluationRecord,
+    SearchSpaceRecord,
+    TaskDescription,
+    TaskRecord,
+    TrialRecord,
+    decode_values,
+    distributions_from_json,
+    encode_values,
+    space_signature,
+)
+from .schema import ArtifactRow, EvaluationRow, SearchSpaceRow, TaskRow
 
 if TYPE_CHECKING:
-    from alembic.config import Config
     from optuna.distributions import BaseDistribution
 
 __all__ = ["ExperienceStore", "default_url", "upgrade", "STATES"]
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 STATES = ("COMPLETE", "PRUNED", "FAIL")
 _engine = make_engine  # the name the tests and older callers use
 _connect = connect
-
-
-def default_url() -> str:
-    """``$AUTOML_META_STORE`` if set, else a SQLite file ``experience.db`` in the user data directory.
-
-    Examples
-    --------
-    >>> from automl_meta.store import default_url
-    >>> default_url().startswith(("sqlite:///", "postgresql", "mysql"))
-    True
-    """
-    env = os.environ.get("AUTOML_META_STORE")
-    if env:
-        return env
-    from platformdirs import user_data_dir
-
-    folder = Path(user_data_dir("automl-meta", appauthor=False))
-    return f"sqlite:///{folder / 'experience.db'}"
-
-
-def _alembic_config(connection: sa.Connection | None) -> Config:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    return config
-
-
-def _head() -> str:
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
-    assert head is not None  # the migrations shipped in MIGRATIONS have one head
-    return head
-
-
-def _known_revisions() -> set[str]:
-    from alembic.script import ScriptDirectory
-
-    return {s.revision for s in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}
-
-
-def _current_revision(connection: sa.Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
-
-
-def _migrate(engine: sa.Engine, revision: str = "head") -> None:
-    from alembic import command
-
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), revision)
-
-
-def upgrade(url: str | None = None, revision: str = "head", *,
-            timeout: float = CONNECT_TIMEOUT) -> tuple[str | None, str | None]:
-    """Bring a store's schema up to date (creating it if the database is empty).
-
-    Back up a shared store first. Returns the revisions before and after. Statements may take up to an
-    hour here (a migration rewrites tables); ``timeout`` bounds connecting.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> from automl_meta.store import upgrade
-    >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "x.db")
-    >>> upgrade(url)
-    (None, '0003')
-    """
-    engine = _engine(url or default_url(), None, timeout=timeout, statement_timeout=3600.0)
-    try:
-        with _connect(engine) as connection:
-            before = _current_revision(connection)
-        if before is not None and before not in _known_revisions():
-            raise StoreSchemaError(f"The store at {_redacted(engine.url)} has schema revision {before!r}, unknown to "
-                                   "this automl-meta: it was created by a newer version. Upgrade automl-meta.")
-        try:
-            _migrate(engine, revision)
-        except sa_exc.SQLAlchemyError as exc:
-            raise store_error(exc, engine.url) from exc
-        with _connect(engine) as connection:
-            return before, _current_revision(connection)
-    finally:
-        engine.dispose()
 
 
 _P = ParamSpec("_P")

@@ -36,6 +36,7 @@ def from_config(description: dict[str, Any]) -> TaskDistribution:
     return FAMILIES[name](**config)
 
 
-__all__ = ["from_config", "FAMILIES", "Task", "TaskBatch", "TaskDistribution", "Sinusoid", "SyntheticTabular", "DatasetTasks",
+__all__ = ["from_config", "FAMILIES", "Task", "TaskBatch", "TaskDistribution", "Sinusoid", "SyntheticTabular",
+           "DatasetTasks",
            "OptimizeeTasks", "OptimizeeBatch",
            "from_groups", "from_datasets"]

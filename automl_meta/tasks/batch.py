@@ -218,19 +218,19 @@ class TaskBatch:
         if any(t.task_type != task_type for t in tasks):
             raise TaskError("All tasks in a batch must have the same task_type.")
         F = max(t.n_features for t in tasks) if n_features is None else n_features
-        O = max(t.n_outputs for t in tasks) if n_outputs is None else n_outputs
+        n_out = max(t.n_outputs for t in tasks) if n_outputs is None else n_outputs
         if any(t.n_features > F for t in tasks):
             raise TaskError(f"A task has more than n_features={F} features.")
-        if any(t.n_outputs > O for t in tasks):
-            raise TaskError(f"A task has more than n_outputs={O} outputs/classes.")
+        if any(t.n_outputs > n_out for t in tasks):
+            raise TaskError(f"A task has more than n_outputs={n_out} outputs/classes.")
         S = max(t.n_support for t in tasks)
         Q = max(t.n_query for t in tasks)
         T = len(tasks)
         cls_ = task_type == "classification"
         xs, xq = np.zeros((T, S, F)), np.zeros((T, Q, F))
-        ys = np.zeros((T, S), np.int64) if cls_ else np.zeros((T, S, O))
-        yq = np.zeros((T, Q), np.int64) if cls_ else np.zeros((T, Q, O))
-        ms, mq, mf, mc = np.zeros((T, S)), np.zeros((T, Q)), np.zeros((T, F)), np.zeros((T, O))
+        ys = np.zeros((T, S), np.int64) if cls_ else np.zeros((T, S, n_out))
+        yq = np.zeros((T, Q), np.int64) if cls_ else np.zeros((T, Q, n_out))
+        ms, mq, mf, mc = np.zeros((T, S)), np.zeros((T, Q)), np.zeros((T, F)), np.zeros((T, n_out))
         for i, t in enumerate(tasks):
             xs[i, : t.n_support, : t.n_features] = t.x_support
             xq[i, : t.n_query, : t.n_features] = t.x_query

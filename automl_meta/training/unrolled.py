@@ -116,7 +116,8 @@ class UnrolledTrainer(OuterLoop):
                  resume: bool = False, max_nonfinite: int = 10, callbacks: Sequence[Callback] = (), seed: int = 0,
                  verbose: int = 1) -> None:
         if not isinstance(rule, UpdateRule):
-            raise TypeError(f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}.")
+            raise TypeError("rule must be an automl_meta UpdateRule (e.g. HyperController), "
+                            f"got {type(rule).__name__}.")
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
         self.rule = rule

@@ -99,7 +99,8 @@ class MetaLearnedSampler(BaseSampler):
     >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "experience.db")
     >>> objective = lambda t: (t.suggest_float("x", -5, 5) - 2) ** 2
     >>> past = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    >>> past.optimize(objective, n_trials=30, callbacks=[ExperienceRecorder(store=url, task=load_wine(return_X_y=True))])
+    >>> recorder = ExperienceRecorder(store=url, task=load_wine(return_X_y=True))
+    >>> past.optimize(objective, n_trials=30, callbacks=[recorder])
     >>> sampler = MetaLearnedSampler(store=url, task=load_iris(return_X_y=True), seed=0)
     >>> study = optuna.create_study(sampler=sampler)
     >>> study.optimize(objective, n_trials=1)

@@ -12,9 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl_meta.corpus import (RULES_VERSION, SOURCES, corpus_manifest, fingerprint, load_corpus,
-                                make_preprocessor, split_of)
-from automl_meta.corpus import _load
+from automl_meta.corpus import (
+    RULES_VERSION,
+    SOURCES,
+    _load,
+    corpus_manifest,
+    fingerprint,
+    load_corpus,
+    make_preprocessor,
+    split_of,
+)
 from automl_meta.corpus._cache import CACHE_ENV, read_cache
 from automl_meta.corpus._dedupe import SOURCE_PRIORITY
 from automl_meta.corpus._overrides import OVERRIDES
@@ -164,6 +171,7 @@ def test_a_missing_package_is_reported_with_the_install_command(monkeypatch):
     from automl_meta.corpus._sources import raw_tables
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vega_datasets" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "vega_datasets" else real(name, *a))
     with pytest.raises(ImportError, match=r"pip install 'automl-meta\[corpus\]'"):
         list(raw_tables(("vega_datasets",)))

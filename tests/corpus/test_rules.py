@@ -6,8 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl_meta.corpus._rules import (MAX_CLASSES, MIN_CLASS_ROWS, Rejected, build_task, cap_rows, choose_target,
-                                       is_identifier, standardise_columns, target_type)
+from automl_meta.corpus._rules import (
+    MAX_CLASSES,
+    MIN_CLASS_ROWS,
+    Rejected,
+    build_task,
+    cap_rows,
+    choose_target,
+    is_identifier,
+    standardise_columns,
+    target_type,
+)
 
 N = 150
 

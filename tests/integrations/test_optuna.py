@@ -10,15 +10,15 @@ import sys
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
+from sklearn.datasets import make_classification
+
+from automl_meta.exceptions import TaskError
 from automl_meta.integrations.optuna import (
     METAFEATURES_ATTR,
     ExperienceRecorder,
     MetaLearnedSampler,
 )
-from optuna.distributions import FloatDistribution
-from sklearn.datasets import make_classification
-
-from automl_meta.exceptions import TaskError
 from automl_meta.store import ExperienceStore, TaskDescription
 
 from ._optuna_knowledge import (

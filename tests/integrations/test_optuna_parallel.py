@@ -20,9 +20,10 @@ def test_four_workers_on_one_server(server_url):
     store = ExperienceStore(server_url)  # schema created once, like an admin would before a campaign
     # Some knowledge from an earlier study, so that the workers run the portfolio and transfer phases.
     past = optuna.create_study(study_name="past", storage=server_url, sampler=optuna.samplers.RandomSampler(seed=0))
+    from sklearn.datasets import make_classification
+
     from automl_meta.integrations.optuna import ExperienceRecorder
     from automl_meta.store import TaskDescription
-    from sklearn.datasets import make_classification
 
     past_task = TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="past")
     past.optimize(quadratic(2.0), n_trials=20, callbacks=[ExperienceRecorder(store=store, task=past_task)])

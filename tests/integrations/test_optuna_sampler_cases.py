@@ -10,8 +10,7 @@ start-up phase leaves relative sampling empty (as TPESampler itself does), so th
 from __future__ import annotations
 
 import pytest
-from optuna.testing.pytest_samplers import (BasicSamplerTestCase, MultiObjectiveSamplerTestCase,
-                                            RelativeSamplerTestCase)
+from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase, RelativeSamplerTestCase
 
 from automl_meta.integrations.optuna import MetaLearnedSampler
 from automl_meta.store import ExperienceStore

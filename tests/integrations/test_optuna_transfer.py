@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from automl_meta.integrations.optuna._transfer import (
     FittedProcesses,
     GaussianProcess,
@@ -14,7 +15,6 @@ from automl_meta.integrations.optuna._transfer import (
     processes_of,
     ranking_weights,
 )
-
 from automl_meta.store import ExperienceStore
 
 
@@ -31,7 +31,8 @@ def test_copula_depends_only_on_the_order_and_is_standard_normal():
 def test_gaussian_process_fits_a_smooth_function_and_is_unsure_away_from_data():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 0.6, size=(40, 1))
-    f = lambda x: np.sin(8 * x[:, 0])
+    def f(x):
+        return np.sin(8 * x[:, 0])
     gp = GaussianProcess(X, f(X))
     Xq = np.linspace(0.05, 0.55, 50)[:, None]
     mean, std = gp.predict(Xq)
@@ -48,7 +49,8 @@ def test_per_dimension_length_scales_find_the_dimension_that_matters():
     assert gp._inverse_length[1] > 3 * max(gp._inverse_length[0], gp._inverse_length[2])
     Xq = rng.uniform(size=(200, 3))
     iso = GaussianProcess(X, y)
-    error = lambda g: np.abs(g.mean(Xq) - np.sin(6 * Xq[:, 1])).mean()
+    def error(g):
+        return np.abs(g.mean(Xq) - np.sin(6 * Xq[:, 1])).mean()
     assert error(gp) < 0.5 * error(iso)
 
 
@@ -129,12 +131,13 @@ def test_discordance_of_several_models_stacks_the_single_model_matrices():
 
 
 def test_the_range_test_agrees_with_optunas_own():
-    from automl_meta.integrations.optuna._search_space import _contains
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
+
+    from automl_meta.integrations.optuna._search_space import _contains
 
     dists = [FloatDistribution(-1, 1), FloatDistribution(1e-3, 1, log=True), FloatDistribution(0, 1, step=0.1),
              IntDistribution(0, 10), IntDistribution(1, 64, log=True), IntDistribution(0, 12, step=3),

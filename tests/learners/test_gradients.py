@@ -17,7 +17,7 @@ import automl_meta as am
 from automl_meta.learners.base import _key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "studies"))
-import _higher_reference  # noqa: E402
+import _higher_reference
 
 TOL = 1e-10
 

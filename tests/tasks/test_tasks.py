@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from automl_meta import TaskError
-from automl_meta.tasks import (Sinusoid, SyntheticTabular, Task, TaskBatch, from_config, from_datasets,
-                               from_groups)
+from automl_meta.tasks import Sinusoid, SyntheticTabular, Task, TaskBatch, from_config, from_datasets, from_groups
 
 
 def test_sinusoid_follows_the_protocol():

@@ -101,7 +101,7 @@ def test_sigkilled_run_resumes_to_identical_parameters(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = lambda run_dir, out, resume: subprocess.run(  # noqa: E731
+    run = lambda run_dir, out, resume: subprocess.run(  # noqa: E731 - short local helper
         [sys.executable, str(script), str(run_dir), str(out), resume], env=env, capture_output=True, text=True,
         timeout=300)
 
@@ -225,7 +225,7 @@ def test_adapting_to_a_new_task_improves_its_fit():
                               iterations=1000, n_validation_tasks=0, verbose=0).fit()
     rng = np.random.default_rng(5)
     x, grid = rng.uniform(-5, 5, (10, 1)), np.linspace(-5, 5, 100)[:, None]
-    f = lambda x: 3.0 * np.sin(x[:, 0] - 1.0)  # noqa: E731
+    f = lambda x: 3.0 * np.sin(x[:, 0] - 1.0)  # noqa: E731 - short local helper
     unadapted = artifact.adapt(x, f(x), steps=0).predict(grid)
     adapted = artifact.adapt(x, f(x), steps=5).predict(grid)
     assert np.mean((adapted - f(grid)) ** 2) < 0.5 * np.mean((unadapted - f(grid)) ** 2)
