@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 import numpy as np
 import torch
@@ -15,10 +15,26 @@ from .. import models
 from ..engine import Params, batched_adapt, batched_query_losses, functional_apply
 from ..exceptions import TaskError
 from ..tasks import Task, TaskBatch
-from ..tasks.batch import TASK_TYPES
+from ..tasks.batch import TASK_TYPES, TaskType
 
 if TYPE_CHECKING:  # an artifact's record; learners come before artifacts in the import order
     from ..artifacts.preprocessing import Preprocessing
+
+
+class _Backbone(Protocol):
+    """What learners use of a model beyond ``nn.Module`` (see :mod:`automl_meta.models`); typing only."""
+
+    in_features: int
+    out_features: int
+
+    def build(self, in_features: int, out_features: int, generator: torch.Generator | None = None) -> nn.Module: ...
+
+    def get_config(self) -> dict[str, Any]: ...
+
+
+def _backbone(model: nn.Module) -> _Backbone:
+    # A cast, no check: the models in automl_meta.models provide these (a set-up model has int widths).
+    return cast(_Backbone, model)
 
 
 def _key(name: str) -> str:
@@ -26,20 +42,21 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
-def check_positive_int(value, name: str) -> int:
+def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return int(value)
 
 
-def check_nonnegative_int(value, name: str) -> int:
+def check_nonnegative_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
     return int(value)
 
 
-def check_positive_float(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < float("inf")):
+def check_positive_float(value: object, name: str) -> float:
+    # cast: typeshed's numbers.Real does not compare with int; a Real value does.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < cast(float, value) < float("inf")):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
     return float(value)
 
@@ -92,14 +109,14 @@ class Learner(nn.Module):
         if task_type not in TASK_TYPES:
             raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}.")
         if self._flexible:
-            self.model.build(in_features, out_features)  # checks the family fits within the model's maxima
+            _backbone(self.model).build(in_features, out_features)  # checks the family fits within the model's maxima
         elif getattr(self.model, "is_built", True):
             have = (getattr(self.model, "in_features", in_features), getattr(self.model, "out_features", out_features))
             if have != (in_features, out_features):
                 raise ValueError(f"The model was built for {have[0]} inputs and {have[1]} outputs, but the tasks "
                                  f"have {in_features} and {out_features}; leave in/out_features unset to fit them.")
         else:
-            self.model.build(in_features, out_features, generator=generator)
+            _backbone(self.model).build(in_features, out_features, generator=generator)
         self.task_type = task_type
         self._setup_meta()
         return self
@@ -198,6 +215,7 @@ class Learner(nn.Module):
         """
         self._require_setup()
         kind = self.task_type
+        assert kind is not None  # _require_setup: a set-up learner has its task type
         n_classes = None
         if preprocessing is not None:
             X = preprocessing.transform_features(X)
@@ -206,8 +224,10 @@ class Learner(nn.Module):
                 n_classes = None if preprocessing.classes is None else len(preprocessing.classes)
             else:
                 y = preprocessing.transform_targets(y)
-        task = Task(X, y, X, y, task_type=kind, n_classes=n_classes)
-        n_in, n_out = self.model.in_features, self.model.out_features
+        # cast: Task.__post_init__ turns array-likes into arrays; setup() checked kind is one of TASK_TYPES.
+        xs, ys = cast(np.ndarray, X), cast(np.ndarray, y)
+        task = Task(xs, ys, xs, ys, task_type=cast(TaskType, kind), n_classes=n_classes)
+        n_in, n_out = _backbone(self.model).in_features, _backbone(self.model).out_features
         if task.n_features > n_in:
             raise TaskError(f"X has {task.n_features} features but this learner's model takes at most {n_in}.")
         if task.n_outputs > n_out:
@@ -235,7 +255,7 @@ class Learner(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         """Everything :meth:`from_config` needs to rebuild this learner (JSON-serialisable)."""
-        return {"name": self.name, "model": self.model.get_config(), "task_type": self.task_type,
+        return {"name": self.name, "model": _backbone(self.model).get_config(), "task_type": self.task_type,
                 **self._config_kwargs()}
 
     @classmethod
@@ -246,7 +266,7 @@ class Learner(nn.Module):
         model = models.from_config(config.pop("model"))
         task_type = config.pop("task_type")
         learner = cls(model, **config)
-        return learner.setup(task_type, model.in_features, model.out_features)
+        return learner.setup(task_type, _backbone(model).in_features, _backbone(model).out_features)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._config_kwargs().items())
@@ -254,6 +274,13 @@ class Learner(nn.Module):
 
 class LearnedRatesMixin:
     """Meta-learned step sizes, one per parameter entry (``"parameter"``) or per tensor (``"tensor"``)."""
+
+    if TYPE_CHECKING:  # given by the Learner this mixin is combined with (declared for typing only)
+        inner_lr: float
+
+        def init_params(self) -> Params: ...
+
+        def adapted_names(self) -> list[str]: ...
 
     def _init_rates(self, granularity: str) -> None:
         params = self.init_params()
@@ -302,7 +329,7 @@ class AdaptedModel:
             raise TaskError("X contains NaN or infinite values.")
         if self.preprocessing is not None:
             X = self.preprocessing.transform_features(X)
-        n_in = X.shape[1] if getattr(self.model, "flexible_widths", False) else self.model.in_features
+        n_in = X.shape[1] if getattr(self.model, "flexible_widths", False) else _backbone(self.model).in_features
         Xp = np.zeros((len(X), n_in))
         Xp[:, : X.shape[1]] = X
         dtype = next(iter(self.params.values())).dtype
@@ -317,10 +344,10 @@ class AdaptedModel:
         out = self._forward(X)
         if self.task_type == "classification":
             return out.argmax(-1).numpy()
-        out = out.numpy()
+        values = out.numpy()
         if self.preprocessing is not None:
-            out = self.preprocessing.inverse_transform_targets(out)
-        return out[:, 0] if self.n_outputs == 1 else out
+            values = self.preprocessing.inverse_transform_targets(values)
+        return values[:, 0] if self.n_outputs == 1 else values
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes) (classification only)."""
