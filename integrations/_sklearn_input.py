@@ -70,7 +70,9 @@ def _check_tabular_artifact(artifact: MetaArtifact, source: object, estimator: s
             f"automl_meta.optim.LearnedOptimizer(model.parameters(), artifact={arg}), or give {estimator} a "
             f"{task_type} artifact such as 'default-tabular'.")
     family = artifact.family_name
-    other = {"classification": "MetaLearnedClassifier", "regression": "MetaLearnedRegressor"}.get(kind)
+    estimators: dict[str | None, str] = {"classification": "MetaLearnedClassifier",
+                                         "regression": "MetaLearnedRegressor"}
+    other = estimators.get(kind)
     instead = f"use {other} with this one, or " if other else "use "
     raise ArtifactError(f"{what} was meta-trained for {kind} tasks (task family {family!r}); {estimator} needs a "
                         f"{task_type} artifact ({instead}an artifact such as 'default-tabular').")

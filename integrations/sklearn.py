@@ -14,10 +14,11 @@ import copy
 import numbers
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
@@ -26,16 +27,31 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from automl_meta.artifacts import MetaArtifact, bundled, load
 from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _standardise_features, _to_standard
 from automl_meta.engine import functional_apply
+from automl_meta.learners import Learner
 from automl_meta.tasks import TaskBatch
+from automl_meta.tasks.batch import TaskType
 
 from ._sklearn_cv import _adapt_path, _folds
 from ._sklearn_input import _check_serves, _check_tabular_artifact, _feature_scaling
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
+    from typing_extensions import Self
 
 __all__ = ["MetaLearnedClassifier", "MetaLearnedRegressor"]
 
 
 class _MetaLearnedEstimator(BaseEstimator):
-    _task_type: str
+    _task_type: TaskType
+
+    if TYPE_CHECKING:  # each estimator below defines these (declared for typing only)
+        def _validate(self, X: ArrayLike, y: ArrayLike, *, reset: bool,
+                      classes: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+        def _n_outputs(self, targets: np.ndarray) -> int: ...
+
+        @staticmethod
+        def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float: ...
 
     def __init__(self, artifact: str | MetaArtifact = "default-tabular", *, adapt_steps: int | None = None,
                  n_ensemble: int = 4, random_state: int | np.random.RandomState | None = None, verbose: int = 0,
@@ -98,6 +114,11 @@ class _MetaLearnedEstimator(BaseEstimator):
                          class_mask=ones(e, outputs), task_type=self._task_type)
 
     @property
+    def _learner(self) -> Learner:
+        # cast: _resolve_artifact (_check_tabular_artifact) let through only a learner of this task type.
+        return cast(Learner, self.artifact_.learner)
+
+    @property
     def _dtype(self) -> torch.dtype:
         return next(iter(self.artifact_.learner.parameters())).dtype
 
@@ -109,7 +130,8 @@ class _MetaLearnedEstimator(BaseEstimator):
     def _learned_default(self) -> int:
         return self.artifact_.adapt_steps
 
-    def _fit_selecting_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng) -> bool:
+    def _fit_selecting_steps(self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray,
+                             rng: np.random.RandomState) -> bool:
         """Cross-validated early stopping: fit with the candidate step count of lowest held-out loss.
 
         The candidates are 0 and the step counts the artifact was validated on in meta-training. The
@@ -126,8 +148,8 @@ class _MetaLearnedEstimator(BaseEstimator):
         held_out = np.stack([np.isin(np.arange(len(X)), test) for test in folds])
         weights = np.concatenate([weight * ~held_out, np.repeat(weight[None], len(perms), 0)])
         task_perms = np.concatenate([np.repeat(perms[:1], k, 0), perms])
-        path = _adapt_path(self.artifact_.learner, self._batch(X, targets, weights, task_perms), candidates)
-        apply = torch.vmap(functional_apply(self.artifact_.learner.model))
+        path = _adapt_path(self._learner, self._batch(X, targets, weights, task_perms), candidates)
+        apply = torch.vmap(functional_apply(self._learner.model))
         x_folds = torch.as_tensor(self._members(X, task_perms[:k]), dtype=self._dtype)
         eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
         losses = {}
@@ -140,7 +162,8 @@ class _MetaLearnedEstimator(BaseEstimator):
         self.params_ = {n: t[k:] for n, t in path[self.adapt_steps_].items()}
         return True
 
-    def _fit(self, X, y, sample_weight, *, reset: bool, classes=None) -> Any:
+    def _fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None, *, reset: bool,
+             classes: ArrayLike | None = None) -> Self:
         self._check_params()
         start = time.perf_counter()
         continuing = not reset and hasattr(self, "params_")
@@ -162,15 +185,14 @@ class _MetaLearnedEstimator(BaseEstimator):
         selected = not continuing and self.adapt_steps is None and self._fit_selecting_steps(X, targets, weight, rng)
         if not selected:
             batch = self._batch(X, targets, weight[None])
-            self.params_ = self.artifact_.learner.adapt_batch(batch, self._steps(),
-                                                              start=self.params_ if continuing else None)
+            self.params_ = self._learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
         if self.verbose:
             print(f"{type(self).__name__}: adapted {len(self.permutations_)} member(s) for {self._steps()} step(s) "
                   f"on {X.shape[0]} rows in "
                   f"{time.perf_counter() - start:.3f} s", file=sys.stderr)
         return self
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Adapt the artifact's learned initialisation to ``(X, y)`` with its learned step sizes.
 
         With ``warm_start=True`` and an earlier fit, adaptation continues from the fitted weights.
@@ -187,7 +209,7 @@ class _MetaLearnedEstimator(BaseEstimator):
         """
         return self._fit(X, y, sample_weight, reset=not self.warm_start)
 
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Continue adapting the fitted weights on ``(X, y)`` for ``adapt_steps`` more steps.
 
         The first call fits from the artifact, like :meth:`fit`.
@@ -198,11 +220,11 @@ class _MetaLearnedEstimator(BaseEstimator):
         return targets
 
     @torch.no_grad()
-    def _outputs(self, X) -> torch.Tensor:
+    def _outputs(self, X: ArrayLike) -> torch.Tensor:
         check_is_fitted(self, "params_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = cast(np.ndarray, validate_data(self, X, reset=False, dtype=np.float64))  # cast: sklearn is untyped
         members = torch.as_tensor(self._members(X), dtype=self._dtype)
-        out = torch.vmap(functional_apply(self.artifact_.learner.model))(self.params_, members)
+        out = torch.vmap(functional_apply(self._learner.model))(self.params_, members)
         return out[..., : self.n_outputs_]
 
 
@@ -262,7 +284,9 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
 
     _task_type = "classification"
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    # classes before sample_weight, as in scikit-learn's partial_fit of classifiers (hence the override ignore).
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None,  # type: ignore[override]
+                    sample_weight: ArrayLike | None = None) -> Self:
         """Continue adapting the fitted weights on ``(X, y)`` for ``adapt_steps`` more steps.
 
         The first call fits from the artifact, like :meth:`fit`; pass ``classes`` there
@@ -270,8 +294,10 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         """
         return self._fit(X, y, sample_weight, reset=False, classes=classes)
 
-    def _validate(self, X, y, *, reset: bool, classes=None):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
+    def _validate(self, X: ArrayLike, y: ArrayLike, *, reset: bool,
+                  classes: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+        # cast: validate_data returns arrays (scikit-learn has no type hints)
+        X, y = cast("tuple[np.ndarray, np.ndarray]", validate_data(self, X, y, reset=reset, dtype=np.float64))
         check_classification_targets(y)
         if reset:
             family_classes = self.artifact_.preprocessing.class_labels()
@@ -287,7 +313,7 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
             raise ValueError(f"y has classes {unknown.tolist()} not seen in the first fit ({self.classes_.tolist()}).")
         return X, np.searchsorted(self.classes_, y)
 
-    def _n_outputs(self, targets) -> int:
+    def _n_outputs(self, targets: np.ndarray) -> int:
         return len(self.classes_)
 
     @staticmethod
@@ -297,16 +323,16 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         picked = proba[:, torch.arange(len(targets)), torch.as_tensor(targets)]
         return float((-torch.log(picked.clamp_min(1e-15)) * weight).sum() / weight.sum())
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), averaged over the ensemble."""
         return torch.softmax(self._outputs(X).to(torch.float64), -1).mean(0).numpy()
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable class of each row."""
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(1)]
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
@@ -353,8 +379,11 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
 
     _task_type = "regression"
 
-    def _validate(self, X, y, *, reset: bool, classes=None):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64, multi_output=True, y_numeric=True)
+    def _validate(self, X: ArrayLike, y: ArrayLike, *, reset: bool,
+                  classes: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+        # cast: validate_data returns arrays (scikit-learn has no type hints)
+        X, y = cast("tuple[np.ndarray, np.ndarray]",
+                    validate_data(self, X, y, reset=reset, dtype=np.float64, multi_output=True, y_numeric=True))
         y2 = y.reshape(len(y), -1).astype(np.float64)
         if reset:
             self._y_1d = y.ndim == 1
@@ -375,7 +404,7 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
                              f"scale {self.y_scale_.tolist()}) to be represented in float64; refit from scratch.")
         return standard
 
-    def _n_outputs(self, targets) -> int:
+    def _n_outputs(self, targets: np.ndarray) -> int:
         return targets.shape[1]
 
     @staticmethod
@@ -384,12 +413,12 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
         err = ((outputs - torch.as_tensor(targets)) ** 2).sum(-1)
         return float((err * weight).sum() / weight.sum())
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets: shape (n_samples,) for one target, (n_samples, n_targets) for several."""
         pred = _from_standard(self._outputs(X).to(torch.float64).mean(0).numpy(), self.y_mean_, self.y_scale_)
         return pred[:, 0] if self._y_1d else pred
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags

@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import BaseTrial
@@ -251,6 +251,7 @@ def _describe(dist: BaseDistribution) -> str:
     if isinstance(dist, CategoricalDistribution):
         return "{" + ", ".join(repr(c) for c in dist.choices) + "}"
     kind = "float" if isinstance(dist, FloatDistribution) else "int"
+    dist = cast("FloatDistribution | IntDistribution", dist)  # not categorical: Optuna's others are these two
     scale = ", log" if dist.log else ""
     step = f", step {dist.step:g}" if dist.step not in (None, 1) else ""
     return f"{kind}{scale}{step} [{dist.low:g}, {dist.high:g}]"

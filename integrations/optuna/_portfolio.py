@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from optuna.storages import InMemoryStorage
@@ -161,9 +161,10 @@ class _Portfolio:
             if u is None:
                 continue
             used.add(u.tobytes())
-            if t.state == TrialState.COMPLETE and t.values is not None and math.isfinite(t.value):
+            # cast: t.values is not None, so t.value is a float
+            if t.state == TrialState.COMPLETE and t.values is not None and math.isfinite(cast(float, t.value)):
                 own_u.append(u)
-                own_y.append(sign * t.value)
+                own_y.append(sign * cast(float, t.value))
         with self._lock:
             used |= {u.tobytes() for c in self._given.values() if (u := encoding.unit(c)) is not None}
         prior = np.array([m.weight for m in models])

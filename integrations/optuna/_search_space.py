@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
+    FloatDistribution,
     IntDistribution,
 )
 
@@ -39,6 +40,7 @@ def _contains(d: BaseDistribution, value: Any) -> bool:
         return False
     if isinstance(d, CategoricalDistribution):
         return True  # to_internal_repr found the choice's index
+    d = cast("FloatDistribution | IntDistribution", d)  # not categorical: Optuna's others are these two
     if not d.low <= internal <= d.high:
         return False
     if isinstance(d, IntDistribution):
@@ -53,6 +55,7 @@ def _to_unit(d: BaseDistribution, value: Any) -> float:
     """A value's coordinate: its place in [0, 1] (on the log scale for log distributions), or a category's index."""
     if isinstance(d, CategoricalDistribution):
         return float(d.to_internal_repr(value))
+    d = cast("FloatDistribution | IntDistribution", d)  # not categorical: Optuna's others are these two
     lo, hi, v = float(d.low), float(d.high), float(value)
     if d.log:
         lo, hi, v = math.log(lo), math.log(hi), math.log(v)
@@ -63,6 +66,7 @@ def _from_unit(d: BaseDistribution, u: float) -> Any:
     """The value of ``d`` at coordinate ``u`` (rounded to the step; integers as int, floats as float)."""
     if isinstance(d, CategoricalDistribution):
         return d.choices[int(u)]
+    d = cast("FloatDistribution | IntDistribution", d)  # not categorical: Optuna's others are these two
     lo, hi = float(d.low), float(d.high)
     u = min(max(float(u), 0.0), 1.0)
     v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if d.log else lo + u * (hi - lo)

@@ -16,7 +16,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from optuna.study import Study, StudyDirection
@@ -268,9 +268,10 @@ def _own_results(study: Study, encoding: _Encoding) -> tuple[list[float], list[n
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
     own, units = [], []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        u = encoding.unit(t.params) if t.values is not None and math.isfinite(t.value) else None
+        # cast: t.values is not None (checked here, or u is None), so t.value is a float
+        u = encoding.unit(t.params) if t.values is not None and math.isfinite(cast(float, t.value)) else None
         if u is not None:
-            own.append(sign * t.value)
+            own.append(sign * cast(float, t.value))
             units.append(u)
     return own, units
 
