@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils.multiclass import type_of_target
 
 from ..exceptions import TaskError
-from .batch import TASK_TYPES, Task
+from .batch import TASK_TYPES, Task, TaskType
 from .distribution import TaskDistribution, check_count
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_Pairs = list[tuple[np.ndarray, np.ndarray]]  # one (X, y) per task
 
 
 def _infer_task_type(y: np.ndarray) -> str:
@@ -43,8 +49,9 @@ class DatasetTasks(TaskDistribution):
         datasets), rather than unrelated tables of their own.
     """
 
-    def __init__(self, datasets, names, *, task_type, shots, query_shots, classes=None, feature_names=None,
-                 shared_features=False) -> None:
+    def __init__(self, datasets: _Pairs, names: Sequence[str], *, task_type: TaskType, shots: int,
+                 query_shots: int | None, classes: np.ndarray | None = None,
+                 feature_names: Sequence[object] | None = None, shared_features: bool = False) -> None:
         self.datasets, self.names, self.task_type = datasets, names, task_type
         self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
         self.shared_features = bool(shared_features)
@@ -91,14 +98,14 @@ class DatasetTasks(TaskDistribution):
                 "query_shots": self.query_shots, "feature_names": self.feature_names,
                 "shared_features": self.shared_features}
 
-    def map(self, transform) -> DatasetTasks:
+    def map(self, transform: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]) -> DatasetTasks:
         """The same tasks with ``transform(X, y) -> (X, y)`` applied to every dataset."""
         return DatasetTasks([transform(X, y) for X, y in self.datasets], self.names, task_type=self.task_type,
                             shots=self.shots, query_shots=self.query_shots, classes=self.classes_,
                             feature_names=self.feature_names, shared_features=self.shared_features)
 
 
-def _check_xy(X, y, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_xy(X: ArrayLike, y: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         X = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -117,7 +124,8 @@ def _check_xy(X, y, name: str) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def _finish(datasets, names, task_type, shots, query_shots, shared_classes: bool, feature_names=None,
+def _finish(datasets: _Pairs, names: list[str], task_type: str | None, shots: int, query_shots: int | None,
+            shared_classes: bool, feature_names: Sequence[object] | None = None,
             shared_features: bool = False) -> DatasetTasks:
     if task_type is None:
         task_type = _infer_task_type(np.concatenate([np.ravel(y) for _, y in datasets]))
@@ -132,7 +140,8 @@ def _finish(datasets, names, task_type, shots, query_shots, shared_classes: bool
             datasets = [(X, np.unique(y, return_inverse=True)[1]) for X, y in datasets]
     else:
         datasets = [(X, y.astype(np.float64)) for X, y in datasets]
-    return DatasetTasks(datasets, names, task_type=task_type, shots=shots, query_shots=query_shots,
+    # cast: checked just above to be one of TASK_TYPES
+    return DatasetTasks(datasets, names, task_type=cast(TaskType, task_type), shots=shots, query_shots=query_shots,
                         classes=classes, feature_names=feature_names, shared_features=shared_features)
 
 
@@ -154,7 +163,7 @@ def _check_table(df: Any, group: str, targets: list[str], features: Sequence[str
 
 
 def from_groups(
-    df,
+    df: pd.DataFrame,
     *,
     group: str,
     target: str | Sequence[str],
