@@ -70,6 +70,10 @@ class OuterLoop:
     verbose: int
     stop_training: bool = False
     _prepared = False  # set by _reset_progress: the validation data exists from then on
+    # Progress, set by _reset_progress (and restored from checkpoints):
+    _running: float | None  # smoothed training loss, checkpointed so a resumed run reports the same
+    _best_position: int | None
+    _best_state: dict[str, torch.Tensor] | None
 
     # -- hooks ---------------------------------------------------------------------------------------
     def _trained(self) -> torch.nn.Module:
@@ -183,7 +187,7 @@ class OuterLoop:
         self._position, self._best_position = 0, None
         self.n_skipped_, self._consecutive_bad = 0, 0
         self.best_loss_, self._best_state = math.inf, None
-        self._running: float | None = None  # smoothed training loss, checkpointed so a resumed run reports the same
+        self._running = None
         self.history_: list[dict[str, Any]] = []
         self._prepared = True
 

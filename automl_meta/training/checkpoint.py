@@ -27,7 +27,8 @@ PREVIOUS_SUFFIX = ".prev"
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors, scalars = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for idx, entries in state["state"].items():
         for key, value in entries.items():
             if torch.is_tensor(value):

@@ -210,15 +210,18 @@ class MetaTrainer(OuterLoop):
         return self.n_validation_tasks > 0
 
     def _validation_logs(self) -> dict[str, float]:
+        assert self._val_batch is not None  # called only when validation is enabled (n_validation_tasks > 0)
         losses, metric = self.learner.evaluate(self._val_batch)
         return {"val_loss": float(losses.mean()), "val_metric": float(metric.mean())}
 
     def _artifact(self) -> MetaArtifact:
-        training, metrics = self.config(), {
+        training = self.config()
+        metrics: dict[str, Any] = {
             "val_loss": self._best_val_loss(),
             "best_iteration": self.best_iteration_, "iterations_run": self.iteration,
             "skipped_updates": self.n_skipped_}
         if self.adapt_steps_candidates:
+            assert self._val_batch is not None  # __init__ refuses candidates without validation tasks
             by_steps = {s: float(self.learner.evaluate(self._val_batch, steps=s)[0].mean())
                         for s in self.adapt_steps_candidates}
             training["adapt_steps"] = min(by_steps, key=lambda s: (by_steps[s], s))

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..artifacts import MetaArtifact
-from ..engine.learned_update import batched_init_states, batched_unroll
+from ..engine import Params
+from ..engine.learned_update import States, batched_init_states, batched_unroll
 from ..learners import UpdateRule
 from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import OptimizeeBatch, OptimizeeTasks
@@ -165,19 +166,22 @@ class UnrolledTrainer(OuterLoop):
         return {"trainer": cfg, "learner": self.rule.get_config(), "tasks": self.problems.describe()}
 
     # -- estimators ----------------------------------------------------------------------------------
-    def _truncation_loss(self, batch: OptimizeeBatch, params, states, first_step: int, initial, weights=None):
+    def _truncation_loss(self, batch: OptimizeeBatch, params: Params, states: States, first_step: int,
+                         initial: torch.Tensor, weights: Params | None = None) -> tuple[torch.Tensor, Params, States]:
         losses, params, states = batched_unroll(self.rule, batch.loss, params, states, batch.train,
                                                 first_step=first_step, steps=self.unroll, weights=weights)
         return relative_log_losses(losses[1:], initial).mean(), params, states
 
-    def _tbptt(self, batch, params, states, first_step, initial):
+    def _tbptt(self, batch: OptimizeeBatch, params: Params, states: States, first_step: int,
+               initial: torch.Tensor) -> tuple[float, Params, States]:
         meta_loss, params, states = self._truncation_loss(batch, params, states, first_step, initial)
         if torch.isfinite(meta_loss):
             meta_loss.backward()
         return float(meta_loss.detach()), params, states
 
     @torch.no_grad()
-    def _es(self, batch, params, states, first_step, initial, iteration: int):
+    def _es(self, batch: OptimizeeBatch, params: Params, states: States, first_step: int, initial: torch.Tensor,
+            iteration: int) -> tuple[float, Params, States]:
         gen = torch.Generator().manual_seed(int(seeded_rng(self.seed, 2, iteration).integers(2**62)))
         weights = {k: v.detach() for k, v in self.rule.named_parameters()}
         grads = {k: torch.zeros_like(v) for k, v in weights.items()}
