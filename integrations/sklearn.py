@@ -284,9 +284,9 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
 
     _task_type = "classification"
 
-    # classes before sample_weight, as in scikit-learn's partial_fit of classifiers (hence the override ignore).
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None,  # type: ignore[override]
-                    sample_weight: ArrayLike | None = None) -> Self:
+    def partial_fit(  # type: ignore[override]  # classes before sample_weight, as in scikit-learn's classifiers
+            self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None,
+            sample_weight: ArrayLike | None = None) -> Self:
         """Continue adapting the fitted weights on ``(X, y)`` for ``adapt_steps`` more steps.
 
         The first call fits from the artifact, like :meth:`fit`; pass ``classes`` there
