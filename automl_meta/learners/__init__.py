@@ -48,10 +48,27 @@ def from_config(config: dict[str, Any]) -> Learner | UpdateRule:
     name = config.get("name")
     known: dict[str, type[Learner] | type[UpdateRule]] = {**LEARNERS, **UPDATE_RULES}
     if name not in known:
-        raise ValueError(f"Unknown learner {name!r}; known learners are {sorted(LEARNERS)} and learned "
-                         f"optimizers {sorted(UPDATE_RULES)}.")
+        raise ValueError(
+            f"Unknown learner {name!r}; known learners are {sorted(LEARNERS)} and learned "
+            f"optimizers {sorted(UPDATE_RULES)}."
+        )
     return known[name].from_config(config)
 
 
-__all__ = ["Learner", "AdaptedModel", "MAML", "FirstOrderMAML", "MetaSGD", "Reptile", "ANIL", "IMAML", "LEARNERS",
-           "from_config", "UpdateRule", "LSTMOptimizer", "MLPOptimizer", "HyperController", "UPDATE_RULES"]
+__all__ = [
+    "Learner",
+    "AdaptedModel",
+    "MAML",
+    "FirstOrderMAML",
+    "MetaSGD",
+    "Reptile",
+    "ANIL",
+    "IMAML",
+    "LEARNERS",
+    "from_config",
+    "UpdateRule",
+    "LSTMOptimizer",
+    "MLPOptimizer",
+    "HyperController",
+    "UPDATE_RULES",
+]

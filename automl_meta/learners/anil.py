@@ -29,8 +29,9 @@ class ANIL(MAML):
 
     name: ClassVar[str] = "anil"
 
-    def __init__(self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01,
-                 first_order: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01, first_order: bool = False
+    ) -> None:
         if not hasattr(model, "head_names"):
             raise TypeError("ANIL needs a model that names its head parameters (a `head_names` property).")
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr, first_order=first_order)

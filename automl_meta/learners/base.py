@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
@@ -12,6 +11,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from .. import models
+from .._validation import check_nonnegative_int, check_positive_float, check_positive_int
 from ..engine import Params, batched_adapt, batched_query_losses, functional_apply
 from ..exceptions import TaskError
 from ..tasks import Task, TaskBatch
@@ -40,25 +40,6 @@ def _backbone(model: nn.Module) -> _Backbone:
 def _key(name: str) -> str:
     # nn.ParameterDict keys cannot hold dots; parameter names do.
     return name.replace(".", "__")
-
-
-def check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def check_nonnegative_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
-    return int(value)
-
-
-def check_positive_float(value: object, name: str) -> float:
-    # cast: typeshed's numbers.Real does not compare with int; a Real value does.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < cast(float, value) < float("inf")):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-    return float(value)
 
 
 class Learner(nn.Module):
@@ -99,8 +80,9 @@ class Learner(nn.Module):
     def is_setup(self) -> bool:
         return self.task_type is not None and getattr(self.model, "is_built", True)
 
-    def setup(self, task_type: str, in_features: int, out_features: int,
-              generator: torch.Generator | None = None) -> Learner:
+    def setup(
+        self, task_type: str, in_features: int, out_features: int, generator: torch.Generator | None = None
+    ) -> Learner:
         """Fit the backbone to a task family's widths and create the meta-parameters.
 
         Called by :class:`~automl_meta.MetaTrainer`; a backbone already built for
@@ -113,8 +95,10 @@ class Learner(nn.Module):
         elif getattr(self.model, "is_built", True):
             have = (getattr(self.model, "in_features", in_features), getattr(self.model, "out_features", out_features))
             if have != (in_features, out_features):
-                raise ValueError(f"The model was built for {have[0]} inputs and {have[1]} outputs, but the tasks "
-                                 f"have {in_features} and {out_features}; leave in/out_features unset to fit them.")
+                raise ValueError(
+                    f"The model was built for {have[0]} inputs and {have[1]} outputs, but the tasks "
+                    f"have {in_features} and {out_features}; leave in/out_features unset to fit them."
+                )
         else:
             _backbone(self.model).build(in_features, out_features, generator=generator)
         self.task_type = task_type
@@ -131,8 +115,10 @@ class Learner(nn.Module):
 
     def _require_setup(self) -> None:
         if not self.is_setup:
-            raise RuntimeError(f"{type(self).__name__} is not set up: meta-train it with MetaTrainer, "
-                               "or call learner.setup(task_type, in_features, out_features).")
+            raise RuntimeError(
+                f"{type(self).__name__} is not set up: meta-train it with MetaTrainer, "
+                "or call learner.setup(task_type, in_features, out_features)."
+            )
 
     # -- meta-parameters ----------------------------------------------------------------------------
     def init_params(self) -> Params:
@@ -151,18 +137,28 @@ class Learner(nn.Module):
 
     # -- adaptation and meta-losses -------------------------------------------------------------------
     def _engine_kwargs(self, steps: int | None) -> dict[str, Any]:
-        return {"steps": self.inner_steps if steps is None else check_nonnegative_int(steps, "steps"),
-                "task_type": self.task_type, "names": self.adapted_names(), "first_order": self.first_order,
-                "safeguard_after": self.inner_steps,
-                # Models may start each task from a point fitted to its support set (see TabularNet).
-                "initialize": getattr(self.model, "initialize_from_support", None)}
+        return {
+            "steps": self.inner_steps if steps is None else check_nonnegative_int(steps, "steps"),
+            "task_type": self.task_type,
+            "names": self.adapted_names(),
+            "first_order": self.first_order,
+            "safeguard_after": self.inner_steps,
+            # Models may start each task from a point fitted to its support set (see TabularNet).
+            "initialize": getattr(self.model, "initialize_from_support", None),
+        }
 
     def query_losses(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Per-task query loss and metric after adapting on the support sets (differentiable)."""
         self._require_setup()
         self._check_batch(batch)
-        return batched_query_losses(functional_apply(self.model), self.init_params(), self.inner_rates(),
-                                    batch.support(), batch.query(), **self._engine_kwargs(steps))
+        return batched_query_losses(
+            functional_apply(self.model),
+            self.init_params(),
+            self.inner_rates(),
+            batch.support(),
+            batch.query(),
+            **self._engine_kwargs(steps),
+        )
 
     def meta_backward(self, batch: TaskBatch) -> dict[str, float]:
         """Accumulate meta-gradients of one meta-batch into ``.grad``; return its mean loss and metric."""
@@ -190,11 +186,18 @@ class Learner(nn.Module):
         kwargs = self._engine_kwargs(steps)
         if start is not None:
             kwargs.update(initialize=None, safeguard_after=0)
-        return batched_adapt(functional_apply(self.model), self.init_params() if start is None else start,
-                             self.inner_rates(), batch.support(), params_batched=start is not None, **kwargs)
+        return batched_adapt(
+            functional_apply(self.model),
+            self.init_params() if start is None else start,
+            self.inner_rates(),
+            batch.support(),
+            params_batched=start is not None,
+            **kwargs,
+        )
 
-    def adapt(self, X: ArrayLike, y: ArrayLike, steps: int | None = None, *,
-              preprocessing: Preprocessing | None = None) -> AdaptedModel:
+    def adapt(
+        self, X: ArrayLike, y: ArrayLike, steps: int | None = None, *, preprocessing: Preprocessing | None = None
+    ) -> AdaptedModel:
         """Adapt to one new task's data and return a predictor for it.
 
         Parameters
@@ -233,8 +236,12 @@ class Learner(nn.Module):
         if task.n_outputs > n_out:
             what = "classes" if kind == "classification" else "targets"
             raise TaskError(f"y has {task.n_outputs} {what} but this learner's model has {n_out} outputs.")
-        batch = _one_task_batch(task, None if self._flexible else n_in, None if self._flexible else n_out,
-                                next(iter(self.init_params().values())).dtype)
+        batch = _one_task_batch(
+            task,
+            None if self._flexible else n_in,
+            None if self._flexible else n_out,
+            next(iter(self.init_params().values())).dtype,
+        )
         fast = {k: v[0] for k, v in self.adapt_batch(batch, steps).items()}
         return AdaptedModel(self.model, fast, kind, task.n_features, task.n_outputs, preprocessing=preprocessing)
 
@@ -255,8 +262,12 @@ class Learner(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         """Everything :meth:`from_config` needs to rebuild this learner (JSON-serialisable)."""
-        return {"name": self.name, "model": _backbone(self.model).get_config(), "task_type": self.task_type,
-                **self._config_kwargs()}
+        return {
+            "name": self.name,
+            "model": _backbone(self.model).get_config(),
+            "task_type": self.task_type,
+            **self._config_kwargs(),
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Learner:
@@ -285,10 +296,12 @@ class LearnedRatesMixin:
     def _init_rates(self, granularity: str) -> None:
         params = self.init_params()
         shape = (lambda p: p.shape) if granularity == "parameter" else (lambda p: ())
-        self.rates = nn.ParameterDict({
-            _key(n): nn.Parameter(torch.full(shape(params[n]), self.inner_lr, dtype=params[n].dtype))
-            for n in self.adapted_names()
-        })
+        self.rates = nn.ParameterDict(
+            {
+                _key(n): nn.Parameter(torch.full(shape(params[n]), self.inner_lr, dtype=params[n].dtype))
+                for n in self.adapted_names()
+            }
+        )
 
     def inner_rates(self) -> Params:
         return {n: self.rates[_key(n)] for n in self.adapted_names()}
@@ -314,8 +327,15 @@ class AdaptedModel:
     regression predictions back to the targets' units and predicts the family's class labels.
     """
 
-    def __init__(self, model: nn.Module, params: Params, task_type: str, n_features: int, n_outputs: int,
-                 preprocessing: Preprocessing | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        params: Params,
+        task_type: str,
+        n_features: int,
+        n_outputs: int,
+        preprocessing: Preprocessing | None = None,
+    ) -> None:
         self.model, self.params, self.task_type = model, params, task_type
         self.n_features, self.n_outputs = n_features, n_outputs
         self.preprocessing = preprocessing

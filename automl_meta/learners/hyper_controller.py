@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .base import check_positive_float, check_positive_int
+from .._validation import check_positive_float, check_positive_int
 from .update_rule import TIMESCALES, State, UpdateRule, clamp_grad, progress_features, rms
 
 BASES = ("adam", "sgd")
@@ -88,17 +88,19 @@ class HyperController(UpdateRule):
         self.head = self._init_linear(nn.Linear(h, 3), gen, gain=0.1)
         lr_min, lr_max, lr_init = LR_RANGES[base]
         with torch.no_grad():
-            self.input_map.bias[h: 2 * h] = 1.0  # forget gates start open
+            self.input_map.bias[h : 2 * h] = 1.0  # forget gates start open
             u_lr = math.log(lr_init / lr_min) / math.log(lr_max / lr_min)
             self.head.bias.copy_(torch.tensor([_logit(u_lr), _logit(0.9 / MOMENTUM_RANGE[1]), -8.0]))
 
     def init_state(self, param: Tensor) -> State:
         h = param.new_zeros(self.hidden_size)
         scalar = param.new_zeros(())
-        moments = ({"m": torch.zeros_like(param), "v": torch.zeros_like(param)} if self.base == "adam"
-                   else {"m": torch.zeros_like(param)})
-        return {**moments, "h": h, "c": h.clone(), "u_lr": scalar, "log_g_avg": scalar.clone(),
-                "lr": scalar.clone()}
+        moments = (
+            {"m": torch.zeros_like(param), "v": torch.zeros_like(param)}
+            if self.base == "adam"
+            else {"m": torch.zeros_like(param)}
+        )
+        return {**moments, "h": h, "c": h.clone(), "u_lr": scalar, "log_g_avg": scalar.clone(), "lr": scalar.clone()}
 
     def _features(self, param: Tensor, g: Tensor, state: State, step: Tensor) -> tuple[Tensor, Tensor]:
         first = step <= 1
@@ -109,8 +111,9 @@ class HyperController(UpdateRule):
         trend = torch.where(first, torch.zeros_like(log_g), (log_g - state["log_g_avg"]).clamp(-5, 5))
         numel = torch.tensor(math.log10(param.numel()) / 6, dtype=g.dtype, device=g.device)
         is_vector = torch.tensor(float(param.dim() <= 1), dtype=g.dtype, device=g.device)
-        scalars = torch.stack([cos, trend, log_g / 5, torch.log10(rms(param) + 1e-8) / 3, state["u_lr"],
-                               numel, is_vector])
+        scalars = torch.stack(
+            [cos, trend, log_g / 5, torch.log10(rms(param) + 1e-8) / 3, state["u_lr"], numel, is_vector]
+        )
         return torch.cat([scalars, progress_features(step)]), log_g
 
     def forward(self, param: Tensor, grad: Tensor, state: State, step: Tensor) -> tuple[Tensor, State]:
@@ -141,5 +144,4 @@ class HyperController(UpdateRule):
         return new_param, {**moments, "h": h, "c": c, "u_lr": u[0], "log_g_avg": log_g_avg, "lr": lr}
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"base": self.base, "hidden_size": self.hidden_size, "wd_max": self.wd_max,
-                **super()._config_kwargs()}
+        return {"base": self.base, "hidden_size": self.hidden_size, "wd_max": self.wd_max, **super()._config_kwargs()}

@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_nonnegative_int, check_positive_float, check_positive_int
 from ..engine import Params, functional_apply
 from ..engine.implicit import batched_anchors, batched_implicit_meta_gradients, batched_proximal_adapt, score_query
 from ..tasks import TaskBatch
-from .base import Learner, check_nonnegative_int, check_positive_float, check_positive_int
+from .base import Learner
 
 
 class IMAML(Learner):
@@ -68,13 +69,25 @@ class IMAML(Learner):
     name: ClassVar[str] = "imaml"
     meta_learns = ("init",)
 
-    def __init__(self, model: nn.Module, *, inner_steps: int = 10, inner_lr: float = 0.01, lam: float = 1.0,
-                 cg_steps: int = 5, cg_damping: float = 0.0, first_order: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        inner_steps: int = 10,
+        inner_lr: float = 0.01,
+        lam: float = 1.0,
+        cg_steps: int = 5,
+        cg_damping: float = 0.0,
+        first_order: bool = False,
+    ) -> None:
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr)
         self.lam = check_positive_float(lam, "lam")
         self.cg_steps = check_positive_int(cg_steps, "cg_steps")
-        if (isinstance(cg_damping, bool) or not isinstance(cg_damping, numbers.Real)
-                or not (0 <= cg_damping < float("inf"))):
+        if (
+            isinstance(cg_damping, bool)
+            or not isinstance(cg_damping, numbers.Real)
+            or not (0 <= cg_damping < float("inf"))
+        ):
             raise ValueError(f"cg_damping must be a finite number >= 0, got {cg_damping!r}.")
         self.cg_damping: float = float(cg_damping)
         if not isinstance(first_order, bool):
@@ -93,9 +106,19 @@ class IMAML(Learner):
         assert self.task_type is not None  # _require_setup() checked it
         anchors = self._anchors(batch)
         v, losses, metric = batched_implicit_meta_gradients(
-            functional_apply(self.model), anchors, self.inner_rates(), batch.support(), batch.query(),
-            steps=self.inner_steps, lam=self.lam, cg_steps=self.cg_steps, cg_damping=self.cg_damping,
-            task_type=self.task_type, first_order=self.first_order, safeguard_after=0)
+            functional_apply(self.model),
+            anchors,
+            self.inner_rates(),
+            batch.support(),
+            batch.query(),
+            steps=self.inner_steps,
+            lam=self.lam,
+            cg_steps=self.cg_steps,
+            cg_damping=self.cg_damping,
+            task_type=self.task_type,
+            first_order=self.first_order,
+            safeguard_after=0,
+        )
         loss = losses.mean()
         if torch.isfinite(loss):
             # The mean over tasks of each task's v, carried back through the anchors to the parameters.
@@ -104,8 +127,11 @@ class IMAML(Learner):
         return {"loss": float(loss), "metric": float(metric.mean())}
 
     def _proximal_kwargs(self, steps: int | None) -> dict[str, Any]:
-        return {"steps": self.inner_steps if steps is None else check_nonnegative_int(steps, "steps"),
-                "lam": self.lam, "task_type": self.task_type}
+        return {
+            "steps": self.inner_steps if steps is None else check_nonnegative_int(steps, "steps"),
+            "lam": self.lam,
+            "task_type": self.task_type,
+        }
 
     def query_losses(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Per-task query loss and metric after the proximal inner loop.
@@ -117,8 +143,14 @@ class IMAML(Learner):
         self._check_batch(batch)
         apply, task_type = functional_apply(self.model), self.task_type
         assert task_type is not None  # _require_setup() checked it
-        fast = batched_proximal_adapt(apply, self._anchors(batch), self.inner_rates(), batch.support(),
-                                      safeguard_after=0, **self._proximal_kwargs(steps))
+        fast = batched_proximal_adapt(
+            apply,
+            self._anchors(batch),
+            self.inner_rates(),
+            batch.support(),
+            safeguard_after=0,
+            **self._proximal_kwargs(steps),
+        )
         return torch.vmap(lambda f, q: score_query(apply, f, q, task_type))(fast, batch.query())
 
     @torch.no_grad()
@@ -130,10 +162,21 @@ class IMAML(Learner):
         """
         self._require_setup()
         self._check_batch(batch)
-        return batched_proximal_adapt(functional_apply(self.model), self._anchors(batch), self.inner_rates(),
-                                      batch.support(), start=start, safeguard_after=0,
-                                      **self._proximal_kwargs(steps))
+        return batched_proximal_adapt(
+            functional_apply(self.model),
+            self._anchors(batch),
+            self.inner_rates(),
+            batch.support(),
+            start=start,
+            safeguard_after=0,
+            **self._proximal_kwargs(steps),
+        )
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {**super()._config_kwargs(), "lam": self.lam, "cg_steps": self.cg_steps,
-                "cg_damping": self.cg_damping, "first_order": self.first_order}
+        return {
+            **super()._config_kwargs(),
+            "lam": self.lam,
+            "cg_steps": self.cg_steps,
+            "cg_damping": self.cg_damping,
+            "first_order": self.first_order,
+        }

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor, nn
 
-from .base import check_positive_float, check_positive_int
+from .._validation import check_positive_float, check_positive_int
 from .update_rule import State, UpdateRule, clamp_grad
 
 
@@ -74,8 +74,15 @@ class LSTMOptimizer(UpdateRule):
 
     name: ClassVar[str] = "lstm_optimizer"
 
-    def __init__(self, *, hidden_size: int = 20, num_layers: int = 2, preprocess_p: float = 10.0,
-                 output_scale: float = 0.1, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        hidden_size: int = 20,
+        num_layers: int = 2,
+        preprocess_p: float = 10.0,
+        output_scale: float = 0.1,
+        seed: int = 0,
+    ) -> None:
         super().__init__(seed=seed)
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -83,14 +90,16 @@ class LSTMOptimizer(UpdateRule):
         self.output_scale = check_positive_float(output_scale, "output_scale")
         gen, h = self._generator(), self.hidden_size
         # Written out (not nn.LSTMCell) so that the cell runs under torch.vmap.
-        self.input_maps = nn.ModuleList([self._init_linear(nn.Linear(2 if i == 0 else h, 4 * h), gen)
-                                         for i in range(self.num_layers)])
-        self.hidden_maps = nn.ModuleList([self._init_linear(nn.Linear(h, 4 * h, bias=False), gen)
-                                          for _ in range(self.num_layers)])
+        self.input_maps = nn.ModuleList(
+            [self._init_linear(nn.Linear(2 if i == 0 else h, 4 * h), gen) for i in range(self.num_layers)]
+        )
+        self.hidden_maps = nn.ModuleList(
+            [self._init_linear(nn.Linear(h, 4 * h, bias=False), gen) for _ in range(self.num_layers)]
+        )
         self.head = self._init_linear(nn.Linear(h, 1), gen, gain=0.1)
         with torch.no_grad():  # forget gates start open, as is usual for LSTMs
             for m in cast("Iterable[nn.Linear]", self.input_maps):
-                m.bias[h: 2 * h] = 1.0
+                m.bias[h : 2 * h] = 1.0
 
     def init_state(self, param: Tensor) -> State:
         shape = (param.numel(), self.num_layers, self.hidden_size)
@@ -112,5 +121,10 @@ class LSTMOptimizer(UpdateRule):
         return param - update, {"h": torch.stack(hs, 1), "c": torch.stack(cs, 1)}
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"hidden_size": self.hidden_size, "num_layers": self.num_layers, "preprocess_p": self.preprocess_p,
-                "output_scale": self.output_scale, **super()._config_kwargs()}
+        return {
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "preprocess_p": self.preprocess_p,
+            "output_scale": self.output_scale,
+            **super()._config_kwargs(),
+        }

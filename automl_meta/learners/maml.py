@@ -31,8 +31,9 @@ class MAML(Learner):
     name: ClassVar[str] = "maml"
     meta_learns = ("init",)
 
-    def __init__(self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01,
-                 first_order: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01, first_order: bool = False
+    ) -> None:
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr)
         if not isinstance(first_order, bool):
             raise ValueError(f"first_order must be True or False, got {first_order!r}.")
@@ -52,8 +53,9 @@ class FirstOrderMAML(MAML):
 
     name: ClassVar[str] = "fomaml"
 
-    def __init__(self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01,
-                 first_order: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01, first_order: bool = True
+    ) -> None:
         if first_order is not True:
             raise ValueError("FirstOrderMAML is always first order; use MAML for second-order gradients.")
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr, first_order=True)

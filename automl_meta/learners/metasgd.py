@@ -32,8 +32,15 @@ class MetaSGD(LearnedRatesMixin, Learner):
     name: ClassVar[str] = "metasgd"
     meta_learns = ("init", "lr")
 
-    def __init__(self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01,
-                 lr_granularity: str = "parameter", first_order: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        inner_steps: int = 1,
+        inner_lr: float = 0.01,
+        lr_granularity: str = "parameter",
+        first_order: bool = False,
+    ) -> None:
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr)
         if lr_granularity not in GRANULARITIES:
             raise ValueError(f"lr_granularity must be one of {GRANULARITIES}, got {lr_granularity!r}.")

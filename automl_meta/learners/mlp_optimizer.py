@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .base import check_positive_float
+from .._validation import check_positive_float
 from .update_rule import TIMESCALES, State, UpdateRule, clamp_grad, progress_features
 
 MOMENTUM_DECAYS = (0.5, 0.9, 0.99, 0.999)
@@ -52,8 +52,9 @@ class MLPOptimizer(UpdateRule):
     name: ClassVar[str] = "mlp_optimizer"
     n_features = 2 + 2 * len(MOMENTUM_DECAYS) + 2 * len(RMS_DECAYS) + len(TIMESCALES)
 
-    def __init__(self, *, hidden_sizes: Sequence[int] = (32, 32), step_mult: float = 1e-3,
-                 exp_mult: float = 1e-3, seed: int = 0) -> None:
+    def __init__(
+        self, *, hidden_sizes: Sequence[int] = (32, 32), step_mult: float = 1e-3, exp_mult: float = 1e-3, seed: int = 0
+    ) -> None:
         super().__init__(seed=seed)
         sizes = list(hidden_sizes)
         if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
@@ -92,5 +93,9 @@ class MLPOptimizer(UpdateRule):
         return param - update, {"m": m, "v": v}
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"hidden_sizes": self.hidden_sizes, "step_mult": self.step_mult, "exp_mult": self.exp_mult,
-                **super()._config_kwargs()}
+        return {
+            "hidden_sizes": self.hidden_sizes,
+            "step_mult": self.step_mult,
+            "exp_mult": self.exp_mult,
+            **super()._config_kwargs(),
+        }

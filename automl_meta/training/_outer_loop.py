@@ -10,7 +10,9 @@ non-finite updates, checkpoints and resume, callbacks and the final artifact. A 
 from __future__ import annotations
 
 import math
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._validation import check_positive_int, check_seed
 from ..artifacts import MetaArtifact
 from ..exceptions import MetaTrainingError
 from . import checkpoint
@@ -74,6 +77,26 @@ class OuterLoop:
     _running: float | None  # smoothed training loss, checkpointed so a resumed run reports the same
     _best_position: int | None
     _best_state: dict[str, torch.Tensor] | None
+
+    def _set_loop_options(
+        self,
+        *,
+        checkpoint_dir: str | os.PathLike[str] | None,
+        resume: bool,
+        max_nonfinite: int,
+        callbacks: Sequence[Callback],
+        seed: int,
+        verbose: int,
+    ) -> None:
+        """Check and store the settings every trainer's loop shares (called by the subclass's ``__init__``)."""
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir to resume from.")
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.resume = bool(resume)
+        self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
+        self.callbacks = list(callbacks)
+        self.seed, self.verbose = check_seed(seed), int(verbose)
+        self.stop_training = False
 
     # -- hooks ---------------------------------------------------------------------------------------
     def _trained(self) -> torch.nn.Module:
@@ -135,8 +158,15 @@ class OuterLoop:
         for cb in self.callbacks:
             cb.on_fit_start(self)
         disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
-        bar = tqdm(total=self._n_planned(), initial=self._position, desc=f"meta-train {self._trained().name}",
-                   unit=self._bar_unit, disable=disable, dynamic_ncols=True, leave=self.verbose > 0)
+        bar = tqdm(
+            total=self._n_planned(),
+            initial=self._position,
+            desc=f"meta-train {self._trained().name}",
+            unit=self._bar_unit,
+            disable=disable,
+            dynamic_ncols=True,
+            leave=self.verbose > 0,
+        )
         try:
             while self._position < self._n_planned() and not self.stop_training:
                 self._advance(bar)
@@ -158,15 +188,19 @@ class OuterLoop:
         self._position += 1
         if self._counts_toward_running(logs):
             prev = self._running
-            self._running = logs["loss"] if prev is None else \
-                (1 - self._smoothing) * prev + self._smoothing * logs["loss"]
+            self._running = (
+                logs["loss"] if prev is None else (1 - self._smoothing) * prev + self._smoothing * logs["loss"]
+            )
         for cb in self.callbacks:
             cb.on_iteration_end(self, self._position, logs)
         at_end = self._position == self._n_planned()
         if self._validation_enabled() and (self._position % self.eval_every == 0 or at_end):
             vlogs = self._validation_point()
-            bar.set_postfix(loss="-" if self._running is None else f"{self._running:.4g}",
-                            val=f"{vlogs['val_loss']:.4g}", refresh=False)
+            bar.set_postfix(
+                loss="-" if self._running is None else f"{self._running:.4g}",
+                val=f"{vlogs['val_loss']:.4g}",
+                refresh=False,
+            )
         if self._position % self.checkpoint_every == 0 or at_end or self.stop_training:
             self._save_checkpoint()
         bar.update(1)
@@ -175,8 +209,11 @@ class OuterLoop:
         """Validate, keep the weights if best, record the history entry and tell the callbacks."""
         vlogs = self._validation_logs()
         improved = self._offer_best(vlogs["val_loss"])
-        entry = {self._unit_key: self._position,
-                 "train_loss": self._running if self._running is not None else math.nan, **vlogs}
+        entry = {
+            self._unit_key: self._position,
+            "train_loss": self._running if self._running is not None else math.nan,
+            **vlogs,
+        }
         self.history_.append(entry)
         logs = {**entry, "best": improved}
         for cb in self.callbacks:
@@ -201,7 +238,8 @@ class OuterLoop:
         if self._consecutive_bad > self.max_nonfinite:
             raise MetaTrainingError(
                 f"The meta-loss or meta-gradient was NaN/inf for {self._consecutive_bad} {unit}s in a row "
-                f"(last at {unit} {last}). {advice} The last checkpoint is intact.")
+                f"(last at {unit} {last}). {advice} The last checkpoint is intact."
+            )
         return False
 
     def _offer_best(self, val: float) -> bool:
@@ -238,9 +276,20 @@ class OuterLoop:
         path = self._checkpoint_path()
         if path is None:
             return
-        record = {self._unit_key: self._position, "fingerprint": self._fingerprint(),
-                  "best_loss": self._best_val_loss(), self._best_key: self._best_position,
-                  "n_skipped": self.n_skipped_, "consecutive_bad": self._consecutive_bad, "history": self.history_,
-                  "running_loss": self._running}
-        checkpoint.save(path, learner_state=self._trained().state_dict(),
-                        optimizer_state=self.optimizer.state_dict(), best_state=self._best_state, record=record)
+        record = {
+            self._unit_key: self._position,
+            "fingerprint": self._fingerprint(),
+            "best_loss": self._best_val_loss(),
+            self._best_key: self._best_position,
+            "n_skipped": self.n_skipped_,
+            "consecutive_bad": self._consecutive_bad,
+            "history": self.history_,
+            "running_loss": self._running,
+        }
+        checkpoint.save(
+            path,
+            learner_state=self._trained().state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
+            best_state=self._best_state,
+            record=record,
+        )

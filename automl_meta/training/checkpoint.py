@@ -48,8 +48,14 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], doc: dict[str, Any]) 
     return {"state": state, "param_groups": doc["param_groups"]}
 
 
-def save(path: str | os.PathLike, *, learner_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
-         best_state: dict[str, torch.Tensor] | None, record: dict[str, Any]) -> Path:
+def save(
+    path: str | os.PathLike,
+    *,
+    learner_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    best_state: dict[str, torch.Tensor] | None,
+    record: dict[str, Any],
+) -> Path:
     """Write a checkpoint; ``record`` holds the JSON part (iteration, fingerprint, counters, history)."""
     tensors = {f"learner/{k}": v for k, v in learner_state.items()}
     if best_state is not None:
@@ -79,15 +85,23 @@ def _verify(path: str | os.PathLike, tensors: dict[str, torch.Tensor], doc: dict
     version = doc.get("version")
     if doc.get("kind") != KIND or isinstance(version, bool) or version not in (1, VERSION):
         newer = doc.get("kind") == KIND and isinstance(version, int) and version > VERSION
-        raise CheckpointError(f"'{path}' is not a version-{VERSION} automl-meta checkpoint"
-                              + (" (written by a newer automl-meta: upgrade to resume it)." if newer else "."))
+        raise CheckpointError(
+            f"'{path}' is not a version-{VERSION} automl-meta checkpoint"
+            + (" (written by a newer automl-meta: upgrade to resume it)." if newer else ".")
+        )
     if version == VERSION or DIGEST_KEY in doc:  # a digest, when present, is always checked
         if doc.pop(DIGEST_KEY, None) != _digest(tensors, doc):
-            raise CheckpointError(f"'{path}' failed its integrity check: its contents do not match its sha256 "
-                                  "digest (the file was damaged on disk or modified).")
+            raise CheckpointError(
+                f"'{path}' failed its integrity check: its contents do not match its sha256 "
+                "digest (the file was damaged on disk or modified)."
+            )
     else:
-        warnings.warn(f"'{path}' was written by automl-meta 0.1, before checkpoints carried a digest: it is "
-                      "resumed from without an integrity check.", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"'{path}' was written by automl-meta 0.1, before checkpoints carried a digest: it is "
+            "resumed from without an integrity check.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
@@ -107,15 +121,22 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             raise CheckpointError(f"'{path}' holds an unexpected tensor {name!r}; it is not a checkpoint.")
         parts[head][name if head == "optim" else rest] = value
     record = {k: v for k, v in doc.items() if k not in ("kind", "version", "optimizer")}
-    return {"learner_state": parts["learner"], "best_state": parts["best"] or None,
-            "optimizer_state": _unflatten_optimizer(parts["optim"], doc["optimizer"]), "record": record}
+    return {
+        "learner_state": parts["learner"],
+        "best_state": parts["best"] or None,
+        "optimizer_state": _unflatten_optimizer(parts["optim"], doc["optimizer"]),
+        "record": record,
+    }
 
 
 def _differences(old: Any, new: Any, path: str = "") -> list[str]:
     """Where two configurations differ, as ``"key.sub: checkpoint X, now Y"`` lines."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [line for k in sorted(old.keys() | new.keys(), key=str)
-                for line in _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
+        return [
+            line
+            for k in sorted(old.keys() | new.keys(), key=str)
+            for line in _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+        ]
     return [] if old == new else [f"{path or 'configuration'}: checkpoint {old!r}, now {new!r}"]
 
 
@@ -131,8 +152,10 @@ def resume_state(path: Path | None, *, resume: bool, fingerprint: dict[str, Any]
     if path is None or not path.exists():
         return None
     if not resume:
-        raise CheckpointError(f"'{path}' already holds a run. Pass resume=True to continue it, or choose "
-                              "another checkpoint_dir (nothing was overwritten).")
+        raise CheckpointError(
+            f"'{path}' already holds a run. Pass resume=True to continue it, or choose "
+            "another checkpoint_dir (nothing was overwritten)."
+        )
     try:
         state = load(path)
     except CheckpointError as exc:
@@ -140,15 +163,17 @@ def resume_state(path: Path | None, *, resume: bool, fingerprint: dict[str, Any]
     saved = state["record"].get("fingerprint")
     if saved != fingerprint:
         diff = _differences(saved or {}, fingerprint)
-        raise CheckpointError(f"'{path}' was written by a different configuration ({'; '.join(diff[:5])}); "
-                              "resume with the same settings or another checkpoint_dir.")
+        raise CheckpointError(
+            f"'{path}' was written by a different configuration ({'; '.join(diff[:5])}); "
+            "resume with the same settings or another checkpoint_dir."
+        )
     return state
 
 
 def _previous_advice(path: Path) -> str:
     """What to do about a damaged checkpoint at ``path``: resume from the previous one, or start over."""
     previous = previous_path(path)
-    start_over = (f"Start over: delete '{path}' (or choose another checkpoint_dir) and run without resume.")
+    start_over = f"Start over: delete '{path}' (or choose another checkpoint_dir) and run without resume."
     if not previous.is_file():
         return f"No previous checkpoint was kept. {start_over}"
     try:
@@ -156,5 +181,7 @@ def _previous_advice(path: Path) -> str:
     except CheckpointError as exc:
         return f"The previous checkpoint is damaged too ({exc}). {start_over}"
     where = next((f" ({unit} {record[unit]})" for unit in ("iteration", "episode") if unit in record), "")
-    return (f"The previous checkpoint '{previous}'{where} is intact: to resume from it, move it to '{path}' "
-            "(replacing the damaged file) and run again with resume=True.")
+    return (
+        f"The previous checkpoint '{previous}'{where} is intact: to resume from it, move it to '{path}' "
+        "(replacing the damaged file) and run again with resume=True."
+    )

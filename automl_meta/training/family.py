@@ -32,9 +32,12 @@ def _scale_family(tasks: DatasetTasks) -> tuple[DatasetTasks, dict[str, Any]]:
             y_all = np.concatenate([y.reshape(len(y), -1) for _, y in tasks.datasets])
             y_mean, y_scale = _stats(y_all)
             family.update(target_mean=tuple(y_mean.tolist()), target_scale=tuple(y_scale.tolist()))
-        return tasks.map(lambda X, y: ((X - x_mean) / x_scale,
-                                       y if tasks.task_type == "classification" else (y - y_mean.squeeze()) /
-                                       y_scale.squeeze())), family
+        return tasks.map(
+            lambda X, y: (
+                (X - x_mean) / x_scale,
+                y if tasks.task_type == "classification" else (y - y_mean.squeeze()) / y_scale.squeeze(),
+            )
+        ), family
 
     def per_dataset(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # unrelated tables: each is standardised on its own, as the estimators do at fit time
@@ -47,10 +50,22 @@ def _scale_family(tasks: DatasetTasks) -> tuple[DatasetTasks, dict[str, Any]]:
     return tasks.map(per_dataset), family
 
 
-def meta_fit(tasks: DatasetTasks | Sequence[tuple[Any, Any]], *, shots: int = 10, iterations: int = 2000,
-             inner_steps: int = 3, hidden: int = 64, depth: int = 2, meta_batch_size: int = 16,
-             outer_lr: float = 1e-3, n_validation_tasks: int = 50, checkpoint_dir: str | os.PathLike | None = None,
-             resume: bool = False, seed: int = 0, verbose: int = 1) -> MetaArtifact:
+def meta_fit(
+    tasks: DatasetTasks | Sequence[tuple[Any, Any]],
+    *,
+    shots: int = 10,
+    iterations: int = 2000,
+    inner_steps: int = 3,
+    hidden: int = 64,
+    depth: int = 2,
+    meta_batch_size: int = 16,
+    outer_lr: float = 1e-3,
+    n_validation_tasks: int = 50,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    verbose: int = 1,
+) -> MetaArtifact:
     """Meta-train on related datasets (one per store, patient, sensor, ...) for their new members.
 
     The artifact starts new members of the family from an initialisation and step sizes learned
@@ -94,14 +109,25 @@ def meta_fit(tasks: DatasetTasks | Sequence[tuple[Any, Any]], *, shots: int = 10
     if len(tasks) < 2:
         raise TaskError(f"meta_fit needs a family of at least 2 datasets, got {len(tasks)}.")
     scaled, family = _scale_family(tasks)
-    model = TabularNet(hidden=hidden, depth=depth, max_features=tasks.n_features, max_outputs=tasks.n_outputs,
-                       seed=seed)
+    model = TabularNet(
+        hidden=hidden, depth=depth, max_features=tasks.n_features, max_outputs=tasks.n_outputs, seed=seed
+    )
     candidates = (inner_steps, 2 * inner_steps, 5 * inner_steps) if n_validation_tasks else None
-    artifact = MetaTrainer(MetaSGD(model, inner_steps=inner_steps, inner_lr=0.01), scaled, iterations=iterations,
-                           meta_batch_size=meta_batch_size, outer_lr=outer_lr, n_validation_tasks=n_validation_tasks,
-                           eval_every=max(1, iterations // 20), checkpoint_dir=checkpoint_dir,
-                           checkpoint_every=max(1, iterations // 10), resume=resume, seed=seed,
-                           verbose=verbose, adapt_steps_candidates=candidates).fit()
+    artifact = MetaTrainer(
+        MetaSGD(model, inner_steps=inner_steps, inner_lr=0.01),
+        scaled,
+        iterations=iterations,
+        meta_batch_size=meta_batch_size,
+        outer_lr=outer_lr,
+        n_validation_tasks=n_validation_tasks,
+        eval_every=max(1, iterations // 20),
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=max(1, iterations // 10),
+        resume=resume,
+        seed=seed,
+        verbose=verbose,
+        adapt_steps_candidates=candidates,
+    ).fit()
     artifact.preprocessing = dataclasses.replace(artifact.preprocessing, **family)
     artifact.training.setdefault("adapt_steps", inner_steps)
     if checkpoint_dir is not None:  # the trainer's copy lacks the family's scaling and classes

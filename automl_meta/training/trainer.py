@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from .._validation import check_nonnegative_int, check_positive_float, check_positive_int
 from ..artifacts import MetaArtifact
 from ..learners import Learner
-from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import TaskBatch, TaskDistribution
 from ._outer_loop import ARTIFACT_NAME, OuterLoop, seeded_rng  # noqa: F401  (family.py imports ARTIFACT_NAME)
 from .callbacks import Callback
@@ -122,47 +120,58 @@ class MetaTrainer(OuterLoop):
             raise ValueError(f"outer_optimizer must be one of {sorted(OPTIMIZERS)}, got {outer_optimizer!r}.")
         if clip_grad_norm is not None:
             check_positive_float(clip_grad_norm, "clip_grad_norm")
-        if isinstance(n_validation_tasks, bool) or not isinstance(n_validation_tasks, int) or n_validation_tasks < 0:
-            raise ValueError(f"n_validation_tasks must be an integer >= 0, got {n_validation_tasks!r}.")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}.")
-        if resume and checkpoint_dir is None:
-            raise ValueError("resume=True needs a checkpoint_dir to resume from.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
         self.learner, self.tasks = learner, tasks
         self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
         self.iterations = check_positive_int(iterations, "iterations")
         self.outer_lr = check_positive_float(outer_lr, "outer_lr")
         self.outer_optimizer, self.clip_grad_norm = outer_optimizer, clip_grad_norm
         self.validation_tasks = validation_tasks if validation_tasks is not None else tasks
-        self.n_validation_tasks = n_validation_tasks
+        self.n_validation_tasks = check_nonnegative_int(n_validation_tasks, "n_validation_tasks")
         self.eval_every = check_positive_int(eval_every, "eval_every")
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-        self.resume = bool(resume)
-        self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
-        self.callbacks = list(callbacks)
-        self.seed, self.verbose, self.dtype = int(seed), int(verbose), dtype
-        self.adapt_steps_candidates = None if adapt_steps_candidates is None else [
-            check_positive_int(s, "adapt_steps_candidates entries") for s in adapt_steps_candidates]
+        self._set_loop_options(
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            max_nonfinite=max_nonfinite,
+            callbacks=callbacks,
+            seed=seed,
+            verbose=verbose,
+        )
+        self.dtype = dtype
+        self.adapt_steps_candidates = (
+            None
+            if adapt_steps_candidates is None
+            else [check_positive_int(s, "adapt_steps_candidates entries") for s in adapt_steps_candidates]
+        )
         if self.adapt_steps_candidates is not None and n_validation_tasks == 0:
             raise ValueError("adapt_steps_candidates needs validation tasks (n_validation_tasks > 0).")
-        self.stop_training = False
 
     # -- configuration -------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The settings that determine the run (stored in checkpoints and artifacts)."""
-        return {"meta_batch_size": self.meta_batch_size, "iterations": self.iterations, "outer_lr": self.outer_lr,
-                "outer_optimizer": self.outer_optimizer, "clip_grad_norm": self.clip_grad_norm,
-                "n_validation_tasks": self.n_validation_tasks, "eval_every": self.eval_every,
-                "seed": self.seed, "dtype": str(self.dtype).removeprefix("torch.")}
+        return {
+            "meta_batch_size": self.meta_batch_size,
+            "iterations": self.iterations,
+            "outer_lr": self.outer_lr,
+            "outer_optimizer": self.outer_optimizer,
+            "clip_grad_norm": self.clip_grad_norm,
+            "n_validation_tasks": self.n_validation_tasks,
+            "eval_every": self.eval_every,
+            "seed": self.seed,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
 
     def _fingerprint(self) -> dict[str, Any]:
         # What must not change between a run and its resumption (iterations may grow).
         cfg = {k: v for k, v in self.config().items() if k != "iterations"}
-        return {"trainer": cfg, "learner": self.learner.get_config(), "tasks": self.tasks.describe(),
-                "validation_tasks": self.validation_tasks.describe()}
+        return {
+            "trainer": cfg,
+            "learner": self.learner.get_config(),
+            "tasks": self.tasks.describe(),
+            "validation_tasks": self.validation_tasks.describe(),
+        }
 
     # -- hooks of the outer loop -------------------------------------------------------------------------
     @property
@@ -187,8 +196,11 @@ class MetaTrainer(OuterLoop):
             self.learner.setup(self.tasks.task_type, self.tasks.n_features, self.tasks.n_outputs, generator=gen)
         self.learner.to(self.dtype)
         self.optimizer = OPTIMIZERS[self.outer_optimizer](self.learner.parameters(), lr=self.outer_lr)
-        self._val_batch = (self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1))
-                           .to(self.dtype) if self.n_validation_tasks else None)
+        self._val_batch = (
+            self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1)).to(self.dtype)
+            if self.n_validation_tasks
+            else None
+        )
         self._reset_progress()
 
     def _step(self) -> dict[str, Any]:
@@ -199,10 +211,14 @@ class MetaTrainer(OuterLoop):
         self.optimizer.zero_grad(set_to_none=True)
         logs = self.learner.meta_backward(batch)
         params = [p for p in self.learner.parameters() if p.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm or math.inf) if params else torch.tensor(0.)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm or math.inf) if params else torch.tensor(0.0)
         finite = math.isfinite(logs["loss"]) and bool(torch.isfinite(norm))
-        if self._count_update(finite, unit="iteration", last=self.iteration + 1,
-                              advice="Lower outer_lr or inner_lr, set clip_grad_norm, or check the task data."):
+        if self._count_update(
+            finite,
+            unit="iteration",
+            last=self.iteration + 1,
+            advice="Lower outer_lr or inner_lr, set clip_grad_norm, or check the task data.",
+        ):
             self.optimizer.step()
         return {**logs, "grad_norm": float(norm), "skipped": not finite}
 
@@ -218,13 +234,17 @@ class MetaTrainer(OuterLoop):
         training = self.config()
         metrics: dict[str, Any] = {
             "val_loss": self._best_val_loss(),
-            "best_iteration": self.best_iteration_, "iterations_run": self.iteration,
-            "skipped_updates": self.n_skipped_}
+            "best_iteration": self.best_iteration_,
+            "iterations_run": self.iteration,
+            "skipped_updates": self.n_skipped_,
+        }
         if self.adapt_steps_candidates:
             assert self._val_batch is not None  # __init__ refuses candidates without validation tasks
-            by_steps = {s: float(self.learner.evaluate(self._val_batch, steps=s)[0].mean())
-                        for s in self.adapt_steps_candidates}
+            by_steps = {
+                s: float(self.learner.evaluate(self._val_batch, steps=s)[0].mean()) for s in self.adapt_steps_candidates
+            }
             training["adapt_steps"] = min(by_steps, key=lambda s: (by_steps[s], s))
             metrics["val_loss_by_adapt_steps"] = {str(s): v for s, v in by_steps.items()}
-        return MetaArtifact(self.learner, task_family=self.tasks.describe(), training=training,
-                            metrics=metrics, seed=self.seed)
+        return MetaArtifact(
+            self.learner, task_family=self.tasks.describe(), training=training, metrics=metrics, seed=self.seed
+        )

@@ -13,17 +13,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._validation import check_nonnegative_int, check_positive_float, check_positive_int
 from ..artifacts import MetaArtifact
 from ..engine import Params
 from ..engine.learned_update import States, batched_init_states, batched_unroll
 from ..learners import UpdateRule
-from ..learners.base import check_positive_float, check_positive_int
 from ..tasks import OptimizeeBatch, OptimizeeTasks
 from ._outer_loop import OuterLoop, seeded_rng
 from .callbacks import Callback
@@ -109,16 +108,35 @@ class UnrolledTrainer(OuterLoop):
     _unit_key, _best_key, _bar_unit = "episode", "best_episode", "ep"
     _smoothing = 0.1
 
-    def __init__(self, rule: UpdateRule, problems: OptimizeeTasks | None = None, *, meta_batch_size: int = 8,
-                 episodes: int = 500, horizon: int = 100, unroll: int = 20, estimator: str = "tbptt",
-                 es_pairs: int = 8, es_sigma: float = 0.01, outer_lr: float = 1e-3, clip_grad_norm: float = 1.0,
-                 n_validation_batches: int = 4, validation_horizon: int | None = None, eval_every: int = 25,
-                 checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-                 resume: bool = False, max_nonfinite: int = 10, callbacks: Sequence[Callback] = (), seed: int = 0,
-                 verbose: int = 1) -> None:
+    def __init__(
+        self,
+        rule: UpdateRule,
+        problems: OptimizeeTasks | None = None,
+        *,
+        meta_batch_size: int = 8,
+        episodes: int = 500,
+        horizon: int = 100,
+        unroll: int = 20,
+        estimator: str = "tbptt",
+        es_pairs: int = 8,
+        es_sigma: float = 0.01,
+        outer_lr: float = 1e-3,
+        clip_grad_norm: float = 1.0,
+        n_validation_batches: int = 4,
+        validation_horizon: int | None = None,
+        eval_every: int = 25,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+        max_nonfinite: int = 10,
+        callbacks: Sequence[Callback] = (),
+        seed: int = 0,
+        verbose: int = 1,
+    ) -> None:
         if not isinstance(rule, UpdateRule):
-            raise TypeError("rule must be an automl_meta UpdateRule (e.g. HyperController), "
-                            f"got {type(rule).__name__}.")
+            raise TypeError(
+                f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}."
+            )
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
         self.rule = rule
@@ -134,63 +152,105 @@ class UnrolledTrainer(OuterLoop):
         self.es_sigma = check_positive_float(es_sigma, "es_sigma")
         self.outer_lr = check_positive_float(outer_lr, "outer_lr")
         self.clip_grad_norm = check_positive_float(clip_grad_norm, "clip_grad_norm")
-        if isinstance(n_validation_batches, bool) or not isinstance(n_validation_batches, int) \
-                or n_validation_batches < 0:
-            raise ValueError(f"n_validation_batches must be an integer >= 0, got {n_validation_batches!r}.")
-        self.n_validation_batches = n_validation_batches
+        self.n_validation_batches = check_nonnegative_int(n_validation_batches, "n_validation_batches")
         self.validation_horizon = check_positive_int(validation_horizon or 4 * self.horizon, "validation_horizon")
         self.eval_every = check_positive_int(eval_every, "eval_every")
-        if resume and checkpoint_dir is None:
-            raise ValueError("resume=True needs a checkpoint_dir to resume from.")
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        self.checkpoint_every = check_positive_int(self.eval_every if checkpoint_every is None else checkpoint_every,
-                                                  "checkpoint_every")
-        self.resume = bool(resume)
-        self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-        self.callbacks = list(callbacks)
-        self.seed, self.verbose = int(seed), int(verbose)
-        self.stop_training = False
+        self.checkpoint_every = check_positive_int(
+            self.eval_every if checkpoint_every is None else checkpoint_every, "checkpoint_every"
+        )
+        self._set_loop_options(
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            max_nonfinite=max_nonfinite,
+            callbacks=callbacks,
+            seed=seed,
+            verbose=verbose,
+        )
 
     def config(self) -> dict[str, Any]:
         """The settings that determine the run (stored in checkpoints and artifacts)."""
-        return {"trainer": "unrolled", "meta_batch_size": self.meta_batch_size, "episodes": self.episodes,
-                "horizon": self.horizon, "unroll": self.unroll, "estimator": self.estimator,
-                "es_pairs": self.es_pairs, "es_sigma": self.es_sigma, "outer_lr": self.outer_lr,
-                "clip_grad_norm": self.clip_grad_norm, "n_validation_batches": self.n_validation_batches,
-                "validation_horizon": self.validation_horizon, "eval_every": self.eval_every, "seed": self.seed}
+        return {
+            "trainer": "unrolled",
+            "meta_batch_size": self.meta_batch_size,
+            "episodes": self.episodes,
+            "horizon": self.horizon,
+            "unroll": self.unroll,
+            "estimator": self.estimator,
+            "es_pairs": self.es_pairs,
+            "es_sigma": self.es_sigma,
+            "outer_lr": self.outer_lr,
+            "clip_grad_norm": self.clip_grad_norm,
+            "n_validation_batches": self.n_validation_batches,
+            "validation_horizon": self.validation_horizon,
+            "eval_every": self.eval_every,
+            "seed": self.seed,
+        }
 
     def _fingerprint(self) -> dict[str, Any]:
         cfg = {k: v for k, v in self.config().items() if k != "episodes"}
         return {"trainer": cfg, "learner": self.rule.get_config(), "tasks": self.problems.describe()}
 
     # -- estimators ----------------------------------------------------------------------------------
-    def _truncation_loss(self, batch: OptimizeeBatch, params: Params, states: States, first_step: int,
-                         initial: torch.Tensor, weights: Params | None = None) -> tuple[torch.Tensor, Params, States]:
-        losses, params, states = batched_unroll(self.rule, batch.loss, params, states, batch.train,
-                                                first_step=first_step, steps=self.unroll, weights=weights)
+    def _truncation_loss(
+        self,
+        batch: OptimizeeBatch,
+        params: Params,
+        states: States,
+        first_step: int,
+        initial: torch.Tensor,
+        weights: Params | None = None,
+    ) -> tuple[torch.Tensor, Params, States]:
+        losses, params, states = batched_unroll(
+            self.rule,
+            batch.loss,
+            params,
+            states,
+            batch.train,
+            first_step=first_step,
+            steps=self.unroll,
+            weights=weights,
+        )
         return relative_log_losses(losses[1:], initial).mean(), params, states
 
-    def _tbptt(self, batch: OptimizeeBatch, params: Params, states: States, first_step: int,
-               initial: torch.Tensor) -> tuple[float, Params, States]:
+    def _tbptt(
+        self, batch: OptimizeeBatch, params: Params, states: States, first_step: int, initial: torch.Tensor
+    ) -> tuple[float, Params, States]:
         meta_loss, params, states = self._truncation_loss(batch, params, states, first_step, initial)
         if torch.isfinite(meta_loss):
             meta_loss.backward()
         return float(meta_loss.detach()), params, states
 
     @torch.no_grad()
-    def _es(self, batch: OptimizeeBatch, params: Params, states: States, first_step: int, initial: torch.Tensor,
-            iteration: int) -> tuple[float, Params, States]:
+    def _es(
+        self,
+        batch: OptimizeeBatch,
+        params: Params,
+        states: States,
+        first_step: int,
+        initial: torch.Tensor,
+        iteration: int,
+    ) -> tuple[float, Params, States]:
         gen = torch.Generator().manual_seed(int(seeded_rng(self.seed, 2, iteration).integers(2**62)))
         weights = {k: v.detach() for k, v in self.rule.named_parameters()}
         grads = {k: torch.zeros_like(v) for k, v in weights.items()}
         for _ in range(self.es_pairs):
             noise = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in weights.items()}
-            plus = self._truncation_loss(batch, params, states, first_step, initial,
-                                         {k: w + self.es_sigma * noise[k] for k, w in weights.items()})[0]
-            minus = self._truncation_loss(batch, params, states, first_step, initial,
-                                          {k: w - self.es_sigma * noise[k] for k, w in weights.items()})[0]
+            plus = self._truncation_loss(
+                batch,
+                params,
+                states,
+                first_step,
+                initial,
+                {k: w + self.es_sigma * noise[k] for k, w in weights.items()},
+            )[0]
+            minus = self._truncation_loss(
+                batch,
+                params,
+                states,
+                first_step,
+                initial,
+                {k: w - self.es_sigma * noise[k] for k, w in weights.items()},
+            )[0]
             scale = (plus - minus) / (2 * self.es_sigma * self.es_pairs)
             for k in grads:
                 grads[k] += scale * noise[k]
@@ -219,16 +279,19 @@ class UnrolledTrainer(OuterLoop):
     def _setup(self) -> None:
         self.rule.to(torch.float32).train()
         self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
-        self._val_batches = [self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i))
-                             for i in range(self.n_validation_batches)]
+        self._val_batches = [
+            self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i))
+            for i in range(self.n_validation_batches)
+        ]
         self._reset_progress()
 
     def _outer_step(self, meta_loss: float, iteration: int) -> tuple[bool, float]:
         params = [p for p in self.rule.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm) if params else torch.tensor(math.nan)
         finite = math.isfinite(meta_loss) and bool(torch.isfinite(norm))
-        if self._count_update(finite, unit="update", last=iteration,
-                              advice="Lower outer_lr, shorten unroll, or use estimator='es'."):
+        if self._count_update(
+            finite, unit="update", last=iteration, advice="Lower outer_lr, shorten unroll, or use estimator='es'."
+        ):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return finite, float(norm)
@@ -270,15 +333,20 @@ class UnrolledTrainer(OuterLoop):
         scores = []
         for batch in self._val_batches:
             states = batched_init_states(self.rule, batch.params)
-            losses, _, _ = batched_unroll(self.rule, batch.loss, batch.params, states, batch.train,
-                                          first_step=1, steps=self.validation_horizon)
+            losses, _, _ = batched_unroll(
+                self.rule, batch.loss, batch.params, states, batch.train, first_step=1, steps=self.validation_horizon
+            )
             scores.append(float(relative_log_losses(losses[1:], losses[0]).mean()))
         return {"val_loss": float(np.mean(scores))}
 
     def _artifact(self) -> MetaArtifact:
         self.rule.eval()
-        metrics = {"val_loss": self._best_val_loss(),
-                   "best_episode": self.best_episode_, "episodes_run": self.episode,
-                   "skipped_updates": self.n_skipped_}
-        return MetaArtifact(self.rule, task_family=self.problems.describe(), training=self.config(),
-                            metrics=metrics, seed=self.seed)
+        metrics = {
+            "val_loss": self._best_val_loss(),
+            "best_episode": self.best_episode_,
+            "episodes_run": self.episode,
+            "skipped_updates": self.n_skipped_,
+        }
+        return MetaArtifact(
+            self.rule, task_family=self.problems.describe(), training=self.config(), metrics=metrics, seed=self.seed
+        )
