@@ -26,8 +26,9 @@ def _adapt_path(learner: Learner, batch: TaskBatch, candidates: list[int]) -> di
     return path
 
 
-def _folds(X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng: np.random.RandomState,
-           task_type: str) -> list[np.ndarray] | None:
+def _folds(
+    X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng: np.random.RandomState, task_type: str
+) -> list[np.ndarray] | None:
     """Test-row indices of up to 3 shuffled folds (stratified where every class allows).
 
     Identical rows share a fold: a weight of 2 and a repeated row then split alike (weights are

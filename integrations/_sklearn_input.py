@@ -19,8 +19,9 @@ from automl_meta.exceptions import ArtifactError
 from automl_meta.learners import UpdateRule
 
 
-def _feature_scaling(prep: Preprocessing, X: np.ndarray, weight: np.ndarray, rng: np.random.RandomState,
-                     n_ensemble: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _feature_scaling(
+    prep: Preprocessing, X: np.ndarray, weight: np.ndarray, rng: np.random.RandomState, n_ensemble: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature mean, scale and the ensemble's feature orders (one row per member) for a fit on ``X``."""
     if prep.scales_features:  # a family artifact: scale as in meta-training; features keep their places
         return np.asarray(prep.feature_mean), np.asarray(prep.feature_scale), np.arange(X.shape[1])[None]
@@ -29,8 +30,9 @@ def _feature_scaling(prep: Preprocessing, X: np.ndarray, weight: np.ndarray, rng
     return mean, scale, np.stack(perms)
 
 
-def _check_serves(artifact: MetaArtifact, task_type: str, n_features: int, n_outputs: int,
-                  feature_names_in: Any) -> None:
+def _check_serves(
+    artifact: MetaArtifact, task_type: str, n_features: int, n_outputs: int, feature_names_in: Any
+) -> None:
     """Refuse data the artifact's model cannot serve (width, outputs, a family's features), saying why."""
     model: Any = artifact.learner.model  # a tabular backbone: in_features, out_features, flexible_widths
     prep = artifact.preprocessing
@@ -39,18 +41,26 @@ def _check_serves(artifact: MetaArtifact, task_type: str, n_features: int, n_out
     what = "classes" if task_type == "classification" else "targets"
     fixed = None if prep.feature_names is None else list(prep.feature_names)
     if fixed is not None and list(fixed if feature_names_in is None else feature_names_in) != fixed:
-        raise ValueError(f"This artifact was meta-trained on a family of datasets with the features {fixed}; "
-                         f"it cannot serve data with the features {list(feature_names_in)}. Use a "
-                         "universal artifact such as 'default-tabular', or meta-train one on this family.")
+        raise ValueError(
+            f"This artifact was meta-trained on a family of datasets with the features {fixed}; "
+            f"it cannot serve data with the features {list(feature_names_in)}. Use a "
+            "universal artifact such as 'default-tabular', or meta-train one on this family."
+        )
     if family and n_features != model.in_features:
-        raise ValueError(f"This artifact was meta-trained on a family of datasets with {model.in_features} "
-                         f"features; X has {n_features}. Family artifacts serve only their family's features.")
+        raise ValueError(
+            f"This artifact was meta-trained on a family of datasets with {model.in_features} "
+            f"features; X has {n_features}. Family artifacts serve only their family's features."
+        )
     if (n_features > model.in_features) if flexible else (n_features != model.in_features):
         need = f"at most {model.in_features}" if flexible else f"exactly {model.in_features}"
-        raise ValueError(f"The artifact's model takes {need} features; X has {n_features}. "
-                         + ("Reduce the features first (for example with PCA or SelectKBest)." if flexible
-                            else "This artifact was meta-trained for data of another width (task family "
-                                 f"{artifact.family_name!r})."))
+        raise ValueError(
+            f"The artifact's model takes {need} features; X has {n_features}. "
+            + (
+                "Reduce the features first (for example with PCA or SelectKBest)."
+                if flexible
+                else f"This artifact was meta-trained for data of another width (task family {artifact.family_name!r})."
+            )
+        )
     if n_outputs > model.out_features:
         raise ValueError(f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}.")
 
@@ -68,11 +78,16 @@ def _check_tabular_artifact(artifact: MetaArtifact, source: object, estimator: s
             f"{what} is a learned optimizer (a {learner.name!r} update rule), not a meta-trained "
             f"model, so {estimator} cannot fit data with it. Use it to train a PyTorch model with "
             f"automl_meta.optim.LearnedOptimizer(model.parameters(), artifact={arg}), or give {estimator} a "
-            f"{task_type} artifact such as 'default-tabular'.")
+            f"{task_type} artifact such as 'default-tabular'."
+        )
     family = artifact.family_name
-    estimators: dict[str | None, str] = {"classification": "MetaLearnedClassifier",
-                                         "regression": "MetaLearnedRegressor"}
+    estimators: dict[str | None, str] = {
+        "classification": "MetaLearnedClassifier",
+        "regression": "MetaLearnedRegressor",
+    }
     other = estimators.get(kind)
     instead = f"use {other} with this one, or " if other else "use "
-    raise ArtifactError(f"{what} was meta-trained for {kind} tasks (task family {family!r}); {estimator} needs a "
-                        f"{task_type} artifact ({instead}an artifact such as 'default-tabular').")
+    raise ArtifactError(
+        f"{what} was meta-trained for {kind} tasks (task family {family!r}); {estimator} needs a "
+        f"{task_type} artifact ({instead}an artifact such as 'default-tabular')."
+    )

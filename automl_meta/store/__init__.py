@@ -19,6 +19,22 @@ from .records import METAFEATURES_ATTR, EvaluationRecord, SearchSpaceRecord, Tas
 from .spool import SPOOL_DIR_ENV, Spool, record_or_spool
 from .store import STATES, ExperienceStore, default_url, upgrade
 
-__all__ = ["ExperienceStore", "TaskDescription", "TaskRecord", "SearchSpaceRecord", "EvaluationRecord",
-           "TrialRecord", "default_url", "upgrade", "import_optuna", "ImportReport", "METAFEATURES_ATTR", "STATES",
-           "STUDY_KEY_ATTR", "study_key", "Spool", "record_or_spool", "SPOOL_DIR_ENV"]
+__all__ = [
+    "ExperienceStore",
+    "TaskDescription",
+    "TaskRecord",
+    "SearchSpaceRecord",
+    "EvaluationRecord",
+    "TrialRecord",
+    "default_url",
+    "upgrade",
+    "import_optuna",
+    "ImportReport",
+    "METAFEATURES_ATTR",
+    "STATES",
+    "STUDY_KEY_ATTR",
+    "study_key",
+    "Spool",
+    "record_or_spool",
+    "SPOOL_DIR_ENV",
+]

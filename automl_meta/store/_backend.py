@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import sqlalchemy as sa
@@ -14,9 +15,14 @@ from sqlalchemy import exc as sa_exc
 
 from ..exceptions import StoreError
 
-_DRIVERS = {"postgresql": ("psycopg2", "postgresql+psycopg", "psycopg[binary]"),
-            "mysql": ("MySQLdb", "mysql+pymysql", "pymysql"),
-            "mariadb": ("MySQLdb", "mariadb+pymysql", "pymysql")}
+if TYPE_CHECKING:
+    from .store import ExperienceStore
+
+_DRIVERS = {
+    "postgresql": ("psycopg2", "postgresql+psycopg", "psycopg[binary]"),
+    "mysql": ("MySQLdb", "mysql+pymysql", "pymysql"),
+    "mariadb": ("MySQLdb", "mariadb+pymysql", "pymysql"),
+}
 
 #: Seconds to wait for a database server to accept a connection and answer its handshake.
 CONNECT_TIMEOUT = 10.0
@@ -39,22 +45,32 @@ def store_error(exc: sa_exc.SQLAlchemyError, url: sa.URL | str, *, connecting: b
     where, reason = _redacted(url), _reason(exc)
     lower = reason.lower()
     if "readonly database" in lower or "read-only" in lower:
-        return StoreError(f"The store at {where} is read-only ({reason}). Make the file and its folder writable, "
-                          "or record into another store (store=URL or $AUTOML_META_STORE).")
+        return StoreError(
+            f"The store at {where} is read-only ({reason}). Make the file and its folder writable, "
+            "or record into another store (store=URL or $AUTOML_META_STORE)."
+        )
     if "not a database" in lower or "malformed" in lower or "file is encrypted" in lower:
-        return StoreError(f"The store at {where} is not a readable SQLite database ({reason}): the file is corrupt "
-                          "or truncated. Restore it from a backup, or move it aside to start a new store.")
+        return StoreError(
+            f"The store at {where} is not a readable SQLite database ({reason}): the file is corrupt "
+            "or truncated. Restore it from a backup, or move it aside to start a new store."
+        )
     if "database is locked" in lower:
-        return StoreError(f"The store at {where} stayed locked by another process ({reason}). Retry later, or "
-                          "use a PostgreSQL or MariaDB store for many parallel workers.")
+        return StoreError(
+            f"The store at {where} stayed locked by another process ({reason}). Retry later, or "
+            "use a PostgreSQL or MariaDB store for many parallel workers."
+        )
     if isinstance(exc, sa_exc.DataError):
-        return StoreError(f"The store at {where} refused a value ({reason}). Please report this with the "
-                          "study and parameter names involved.")
+        return StoreError(
+            f"The store at {where} refused a value ({reason}). Please report this with the "
+            "study and parameter names involved."
+        )
     if connecting:
         return StoreError(f"Cannot reach the store database at {where}: {reason}")
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        return StoreError(f"The store database at {where} failed or dropped the connection ({reason}). Check "
-                          "that the server is running and reachable, then retry.")
+        return StoreError(
+            f"The store database at {where} failed or dropped the connection ({reason}). Check "
+            "that the server is running and reachable, then retry."
+        )
     return StoreError(f"The store at {where} failed: {reason}")
 
 
@@ -102,17 +118,25 @@ def _mysql_statement_timeout(seconds: float) -> Callable[[Any, Any], None]:
         # may take statement_timeout while the handshake was bounded by the connect timeout.
         if hasattr(dbapi_connection, "_read_timeout"):
             dbapi_connection._read_timeout = max(1, math.ceil(seconds))
+
     return set_timeout
 
 
-def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None, *, timeout: float = CONNECT_TIMEOUT,
-                statement_timeout: float = STATEMENT_TIMEOUT) -> sa.Engine:
+def make_engine(
+    url: str,
+    engine_kwargs: Mapping[str, Any] | None,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    statement_timeout: float = STATEMENT_TIMEOUT,
+) -> sa.Engine:
     """An engine for a store URL, with our driver defaults and timeouts (the URL and ``engine_kwargs`` win)."""
     try:
         parsed = sa.make_url(url)
     except sa_exc.ArgumentError:
-        raise StoreError(f"{url!r} is not a database URL. Use sqlite:///PATH, postgresql+psycopg://USER@HOST/DB "
-                         "or mysql+pymysql://USER@HOST/DB.") from None
+        raise StoreError(
+            f"{url!r} is not a database URL. Use sqlite:///PATH, postgresql+psycopg://USER@HOST/DB "
+            "or mysql+pymysql://USER@HOST/DB."
+        ) from None
     backend = parsed.get_backend_name()
     if backend in _DRIVERS and "+" not in parsed.drivername:
         default_module, ours, _ = _DRIVERS[backend]
@@ -129,8 +153,10 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None, *, timeout: f
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except sa_exc.NoSuchModuleError:
-        raise StoreError(f"Unknown store URL scheme {parsed.drivername!r} in {_redacted(parsed)}. Supported: "
-                         "sqlite, postgresql (+psycopg), mysql/mariadb (+pymysql).") from None
+        raise StoreError(
+            f"Unknown store URL scheme {parsed.drivername!r} in {_redacted(parsed)}. Supported: "
+            "sqlite, postgresql (+psycopg), mysql/mariadb (+pymysql)."
+        ) from None
     except ImportError as exc:
         hint = _DRIVERS.get(backend, (None, None, None))[2]
         extra = f" Install it with: pip install '{hint}'." if hint else ""
@@ -138,8 +164,11 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None, *, timeout: f
     if path is not None:
         # Write-ahead logging: readers never block the writer, and several processes can record at once.
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-    if backend in ("mysql", "mariadb") and "read_timeout" not in parsed.query \
-            and "read_timeout" not in (engine_kwargs or {}).get("connect_args", {}):
+    if (
+        backend in ("mysql", "mariadb")
+        and "read_timeout" not in parsed.query
+        and "read_timeout" not in (engine_kwargs or {}).get("connect_args", {})
+    ):
         sa.event.listen(engine, "connect", _mysql_statement_timeout(statement_timeout))
     return engine
 
@@ -191,10 +220,12 @@ class FileIdentity:
         if now == self.identity:
             return
         what = "was deleted" if now is None else "was replaced by another file"
-        raise StoreError(f"The store file {self.path} {what} while this process was using it; nothing more is "
-                         "written to it, so that no trial goes into a file nobody can read. Restore the file or "
-                         "start a new process (which opens or creates the store at that path); trials recorded "
-                         "meanwhile by ExperienceRecorder wait in its spool and are written then.")
+        raise StoreError(
+            f"The store file {self.path} {what} while this process was using it; nothing more is "
+            "written to it, so that no trial goes into a file nobody can read. Restore the file or "
+            "start a new process (which opens or creates the store at that path); trials recorded "
+            "meanwhile by ExperienceRecorder wait in its spool and are written then."
+        )
 
 
 def default_url() -> str:
@@ -213,3 +244,20 @@ def default_url() -> str:
 
     folder = Path(user_data_dir("automl-meta", appauthor=False))
     return f"sqlite:///{folder / 'experience.db'}"
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def guarded(method: Callable[Concatenate[ExperienceStore, _P], _R]) -> Callable[Concatenate[ExperienceStore, _P], _R]:
+    """Database errors of a store method become a :class:`StoreError` naming the store and what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: ExperienceStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sa_exc.SQLAlchemyError as exc:
+            raise store_error(exc, self._engine.url) from exc
+
+    return wrapper

@@ -60,7 +60,7 @@ def display_name(name: str, width: int = STUDY_NAME_WIDTH) -> str:
     ('a\\\\x00b', 512)
     """
     text = name.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-    return text if len(text) <= width else text[:width - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    return text if len(text) <= width else text[: width - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _derived_key(study: Study) -> str:
@@ -118,4 +118,3 @@ def study_key(study: Study, *, write: bool = False) -> str:
         # Workers deriving at the same moment write the same key; should one have derived another (its trial 0
         # was still waiting), the attribute now holds one of them and every later reader uses that one.
         return stored() or key
-

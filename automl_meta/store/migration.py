@@ -56,8 +56,9 @@ def _migrate(engine: sa.Engine, revision: str = "head") -> None:
         command.upgrade(_alembic_config(connection), revision)
 
 
-def upgrade(url: str | None = None, revision: str = "head", *,
-            timeout: float = CONNECT_TIMEOUT) -> tuple[str | None, str | None]:
+def upgrade(
+    url: str | None = None, revision: str = "head", *, timeout: float = CONNECT_TIMEOUT
+) -> tuple[str | None, str | None]:
     """Bring a store's schema up to date (creating it if the database is empty).
 
     Back up a shared store first. Returns the revisions before and after. Statements may take up to an
@@ -76,8 +77,10 @@ def upgrade(url: str | None = None, revision: str = "head", *,
         with connect(engine) as connection:
             before = _current_revision(connection)
         if before is not None and before not in _known_revisions():
-            raise StoreSchemaError(f"The store at {_redacted(engine.url)} has schema revision {before!r}, unknown to "
-                                   "this automl-meta: it was created by a newer version. Upgrade automl-meta.")
+            raise StoreSchemaError(
+                f"The store at {_redacted(engine.url)} has schema revision {before!r}, unknown to "
+                "this automl-meta: it was created by a newer version. Upgrade automl-meta."
+            )
         try:
             _migrate(engine, revision)
         except sa_exc.SQLAlchemyError as exc:

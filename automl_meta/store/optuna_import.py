@@ -22,8 +22,9 @@ class ImportReport:
     unfinished: int
 
 
-def import_optuna(storage: str, store: ExperienceStore, *, study_name: str | None = None,
-                  task: TaskDescription | None = None) -> list[ImportReport]:
+def import_optuna(
+    storage: str, store: ExperienceStore, *, study_name: str | None = None, task: TaskDescription | None = None
+) -> list[ImportReport]:
     """Copy the complete, pruned and failed trials of Optuna studies into ``store``.
 
     A study's task comes from its user attributes (``automl_meta_metafeatures``, which
@@ -68,9 +69,11 @@ def import_optuna(storage: str, store: ExperienceStore, *, study_name: str | Non
         if description is None:
             mf = study.user_attrs.get(METAFEATURES_ATTR)
             if mf is None:
-                raise TaskError(f"Study {name!r} does not say which dataset it tuned for (no "
-                                f"{METAFEATURES_ATTR!r} user attribute); pass the dataset: --data FILE.csv "
-                                "--target COLUMN.")
+                raise TaskError(
+                    f"Study {name!r} does not say which dataset it tuned for (no "
+                    f"{METAFEATURES_ATTR!r} user attribute); pass the dataset: --data FILE.csv "
+                    "--target COLUMN."
+                )
             description = TaskDescription.from_metafeatures(mf, name=name)
         studies.append((name, study, description))
     reports = []
@@ -84,9 +87,18 @@ def import_optuna(storage: str, store: ExperienceStore, *, study_name: str | Non
                 unfinished += 1
                 continue
             duration = trial.duration.total_seconds() if trial.duration is not None else None
-            if store.add_evaluation(task_id, trial.distributions, trial.params, trial.values, directions=directions,
-                                    state=trial.state.name, study=name, trial_number=trial.number,
-                                    duration_seconds=duration, study_key=key):
+            if store.add_evaluation(
+                task_id,
+                trial.distributions,
+                trial.params,
+                trial.values,
+                directions=directions,
+                state=trial.state.name,
+                study=name,
+                trial_number=trial.number,
+                duration_seconds=duration,
+                study_key=key,
+            ):
                 added += 1
             else:
                 stored += 1
@@ -100,5 +112,7 @@ def _check_source(storage: str) -> None:
     except sa_exc.ArgumentError:
         return  # not a database URL: Optuna says what is wrong with it
     if path is not None and not path.is_file():
-        raise StoreError(f"No Optuna storage at '{path}': the file does not exist. Check the path "
-                         "(sqlite:///relative/path.db or sqlite:////absolute/path.db).")
+        raise StoreError(
+            f"No Optuna storage at '{path}': the file does not exist. Check the path "
+            "(sqlite:///relative/path.db or sqlite:////absolute/path.db)."
+        )

@@ -42,18 +42,24 @@ class TaskDescription:
     name: str | None = None
 
     @classmethod
-    def from_data(cls, X: ArrayLike, y: ArrayLike, *, name: str | None = None,
-                  task_type: str | None = None) -> TaskDescription:
+    def from_data(
+        cls, X: ArrayLike, y: ArrayLike, *, name: str | None = None, task_type: str | None = None
+    ) -> TaskDescription:
         """Fingerprint and describe ``(X, y)``; raises :class:`~automl_meta.TaskError` if it cannot be described."""
         import numpy as np
 
         mf = describe(X, y, task_type=task_type)
         X = np.asarray(X)
         classification = mf["simple.is_classification"] == 1.0
-        return cls(fingerprint=fingerprint(X, y), metafeatures=mf,
-                   task_type="classification" if classification else "regression", n_rows=int(X.shape[0]),
-                   n_features=int(X.shape[1]), n_classes=int(mf["simple.n_classes"]) if classification else None,
-                   name=name)
+        return cls(
+            fingerprint=fingerprint(X, y),
+            metafeatures=mf,
+            task_type="classification" if classification else "regression",
+            n_rows=int(X.shape[0]),
+            n_features=int(X.shape[1]),
+            n_classes=int(mf["simple.n_classes"]) if classification else None,
+            name=name,
+        )
 
     @classmethod
     def from_metafeatures(cls, metafeatures: Mapping[str, float], *, name: str | None = None) -> TaskDescription:
@@ -64,11 +70,15 @@ class TaskDescription:
         mf = {k: float(v) for k, v in metafeatures.items()}
         blob = json.dumps(mf, sort_keys=True).encode()
         classification = mf["simple.is_classification"] == 1.0
-        return cls(fingerprint="mf-" + hashlib.sha256(blob).hexdigest()[3:], metafeatures=mf,
-                   task_type="classification" if classification else "regression",
-                   n_rows=int(round(math.exp(mf["simple.log_rows"]))),
-                   n_features=int(round(math.exp(mf["simple.log_features"]))),
-                   n_classes=int(mf["simple.n_classes"]) if classification else None, name=name)
+        return cls(
+            fingerprint="mf-" + hashlib.sha256(blob).hexdigest()[3:],
+            metafeatures=mf,
+            task_type="classification" if classification else "regression",
+            n_rows=int(round(math.exp(mf["simple.log_rows"]))),
+            n_features=int(round(math.exp(mf["simple.log_features"]))),
+            n_classes=int(mf["simple.n_classes"]) if classification else None,
+            name=name,
+        )
 
 
 @dataclass(frozen=True)
@@ -135,19 +145,36 @@ class TrialRecord:
 
     def to_json(self) -> str:
         task = {k: getattr(self.task, k) for k in TaskDescription.__dataclass_fields__}
-        return json.dumps({"task": task, "distributions": space_signature(self.distributions)[1],
-                           "params": dict(self.params), "values": encode_values(self.values),
-                           "directions": list(self.directions), "state": self.state, "study": self.study,
-                           "study_key": self.study_key, "trial_number": int(self.trial_number),
-                           "duration_seconds": self.duration_seconds})
+        return json.dumps(
+            {
+                "task": task,
+                "distributions": space_signature(self.distributions)[1],
+                "params": dict(self.params),
+                "values": encode_values(self.values),
+                "directions": list(self.directions),
+                "state": self.state,
+                "study": self.study,
+                "study_key": self.study_key,
+                "trial_number": int(self.trial_number),
+                "duration_seconds": self.duration_seconds,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> TrialRecord:
         d = json.loads(text)
-        return cls(task=TaskDescription(**d["task"]), distributions=distributions_from_json(d["distributions"]),
-                   params=d["params"], values=decode_values(d["values"]), directions=d["directions"], state=d["state"],
-                   study=d["study"], study_key=d["study_key"], trial_number=d["trial_number"],
-                   duration_seconds=d["duration_seconds"])
+        return cls(
+            task=TaskDescription(**d["task"]),
+            distributions=distributions_from_json(d["distributions"]),
+            params=d["params"],
+            values=decode_values(d["values"]),
+            directions=d["directions"],
+            state=d["state"],
+            study=d["study"],
+            study_key=d["study_key"],
+            trial_number=d["trial_number"],
+            duration_seconds=d["duration_seconds"],
+        )
 
 
 def space_signature(distributions: Mapping[str, BaseDistribution]) -> tuple[str, dict[str, Any]]:

@@ -57,10 +57,11 @@ class EvaluationRow(Base):
     """
 
     __tablename__ = "automl_meta_evaluations"
-    __table_args__ = (UniqueConstraint("study_key", "trial_number",
-                                       name="uq_automl_meta_evaluations_study_key_trial"),
-                      Index("ix_automl_meta_evaluations_task_space", "task_id", "search_space_id"),
-                      Index("ix_automl_meta_evaluations_study_hash", "study_hash"))
+    __table_args__ = (
+        UniqueConstraint("study_key", "trial_number", name="uq_automl_meta_evaluations_study_key_trial"),
+        Index("ix_automl_meta_evaluations_task_space", "task_id", "search_space_id"),
+        Index("ix_automl_meta_evaluations_study_hash", "study_hash"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("automl_meta_tasks.id"))
     search_space_id: Mapped[int] = mapped_column(ForeignKey("automl_meta_search_spaces.id"))

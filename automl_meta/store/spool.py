@@ -78,8 +78,7 @@ class Spool:
     (1, 1, 0)
     """
 
-    def __init__(self, store_url: str, *, directory: str | os.PathLike | None = None,
-                 max_rows: int = 10_000) -> None:
+    def __init__(self, store_url: str, *, directory: str | os.PathLike | None = None, max_rows: int = 10_000) -> None:
         url = sa.make_url(store_url)
         path = sqlite_file(url)
         identity = str(path) if path is not None else _redacted(url)
@@ -96,9 +95,11 @@ class Spool:
         # Autocommit: each statement is its own transaction, so a deleted row stays deleted if a flush stops.
         connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         if not self._ready:
-            connection.execute("CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                               "study_key TEXT NOT NULL, trial_number INTEGER NOT NULL, record TEXT NOT NULL, "
-                               "spooled_at REAL NOT NULL, UNIQUE (study_key, trial_number))")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "study_key TEXT NOT NULL, trial_number INTEGER NOT NULL, record TEXT NOT NULL, "
+                "spooled_at REAL NOT NULL, UNIQUE (study_key, trial_number))"
+            )
             connection.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
             connection.execute("INSERT OR IGNORE INTO info VALUES ('store', ?)", (self.store,))
             self._ready = True
@@ -114,19 +115,26 @@ class Spool:
         """Keep a trial (once per study key and trial number); drop the oldest beyond ``max_rows``."""
         with contextlib.closing(self._connect()) as connection:
             connection.execute("BEGIN IMMEDIATE")
-            connection.execute("INSERT OR IGNORE INTO spool (study_key, trial_number, record, spooled_at) "
-                               "VALUES (?, ?, ?, ?)",
-                               (trial.study_key, trial.trial_number, trial.to_json(), time.time()))
+            connection.execute(
+                "INSERT OR IGNORE INTO spool (study_key, trial_number, record, spooled_at) VALUES (?, ?, ?, ?)",
+                (trial.study_key, trial.trial_number, trial.to_json(), time.time()),
+            )
             (count,) = connection.execute("SELECT count(*) FROM spool").fetchone()
             excess = count - self.max_rows
             if excess > 0:
-                connection.execute("DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT ?)",
-                                   (excess,))
+                connection.execute(
+                    "DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT ?)", (excess,)
+                )
             connection.execute("COMMIT")
         if excess > 0:
-            _logger.warning("The spool %s of the store %s is full (%d trials): the %d oldest waiting trials were "
-                            "dropped. Make the store writable again so that the spool can be written.",
-                            self.path, self.store, self.max_rows, excess)
+            _logger.warning(
+                "The spool %s of the store %s is full (%d trials): the %d oldest waiting trials were "
+                "dropped. Make the store writable again so that the spool can be written.",
+                self.path,
+                self.store,
+                self.max_rows,
+                excess,
+            )
 
     def flush(self, store: ExperienceStore) -> int:
         """Write every waiting trial to ``store`` (an :class:`ExperienceStore`), oldest first.
@@ -172,9 +180,14 @@ def record_or_spool(store: ExperienceStore, spool: Spool, trial: TrialRecord, *,
     try:
         spool.put(trial)
     except (sqlite3.Error, OSError) as exc:
-        _logger.warning("%s, and is lost: the spool %s cannot be written either (%s). Reason: %s", what,
-                        spool.path, exc, reason)
+        _logger.warning(
+            "%s, and is lost: the spool %s cannot be written either (%s). Reason: %s", what, spool.path, exc, reason
+        )
         return False
-    _logger.warning("%s; it waits in the spool %s and is written with the next trial recorded there. Reason: %s",
-                    what, spool.path, reason)
+    _logger.warning(
+        "%s; it waits in the spool %s and is written with the next trial recorded there. Reason: %s",
+        what,
+        spool.path,
+        reason,
+    )
     return False

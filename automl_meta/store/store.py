@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -19,6 +18,7 @@ from ._backend import (
     _redacted,
     connect,
     default_url,
+    guarded,
     make_engine,
     sqlite_file,
     store_error,
@@ -45,24 +45,27 @@ __all__ = ["ExperienceStore", "default_url", "upgrade", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL")
 _engine = make_engine  # the name the tests and older callers use
+# The columns an EvaluationRecord is read from, named like its fields.
+_EVALUATION_COLUMNS = (
+    EvaluationRow.id,
+    EvaluationRow.task_id,
+    EvaluationRow.search_space_id,
+    EvaluationRow.params,
+    EvaluationRow.values,
+    EvaluationRow.directions,
+    EvaluationRow.state,
+    EvaluationRow.duration_seconds,
+    EvaluationRow.study,
+    EvaluationRow.trial_number,
+    EvaluationRow.study_key,
+)
 _connect = connect
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _guarded(method: Callable[Concatenate[ExperienceStore, _P], _R]) -> Callable[Concatenate[ExperienceStore, _P], _R]:
-    """Database errors of a store method become a :class:`StoreError` naming the store and what to do."""
-
-    @functools.wraps(method)
-    def wrapper(self: ExperienceStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except sa_exc.SQLAlchemyError as exc:
-            raise store_error(exc, self._engine.url) from exc
-
-    return wrapper
+def _evaluation_record(row: sa.Row[Any], spaces: Mapping[int, dict[str, BaseDistribution]]) -> EvaluationRecord:
+    fields: dict[str, Any] = row._asdict()
+    fields.update(params=dict(row.params), values=decode_values(row.values), directions=list(row.directions))
+    return EvaluationRecord(**fields, distributions=spaces[row.search_space_id])
 
 
 class ExperienceStore:
@@ -109,8 +112,14 @@ class ExperienceStore:
     [({'lr': 0.01}, [0.1])]
     """
 
-    def __init__(self, url: str | None = None, *, timeout: float = CONNECT_TIMEOUT,
-                 statement_timeout: float = STATEMENT_TIMEOUT, engine_kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+        engine_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = url or default_url()
         self._settings = {"timeout": timeout, "statement_timeout": statement_timeout, "engine_kwargs": engine_kwargs}
         self._engine = _engine(self.url, engine_kwargs, timeout=timeout, statement_timeout=statement_timeout)
@@ -128,7 +137,7 @@ class ExperienceStore:
         type(self).__init__(self, state.pop("url"), **state)
 
     # -- schema ----------------------------------------------------------------------------------------
-    @_guarded
+    @guarded
     def _open(self) -> None:
         head, failure = _head(), None
         for attempt in range(5):
@@ -148,17 +157,19 @@ class ExperienceStore:
                 raise StoreSchemaError(
                     f"The store at {_redacted(self._engine.url)} has schema revision {current}; this version of "
                     f"automl-meta needs {head}. Back it up, then upgrade it with:\n"
-                    f"    automl-meta store upgrade '{_redacted(self._engine.url)}'")
+                    f"    automl-meta store upgrade '{_redacted(self._engine.url)}'"
+                )
             raise StoreSchemaError(
                 f"The store at {_redacted(self._engine.url)} has schema revision {current!r}, unknown to this "
                 "automl-meta (a newer version created it, or the tables are not an automl-meta store). "
-                "Upgrade automl-meta.")
+                "Upgrade automl-meta."
+            )
         if failure is not None:
             raise store_error(failure, self._engine.url) from failure
         raise StoreError(f"Could not create the store schema at {_redacted(self._engine.url)}.")
 
     @property
-    @_guarded
+    @guarded
     def revision(self) -> str | None:
         """The schema revision of the database."""
         with _connect(self._engine) as connection:
@@ -175,8 +186,9 @@ class ExperienceStore:
         if self._file is not None:
             self._file.check()  # writing into a deleted file would lose everything without a word
 
-    def _get_or_create(self, model: type[TaskRow | SearchSpaceRow | ArtifactRow], key: dict[str, Any],
-                       values: dict[str, Any]) -> int:
+    def _get_or_create(
+        self, model: type[TaskRow | SearchSpaceRow | ArtifactRow], key: dict[str, Any], values: dict[str, Any]
+    ) -> int:
         self._before_write()
         for _ in range(5):
             with self._session() as session:
@@ -193,24 +205,44 @@ class ExperienceStore:
         raise StoreError(f"Could not insert into {model.__tablename__} at {_redacted(self._engine.url)}.")
 
     # -- writing ---------------------------------------------------------------------------------------
-    @_guarded
+    @guarded
     def add_task(self, task: TaskDescription) -> int:
         """Store a task (once per fingerprint) and return its id."""
         name = None if task.name is None else display_name(task.name, 255)
-        return self._get_or_create(TaskRow, {"fingerprint": task.fingerprint}, {
-            "name": name, "task_type": task.task_type, "n_rows": task.n_rows, "n_features": task.n_features,
-            "n_classes": task.n_classes, "metafeatures": dict(task.metafeatures)})
+        return self._get_or_create(
+            TaskRow,
+            {"fingerprint": task.fingerprint},
+            {
+                "name": name,
+                "task_type": task.task_type,
+                "n_rows": task.n_rows,
+                "n_features": task.n_features,
+                "n_classes": task.n_classes,
+                "metafeatures": dict(task.metafeatures),
+            },
+        )
 
-    @_guarded
+    @guarded
     def add_search_space(self, distributions: Mapping[str, BaseDistribution]) -> int:
         """Store a search space (once per signature) and return its id."""
         signature, canonical = space_signature(distributions)
         return self._get_or_create(SearchSpaceRow, {"signature": signature}, {"distributions": canonical})
 
-    @_guarded
-    def add_evaluation(self, task_id: int, distributions: Mapping[str, BaseDistribution], params: Mapping[str, Any],
-                       values: Sequence[float] | None, *, directions: Sequence[str], state: str, study: str,
-                       trial_number: int, duration_seconds: float | None = None, study_key: str | None = None) -> bool:
+    @guarded
+    def add_evaluation(
+        self,
+        task_id: int,
+        distributions: Mapping[str, BaseDistribution],
+        params: Mapping[str, Any],
+        values: Sequence[float] | None,
+        *,
+        directions: Sequence[str],
+        state: str,
+        study: str,
+        trial_number: int,
+        duration_seconds: float | None = None,
+        study_key: str | None = None,
+    ) -> bool:
         """Store one finished trial; returns False if the store already has this study's trial.
 
         A trial is identified by ``study_key`` (see :func:`automl_meta.store.identity.study_key`) and its
@@ -222,17 +254,29 @@ class ExperienceStore:
         key = study_key or name_hash(study)
         self._before_write()
         with self._session() as session:
-            session.add(EvaluationRow(task_id=task_id, search_space_id=space_id, params=dict(params),
-                                      values=encode_values(values), directions=[str(d) for d in directions],
-                                      state=state, duration_seconds=duration_seconds,
-                                      study=display_name(study, STUDY_NAME_WIDTH), study_hash=name_hash(study),
-                                      study_key=key, trial_number=int(trial_number)))
+            session.add(
+                EvaluationRow(
+                    task_id=task_id,
+                    search_space_id=space_id,
+                    params=dict(params),
+                    values=encode_values(values),
+                    directions=[str(d) for d in directions],
+                    state=state,
+                    duration_seconds=duration_seconds,
+                    study=display_name(study, STUDY_NAME_WIDTH),
+                    study_hash=name_hash(study),
+                    study_key=key,
+                    trial_number=int(trial_number),
+                )
+            )
             try:
                 session.commit()
             except sa_exc.IntegrityError:
                 session.rollback()
-                if session.scalar(sa.select(EvaluationRow.id).filter_by(study_key=key,
-                                                                        trial_number=int(trial_number))) is None:
+                if (
+                    session.scalar(sa.select(EvaluationRow.id).filter_by(study_key=key, trial_number=int(trial_number)))
+                    is None
+                ):
                     raise  # not a duplicate (a task or search space that vanished): an error, not "already stored"
                 return False
         return True
@@ -240,51 +284,74 @@ class ExperienceStore:
     def record(self, trial: TrialRecord) -> bool:
         """Store one finished trial with its task; returns False if the store already has it."""
         task_id = self.add_task(trial.task)
-        return self.add_evaluation(task_id, trial.distributions, trial.params, trial.values,
-                                   directions=trial.directions, state=trial.state, study=trial.study,
-                                   trial_number=trial.trial_number, duration_seconds=trial.duration_seconds,
-                                   study_key=trial.study_key)
+        return self.add_evaluation(
+            task_id,
+            trial.distributions,
+            trial.params,
+            trial.values,
+            directions=trial.directions,
+            state=trial.state,
+            study=trial.study,
+            trial_number=trial.trial_number,
+            duration_seconds=trial.duration_seconds,
+            study_key=trial.study_key,
+        )
 
-    @_guarded
-    def add_artifact(self, name: str, kind: str, sha256: str, metrics: Mapping[str, float] | None = None,
-                     task_id: int | None = None) -> int:
+    @guarded
+    def add_artifact(
+        self, name: str, kind: str, sha256: str, metrics: Mapping[str, float] | None = None, task_id: int | None = None
+    ) -> int:
         """Store an artifact (once per name and sha256) and return its id."""
-        return self._get_or_create(ArtifactRow, {"name": name, "sha256": sha256},
-                                   {"kind": kind, "metrics": dict(metrics or {}), "task_id": task_id})
+        return self._get_or_create(
+            ArtifactRow,
+            {"name": name, "sha256": sha256},
+            {"kind": kind, "metrics": dict(metrics or {}), "task_id": task_id},
+        )
 
     # -- reading ---------------------------------------------------------------------------------------
-    @_guarded
+    @guarded
     def tasks(self) -> list[TaskRecord]:
         """Every stored task, oldest first."""
         with self._session() as session:
             rows = session.scalars(sa.select(TaskRow).order_by(TaskRow.id)).all()
-        return [TaskRecord(id=r.id, fingerprint=r.fingerprint, metafeatures=dict(r.metafeatures),
-                           task_type=r.task_type, n_rows=r.n_rows, n_features=r.n_features, n_classes=r.n_classes,
-                           name=r.name) for r in rows]
+        return [
+            TaskRecord(
+                id=r.id,
+                fingerprint=r.fingerprint,
+                metafeatures=dict(r.metafeatures),
+                task_type=r.task_type,
+                n_rows=r.n_rows,
+                n_features=r.n_features,
+                n_classes=r.n_classes,
+                name=r.name,
+            )
+            for r in rows
+        ]
 
-    @_guarded
+    @guarded
     def task_id(self, fingerprint: str) -> int | None:
         """The id of the task with this fingerprint, or None."""
         with self._session() as session:
             return session.scalar(sa.select(TaskRow.id).filter_by(fingerprint=fingerprint))
 
-    @_guarded
+    @guarded
     def search_spaces(self) -> list[SearchSpaceRecord]:
         """Every stored search space."""
         with self._session() as session:
             rows = session.scalars(sa.select(SearchSpaceRow).order_by(SearchSpaceRow.id)).all()
         return [SearchSpaceRecord(r.id, r.signature, distributions_from_json(r.distributions)) for r in rows]
 
-    @_guarded
-    def evaluations(self, task_id: int | Sequence[int] | None = None, *, states: Sequence[str] | None = None,
-                    study: str | None = None) -> list[EvaluationRecord]:
+    @guarded
+    def evaluations(
+        self,
+        task_id: int | Sequence[int] | None = None,
+        *,
+        states: Sequence[str] | None = None,
+        study: str | None = None,
+    ) -> list[EvaluationRecord]:
         """Stored trials, optionally of some tasks, states or studies of one exact name, in insertion order."""
         # Plain columns, not ORM objects, and each search space decoded once: a store holds many trials.
-        columns = [EvaluationRow.id, EvaluationRow.task_id, EvaluationRow.search_space_id, EvaluationRow.params,
-                   EvaluationRow.values, EvaluationRow.directions, EvaluationRow.state,
-                   EvaluationRow.duration_seconds, EvaluationRow.study, EvaluationRow.trial_number,
-                   EvaluationRow.study_key]
-        query = sa.select(*columns).order_by(EvaluationRow.id)
+        query = sa.select(*_EVALUATION_COLUMNS).order_by(EvaluationRow.id)
         if task_id is not None:
             ids = [task_id] if isinstance(task_id, int) else list(task_id)
             query = query.where(EvaluationRow.task_id.in_(ids))
@@ -295,16 +362,12 @@ class ExperienceStore:
         with self._session() as session:
             rows = session.execute(query).all()
             space_ids = sorted({row.search_space_id for row in rows})
-            spaces = {i: distributions_from_json(d) for i, d in session.execute(
-                sa.select(SearchSpaceRow.id, SearchSpaceRow.distributions).where(SearchSpaceRow.id.in_(space_ids)))
-            } if space_ids else {}
-        return [EvaluationRecord(
-            id=row.id, task_id=row.task_id, search_space_id=row.search_space_id, params=dict(row.params),
-            values=decode_values(row.values), directions=list(row.directions), state=row.state,
-            duration_seconds=row.duration_seconds, study=row.study, trial_number=row.trial_number,
-            distributions=spaces[row.search_space_id], study_key=row.study_key) for row in rows]
+            spaces_query = sa.select(SearchSpaceRow.id, SearchSpaceRow.distributions)
+            found = session.execute(spaces_query.where(SearchSpaceRow.id.in_(space_ids))).all() if space_ids else []
+            spaces = {i: distributions_from_json(d) for i, d in found}
+        return [_evaluation_record(row, spaces) for row in rows]
 
-    @_guarded
+    @guarded
     def count_evaluations(self, study: str | None = None) -> int:
         """How many trials the store holds (of the studies of one exact name, if given)."""
         query = sa.select(sa.func.count(EvaluationRow.id))
@@ -315,10 +378,19 @@ class ExperienceStore:
         assert count is not None  # COUNT always returns one row
         return int(count)
 
-    @_guarded
+    @guarded
     def artifacts(self) -> list[dict[str, Any]]:
         """Every stored artifact as a dict (id, task_id, name, kind, sha256, metrics)."""
         with self._session() as session:
             rows = session.scalars(sa.select(ArtifactRow).order_by(ArtifactRow.id)).all()
-        return [{"id": r.id, "task_id": r.task_id, "name": r.name, "kind": r.kind, "sha256": r.sha256,
-                 "metrics": dict(r.metrics)} for r in rows]
+        return [
+            {
+                "id": r.id,
+                "task_id": r.task_id,
+                "name": r.name,
+                "kind": r.kind,
+                "sha256": r.sha256,
+                "metrics": dict(r.metrics),
+            }
+            for r in rows
+        ]

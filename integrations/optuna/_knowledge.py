@@ -28,8 +28,9 @@ class _Source:
     values: np.ndarray  # losses (maximised objectives negated): lower is better
 
 
-def _observations(store: ExperienceStore, task_ids: list[int],
-                  study_name: str | None) -> tuple[dict[int, dict[int, list]], dict[int, dict[str, BaseDistribution]]]:
+def _observations(
+    store: ExperienceStore, task_ids: list[int], study_name: str | None
+) -> tuple[dict[int, dict[int, list]], dict[int, dict[str, BaseDistribution]]]:
     """Per stored space and task, the finite single-objective results as (params, loss); and each space."""
     evaluations = store.evaluations(task_ids, states=["COMPLETE"]) if task_ids else []
     by_space: dict[int, dict[int, list]] = {}
@@ -43,8 +44,9 @@ def _observations(store: ExperienceStore, task_ids: list[int],
     return by_space, spaces
 
 
-def load_knowledge(store: ExperienceStore, task: TaskDescription, *, exclude: Collection[str], n_neighbors: int,
-                   study_name: str | None) -> _Knowledge | None:
+def load_knowledge(
+    store: ExperienceStore, task: TaskDescription, *, exclude: Collection[str], n_neighbors: int, study_name: str | None
+) -> _Knowledge | None:
     """Per stored search space: its distributions and every past task's observations, weighted by similarity.
 
     The ``n_neighbors`` tasks nearest to ``task`` (distance between standardised meta-features) carry
@@ -53,8 +55,11 @@ def load_knowledge(store: ExperienceStore, task: TaskDescription, *, exclude: Co
     the study's own observations, not past knowledge) are left out. None when the store has no
     completed single-objective trial to learn from.
     """
-    tasks = [t for t in store.tasks() if t.fingerprint not in exclude and t.name not in exclude
-             and all(k in t.metafeatures for k in NAMES)]
+    tasks = [
+        t
+        for t in store.tasks()
+        if t.fingerprint not in exclude and t.name not in exclude and all(k in t.metafeatures for k in NAMES)
+    ]
     by_space, spaces = _observations(store, [t.id for t in tasks], study_name)
     if not by_space:
         return None
@@ -75,8 +80,10 @@ def load_knowledge(store: ExperienceStore, task: TaskDescription, *, exclude: Co
         weights = np.where(np.isin(order, near), np.exp(-dist[order] / tau), 0.0)
         weights /= weights.sum()
         # Every task is kept for its best configurations; only the neighbours carry weight.
-        sources = [_Source(float(w), [p for p, _ in per_task[ids[j]]], np.array([v for _, v in per_task[ids[j]]]))
-                   for w, j in zip(weights, order)]
+        sources = [
+            _Source(float(w), [p for p, _ in per_task[ids[j]]], np.array([v for _, v in per_task[ids[j]]]))
+            for w, j in zip(weights, order)
+        ]
         knowledge.append((spaces[space_id], sources))
     return knowledge
 

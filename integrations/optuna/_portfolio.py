@@ -49,8 +49,9 @@ def _regret_table(encoding: _Encoding, models: list[_SourceModel], U: np.ndarray
     return table
 
 
-def _greedy(table: np.ndarray, weights: np.ndarray, reached: np.ndarray, k: int,
-            excluded: Sequence[int] = ()) -> list[int]:
+def _greedy(
+    table: np.ndarray, weights: np.ndarray, reached: np.ndarray, k: int, excluded: Sequence[int] = ()
+) -> list[int]:
     """Up to ``k`` candidates, each lowering the weighted expected best regret the most given the earlier.
 
     In expectation: the new task's regret is taken to spread around a neighbour's by ``_REGRET_SPREAD``,
@@ -92,8 +93,9 @@ def _on_shared_storage(study: Study) -> bool:
     return not isinstance(study._storage, InMemoryStorage)
 
 
-def _reweighted(encoding: _Encoding, models: list[_SourceModel], prior: np.ndarray, own_u: list[np.ndarray],
-                own_y: list[float]) -> tuple[np.ndarray, np.ndarray]:
+def _reweighted(
+    encoding: _Encoding, models: list[_SourceModel], prior: np.ndarray, own_u: list[np.ndarray], own_y: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Neighbours' weights given the study's results (``exp(-4 * m * share of discordant pairs)`` after m
     results, from the second on), and the best regret those results reached on each neighbour."""
     weights, reached = prior, np.full(len(models), np.inf)
@@ -125,8 +127,14 @@ class _Portfolio:
         self._pools: dict[int, _Pool] = {}
         self._given: dict[_TrialKey, dict[str, Any]] = {}
 
-    def config(self, study: Study, trial: FrozenTrial, index: int, sources: list[_Source],
-               models: Callable[[], tuple[_Encoding, list[_SourceModel]]]) -> dict[str, Any] | None:
+    def config(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        index: int,
+        sources: list[_Source],
+        models: Callable[[], tuple[_Encoding, list[_SourceModel]]],
+    ) -> dict[str, Any] | None:
         """The configuration for this trial from the portfolio of stored space ``index`` (chosen once per
         trial), or None after the portfolio. ``models()`` gives the space's encoding and surrogates."""
         if trial.number >= self.size:
@@ -150,8 +158,9 @@ class _Portfolio:
         with self._lock:
             self._given.pop((study.study_name, trial.number), None)
 
-    def _pick(self, study: Study, trial: FrozenTrial, encoding: _Encoding, models: list[_SourceModel],
-              pool: _Pool) -> dict[str, Any] | None:
+    def _pick(
+        self, study: Study, trial: FrozenTrial, encoding: _Encoding, models: list[_SourceModel], pool: _Pool
+    ) -> dict[str, Any] | None:
         configs, cand, table = pool
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         own_u, own_y, used, parallel = [], [], set(), _on_shared_storage(study)
@@ -172,7 +181,7 @@ class _Portfolio:
             # Hand out the similarity-only order by trial number, which every worker computes alike, so that
             # no two trials get the same configuration.
             order = _greedy(table, prior, np.full(len(models), np.inf), self.size)
-            free = [i for i in order[trial.number:] if cand[i].tobytes() not in used]
+            free = [i for i in order[trial.number :] if cand[i].tobytes() not in used]
             choice = free[0] if free else None
         else:
             weights, reached = _reweighted(encoding, models, prior, own_u, own_y)

@@ -67,8 +67,15 @@ class ExperienceRecorder:
     5
     """
 
-    def __init__(self, *, store: str | ExperienceStore | None = None, task: TaskLike, strict: bool = False,
-                 spool_dir: str | os.PathLike | None = None, max_spooled: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        store: str | ExperienceStore | None = None,
+        task: TaskLike,
+        strict: bool = False,
+        spool_dir: str | os.PathLike | None = None,
+        max_spooled: int = 10_000,
+    ) -> None:
         self._store = _as_store(store)
         description = _as_task(task)
         if description is None:
@@ -109,11 +116,25 @@ class ExperienceRecorder:
         except Exception as exc:
             if self._strict:
                 raise
-            _logger.warning("Trial %d of study %r was not recorded in the store: its study attributes could not be "
-                            "read or written in the Optuna storage (%s).", trial.number, study.study_name, exc)
+            _logger.warning(
+                "Trial %d of study %r was not recorded in the store: its study attributes could not be "
+                "read or written in the Optuna storage (%s).",
+                trial.number,
+                study.study_name,
+                exc,
+            )
             return
         duration = trial.duration.total_seconds() if trial.duration is not None else None
-        record = TrialRecord(self._task, trial.distributions, trial.params, trial.values,
-                             [d.name for d in study.directions], trial.state.name, study.study_name, key,
-                             trial.number, duration)
+        record = TrialRecord(
+            self._task,
+            trial.distributions,
+            trial.params,
+            trial.values,
+            [d.name for d in study.directions],
+            trial.state.name,
+            study.study_name,
+            key,
+            trial.number,
+            duration,
+        )
         record_or_spool(self._store, self._spool, record, strict=self._strict)

@@ -108,10 +108,19 @@ class MetaLearnedSampler(BaseSampler):
     True
     """
 
-    def __init__(self, *, store: str | ExperienceStore | None = None, task: TaskLike = None,
-                 base_sampler: BaseSampler | None = None, seed: int | None = None, n_neighbors: int = 10,
-                 n_portfolio: int = 5, prior_weight: float = 2.0, n_candidates: int = 512,
-                 exclude_tasks: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        store: str | ExperienceStore | None = None,
+        task: TaskLike = None,
+        base_sampler: BaseSampler | None = None,
+        seed: int | None = None,
+        n_neighbors: int = 10,
+        n_portfolio: int = 5,
+        prior_weight: float = 2.0,
+        n_candidates: int = 512,
+        exclude_tasks: Sequence[str] = (),
+    ) -> None:
         self._store_arg = store
         self._task_arg = task
         self._base = base_sampler if base_sampler is not None else TPESampler(seed=seed)
@@ -156,8 +165,15 @@ class MetaLearnedSampler(BaseSampler):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for derived in ("_setup_lock", "_lock", "_intersection", "_knowledge", "_models_cache", "_trial_space",
-                        "_portfolio"):
+        for derived in (
+            "_setup_lock",
+            "_lock",
+            "_intersection",
+            "_knowledge",
+            "_models_cache",
+            "_trial_space",
+            "_portfolio",
+        ):
             del state[derived]
         return state
 
@@ -181,15 +197,22 @@ class MetaLearnedSampler(BaseSampler):
                 return self._knowledge
             self._knowledge = []
             if self._task is None:
-                self._log_once("no-task", "MetaLearnedSampler has no task to compare with past tasks; every "
-                               f"parameter goes to the base sampler {type(self._base).__name__}.")
+                self._log_once(
+                    "no-task",
+                    "MetaLearnedSampler has no task to compare with past tasks; every "
+                    f"parameter goes to the base sampler {type(self._base).__name__}.",
+                )
                 return self._knowledge
             assert self._store is not None
-            knowledge = load_knowledge(self._store, self._task, exclude=self._exclude,
-                                       n_neighbors=self._n_neighbors, study_name=study_name)
+            knowledge = load_knowledge(
+                self._store, self._task, exclude=self._exclude, n_neighbors=self._n_neighbors, study_name=study_name
+            )
             if knowledge is None:
-                self._log_once("empty", "The experience store has no completed single-objective trials to learn "
-                               f"from; MetaLearnedSampler behaves like its base sampler {type(self._base).__name__}.")
+                self._log_once(
+                    "empty",
+                    "The experience store has no completed single-objective trials to learn "
+                    f"from; MetaLearnedSampler behaves like its base sampler {type(self._base).__name__}.",
+                )
                 return self._knowledge
             self._knowledge = knowledge
             return knowledge
@@ -198,8 +221,11 @@ class MetaLearnedSampler(BaseSampler):
         """The stored search space this trial draws on (chosen once per trial), or None."""
         self._prepare()
         if len(study.directions) != 1:
-            self._log_once("multi", "MetaLearnedSampler uses the store for single-objective studies only; this "
-                           f"multi-objective study uses the base sampler {type(self._base).__name__}.")
+            self._log_once(
+                "multi",
+                "MetaLearnedSampler uses the store for single-objective studies only; this "
+                f"multi-objective study uses the base sampler {type(self._base).__name__}.",
+            )
             return None
         knowledge = self._load(study.study_name)
         key = (study.study_name, trial.number)
@@ -208,9 +234,11 @@ class MetaLearnedSampler(BaseSampler):
         best = match_space(knowledge, query)
         if best is None:
             if knowledge:
-                self._log_once("unseen:" + ",".join(sorted(query)),
-                               f"The experience store has never seen parameters {sorted(query)}; they go to the "
-                               f"base sampler {type(self._base).__name__}.")
+                self._log_once(
+                    "unseen:" + ",".join(sorted(query)),
+                    f"The experience store has never seen parameters {sorted(query)}; they go to the "
+                    f"base sampler {type(self._base).__name__}.",
+                )
             return None
         self._trial_space[key] = best
         return best
@@ -232,8 +260,7 @@ class MetaLearnedSampler(BaseSampler):
         return encoding, models
 
     # -- the two phases --------------------------------------------------------------------------------
-    def _portfolio_value(self, study: Study, trial: FrozenTrial, index: int, name: str,
-                         d: BaseDistribution) -> Any:
+    def _portfolio_value(self, study: Study, trial: FrozenTrial, index: int, name: str, d: BaseDistribution) -> Any:
         """The portfolio's value of parameter ``name`` for this trial, or None (after the portfolio, or none fits)."""
         space, sources = self._load()[index]
         config = self._portfolio.config(study, trial, index, sources, lambda: self._models(index, space))
@@ -250,8 +277,9 @@ class MetaLearnedSampler(BaseSampler):
         if not models:
             return {}
         assert self._rng is not None
-        return transfer(study, encoding, models, self._rng, n_candidates=self._n_candidates,
-                        prior_weight=self._prior_weight)
+        return transfer(
+            study, encoding, models, self._rng, n_candidates=self._n_candidates, prior_weight=self._prior_weight
+        )
 
     # -- the BaseSampler contract ----------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -260,8 +288,9 @@ class MetaLearnedSampler(BaseSampler):
             return space
         return self._base.infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         if not search_space:
             return {}
         index = self._match(study, trial, search_space)
@@ -281,24 +310,27 @@ class MetaLearnedSampler(BaseSampler):
                 params[n] = self._base.sample_independent(study, trial, n, d)
         return params
 
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
         index = self._match(study, trial, {param_name: param_distribution})
         if index is not None and self._known(index, param_name, param_distribution):
             value = self._portfolio_value(study, trial, index, param_name, param_distribution)
             if value is not None:
                 return value
         elif index is not None:
-            self._log_once(f"param:{param_name}", f"The experience store has no history for parameter "
-                           f"{param_name!r}; it goes to the base sampler {type(self._base).__name__}.")
+            self._log_once(
+                f"param:{param_name}",
+                f"The experience store has no history for parameter "
+                f"{param_name!r}; it goes to the base sampler {type(self._base).__name__}.",
+            )
         return self._base.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._prepare()
         self._base.before_trial(study, trial)
 
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         self._trial_space.pop((study.study_name, trial.number), None)
         self._portfolio.forget(study, trial)
         self._base.after_trial(study, trial, state, values)

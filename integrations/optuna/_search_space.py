@@ -16,7 +16,7 @@ from optuna.distributions import (
 
 
 def _kind(d: BaseDistribution) -> str:
-    """"cat", "int" or "float": a stored parameter serves a query parameter of the same kind."""
+    """ "cat", "int" or "float": a stored parameter serves a query parameter of the same kind."""
     return "cat" if isinstance(d, CategoricalDistribution) else ("int" if isinstance(d, IntDistribution) else "float")
 
 
@@ -120,7 +120,7 @@ class _Encoding:
             if is_cat:
                 blocks.append(np.eye(size)[U[:, j].astype(int)] / math.sqrt(2.0))
             else:
-                blocks.append(U[:, j:j + 1])
+                blocks.append(U[:, j : j + 1])
         return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(U), 0))
 
     def decode(self, u: np.ndarray) -> dict[str, Any]:

@@ -27,5 +27,7 @@ def _as_task(task: TaskLike) -> TaskDescription | None:
         return TaskDescription.from_metafeatures(task)
     if isinstance(task, (tuple, list)) and len(task) == 2:
         return TaskDescription.from_data(*task)
-    raise TypeError("task must be (X, y), a dict of meta-features from automl_meta.metafeatures.describe, a "
-                    f"TaskDescription or None; got {type(task).__name__}.")
+    raise TypeError(
+        "task must be (X, y), a dict of meta-features from automl_meta.metafeatures.describe, a "
+        f"TaskDescription or None; got {type(task).__name__}."
+    )

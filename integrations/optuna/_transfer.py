@@ -110,8 +110,9 @@ class GaussianProcess:
         return best
 
     def _cross(self, Xq: np.ndarray) -> np.ndarray:
-        return _matern52_unit(_distances(np.asarray(Xq, dtype=float) * self._inverse_length,
-                                         self.X * self._inverse_length))
+        return _matern52_unit(
+            _distances(np.asarray(Xq, dtype=float) * self._inverse_length, self.X * self._inverse_length)
+        )
 
     def mean(self, Xq: np.ndarray) -> np.ndarray:
         """Posterior mean at ``Xq``."""
@@ -200,8 +201,13 @@ def discordance(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     return less & (pred[:, None] >= pred[None, :])
 
 
-def ranking_weights(source_preds: np.ndarray, target_loo: np.ndarray | None, y: np.ndarray,
-                    rng: np.random.RandomState, n_bootstrap: int = 100) -> np.ndarray:
+def ranking_weights(
+    source_preds: np.ndarray,
+    target_loo: np.ndarray | None,
+    y: np.ndarray,
+    rng: np.random.RandomState,
+    n_bootstrap: int = 100,
+) -> np.ndarray:
     """Weights of the sources (rows of ``source_preds``) and of the target (last entry).
 
     Each weight is the share of bootstrap resamples of the study's observations in which that model makes
@@ -276,8 +282,9 @@ def _own_results(study: Study, encoding: _Encoding) -> tuple[list[float], list[n
     return own, units
 
 
-def _near_neighbours_best(encoding: _Encoding, models: list[_SourceModel], rng: np.random.RandomState,
-                          k: int) -> dict[str, Any]:
+def _near_neighbours_best(
+    encoding: _Encoding, models: list[_SourceModel], rng: np.random.RandomState, k: int
+) -> dict[str, Any]:
     """Before any result (no portfolio): the best predicted among the neighbours' best and steps around them."""
     tops = np.concatenate([m.U[np.argsort(m.regret, kind="stable")[:3]] for m in models if m.weight > 0])
     cand = np.concatenate([tops, encoding.perturb(rng, tops[rng.randint(len(tops), size=k)], 0.05)])
@@ -286,8 +293,15 @@ def _near_neighbours_best(encoding: _Encoding, models: list[_SourceModel], rng: 
     return encoding.decode(cand[int(np.argmin(mean))])
 
 
-def transfer(study: Study, encoding: _Encoding, models: list[_SourceModel], rng: np.random.RandomState, *,
-             n_candidates: int, prior_weight: float) -> dict[str, Any]:
+def transfer(
+    study: Study,
+    encoding: _Encoding,
+    models: list[_SourceModel],
+    rng: np.random.RandomState,
+    *,
+    n_candidates: int,
+    prior_weight: float,
+) -> dict[str, Any]:
     """The candidate of lowest optimistic predicted loss, among steps around the study's best trial.
 
     The prediction is a weighted ensemble of surrogates: one per past task of the space (``models``) and
