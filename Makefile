@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadfile -q
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)

@@ -19,6 +19,22 @@ from .artifacts import MetaArtifact, load
 from .exceptions import ArtifactError, CheckpointError, MetaTrainingError, StoreError, StoreSchemaError, TaskError
 from .training import MetaTrainer, meta_fit
 
-__all__ = ["MetaTrainer", "meta_fit", "MetaArtifact", "load", "tasks", "models", "learners", "engine", "artifacts",
-           "optim", "TaskError", "ArtifactError", "MetaTrainingError", "CheckpointError", "StoreError",
-           "StoreSchemaError", "__version__"]
+__all__ = [
+    "MetaTrainer",
+    "meta_fit",
+    "MetaArtifact",
+    "load",
+    "tasks",
+    "models",
+    "learners",
+    "engine",
+    "artifacts",
+    "optim",
+    "TaskError",
+    "ArtifactError",
+    "MetaTrainingError",
+    "CheckpointError",
+    "StoreError",
+    "StoreSchemaError",
+    "__version__",
+]

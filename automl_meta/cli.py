@@ -78,8 +78,10 @@ def meta_train(path: str, resume: bool) -> int:
         out = artifact.save(output)
     except OSError as exc:
         kept = _keep_artifact(artifact, trainer.checkpoint_dir)
-        raise CLIError(f"Training finished but the artifact could not be saved to '{output}' ({exc.strerror or exc})."
-                       f" It is kept at '{kept}': copy it where you want it.") from None
+        raise CLIError(
+            f"Training finished but the artifact could not be saved to '{output}' ({exc.strerror or exc})."
+            f" It is kept at '{kept}': copy it where you want it."
+        ) from None
     print(f"saved {out}: {json.dumps(artifact.metrics)}")
     return 0
 
@@ -104,15 +106,18 @@ def _check_writable(output: Path) -> None:
     import tempfile
 
     if output.is_dir():
-        raise CLIError(f"The config's output '{output}' is a directory: give a file name such as "
-                       f"'{output / 'artifact.ameta'}'.")
+        raise CLIError(
+            f"The config's output '{output}' is a directory: give a file name such as '{output / 'artifact.ameta'}'."
+        )
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".probe"):
             pass
     except OSError as exc:
-        raise CLIError(f"Cannot write the artifact to the config's output '{output}' ({exc.strerror or exc}): "
-                       "choose a writable path. Nothing was trained.") from None
+        raise CLIError(
+            f"Cannot write the artifact to the config's output '{output}' ({exc.strerror or exc}): "
+            "choose a writable path. Nothing was trained."
+        ) from None
 
 
 def _keep_artifact(artifact: Any, checkpoint_dir: Path | None) -> Path:
@@ -135,9 +140,11 @@ def evaluate(path: str, n_tasks: int, steps: Sequence[int], seed: int) -> int:
 
     artifact = load(path)
     if isinstance(artifact.learner, UpdateRule):
-        raise ValueError(f"'{path}' holds a learned optimizer ({artifact.learner.name}), not an adaptation "
-                         "learner: use it as automl_meta.optim.LearnedOptimizer(params, artifact=...), and "
-                         "compare it with Adam by running studies/l2o_vs_adam.py.")
+        raise ValueError(
+            f"'{path}' holds a learned optimizer ({artifact.learner.name}), not an adaptation "
+            "learner: use it as automl_meta.optim.LearnedOptimizer(params, artifact=...), and "
+            "compare it with Adam by running studies/l2o_vs_adam.py."
+        )
     family = tasks.from_config(artifact.task_family)
     batch = family.sample(n_tasks, rng=np.random.default_rng(seed))
     dtype = next(iter(artifact.learner.parameters())).dtype
@@ -187,8 +194,9 @@ def store_upgrade(url: str | None) -> int:
     return 0
 
 
-def store_import_optuna(storage: str, study: str | None, store_url: str | None, data: str | None,
-                        target: str | None) -> int:
+def store_import_optuna(
+    storage: str, study: str | None, store_url: str | None, data: str | None, target: str | None
+) -> int:
     from .store import ExperienceStore, TaskDescription, import_optuna
 
     task = None
@@ -207,8 +215,10 @@ def store_import_optuna(storage: str, study: str | None, store_url: str | None, 
         task = TaskDescription.from_data(features.to_numpy(), frame[target].to_numpy(), name=Path(data).stem)
     store = ExperienceStore(store_url)
     for r in import_optuna(storage, store, study_name=study, task=task):
-        print(f"{r.study}: {r.added} trials imported, {r.already_stored} already in the store, "
-              f"{r.unfinished} unfinished skipped")
+        print(
+            f"{r.study}: {r.added} trials imported, {r.already_stored} already in the store, "
+            f"{r.unfinished} unfinished skipped"
+        )
     store.close()
     return 0
 
@@ -239,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("storage", help="Optuna storage URL, e.g. sqlite:///optuna.db or postgresql://...")
     i.add_argument("--study", help="import this study only (default: every study of the storage)")
     i.add_argument("--store", help="store URL (default: $AUTOML_META_STORE or the user data directory)")
-    i.add_argument("--data", help="CSV file of the dataset the studies tuned for (when their user attributes "
-                                  "do not say)")
+    i.add_argument(
+        "--data", help="CSV file of the dataset the studies tuned for (when their user attributes do not say)"
+    )
     i.add_argument("--target", help="target column of --data")
     return parser
 

@@ -53,14 +53,29 @@ from .exceptions import TaskError
 __all__ = ["describe", "fingerprint", "as_vector", "NAMES"]
 
 NAMES: list[str] = [
-    "simple.log_rows", "simple.log_features", "simple.features_per_row", "simple.n_classes",
-    "simple.discrete_share", "simple.is_classification",
-    "statistical.skew_mean", "statistical.skew_std", "statistical.kurtosis_mean", "statistical.kurtosis_std",
-    "statistical.abs_corr_mean", "statistical.pca_first_share", "statistical.pca_90_share",
-    "statistical.target_corr_mean", "statistical.target_shape",
-    "info.target_entropy", "info.feature_entropy_mean", "info.mutual_info_mean", "info.mutual_info_max",
+    "simple.log_rows",
+    "simple.log_features",
+    "simple.features_per_row",
+    "simple.n_classes",
+    "simple.discrete_share",
+    "simple.is_classification",
+    "statistical.skew_mean",
+    "statistical.skew_std",
+    "statistical.kurtosis_mean",
+    "statistical.kurtosis_std",
+    "statistical.abs_corr_mean",
+    "statistical.pca_first_share",
+    "statistical.pca_90_share",
+    "statistical.target_corr_mean",
+    "statistical.target_shape",
+    "info.target_entropy",
+    "info.feature_entropy_mean",
+    "info.mutual_info_mean",
+    "info.mutual_info_max",
     "info.noise_signal",
-    "landmark.stump", "landmark.one_nn", "landmark.naive_bayes_or_linear",
+    "landmark.stump",
+    "landmark.one_nn",
+    "landmark.naive_bayes_or_linear",
 ]
 
 _MAX_ROWS_STATS = 2000
@@ -93,24 +108,31 @@ def _check(X: ArrayLike, y: ArrayLike, task_type: str | None) -> tuple[np.ndarra
     try:
         X = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TaskError(f"Cannot describe the task: features are not numeric ({exc}); encode categorical "
-                        "columns first.") from None
+        raise TaskError(
+            f"Cannot describe the task: features are not numeric ({exc}); encode categorical columns first."
+        ) from None
     y = np.asarray(y)
     if X.ndim != 2:
         raise TaskError(f"Cannot describe the task: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     if y.ndim != 1 or len(y) != len(X):
-        raise TaskError(f"Cannot describe the task: y must be 1-D with one value per row of X "
-                        f"(X has {len(X)} rows, y has shape {y.shape}).")
+        raise TaskError(
+            f"Cannot describe the task: y must be 1-D with one value per row of X "
+            f"(X has {len(X)} rows, y has shape {y.shape})."
+        )
     if len(X) < 6 or X.shape[1] == 0:
-        raise TaskError(f"Cannot describe the task: it has {len(X)} rows and {X.shape[1]} features; meta-features "
-                        "need at least 6 rows and one feature.")
+        raise TaskError(
+            f"Cannot describe the task: it has {len(X)} rows and {X.shape[1]} features; meta-features "
+            "need at least 6 rows and one feature."
+        )
     if not np.all(np.isfinite(X)):
         raise TaskError("Cannot describe the task: X contains NaN or infinite values; impute or drop them first.")
     if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
         raise TaskError("Cannot describe the task: y contains NaN or infinite values; drop those rows first.")
     if np.all(X.max(0) == X.min(0)):
-        raise TaskError("Cannot describe the task: every feature column is constant, so nothing about the task "
-                        "can be learned from X.")
+        raise TaskError(
+            "Cannot describe the task: every feature column is constant, so nothing about the task "
+            "can be learned from X."
+        )
     if task_type is None:
         # Floats with many distinct values are regression targets even when they are whole numbers
         # (scikit-learn's diabetes target); everything else follows scikit-learn's type_of_target.
@@ -181,7 +203,7 @@ def _landmarks(X: np.ndarray, y: np.ndarray, task_type: str, rng: np.random.Gene
     for tr, te in folds:
         Xtr, Xte, ytr, yte = X[tr], X[te], y[tr], y[te]
         # 1-NN on standardised features: squared distances via the dot-product identity.
-        d = (Xte ** 2).sum(1)[:, None] - 2 * Xte @ Xtr.T + (Xtr ** 2).sum(1)[None, :]
+        d = (Xte**2).sum(1)[:, None] - 2 * Xte @ Xtr.T + (Xtr**2).sum(1)[None, :]
         nn = ytr[d.argmin(1)]
         stump = _stump_predict(Xtr, ytr, Xte, task_type)
         if task_type == "classification":
@@ -192,8 +214,11 @@ def _landmarks(X: np.ndarray, y: np.ndarray, task_type: str, rng: np.random.Gene
             scores["one_nn"].append(_r2(yte, nn))
             scores["stump"].append(_r2(yte, stump))
             scores["third"].append(_r2(yte, _ridge_predict(Xtr, ytr, Xte)))
-    return {"landmark.stump": float(np.mean(scores["stump"])), "landmark.one_nn": float(np.mean(scores["one_nn"])),
-            "landmark.naive_bayes_or_linear": float(np.mean(scores["third"]))}
+    return {
+        "landmark.stump": float(np.mean(scores["stump"])),
+        "landmark.one_nn": float(np.mean(scores["one_nn"])),
+        "landmark.naive_bayes_or_linear": float(np.mean(scores["third"])),
+    }
 
 
 def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
@@ -210,8 +235,11 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
 def _stump_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, task_type: str) -> np.ndarray:
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-    model = DecisionTreeClassifier(max_depth=1, random_state=0) if task_type == "classification" \
+    model = (
+        DecisionTreeClassifier(max_depth=1, random_state=0)
+        if task_type == "classification"
         else DecisionTreeRegressor(max_depth=1, random_state=0)
+    )
     return model.fit(Xtr, ytr).predict(Xte)
 
 
@@ -234,7 +262,7 @@ def _ridge_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray) -> np.ndar
 
 def _moments(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Skewness and excess kurtosis per standardised column (0 for constant columns)."""
-    return (Z ** 3).mean(0), (Z ** 4).mean(0) - 3.0
+    return (Z**3).mean(0), (Z**4).mean(0) - 3.0
 
 
 def _rows(y: np.ndarray, classification: bool, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -252,9 +280,14 @@ def _rows(y: np.ndarray, classification: bool, limit: int, rng: np.random.Genera
 def _simple(shape: tuple[int, int], Xs: np.ndarray, n_classes: int, classification: bool) -> dict[str, float]:
     n, f = shape
     discrete = np.array([len(np.unique(Xs[:, j])) <= 10 for j in range(f)])
-    return {"simple.log_rows": float(np.log(n)), "simple.log_features": float(np.log(f)),
-            "simple.features_per_row": float(np.log1p(f / n)), "simple.n_classes": float(n_classes),
-            "simple.discrete_share": float(discrete.mean()), "simple.is_classification": float(classification)}
+    return {
+        "simple.log_rows": float(np.log(n)),
+        "simple.log_features": float(np.log(f)),
+        "simple.features_per_row": float(np.log1p(f / n)),
+        "simple.n_classes": float(n_classes),
+        "simple.discrete_share": float(discrete.mean()),
+        "simple.is_classification": float(classification),
+    }
 
 
 def _statistical(Zl: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
@@ -272,8 +305,9 @@ def _statistical(Zl: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
         Zc = Zl
     corr = (Zc.T @ Zc) / len(Zc)
     k = corr.shape[0]
-    out["statistical.abs_corr_mean"] = float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (k * (k - 1))) \
-        if k > 1 else 0.0
+    out["statistical.abs_corr_mean"] = (
+        float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (k * (k - 1))) if k > 1 else 0.0
+    )
     eig = np.clip(np.linalg.eigvalsh(corr)[::-1], 0, None)
     share = np.cumsum(eig) / eig.sum()
     out["statistical.pca_first_share"] = float(share[0])
@@ -281,8 +315,7 @@ def _statistical(Zl: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     return out
 
 
-def _target(Xs: np.ndarray, ys: np.ndarray, Zl: np.ndarray, n_classes: int,
-            classification: bool) -> dict[str, float]:
+def _target(Xs: np.ndarray, ys: np.ndarray, Zl: np.ndarray, n_classes: int, classification: bool) -> dict[str, float]:
     """How the target is distributed and how much the (discretised) features tell about it."""
     out: dict[str, float] = {}
     if classification:
@@ -293,7 +326,7 @@ def _target(Xs: np.ndarray, ys: np.ndarray, Zl: np.ndarray, n_classes: int,
     else:
         yz = (ys - ys.mean()) / ys.std() if ys.std() > 0 else np.zeros_like(ys)
         out["statistical.target_corr_mean"] = float(np.abs(Zl.T @ yz / len(yz)).mean())
-        out["statistical.target_shape"] = float(np.clip((yz ** 3).mean(), -50, 50))
+        out["statistical.target_shape"] = float(np.clip((yz**3).mean(), -50, 50))
         yd, n_y = _discretise(ys[:, None])[:, 0], _BINS
     out.update(_info(_discretise(Xs), yd, n_y))
     return out

@@ -12,8 +12,9 @@ from torch import nn
 from automl_meta.tasks import TaskBatch
 
 
-def meta_backward(model: nn.Module, batch: TaskBatch, *, steps: int, inner_lr: float,
-                  rates: list[torch.Tensor] | None = None) -> float:
+def meta_backward(
+    model: nn.Module, batch: TaskBatch, *, steps: int, inner_lr: float, rates: list[torch.Tensor] | None = None
+) -> float:
     """Accumulate the second-order MAML (or, with per-parameter ``rates``, Meta-SGD) meta-gradient.
 
     The meta-loss is the mean over tasks of the query MSE after ``steps`` SGD steps on the support MSE.

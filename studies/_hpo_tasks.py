@@ -35,8 +35,10 @@ FOLDS = 3
 MLP_STEPS = 100
 HGB_ITER = 15
 SPACES = ("mlp", "hgb")
-PARAMS = {"mlp": ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "width"),
-          "hgb": ("learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")}
+PARAMS = {
+    "mlp": ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "width"),
+    "hgb": ("learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"),
+}
 
 
 @dataclass(frozen=True)
@@ -61,17 +63,43 @@ def _specs() -> list[tuple[str, str, dict]]:
     specs = [(n, "bundled", {}) for n in ("iris", "wine", "breast_cancer", "digits", "diabetes")]
     rng = np.random.default_rng(2024)
     for i in range(22):
-        specs.append((f"clf{i:02d}", "classification", dict(
-            n_samples=int(rng.choice([150, 250, 400])), n_features=int(rng.integers(4, 40)),
-            n_informative_share=float(rng.uniform(0.2, 1.0)), n_classes=int(rng.choice([2, 2, 3, 4, 6])),
-            class_sep=float(rng.uniform(0.4, 2.0)), flip_y=float(rng.uniform(0.0, 0.15)), seed=i)))
+        specs.append(
+            (
+                f"clf{i:02d}",
+                "classification",
+                dict(
+                    n_samples=int(rng.choice([150, 250, 400])),
+                    n_features=int(rng.integers(4, 40)),
+                    n_informative_share=float(rng.uniform(0.2, 1.0)),
+                    n_classes=int(rng.choice([2, 2, 3, 4, 6])),
+                    class_sep=float(rng.uniform(0.4, 2.0)),
+                    flip_y=float(rng.uniform(0.0, 0.15)),
+                    seed=i,
+                ),
+            )
+        )
     for i in range(7):
-        specs.append((f"reg{i:02d}", "regression", dict(
-            n_samples=int(rng.choice([150, 250, 400])), n_features=int(rng.integers(3, 30)),
-            n_informative_share=float(rng.uniform(0.2, 1.0)), noise=float(rng.uniform(1, 50)), seed=i)))
+        specs.append(
+            (
+                f"reg{i:02d}",
+                "regression",
+                dict(
+                    n_samples=int(rng.choice([150, 250, 400])),
+                    n_features=int(rng.integers(3, 30)),
+                    n_informative_share=float(rng.uniform(0.2, 1.0)),
+                    noise=float(rng.uniform(1, 50)),
+                    seed=i,
+                ),
+            )
+        )
     for i in range(4):
-        specs.append((f"friedman{i}", "friedman", dict(n_samples=int(rng.choice([200, 400])),
-                                                       noise=float(rng.uniform(0.0, 3.0)), seed=i)))
+        specs.append(
+            (
+                f"friedman{i}",
+                "friedman",
+                dict(n_samples=int(rng.choice([200, 400])), noise=float(rng.uniform(0.0, 3.0)), seed=i),
+            )
+        )
     return specs
 
 
@@ -97,17 +125,28 @@ def load_data(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     elif kind == "classification":
         f = kw["n_features"]
         inf = max(2, int(round(kw["n_informative_share"] * f)))
-        while 2 ** inf < kw["n_classes"] * 2:
+        while 2**inf < kw["n_classes"] * 2:
             inf += 1
-        X, y = d.make_classification(n_samples=kw["n_samples"], n_features=max(f, inf), n_informative=inf,
-                                     n_redundant=0, n_classes=kw["n_classes"], class_sep=kw["class_sep"],
-                                     flip_y=kw["flip_y"], random_state=kw["seed"])
+        X, y = d.make_classification(
+            n_samples=kw["n_samples"],
+            n_features=max(f, inf),
+            n_informative=inf,
+            n_redundant=0,
+            n_classes=kw["n_classes"],
+            class_sep=kw["class_sep"],
+            flip_y=kw["flip_y"],
+            random_state=kw["seed"],
+        )
         task_type = "classification"
     elif kind == "regression":
         f = kw["n_features"]
-        X, y = d.make_regression(n_samples=kw["n_samples"], n_features=f,
-                                 n_informative=max(1, int(round(kw["n_informative_share"] * f))),
-                                 noise=kw["noise"], random_state=kw["seed"])
+        X, y = d.make_regression(
+            n_samples=kw["n_samples"],
+            n_features=f,
+            n_informative=max(1, int(round(kw["n_informative_share"] * f))),
+            noise=kw["noise"],
+            random_state=kw["seed"],
+        )
         task_type = "regression"
     else:
         X, y = d.make_friedman1(n_samples=kw["n_samples"], noise=kw["noise"], random_state=kw["seed"])
@@ -140,16 +179,20 @@ def load_folds(name: str) -> tuple[HPOTask, ...]:
 def suggest(trial, space: str) -> dict:
     """Define the search space on an Optuna trial."""
     if space == "mlp":
-        return {"optimizer": trial.suggest_categorical("optimizer", ["sgd", "adam"]),
-                "lr": trial.suggest_float("lr", 1e-4, 1.0, log=True),
-                "momentum": trial.suggest_float("momentum", 0.0, 0.99),
-                "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
-                "batch_size": trial.suggest_int("batch_size", 8, 256, log=True),
-                "width": trial.suggest_int("width", 8, 256, log=True)}
-    return {"learning_rate": trial.suggest_float("learning_rate", 1e-2, 1.0, log=True),
-            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 2, 128, log=True),
-            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 100, log=True),
-            "l2_regularization": trial.suggest_float("l2_regularization", 1e-6, 10.0, log=True)}
+        return {
+            "optimizer": trial.suggest_categorical("optimizer", ["sgd", "adam"]),
+            "lr": trial.suggest_float("lr", 1e-4, 1.0, log=True),
+            "momentum": trial.suggest_float("momentum", 0.0, 0.99),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
+            "batch_size": trial.suggest_int("batch_size", 8, 256, log=True),
+            "width": trial.suggest_int("width", 8, 256, log=True),
+        }
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-2, 1.0, log=True),
+        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 2, 128, log=True),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 100, log=True),
+        "l2_regularization": trial.suggest_float("l2_regularization", 1e-6, 10.0, log=True),
+    }
 
 
 def _loss(task: HPOTask, out: np.ndarray) -> float:
@@ -201,7 +244,7 @@ def train_mlp(task: HPOTask, p: dict, seed: int = 0) -> float:
                 else:
                     m[i] = mom * m[i] + (1 - mom) * gq
                     v[i] = 0.999 * v[i] + 0.001 * gq * gq
-                    q -= lr * (m[i] / (1 - mom ** t)) / (np.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-8)
+                    q -= lr * (m[i] / (1 - mom**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
             if not np.isfinite(params[2]).all():
                 return task.cap
         out = np.maximum(task.Xva @ W1 + b1, 0) @ W2 + b2

@@ -57,8 +57,9 @@ def _tune(args: tuple[str, str, str, str, int, int]) -> tuple[str, str, int, flo
     seed = TASK_NAMES.index(name) * 2 + SPACES.index(space)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     storage = JournalStorage(JournalFileBackend(journal))
-    study = optuna.create_study(study_name=f"meta-{name}-{space}", storage=storage, sampler=sampler,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=f"meta-{name}-{space}", storage=storage, sampler=sampler, load_if_exists=True
+    )
     done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     if done < trials:
         recorder = ExperienceRecorder(store=store, task=TaskDescription.from_data(X, y, name=name))
@@ -87,8 +88,11 @@ def cross_study(space: str, origin: str, target: str) -> str:
 
 def derived_from(study: str, task: str) -> bool:
     """Whether a stored study used knowledge of ``task``: its own tuning, or a configuration it found best."""
-    return study in {f"meta-{task}-{s}" for s in SPACES} or study.startswith("cross-") and (
-        study.endswith(f"-on-{task}") or any(study.startswith(f"cross-{s}-{task}-on-") for s in SPACES))
+    return (
+        study in {f"meta-{task}-{s}" for s in SPACES}
+        or study.startswith("cross-")
+        and (study.endswith(f"-on-{task}") or any(study.startswith(f"cross-{s}-{task}-on-") for s in SPACES))
+    )
 
 
 def _cross(args: tuple[str, str, str, dict[str, list[tuple[dict, dict]]]]) -> int:
@@ -107,9 +111,17 @@ def _cross(args: tuple[str, str, str, dict[str, list[tuple[dict, dict]]]]) -> in
             params, distributions = configs[rank]
             t0 = time.perf_counter()
             value = evaluate(name, space, params)
-            new += store.add_evaluation(task_id, distributions, params, [value], directions=["MINIMIZE"],
-                                        state="COMPLETE", study=study, trial_number=rank,
-                                        duration_seconds=time.perf_counter() - t0)
+            new += store.add_evaluation(
+                task_id,
+                distributions,
+                params,
+                [value],
+                directions=["MINIMIZE"],
+                state="COMPLETE",
+                study=study,
+                trial_number=rank,
+                duration_seconds=time.perf_counter() - t0,
+            )
     store.close()
     return new
 
@@ -123,13 +135,17 @@ def cross_evaluate(out: Path, names: list[str], top: int, jobs: int) -> int:
     best: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
     for name in names:
         for space in SPACES:
-            done = [e for e in store.evaluations(ids[name], states=["COMPLETE"], study=f"meta-{name}-{space}")
-                    if e.values]
+            done = [
+                e for e in store.evaluations(ids[name], states=["COMPLETE"], study=f"meta-{name}-{space}") if e.values
+            ]
             done.sort(key=lambda e: e.values[0])
             best[name, space] = [(e.params, e.distributions) for e in done[:top]]
     store.close()
-    cases = [(name, space, store_url(out), {o: best[o, space] for o in names if o != name})
-             for name in names for space in SPACES]
+    cases = [
+        (name, space, store_url(out), {o: best[o, space] for o in names if o != name})
+        for name in names
+        for space in SPACES
+    ]
     if jobs > 1:
         with mp.get_context("spawn").Pool(jobs, initializer=_single_thread) as pool:
             return sum(pool.imap_unordered(_cross, cases))
@@ -174,8 +190,12 @@ def plot(path: Path, store_url_: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "6 tasks x 2 spaces x 12 trials, for smoke tests")
     p.add_argument("--trials", type=int, help="trials per task and search space (default 60)")
-    p.add_argument("--top", type=int, default=5,
-                   help="best configurations of each task evaluated on every other task (default 5; 0: none)")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=5,
+        help="best configurations of each task evaluated on every other task (default 5; 0: none)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = p.parse_args(argv)
     out = output_dir(args.out, args.quick)
@@ -195,15 +215,25 @@ def main(argv: list[str] | None = None) -> dict:
     from automl_meta.store import ExperienceStore
 
     store = ExperienceStore(store_url(out))
-    summary = {"tasks": len(names), "search_spaces": list(SPACES), "trials_per_task_and_space": trials,
-               "cross_evaluated_top": top, "evaluations": store.count_evaluations(),
-               "stored_tasks": len(store.tasks()), "seconds": round(seconds, 1),
-               "seconds_tuning": round(tuned, 1), "new_cross_evaluations": cross, "quick": args.quick}
+    summary = {
+        "tasks": len(names),
+        "search_spaces": list(SPACES),
+        "trials_per_task_and_space": trials,
+        "cross_evaluated_top": top,
+        "evaluations": store.count_evaluations(),
+        "stored_tasks": len(store.tasks()),
+        "seconds": round(seconds, 1),
+        "seconds_tuning": round(tuned, 1),
+        "new_cross_evaluations": cross,
+        "quick": args.quick,
+    }
     store.close()
     write_json(out / "build_meta_dataset.json", summary)
     plot(out / "build_meta_dataset.png", store_url(out))
-    print(f"\n{summary['evaluations']} evaluations of {summary['stored_tasks']} tasks in {store_url(out)} "
-          f"({seconds:.0f} s)")
+    print(
+        f"\n{summary['evaluations']} evaluations of {summary['stored_tasks']} tasks in {store_url(out)} "
+        f"({seconds:.0f} s)"
+    )
     return summary
 
 

@@ -18,18 +18,40 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import output_dir, print_table, write_csv
 
-HEADERS = ["group", "task_type", "tasks", "evaluation", "rows_median", "rows_min", "rows_max", "features_median",
-           "features_max", "with_categorical", "with_missing", "classes_median"]
+HEADERS = [
+    "group",
+    "task_type",
+    "tasks",
+    "evaluation",
+    "rows_median",
+    "rows_min",
+    "rows_max",
+    "features_median",
+    "features_max",
+    "with_categorical",
+    "with_missing",
+    "classes_median",
+]
 
 
 def _row(group: str, task_type: str, tasks) -> list:
     rows = [t.n_rows for t in tasks]
     widths = [t.n_features for t in tasks]
     classes = [t.n_classes for t in tasks if t.n_classes is not None]
-    return [group, task_type, len(tasks), sum(t.split == "evaluation" for t in tasks), int(np.median(rows)),
-            min(rows), max(rows), float(np.median(widths)), max(widths),
-            sum(bool(t.categorical_features) for t in tasks), sum(t.has_missing for t in tasks),
-            float(np.median(classes)) if classes else ""]
+    return [
+        group,
+        task_type,
+        len(tasks),
+        sum(t.split == "evaluation" for t in tasks),
+        int(np.median(rows)),
+        min(rows),
+        max(rows),
+        float(np.median(widths)),
+        max(widths),
+        sum(bool(t.categorical_features) for t in tasks),
+        sum(t.has_missing for t in tasks),
+        float(np.median(classes)) if classes else "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,10 +76,12 @@ def main(argv: list[str] | None = None) -> None:
             table.append(_row(f"all ({split})" if split else "all", task_type or "both", tasks))
     print_table(HEADERS, table)
     manifest = corpus_manifest()
-    print(f"\n{len(corpus)} tasks from {len(manifest['tasks']) + len(manifest['rejected'])} tables "
-          f"({len(manifest['rejected'])} rejected, "
-          f"{sum(r.startswith('near-duplicate') for r in manifest['rejected'].values())} of them as near-duplicates); "
-          f"rules {manifest['rules_version']}; loaded in {seconds:.1f} s")
+    print(
+        f"\n{len(corpus)} tasks from {len(manifest['tasks']) + len(manifest['rejected'])} tables "
+        f"({len(manifest['rejected'])} rejected, "
+        f"{sum(r.startswith('near-duplicate') for r in manifest['rejected'].values())} of them as near-duplicates); "
+        f"rules {manifest['rules_version']}; loaded in {seconds:.1f} s"
+    )
     write_csv(output_dir(args.out, quick=False) / "corpus_summary.csv", HEADERS, table)
 
 

@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     repeats, per_repeat = (2, 5) if args.quick else (5, 40)
     results = {s: measure(s, repeats, per_repeat) for s in STEPS}
     headers = ["inner steps", "automl-meta ms", "higher ms", "ratio higher/ours", "max |grad diff| float64"]
-    rows = [[s, r["ours_ms"], r["higher_ms"], r["higher_ms"] / r["ours_ms"], f"{r['grad_diff']:.1e}"]
-            for s, r in results.items()]
-    print(f"MAML meta-iteration, sinusoid, {TASKS} tasks x {SHOTS} shots, MLP 40-40, "
-          f"{torch.get_num_threads()} threads")
+    rows = [
+        [s, r["ours_ms"], r["higher_ms"], r["higher_ms"] / r["ours_ms"], f"{r['grad_diff']:.1e}"]
+        for s, r in results.items()
+    ]
+    print(f"MAML meta-iteration, sinusoid, {TASKS} tasks x {SHOTS} shots, MLP 40-40, {torch.get_num_threads()} threads")
     print_table(headers, rows)
     write_csv(out / "engine_speed.csv", headers, rows)
     summary = {

@@ -40,14 +40,20 @@ from _report import RESULTS, output_dir, parser, print_table, save_figure, write
 
 import automl_meta as am
 
-DATASETS = {"iris": "classification", "wine": "classification", "breast_cancer": "classification",
-            "digits": "classification", "diabetes": "regression", "moons": "classification",
-            "friedman1": "regression"}
+DATASETS = {
+    "iris": "classification",
+    "wine": "classification",
+    "breast_cancer": "classification",
+    "digits": "classification",
+    "diabetes": "regression",
+    "moons": "classification",
+    "friedman1": "regression",
+}
 ARCHITECTURES = {"4x64-tanh": ((64, 64, 64, 64), nn.Tanh), "4x128-relu": ((128, 128, 128, 128), nn.ReLU)}
 TRAINING_HORIZON = 100  # inner steps per meta-training episode (studies/train_default_l2o.py)
 HORIZON = 10 * TRAINING_HORIZON
-ADAM_LRS = np.logspace(-4, -1, 7)   # 1e-4 ... 1e-1, half a decade apart (includes 1e-3)
-SGD_LRS = np.logspace(-3, 0, 7)     # 1e-3 ... 1
+ADAM_LRS = np.logspace(-4, -1, 7)  # 1e-4 ... 1e-1, half a decade apart (includes 1e-3)
+SGD_LRS = np.logspace(-3, 0, 7)  # 1e-3 ... 1
 LEARNED = ("hyper_controller", "mlp_optimizer", "lstm_optimizer")
 LEARNED_LABELS = {"hyper_controller": "L2O controller", "mlp_optimizer": "L2O MLP", "lstm_optimizer": "L2O LSTM"}
 
@@ -67,8 +73,9 @@ def make_task(dataset: str, arch: str, seed: int = 0) -> dict:
 
     kind = DATASETS[dataset]
     X, y = load_dataset(dataset, seed)
-    Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=0.25, random_state=seed,
-                                          stratify=y if kind == "classification" else None)
+    Xtr, Xva, ytr, yva = train_test_split(
+        X, y, test_size=0.25, random_state=seed, stratify=y if kind == "classification" else None
+    )
     mean, std = Xtr.mean(0), Xtr.std(0)
     std = np.where(std > 1e-8, std, 1.0)  # constant training columns (digits' blank pixels) stay as they are
     Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
@@ -80,9 +87,17 @@ def make_task(dataset: str, arch: str, seed: int = 0) -> dict:
     else:
         to_y = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731 - short local helper
         n_out = int(len(np.unique(y)))
-    return {"name": f"{dataset}/{arch}", "kind": kind, "arch": arch, "seed": seed, "n_out": n_out,
-            "Xtr": torch.tensor(Xtr, dtype=torch.float32), "ytr": to_y(ytr),
-            "Xva": torch.tensor(Xva, dtype=torch.float32), "yva": to_y(yva)}
+    return {
+        "name": f"{dataset}/{arch}",
+        "kind": kind,
+        "arch": arch,
+        "seed": seed,
+        "n_out": n_out,
+        "Xtr": torch.tensor(Xtr, dtype=torch.float32),
+        "ytr": to_y(ytr),
+        "Xva": torch.tensor(Xva, dtype=torch.float32),
+        "yva": to_y(yva),
+    }
 
 
 def build_model(task: dict) -> nn.Module:
@@ -121,8 +136,13 @@ def train_run(task: dict, make_optimizer, steps: int) -> dict:
     curve.append(final)
     n_steps = len(curve) - 1
     diverged = not (math.isfinite(final) and final <= curve[0]) or n_steps < steps
-    return {"curve": curve, "final_train": final, "final_val": val, "ms_per_step": 1e3 * seconds / max(n_steps, 1),
-            "diverged": bool(diverged)}
+    return {
+        "curve": curve,
+        "final_train": final,
+        "final_val": val,
+        "ms_per_step": 1e3 * seconds / max(n_steps, 1),
+        "diverged": bool(diverged),
+    }
 
 
 def learned_artifacts(quick: bool) -> dict[str, Path | str]:
@@ -155,6 +175,7 @@ def steps_to_reach(curve: list[float], target: float) -> float:
 
 def summarise(task_name: str, runs: dict[str, dict]) -> dict[str, dict]:
     """Per-method rows of one task, with the tuned baselines picked in hindsight."""
+
     def best(prefix: str) -> str:
         names = [n for n in runs if n.startswith(prefix) and not runs[n]["diverged"]]
         names = names or [n for n in runs if n.startswith(prefix)]
@@ -169,11 +190,18 @@ def summarise(task_name: str, runs: dict[str, dict]) -> dict[str, dict]:
     for label, name in chosen.items():
         r = runs[name]
         reach = steps_to_reach(r["curve"], target)
-        rows[label] = {"task": task_name, "method": label, "run": name, "final_train": r["final_train"],
-                       "final_val": r["final_val"], "steps_to_tuned_adam": reach,
-                       "steps_ratio": reach / tuned_steps, "ms_per_step": r["ms_per_step"],
-                       "diverged": r["diverged"], "beats_adam_default": r["final_train"] <
-                       runs["Adam lr=0.001"]["final_train"]}
+        rows[label] = {
+            "task": task_name,
+            "method": label,
+            "run": name,
+            "final_train": r["final_train"],
+            "final_val": r["final_val"],
+            "steps_to_tuned_adam": reach,
+            "steps_ratio": reach / tuned_steps,
+            "ms_per_step": r["ms_per_step"],
+            "diverged": r["diverged"],
+            "beats_adam_default": r["final_train"] < runs["Adam lr=0.001"]["final_train"],
+        }
     return rows
 
 
@@ -181,14 +209,16 @@ def step_overhead(learned: dict[str, Path | str], quick: bool) -> dict[str, dict
     """Median time of ``optimizer.step()`` on a ~1M-parameter model (gradients fixed), each vs Adam."""
     torch.manual_seed(0)
     width = 256 if quick else 1024
-    model = nn.Sequential(nn.Linear(width // 2, width), nn.ReLU(), nn.Linear(width, width // 2), nn.ReLU(),
-                          nn.Linear(width // 2, 10))
+    model = nn.Sequential(
+        nn.Linear(width // 2, width), nn.ReLU(), nn.Linear(width, width // 2), nn.ReLU(), nn.Linear(width // 2, 10)
+    )
     n_params = sum(p.numel() for p in model.parameters())
     X, y = torch.randn(64, width // 2), torch.randint(0, 10, (64,))
     nn.functional.cross_entropy(model(X), y).backward()
     optimizers = {"Adam": lambda ps: torch.optim.Adam(ps, lr=1e-3)}
-    optimizers.update({LEARNED_LABELS[n]: (lambda ps, s=s: am.optim.LearnedOptimizer(ps, artifact=s))
-                       for n, s in learned.items()})
+    optimizers.update(
+        {LEARNED_LABELS[n]: (lambda ps, s=s: am.optim.LearnedOptimizer(ps, artifact=s)) for n, s in learned.items()}
+    )
     reps = 5 if quick else 30
     times = {}
     for name, make in optimizers.items():
@@ -211,20 +241,25 @@ def plot(results: list[dict], path: Path, names: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, math.ceil(len(names) / 2), figsize=(4.2 * math.ceil(len(names) / 2), 7.0),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2, math.ceil(len(names) / 2), figsize=(4.2 * math.ceil(len(names) / 2), 7.0), squeeze=False
+    )
     for ax, name in zip(axes.flat, names):
         task = next(r for r in results if r["task"] == name)
         for label, run_name in task["chosen"].items():
             curve = np.asarray(task["runs"][run_name]["curve"], dtype=float)
-            ax.plot(np.arange(len(curve)), curve, label=f"{label} ({run_name.split('=')[-1]})"
-                    if "tuned" in label else label, lw=1.2)
+            ax.plot(
+                np.arange(len(curve)),
+                curve,
+                label=f"{label} ({run_name.split('=')[-1]})" if "tuned" in label else label,
+                lw=1.2,
+            )
         ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     save_figure(fig, path)
 
@@ -275,8 +310,18 @@ def main(argv: list[str] | None = None) -> dict:
     results = [json.loads((cache / f"{d}_{a}.json").read_text()) for d, a in grid]
 
     labels = list(results[0]["rows"])
-    headers = ["task", "method", "run", "final_train", "final_val", "steps_to_tuned_adam", "steps_ratio",
-               "ms_per_step", "diverged", "beats_adam_default"]
+    headers = [
+        "task",
+        "method",
+        "run",
+        "final_train",
+        "final_val",
+        "steps_to_tuned_adam",
+        "steps_ratio",
+        "ms_per_step",
+        "diverged",
+        "beats_adam_default",
+    ]
     write_csv(out / "l2o_vs_adam.csv", headers, [[r["rows"][m][h] for h in headers] for r in results for m in labels])
 
     overhead = step_overhead(learned, args.quick)
@@ -284,38 +329,89 @@ def main(argv: list[str] | None = None) -> dict:
     for label in labels:
         rows = [r["rows"][label] for r in results]
         tuned = [r["rows"]["Adam (tuned)"] for r in results]
-        rel_train = np.exp(np.mean([math.log(max(a["final_train"], 1e-12) / max(b["final_train"], 1e-12))
-                                    if math.isfinite(a["final_train"]) else math.log(1e6)
-                                    for a, b in zip(rows, tuned)]))
-        rel_val = np.exp(np.mean([math.log(max(a["final_val"], 1e-12) / max(b["final_val"], 1e-12))
-                                  if math.isfinite(a["final_val"]) else math.log(1e6) for a, b in zip(rows, tuned)]))
-        s = {"median_steps_ratio_vs_tuned_adam": float(np.median([r["steps_ratio"] for r in rows])),
-             "frac_beats_adam_default": float(np.mean([r["beats_adam_default"] for r in rows])),
-             "divergences": int(sum(r["diverged"] for r in rows)),
-             "train_loss_vs_tuned_adam_geomean": float(rel_train), "val_loss_vs_tuned_adam_geomean": float(rel_val),
-             "ms_per_step_median": float(np.median([r["ms_per_step"] for r in rows])),
-             "step_ms_1M": overhead.get("Adam" if label.startswith("Adam") else label, {}).get("ms"),
-             "step_ratio_vs_adam_1M": overhead.get("Adam" if label.startswith("Adam") else label, {}).get(
-                 "ratio_vs_adam")}
+        rel_train = np.exp(
+            np.mean(
+                [
+                    math.log(max(a["final_train"], 1e-12) / max(b["final_train"], 1e-12))
+                    if math.isfinite(a["final_train"])
+                    else math.log(1e6)
+                    for a, b in zip(rows, tuned)
+                ]
+            )
+        )
+        rel_val = np.exp(
+            np.mean(
+                [
+                    math.log(max(a["final_val"], 1e-12) / max(b["final_val"], 1e-12))
+                    if math.isfinite(a["final_val"])
+                    else math.log(1e6)
+                    for a, b in zip(rows, tuned)
+                ]
+            )
+        )
+        s = {
+            "median_steps_ratio_vs_tuned_adam": float(np.median([r["steps_ratio"] for r in rows])),
+            "frac_beats_adam_default": float(np.mean([r["beats_adam_default"] for r in rows])),
+            "divergences": int(sum(r["diverged"] for r in rows)),
+            "train_loss_vs_tuned_adam_geomean": float(rel_train),
+            "val_loss_vs_tuned_adam_geomean": float(rel_val),
+            "ms_per_step_median": float(np.median([r["ms_per_step"] for r in rows])),
+            "step_ms_1M": overhead.get("Adam" if label.startswith("Adam") else label, {}).get("ms"),
+            "step_ratio_vs_adam_1M": overhead.get("Adam" if label.startswith("Adam") else label, {}).get(
+                "ratio_vs_adam"
+            ),
+        }
         summary[label] = s
-        table.append([label + (" (default)" if label == default_name else ""), s["train_loss_vs_tuned_adam_geomean"],
-                      s["val_loss_vs_tuned_adam_geomean"], s["median_steps_ratio_vs_tuned_adam"],
-                      f"{s['frac_beats_adam_default']:.0%}", s["divergences"], s["ms_per_step_median"],
-                      "-" if s["step_ms_1M"] is None else f"{s['step_ms_1M']:.2f} ({s['step_ratio_vs_adam_1M']:.2f}x)"])
+        table.append(
+            [
+                label + (" (default)" if label == default_name else ""),
+                s["train_loss_vs_tuned_adam_geomean"],
+                s["val_loss_vs_tuned_adam_geomean"],
+                s["median_steps_ratio_vs_tuned_adam"],
+                f"{s['frac_beats_adam_default']:.0%}",
+                s["divergences"],
+                s["ms_per_step_median"],
+                "-" if s["step_ms_1M"] is None else f"{s['step_ms_1M']:.2f} ({s['step_ratio_vs_adam_1M']:.2f}x)",
+            ]
+        )
     n_params = next(iter(overhead.values()))["n_params"]
-    print(f"\n{len(results)} held-out tasks, {steps} full-batch steps each (meta-training horizon "
-          f"{TRAINING_HORIZON}); losses are geometric means relative to tuned Adam.")
-    print_table(["method", "train loss / tuned Adam", "val loss / tuned Adam", "median steps ratio",
-                 "beats Adam 1e-3", "divergences", "ms/step (task)", f"step() ms, {n_params / 1e6:.2f}M params"],
-                table)
+    print(
+        f"\n{len(results)} held-out tasks, {steps} full-batch steps each (meta-training horizon "
+        f"{TRAINING_HORIZON}); losses are geometric means relative to tuned Adam."
+    )
+    print_table(
+        [
+            "method",
+            "train loss / tuned Adam",
+            "val loss / tuned Adam",
+            "median steps ratio",
+            "beats Adam 1e-3",
+            "divergences",
+            "ms/step (task)",
+            f"step() ms, {n_params / 1e6:.2f}M params",
+        ],
+        table,
+    )
     d = summary[default_name]
-    headline = {"median_steps_ratio_vs_tuned_adam": d["median_steps_ratio_vs_tuned_adam"],
-                "frac_beats_adam_default": d["frac_beats_adam_default"], "divergences": d["divergences"],
-                "held_out_tasks": len(results), "quick": bool(args.quick)}
+    headline = {
+        "median_steps_ratio_vs_tuned_adam": d["median_steps_ratio_vs_tuned_adam"],
+        "frac_beats_adam_default": d["frac_beats_adam_default"],
+        "divergences": d["divergences"],
+        "held_out_tasks": len(results),
+        "quick": bool(args.quick),
+    }
     write_json(out / "l2o_vs_adam.json", headline)
-    write_json(out / "l2o_vs_adam_details.json",
-               {"default": default_name, "horizon": steps, "training_horizon": TRAINING_HORIZON,
-                "tasks": [r["task"] for r in results], "methods": summary, "step_overhead_1M": overhead})
+    write_json(
+        out / "l2o_vs_adam_details.json",
+        {
+            "default": default_name,
+            "horizon": steps,
+            "training_horizon": TRAINING_HORIZON,
+            "tasks": [r["task"] for r in results],
+            "methods": summary,
+            "step_overhead_1M": overhead,
+        },
+    )
     plot(results, out / "l2o_vs_adam.png", [r["task"] for r in results][: 2 if args.quick else 6])
     return headline
 

@@ -47,9 +47,11 @@ SHOTS = (5, 10, 20)
 # 10 steps with inner_lr * lam = 0.25 shrink the distance to it along flat directions by 0.75^10 ~ 0.06.
 # In 1,500-iteration trials at K = 10, lam = 2 and lam = 5 (inner_lr 0.05) both reached 0.86 after 10 steps.
 IMAML_SETTINGS = {"inner_steps": 10, "inner_lr": 0.05, "lam": 5.0, "cg_steps": 5}
-LEARNERS = {"maml": (am.learners.MAML, {"inner_steps": 1, "inner_lr": 0.01}),
-            "metasgd": (am.learners.MetaSGD, {"inner_steps": 1, "inner_lr": 0.01}),
-            "imaml": (am.learners.IMAML, IMAML_SETTINGS)}
+LEARNERS = {
+    "maml": (am.learners.MAML, {"inner_steps": 1, "inner_lr": 0.01}),
+    "metasgd": (am.learners.MetaSGD, {"inner_steps": 1, "inner_lr": 0.01}),
+    "imaml": (am.learners.IMAML, IMAML_SETTINGS),
+}
 # Meta-SGD paper, Table 1 (MSE after one step, 600 test tasks): the bar each run must meet (MAML's for iMAML).
 PAPER = {"maml": {5: 1.13, 10: 0.77, 20: 0.48}, "metasgd": {5: 0.90, 10: 0.53, 20: 0.31}}
 PAPER["imaml"] = PAPER["maml"]
@@ -63,15 +65,22 @@ def train(name: str, shots: int, iterations: int, seed: int, run_dir: Path) -> a
     cls, settings = LEARNERS[name]
     learner = cls(am.models.MLP([40, 40]), **settings)
     return am.MetaTrainer(
-        learner, am.tasks.Sinusoid(shots=shots), meta_batch_size=25, iterations=iterations, outer_lr=1e-3,
-        n_validation_tasks=200, eval_every=max(1, iterations // 20), seed=seed,
-        checkpoint_dir=run_dir / f"{name}-{shots}", checkpoint_every=max(1, iterations // 10), resume=True,
+        learner,
+        am.tasks.Sinusoid(shots=shots),
+        meta_batch_size=25,
+        iterations=iterations,
+        outer_lr=1e-3,
+        n_validation_tasks=200,
+        eval_every=max(1, iterations // 20),
+        seed=seed,
+        checkpoint_dir=run_dir / f"{name}-{shots}",
+        checkpoint_every=max(1, iterations // 10),
+        resume=True,
         verbose=0,
     ).fit()
 
 
-def train_all(names: list[str], iterations: int, seed: int, run_dir: Path,
-              jobs: int) -> dict[tuple[str, int], float]:
+def train_all(names: list[str], iterations: int, seed: int, run_dir: Path, jobs: int) -> dict[tuple[str, int], float]:
     """Run every (learner, K) meta-training in worker processes; return each run's wall seconds."""
     # The slowest runs first, so the last ones to finish are short.
     pending = sorted(((name, k) for k in SHOTS for name in names), key=lambda nk: nk[0] != "imaml")
@@ -81,10 +90,23 @@ def train_all(names: list[str], iterations: int, seed: int, run_dir: Path,
     while pending or running:
         while pending and len(running) < jobs:
             name, k = pending.pop(0)
-            cmd = [sys.executable, __file__, "--train-one", name, str(k), "--iterations", str(iterations),
-                   "--seed", str(seed), "--run-dir", str(run_dir)]
-            running[(name, k)] = (subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True),
-                                  time.perf_counter())
+            cmd = [
+                sys.executable,
+                __file__,
+                "--train-one",
+                name,
+                str(k),
+                "--iterations",
+                str(iterations),
+                "--seed",
+                str(seed),
+                "--run-dir",
+                str(run_dir),
+            ]
+            running[(name, k)] = (
+                subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True),
+                time.perf_counter(),
+            )
         for key, (proc, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
@@ -141,8 +163,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel training processes")
     p.add_argument("--fresh", action="store_true", help="discard earlier checkpoints of the full run")
-    p.add_argument("--learners", default=",".join(LEARNERS),
-                   help=f"comma-separated subset of {', '.join(LEARNERS)} (default: all)")
+    p.add_argument(
+        "--learners", default=",".join(LEARNERS), help=f"comma-separated subset of {', '.join(LEARNERS)} (default: all)"
+    )
     p.add_argument("--train-one", nargs=2, metavar=("LEARNER", "K"), help=argparse.SUPPRESS)
     p.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -166,34 +189,63 @@ def main(argv: list[str] | None = None) -> dict:
 
     curves: dict = {n: {} for n in names}
     examples: dict = {}
-    rows, summary = [], {"mse": {n: {} for n in names}, "mse_1_step": {n: {} for n in names},
-                         "ci95": {n: {} for n in names}}
+    rows, summary = (
+        [],
+        {"mse": {n: {} for n in names}, "mse_1_step": {n: {} for n in names}, "ci95": {n: {} for n in names}},
+    )
     for k in SHOTS:
         test = am.tasks.Sinusoid(shots=k, query_shots=QUERY_POINTS)
         batch = test.sample(n_eval, rng=np.random.default_rng([10_000 + args.seed, k]))
         ex_batch, amp, phase = test.sample_with_truth(1, rng=np.random.default_rng([20_000 + args.seed, k]))
         grid = np.linspace(-5, 5, 200)
-        examples[k] = {"grid": grid, "truth": amp[0] * np.sin(grid - phase[0]),
-                       "x": ex_batch.x_support[0, :, 0].numpy(), "y": ex_batch.y_support[0, :, 0].numpy()}
+        examples[k] = {
+            "grid": grid,
+            "truth": amp[0] * np.sin(grid - phase[0]),
+            "x": ex_batch.x_support[0, :, 0].numpy(),
+            "y": ex_batch.y_support[0, :, 0].numpy(),
+        }
         for name in names:
             artifact = am.load(run_dir / f"{name}-{k}" / "artifact.ameta")
             m = mse_by_steps(artifact, batch)
             curves[name][k] = m
             (m1, c1), (m10, c10) = mean_ci95(m[1]), mean_ci95(m[MAX_STEPS])
-            rows.append([name, k, f"{m1:.3f} ± {c1:.3f}", f"{m10:.3f} ± {c10:.3f}", PAPER[name][k],
-                         "yes" if m10 <= PAPER[name][k] else "no", f"{train_seconds[(name, k)]:.0f}"])
+            rows.append(
+                [
+                    name,
+                    k,
+                    f"{m1:.3f} ± {c1:.3f}",
+                    f"{m10:.3f} ± {c10:.3f}",
+                    PAPER[name][k],
+                    "yes" if m10 <= PAPER[name][k] else "no",
+                    f"{train_seconds[(name, k)]:.0f}",
+                ]
+            )
             summary["mse"][name][str(k)] = m10
             summary["mse_1_step"][name][str(k)] = m1
             summary["ci95"][name][str(k)] = {"1": c1, str(MAX_STEPS): c10}
             fitted = artifact.adapt(examples[k]["x"][:, None], examples[k]["y"], steps=MAX_STEPS)
             examples[k][name] = fitted.predict(grid[:, None])
-    headers = ["learner", "K", "MSE 1 step (95% CI)", f"MSE {MAX_STEPS} steps (95% CI)", "paper (1 step)",
-               f"{MAX_STEPS}-step <= paper", "train s"]
+    headers = [
+        "learner",
+        "K",
+        "MSE 1 step (95% CI)",
+        f"MSE {MAX_STEPS} steps (95% CI)",
+        "paper (1 step)",
+        f"{MAX_STEPS}-step <= paper",
+        "train s",
+    ]
     print(f"\nSinusoid, {n_eval} test tasks, {QUERY_POINTS} query points, {iterations} meta-iterations per run")
     print_table(headers, rows)
     write_csv(out / f"{stem}.csv", headers, rows)
-    summary.update({"eval_tasks": n_eval, "quick": bool(args.quick), "iterations": iterations,
-                    "seconds": round(time.perf_counter() - start, 1), "imaml_settings": IMAML_SETTINGS})
+    summary.update(
+        {
+            "eval_tasks": n_eval,
+            "quick": bool(args.quick),
+            "iterations": iterations,
+            "seconds": round(time.perf_counter() - start, 1),
+            "imaml_settings": IMAML_SETTINGS,
+        }
+    )
     write_json(out / f"{stem}.json", summary)
     plot(out / f"{stem}.png", names, curves, examples)
     if scratch:

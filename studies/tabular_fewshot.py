@@ -45,8 +45,13 @@ from _report import output_dir, parser, print_table, save_figure, write_json
 
 import automl_meta as am
 
-DATASETS = {"iris": "classification", "wine": "classification", "breast_cancer": "classification",
-            "digits": "classification", "diabetes": "regression"}
+DATASETS = {
+    "iris": "classification",
+    "wine": "classification",
+    "breast_cancer": "classification",
+    "digits": "classification",
+    "diabetes": "regression",
+}
 N_TRAIN = (16, 32, 64, 128)
 ADAM_STEPS = 200
 
@@ -106,8 +111,7 @@ def tuned_adam(X, y, task: str, trials: int, seed: int):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n_out = int(y.max()) + 1 if task == "classification" else 1
     n_holdout = int(np.ceil(0.25 * len(y)))
-    strat = y if task == "classification" and min(np.bincount(y)) >= 2 and n_holdout >= len(np.unique(y)) \
-        else None
+    strat = y if task == "classification" and min(np.bincount(y)) >= 2 and n_holdout >= len(np.unique(y)) else None
     Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=strat)
 
     def objective(trial):
@@ -139,16 +143,20 @@ def methods(task: str):
     from automl_meta.integrations.sklearn import MetaLearnedClassifier, MetaLearnedRegressor
 
     if task == "classification":
-        return {"MetaLearnedClassifier": lambda s: MetaLearnedClassifier(random_state=s),
-                "LogisticRegression": lambda s: make_pipeline(StandardScaler(), LogisticRegression()),
-                "MLPClassifier": lambda s: make_pipeline(StandardScaler(), MLPClassifier(random_state=s)),
-                "HistGradientBoosting": lambda s: HistGradientBoostingClassifier(random_state=s),
-                "RandomForest": lambda s: RandomForestClassifier(random_state=s)}
-    return {"MetaLearnedRegressor": lambda s: MetaLearnedRegressor(random_state=s),
-            "Ridge": lambda s: make_pipeline(StandardScaler(), Ridge()),
-            "MLPRegressor": lambda s: make_pipeline(StandardScaler(), MLPRegressor(random_state=s)),
-            "HistGradientBoosting": lambda s: HistGradientBoostingRegressor(random_state=s),
-            "RandomForest": lambda s: RandomForestRegressor(random_state=s)}
+        return {
+            "MetaLearnedClassifier": lambda s: MetaLearnedClassifier(random_state=s),
+            "LogisticRegression": lambda s: make_pipeline(StandardScaler(), LogisticRegression()),
+            "MLPClassifier": lambda s: make_pipeline(StandardScaler(), MLPClassifier(random_state=s)),
+            "HistGradientBoosting": lambda s: HistGradientBoostingClassifier(random_state=s),
+            "RandomForest": lambda s: RandomForestClassifier(random_state=s),
+        }
+    return {
+        "MetaLearnedRegressor": lambda s: MetaLearnedRegressor(random_state=s),
+        "Ridge": lambda s: make_pipeline(StandardScaler(), Ridge()),
+        "MLPRegressor": lambda s: make_pipeline(StandardScaler(), MLPRegressor(random_state=s)),
+        "HistGradientBoosting": lambda s: HistGradientBoostingRegressor(random_state=s),
+        "RandomForest": lambda s: RandomForestRegressor(random_state=s),
+    }
 
 
 FIELDS = ["dataset", "task", "n_train", "seed", "method", "accuracy", "log_loss", "r2", "fit_seconds"]
@@ -163,8 +171,17 @@ def run_case(name: str, n: int, seed: int, trials: int) -> list[dict]:
     rows = []
 
     def record(method, proba_or_pred, seconds):
-        row = {"dataset": name, "task": task, "n_train": n, "seed": seed, "method": method,
-               "accuracy": "", "log_loss": "", "r2": "", "fit_seconds": seconds}
+        row = {
+            "dataset": name,
+            "task": task,
+            "n_train": n,
+            "seed": seed,
+            "method": method,
+            "accuracy": "",
+            "log_loss": "",
+            "r2": "",
+            "fit_seconds": seconds,
+        }
         if task == "classification":
             row["accuracy"] = accuracy_score(yte, classes[proba_or_pred.argmax(1)])
             row["log_loss"] = log_loss(yte, np.clip(proba_or_pred, 1e-15, 1), labels=classes)
@@ -219,18 +236,39 @@ def store_family(n_stores: int, seed: int):
     frames = []
     for store in range(n_stores):
         base, elasticity, lift = rng.normal(3.0, 0.6), rng.normal(-1.5, 0.5), rng.normal(0.5, 0.25)
-        weekly, phase, heat, festive = rng.normal(0.4, 0.15), rng.normal(0.0, 0.6), rng.normal(0.0, 0.4), \
-            rng.normal(0.6, 0.3)
+        weekly, phase, heat, festive = (
+            rng.normal(0.4, 0.15),
+            rng.normal(0.0, 0.6),
+            rng.normal(0.0, 0.4),
+            rng.normal(0.6, 0.3),
+        )
         n = FAMILY_ROWS
         price, promo = rng.lognormal(0.0, 0.3, n), (rng.random(n) < 0.3).astype(float)
         temp, day, holiday = rng.normal(15, 8, n), rng.integers(0, 7, n), (rng.random(n) < 0.08).astype(float)
         angle = 2 * np.pi * day / 7
-        sales = (base + elasticity * np.log(price) + lift * promo * (1 + 0.5 * holiday)
-                 + weekly * np.sin(angle + phase) + heat * np.tanh((temp - 15) / 8) + festive * holiday
-                 + rng.normal(0, 0.15, n))
-        frames.append(pd.DataFrame({"store": store, "price": price, "promotion": promo, "temperature": temp,
-                                    "weekday_sin": np.sin(angle), "weekday_cos": np.cos(angle),
-                                    "holiday": holiday, "sales": sales}))
+        sales = (
+            base
+            + elasticity * np.log(price)
+            + lift * promo * (1 + 0.5 * holiday)
+            + weekly * np.sin(angle + phase)
+            + heat * np.tanh((temp - 15) / 8)
+            + festive * holiday
+            + rng.normal(0, 0.15, n)
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "store": store,
+                    "price": price,
+                    "promotion": promo,
+                    "temperature": temp,
+                    "weekday_sin": np.sin(angle),
+                    "weekday_cos": np.cos(angle),
+                    "holiday": holiday,
+                    "sales": sales,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -247,10 +285,12 @@ def family_artifact(run_dir: Path, quick: bool):
     n_train, n_new, iterations = family_setup(quick)
     df = store_family(n_train + n_new, seed=0)
     train = df[df["store"] < n_train]
-    tasks = am.tasks.from_groups(train, group="store", target="sales", features=FAMILY_FEATURES, shots=10,
-                                 query_shots=30)
-    return am.meta_fit(tasks, iterations=iterations, checkpoint_dir=run_dir / "family_artifact", resume=True,
-                       seed=0, verbose=0)
+    tasks = am.tasks.from_groups(
+        train, group="store", target="sales", features=FAMILY_FEATURES, shots=10, query_shots=30
+    )
+    return am.meta_fit(
+        tasks, iterations=iterations, checkpoint_dir=run_dir / "family_artifact", resume=True, seed=0, verbose=0
+    )
 
 
 def run_family_case(k: int, store: int, trials: int, run_dir: Path, quick: bool) -> list[dict]:
@@ -274,16 +314,27 @@ def run_family_case(k: int, store: int, trials: int, run_dir: Path, quick: bool)
             t0 = time.perf_counter()
             predict = make()
             seconds = time.perf_counter() - t0
-        rows.append({"k": k, "store": store, "method": method, "fit_seconds": seconds,
-                     "mse": mean_squared_error(y[test_idx], predict(X.iloc[test_idx]))})
+        rows.append(
+            {
+                "k": k,
+                "store": store,
+                "method": method,
+                "fit_seconds": seconds,
+                "mse": mean_squared_error(y[test_idx], predict(X.iloc[test_idx])),
+            }
+        )
 
     Xk, yk = X.iloc[fit_idx], y[fit_idx]
     record("MetaLearned (family)", lambda: MetaLearnedRegressor(artifact, random_state=store).fit(Xk, yk).predict)
     record("MetaLearned (default-tabular)", lambda: MetaLearnedRegressor(random_state=store).fit(Xk, yk).predict)
     record("RidgeCV", lambda: RidgeCV().fit(Xk, yk).predict)
     if trials:
-        record("TunedAdam", lambda: (lambda f: lambda Xn: f(np.asarray(Xn)))(
-            tuned_adam(Xk.to_numpy(), yk, "regression", trials, store)))
+        record(
+            "TunedAdam",
+            lambda: (lambda f: lambda Xn: f(np.asarray(Xn)))(
+                tuned_adam(Xk.to_numpy(), yk, "regression", trials, store)
+            ),
+        )
     return rows
 
 
@@ -298,10 +349,14 @@ def summarise_family(rows: list[dict]) -> dict:
     if "TunedAdam" not in table:
         return {}
     ratio = table["MetaLearned (family)"] / table["TunedAdam"]
-    print("error ratio, family artifact / tuned Adam from scratch: "
-          + ", ".join(f"K={k}: {r:.3f}" for k, r in ratio.items()))
-    return {"family_error_ratio_vs_scratch": {str(int(k)): float(r) for k, r in ratio.items()},
-            "family_new_groups": int(df["store"].nunique())}
+    print(
+        "error ratio, family artifact / tuned Adam from scratch: "
+        + ", ".join(f"K={k}: {r:.3f}" for k, r in ratio.items())
+    )
+    return {
+        "family_error_ratio_vs_scratch": {str(int(k)): float(r) for k, r in ratio.items()},
+        "family_new_groups": int(df["store"].nunique()),
+    }
 
 
 def plot_family(path: Path, rows: list[dict]) -> None:
@@ -317,8 +372,13 @@ def plot_family(path: Path, rows: list[dict]) -> None:
     for method, g in df.groupby("method"):
         m = g.groupby("k")["mse"].mean()
         ax.plot(m.index, m.values, marker="o", label=method, lw=2.5 if "family" in method else 1)
-    ax.set(xlabel="rows of the new store (K)", ylabel="test MSE", yscale="log", xticks=list(FAMILY_K),
-           title="Family mode: new stores")
+    ax.set(
+        xlabel="rows of the new store (K)",
+        ylabel="test MSE",
+        yscale="log",
+        xticks=list(FAMILY_K),
+        title="Family mode: new stores",
+    )
     ax.legend(fontsize=7)
     save_figure(fig, path, dpi=100)
 
@@ -334,28 +394,42 @@ def summarise(rows: list[dict], quick: bool, trials: int) -> dict:
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    df["score"] = np.where(df["task"] == "classification", pd.to_numeric(df["accuracy"], errors="coerce"),
-                           pd.to_numeric(df["r2"], errors="coerce"))
+    df["score"] = np.where(
+        df["task"] == "classification",
+        pd.to_numeric(df["accuracy"], errors="coerce"),
+        pd.to_numeric(df["r2"], errors="coerce"),
+    )
     small = df[df["n_train"] <= 64].copy()
-    small["method_key"] = small["method"].replace({"MetaLearnedRegressor": "MetaLearnedClassifier",
-                                                   "Ridge": "LogisticRegression", "MLPRegressor": "MLPClassifier"})
+    small["method_key"] = small["method"].replace(
+        {
+            "MetaLearnedRegressor": "MetaLearnedClassifier",
+            "Ridge": "LogisticRegression",
+            "MLPRegressor": "MLPClassifier",
+        }
+    )
     small["rank"] = small.groupby(["dataset", "n_train", "seed"])["score"].rank(ascending=False, method="average")
     mean_rank = small.groupby("method_key")["rank"].mean().sort_values()
-    table = (df.groupby(["dataset", "n_train", "method"])["score"].mean().unstack("method").round(3))
+    table = df.groupby(["dataset", "n_train", "method"])["score"].mean().unstack("method").round(3)
     print("\nMean score (accuracy; R^2 for diabetes) over seeds")
     print(table.to_string())
     print("\nMean rank, n_train <= 64 (1 is best)")
     print_table(["method", "mean rank"], [[m, float(r)] for m, r in mean_rank.items()])
     cls = small[small["task"] == "classification"]
-    summary = {"mean_rank": {m: float(r) for m, r in mean_rank.items()}, "quick": quick, "tuning_trials": trials,
-               "cases": int(df.groupby(["dataset", "n_train", "seed"]).ngroups)}
+    summary = {
+        "mean_rank": {m: float(r) for m, r in mean_rank.items()},
+        "quick": quick,
+        "tuning_trials": trials,
+        "cases": int(df.groupby(["dataset", "n_train", "seed"]).ngroups),
+    }
     if trials and "TunedAdam" in set(cls["method"]):
         ll = cls.groupby("method")["log_loss"].apply(lambda s: pd.to_numeric(s).mean())
         tt = small.groupby("method")["fit_seconds"].mean()
         summary["logloss_ratio_vs_tuned_adam"] = float(ll["MetaLearnedClassifier"] / ll["TunedAdam"])
         summary["time_ratio_vs_tuned_adam"] = float(tt["MetaLearnedClassifier"] / tt["TunedAdam"])
-        print(f"\nlog-loss ratio vs tuned Adam (n_train <= 64): {summary['logloss_ratio_vs_tuned_adam']:.3f}; "
-              f"fit-time ratio: {summary['time_ratio_vs_tuned_adam']:.4f}")
+        print(
+            f"\nlog-loss ratio vs tuned Adam (n_train <= 64): {summary['logloss_ratio_vs_tuned_adam']:.3f}; "
+            f"fit-time ratio: {summary['time_ratio_vs_tuned_adam']:.4f}"
+        )
     return summary
 
 
@@ -375,8 +449,12 @@ def plot(path: Path, rows: list[dict]) -> None:
         for method, g in part.groupby("method"):
             m = g.groupby("n_train")["score"].mean()
             ax.plot(m.index, m.values, marker="o", label=method, lw=2.5 if method.startswith("MetaLearned") else 1)
-        ax.set(xscale="log", title=name, xlabel="training rows",
-               ylabel="accuracy" if DATASETS[name] == "classification" else "R^2")
+        ax.set(
+            xscale="log",
+            title=name,
+            xlabel="training rows",
+            ylabel="accuracy" if DATASETS[name] == "classification" else "R^2",
+        )
     np.atleast_1d(axes)[0].legend(fontsize=7)
     save_figure(fig, path, dpi=100)
 
@@ -400,8 +478,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int)
     p.add_argument("--trials", type=int, help="TPE trials for TunedAdam (default 50; 0 leaves it out)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--part", choices=["all", "datasets", "family"], default="all",
-                   help="run only the bundled-datasets cases or only the family-mode cases")
+    p.add_argument(
+        "--part",
+        choices=["all", "datasets", "family"],
+        default="all",
+        help="run only the bundled-datasets cases or only the family-mode cases",
+    )
     p.add_argument("--fresh", action="store_true", help="discard the finished cases of the parts being run")
     p.add_argument("--shard", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -414,17 +496,29 @@ def main(argv: list[str] | None = None) -> dict:
     parts = ["datasets", "family"] if args.part == "all" else [args.part]
     cases = [(d, n, s) for d in names for n in n_train for s in range(seeds)] if "datasets" in parts else []
     n_fam, n_new, _ = family_setup(args.quick)
-    family_cases = [(k, store) for k in (FAMILY_K[:2] if args.quick else FAMILY_K)
-                    for store in range(n_fam, n_fam + n_new)] if "family" in parts else []
+    family_cases = (
+        [(k, store) for k in (FAMILY_K[:2] if args.quick else FAMILY_K) for store in range(n_fam, n_fam + n_new)]
+        if "family" in parts
+        else []
+    )
     torch.set_num_threads(1)
     if args.shard:  # a worker: every jobs-th case of each part
         index, jobs, path = args.shard.split(":", 2)
         index, jobs, path = int(index), int(jobs), Path(path)
-        _run_shard(path, cases[index::jobs], FIELDS, lambda *c: run_case(*c, trials),
-                   lambda r: (r["dataset"], int(r["n_train"]), int(r["seed"])))
-        _run_shard(path.with_name("family-" + path.name), family_cases[index::jobs], FAMILY_FIELDS,
-                   lambda *c: run_family_case(*c, trials, run_dir, args.quick),
-                   lambda r: (int(r["k"]), int(r["store"])))
+        _run_shard(
+            path,
+            cases[index::jobs],
+            FIELDS,
+            lambda *c: run_case(*c, trials),
+            lambda r: (r["dataset"], int(r["n_train"]), int(r["seed"])),
+        )
+        _run_shard(
+            path.with_name("family-" + path.name),
+            family_cases[index::jobs],
+            FAMILY_FIELDS,
+            lambda *c: run_family_case(*c, trials, run_dir, args.quick),
+            lambda r: (int(r["k"]), int(r["store"])),
+        )
         return {}
     start = time.perf_counter()
     jobs = max(1, args.jobs)
@@ -440,8 +534,18 @@ def main(argv: list[str] | None = None) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     if family_cases:
         family_artifact(run_dir, args.quick)  # once, before the workers that use it
-    base = [sys.executable, __file__, "--seeds", str(seeds), "--trials", str(trials), "--part", args.part,
-            "--out", str(out)] + (["--quick"] if args.quick else [])
+    base = [
+        sys.executable,
+        __file__,
+        "--seeds",
+        str(seeds),
+        "--trials",
+        str(trials),
+        "--part",
+        args.part,
+        "--out",
+        str(out),
+    ] + (["--quick"] if args.quick else [])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(base + ["--shard", f"{i}:{jobs}:{shards[i]}"], env=env) for i in range(jobs)]
     if any(proc.wait() for proc in procs):

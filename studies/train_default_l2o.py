@@ -36,25 +36,40 @@ BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # (episodes, validate/checkpoint every) per rule: sized so that the three runs together take about
 # 15 minutes on one idle core (about twice that on a busy shared machine).
 EPISODES = {"hyper_controller": (224, 56), "mlp_optimizer": (93, 31), "lstm_optimizer": (54, 18)}
-RULES = {"hyper_controller": lambda seed: am.learners.HyperController(base="adam", seed=seed),
-         "mlp_optimizer": lambda seed: am.learners.MLPOptimizer(seed=seed),
-         "lstm_optimizer": lambda seed: am.learners.LSTMOptimizer(seed=seed)}
+RULES = {
+    "hyper_controller": lambda seed: am.learners.HyperController(base="adam", seed=seed),
+    "mlp_optimizer": lambda seed: am.learners.MLPOptimizer(seed=seed),
+    "lstm_optimizer": lambda seed: am.learners.LSTMOptimizer(seed=seed),
+}
 
 
 def train(name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool) -> am.MetaArtifact:
     trainer = am.training.UnrolledTrainer(
-        RULES[name](seed), am.tasks.OptimizeeTasks(), meta_batch_size=2 if quick else 8, episodes=episodes,
-        horizon=20 if quick else 100, unroll=10 if quick else 20, outer_lr=2e-3, clip_grad_norm=1.0,
-        n_validation_batches=1 if quick else 2, validation_horizon=40 if quick else 400,
-        eval_every=eval_every, checkpoint_dir=run_dir / name, resume=True, seed=seed, verbose=0)
+        RULES[name](seed),
+        am.tasks.OptimizeeTasks(),
+        meta_batch_size=2 if quick else 8,
+        episodes=episodes,
+        horizon=20 if quick else 100,
+        unroll=10 if quick else 20,
+        outer_lr=2e-3,
+        clip_grad_norm=1.0,
+        n_validation_batches=1 if quick else 2,
+        validation_horizon=40 if quick else 400,
+        eval_every=eval_every,
+        checkpoint_dir=run_dir / name,
+        resume=True,
+        seed=seed,
+        verbose=0,
+    )
     return trainer.fit()
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__, "two episodes per rule, for smoke tests")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--default", choices=sorted(RULES), default="hyper_controller",
-                   help="the rule bundled as default-l2o")
+    p.add_argument(
+        "--default", choices=sorted(RULES), default="hyper_controller", help="the rule bundled as default-l2o"
+    )
     p.add_argument("--only", choices=sorted(RULES), help="train only this rule")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -62,14 +77,17 @@ def main(argv: list[str] | None = None) -> None:
     artifacts_dir = out / "l2o" if (args.out or args.quick) else RESULTS / "l2o"
     run_dir = out / "runs" / "default_l2o"
     bundled = out if (args.out or args.quick) else BUNDLED
-    for name in ([args.only] if args.only else RULES):
+    for name in [args.only] if args.only else RULES:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
         artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
-        print(f"{name}: best validation relative log-loss {artifact.metrics['val_loss']:.4f} at episode "
-              f"{artifact.metrics['best_episode']}; {time.perf_counter() - start:.0f} s; "
-              f"{path.stat().st_size / 1e3:.1f} kB -> {path}", flush=True)
+        print(
+            f"{name}: best validation relative log-loss {artifact.metrics['val_loss']:.4f} at episode "
+            f"{artifact.metrics['best_episode']}; {time.perf_counter() - start:.0f} s; "
+            f"{path.stat().st_size / 1e3:.1f} kB -> {path}",
+            flush=True,
+        )
     source = artifacts_dir / f"{args.default}.ameta"
     if source.exists():
         target = bundled / "default-l2o.ameta"

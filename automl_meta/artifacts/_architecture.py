@@ -44,15 +44,19 @@ def expected_shapes(config: dict[str, Any], n_tensors: int, source: object) -> d
             if budget[0] < 0:
                 raise _TooManyTensors
 
-    handles = [_module.register_module_parameter_registration_hook(count),
-               _module.register_module_buffer_registration_hook(count)]
+    handles = [
+        _module.register_module_parameter_registration_hook(count),
+        _module.register_module_buffer_registration_hook(count),
+    ]
     try:
         with torch.device("meta"):
             learner = _learners.from_config(config)
     except _TooManyTensors:
-        raise ArtifactError(f"'{source}' does not match its learner's architecture: the manifest describes a "
-                            f"learner of more than {n_tensors} tensors, the file holds {n_tensors}. The file is "
-                            "damaged or crafted; re-create or re-download it.") from None
+        raise ArtifactError(
+            f"'{source}' does not match its learner's architecture: the manifest describes a "
+            f"learner of more than {n_tensors} tensors, the file holds {n_tensors}. The file is "
+            "damaged or crafted; re-create or re-download it."
+        ) from None
     except (ValueError, TypeError, KeyError) as exc:
         raise ArtifactError(f"'{source}' describes a learner this automl-meta cannot build: {exc}") from None
     finally:
@@ -65,6 +69,9 @@ def check(config: dict[str, Any], found: dict[str, tuple[int, ...]], source: obj
     """Refuse tensors whose names or shapes differ from those the learner ``config`` implies."""
     expected = expected_shapes(config, len(found), source)
     if expected != found:
-        problems = sorted(f"{k}: expected {expected.get(k)}, found {found.get(k)}"
-                          for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        problems = sorted(
+            f"{k}: expected {expected.get(k)}, found {found.get(k)}"
+            for k in expected.keys() | found.keys()
+            if expected.get(k) != found.get(k)
+        )
         raise ArtifactError(f"'{source}' does not match its learner's architecture ({'; '.join(problems[:5])}).")

@@ -47,9 +47,11 @@ def _from_standard(z: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.nda
     with np.errstate(over="ignore"):
         out = (z * (scale / unit) + mean / unit) * unit
     if not np.all(np.isfinite(out)):
-        raise ValueError(f"Some predictions exceed the float64 range (about 1.8e308): the targets were fitted with "
-                         f"mean {mean.tolist()} and scale {scale.tolist()}. Fit on y divided by a constant "
-                         "(for example y / 1e300) and read the predictions in those units.")
+        raise ValueError(
+            f"Some predictions exceed the float64 range (about 1.8e308): the targets were fitted with "
+            f"mean {mean.tolist()} and scale {scale.tolist()}. Fit on y divided by a constant "
+            "(for example y / 1e300) and read the predictions in those units."
+        )
     return out
 
 

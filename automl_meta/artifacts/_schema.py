@@ -29,11 +29,14 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def _invalid(source: object, name: str, must: str) -> ArtifactError:
     """The error for a manifest field ``name`` (dotted inside an object) that is not what it ``must`` be."""
-    return ArtifactError(f"'{source}' has an invalid manifest: field {name!r} {must}. The file is damaged or was "
-                         "not written by automl-meta; re-create or re-download it.")
+    return ArtifactError(
+        f"'{source}' has an invalid manifest: field {name!r} {must}. The file is damaged or was "
+        "not written by automl-meta; re-create or re-download it."
+    )
 
 
 def _check_field(source: object, name: str, spec: Any, value: Any) -> None:
     if not spec.metadata["check"](value):
-        raise _invalid(source, name, f"must be {spec.metadata['expected']}, found {type(value).__name__} "
-                                     f"{_short(value)}")
+        raise _invalid(
+            source, name, f"must be {spec.metadata['expected']}, found {type(value).__name__} {_short(value)}"
+        )

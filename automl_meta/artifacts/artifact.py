@@ -28,8 +28,13 @@ MAX_MANIFEST_CHARS = 1_000_000
 def library_versions() -> dict[str, str]:
     import sklearn
 
-    return {"automl_meta": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+    return {
+        "automl_meta": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
 
 
 class MetaArtifact:
@@ -64,13 +69,22 @@ class MetaArtifact:
     (3,)
     """
 
-    def __init__(self, learner: Learner | UpdateRule, *, task_family: dict[str, Any] | None = None,
-                 training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                 seed: int | None = None, versions: dict[str, str] | None = None,
-                 created: str | None = None) -> None:
+    def __init__(
+        self,
+        learner: Learner | UpdateRule,
+        *,
+        task_family: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        seed: int | None = None,
+        versions: dict[str, str] | None = None,
+        created: str | None = None,
+    ) -> None:
         if not isinstance(learner, (Learner, UpdateRule)) or not learner.is_setup:
-            raise ValueError("MetaArtifact needs a set-up automl_meta Learner (meta-train it with MetaTrainer) "
-                             "or a learned optimizer's UpdateRule.")
+            raise ValueError(
+                "MetaArtifact needs a set-up automl_meta Learner (meta-train it with MetaTrainer) "
+                "or a learned optimizer's UpdateRule."
+            )
         self.learner = learner
         self.task_family = dict(task_family or {})
         self.training = dict(training or {})
@@ -143,9 +157,11 @@ class MetaArtifact:
         statistics and takes and predicts the family's class labels.
         """
         if isinstance(self.learner, UpdateRule):
-            raise TypeError(f"This artifact holds a learned optimizer ({self.learner.name}), which does not adapt "
-                            "to data itself: train a model with automl_meta.optim.LearnedOptimizer(model.parameters(), "
-                            "artifact=...) instead.")
+            raise TypeError(
+                f"This artifact holds a learned optimizer ({self.learner.name}), which does not adapt "
+                "to data itself: train a model with automl_meta.optim.LearnedOptimizer(model.parameters(), "
+                "artifact=...) instead."
+            )
         return self.learner.adapt(X, y, steps=steps, preprocessing=self.preprocessing)
 
     # Pickling (joblib, multiprocessing) carries the artifact as data: manifest and arrays, rebuilt on load.
@@ -158,8 +174,10 @@ class MetaArtifact:
 
     def __repr__(self) -> str:
         cfg = self.learner.get_config()
-        return (f"MetaArtifact(learner={cfg['name']!r}, task_type={cfg.get('task_type')!r}, "
-                f"family={self.family_name!r}, metrics={self.metrics})")
+        return (
+            f"MetaArtifact(learner={cfg['name']!r}, task_type={cfg.get('task_type')!r}, "
+            f"family={self.family_name!r}, metrics={self.metrics})"
+        )
 
 
 def load(path_or_name: str | os.PathLike) -> MetaArtifact:
@@ -204,13 +222,17 @@ def from_parts(tensors: dict[str, torch.Tensor], manifest: dict[str, Any], path:
     """Check a manifest and its tensors and rebuild the artifact; ``path`` names the source in errors."""
     checked = Manifest.from_document(manifest, path)
     if tensorfile.tensors_sha256(tensors) != checked.tensors_sha256:
-        raise ArtifactError(f"'{path}' failed its integrity check: the sha256 of its tensors does not match the "
-                            "manifest (the file was modified or corrupted). Re-create or re-download it.")
+        raise ArtifactError(
+            f"'{path}' failed its integrity check: the sha256 of its tensors does not match the "
+            "manifest (the file was modified or corrupted). Re-create or re-download it."
+        )
     not_float = sorted(k for k, v in tensors.items() if not v.is_floating_point())
     if not_float or len({v.dtype for v in tensors.values()}) > 1:
         found = sorted({str(v.dtype).removeprefix("torch.") for v in tensors.values()})
-        raise ArtifactError(f"'{path}' holds tensors of dtypes {found}; an artifact's tensors share one floating "
-                            f"dtype (float32 or float64){f' (not: {not_float[:3]})' if not_float else ''}.")
+        raise ArtifactError(
+            f"'{path}' holds tensors of dtypes {found}; an artifact's tensors share one floating "
+            f"dtype (float32 or float64){f' (not: {not_float[:3]})' if not_float else ''}."
+        )
     config = _learner_config(checked)
     # Checked on the meta device first: nothing is allocated for an architecture the tensors do not match.
     _architecture.check(config, {k: tuple(v.shape) for k, v in tensors.items()}, path)
@@ -218,6 +240,12 @@ def from_parts(tensors: dict[str, torch.Tensor], manifest: dict[str, Any], path:
     if tensors:  # keep the saved precision (float32 or float64)
         learner.to(next(iter(tensors.values())).dtype)
     learner.load_state_dict(tensors)
-    return MetaArtifact(learner, task_family=checked.task_family, training=checked.training,
-                        metrics=checked.metrics, seed=checked.seed, versions=checked.versions,
-                        created=checked.created)
+    return MetaArtifact(
+        learner,
+        task_family=checked.task_family,
+        training=checked.training,
+        metrics=checked.metrics,
+        seed=checked.seed,
+        versions=checked.versions,
+        created=checked.created,
+    )

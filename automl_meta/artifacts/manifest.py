@@ -16,8 +16,12 @@ FORMAT_VERSION = 1
 
 
 def _is_learner(v: Any) -> bool:
-    return (isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("meta_learns"), list)
-            and all(isinstance(x, str) for x in v["meta_learns"]))
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("name"), str)
+        and isinstance(v.get("meta_learns"), list)
+        and all(isinstance(x, str) for x in v["meta_learns"])
+    )
 
 
 @dataclass(frozen=True)
@@ -45,19 +49,23 @@ class Manifest:
     """
 
     format: str = _spec(f"the string {FORMAT!r}", lambda v: v == FORMAT)
-    format_version: int = _spec(f"an integer from 1 to {FORMAT_VERSION}",
-                                lambda v: _is_int(v) and 1 <= v <= FORMAT_VERSION)
-    learner: dict[str, Any] = _spec("a JSON object with a string 'name' and a list of strings 'meta_learns'",
-                                    _is_learner)
+    format_version: int = _spec(
+        f"an integer from 1 to {FORMAT_VERSION}", lambda v: _is_int(v) and 1 <= v <= FORMAT_VERSION
+    )
+    learner: dict[str, Any] = _spec(
+        "a JSON object with a string 'name' and a list of strings 'meta_learns'", _is_learner
+    )
     task_family: dict[str, Any] = _spec("a JSON object", _is_object)
     training: dict[str, Any] = _spec("a JSON object", _is_object)
     metrics: dict[str, Any] = _spec("a JSON object", _is_object)
     seed: int | None = _spec("an integer or null", lambda v: v is None or _is_int(v))
-    versions: dict[str, str] = _spec("a JSON object of strings",
-                                     lambda v: _is_object(v) and all(isinstance(x, str) for x in v.values()))
+    versions: dict[str, str] = _spec(
+        "a JSON object of strings", lambda v: _is_object(v) and all(isinstance(x, str) for x in v.values())
+    )
     created: str = _spec("a string (an ISO 8601 time)", lambda v: isinstance(v, str))
-    tensors_sha256: str = _spec("64 lowercase hexadecimal digits",
-                                lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None)
+    tensors_sha256: str = _spec(
+        "64 lowercase hexadecimal digits", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None
+    )
 
     @classmethod
     def from_document(cls, document: Any, source: object) -> Manifest:
@@ -68,8 +76,10 @@ class Manifest:
             raise ArtifactError(f"'{source}' is not an automl-meta artifact (format {document.get('format')!r}).")
         version = document.get("format_version")
         if _is_int(version) and version > FORMAT_VERSION:
-            raise ArtifactError(f"'{source}' has artifact format version {version!r}; this automl-meta reads up "
-                                f"to {FORMAT_VERSION}. Upgrade automl-meta to load it.")
+            raise ArtifactError(
+                f"'{source}' has artifact format version {version!r}; this automl-meta reads up "
+                f"to {FORMAT_VERSION}. Upgrade automl-meta to load it."
+            )
         values = {}
         for f in dataclasses.fields(cls):
             if f.name not in document:
@@ -82,4 +92,3 @@ class Manifest:
     def to_document(self) -> dict[str, Any]:
         """The manifest as the JSON object written into the file."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-

@@ -29,15 +29,21 @@ def _is_number(v: Any) -> bool:
 
 
 def _numbers(positive: bool) -> Any:
-    return lambda v: (v is None or isinstance(v, (list, tuple)) and len(v) > 0
-                      and all(_is_number(x) and (x > 0 or not positive) for x in v))
+    return lambda v: (
+        v is None
+        or isinstance(v, (list, tuple))
+        and len(v) > 0
+        and all(_is_number(x) and (x > 0 or not positive) for x in v)
+    )
 
 
 def _labels(v: Any) -> bool:
     if v is None:
         return True
-    kinds = {bool if isinstance(x, bool) else str if isinstance(x, str) else float if _is_number(x) else None
-             for x in (v if isinstance(v, (list, tuple)) else [None])}
+    kinds = {
+        bool if isinstance(x, bool) else str if isinstance(x, str) else float if _is_number(x) else None
+        for x in (v if isinstance(v, (list, tuple)) else [None])
+    }
     return len(kinds) == 1 and None not in kinds and len(set(v)) == len(v) >= 2
 
 
@@ -80,20 +86,23 @@ class Preprocessing:
     automl_meta.exceptions.ArtifactError: 'f.ameta' has an invalid manifest: field 'task_family.classes' must be ...
     """
 
-    feature_mean: tuple[float, ...] | None = _spec("a list of finite numbers or null", _numbers(False),
-                                                   default=None)
-    feature_scale: tuple[float, ...] | None = _spec("a list of positive finite numbers or null", _numbers(True),
-                                                    default=None)
+    feature_mean: tuple[float, ...] | None = _spec("a list of finite numbers or null", _numbers(False), default=None)
+    feature_scale: tuple[float, ...] | None = _spec(
+        "a list of positive finite numbers or null", _numbers(True), default=None
+    )
     feature_clip: float = _spec("a positive number", lambda v: _is_number(v) and v > 0, default=FEATURE_CLIP)
-    target_mean: tuple[float, ...] | None = _spec("a list of finite numbers or null", _numbers(False),
-                                                  default=None)
-    target_scale: tuple[float, ...] | None = _spec("a list of positive finite numbers or null", _numbers(True),
-                                                   default=None)
-    classes: tuple[Any, ...] | None = _spec("a list of at least 2 distinct labels, all strings or all numbers, "
-                                            "or null", _labels, default=None)
+    target_mean: tuple[float, ...] | None = _spec("a list of finite numbers or null", _numbers(False), default=None)
+    target_scale: tuple[float, ...] | None = _spec(
+        "a list of positive finite numbers or null", _numbers(True), default=None
+    )
+    classes: tuple[Any, ...] | None = _spec(
+        "a list of at least 2 distinct labels, all strings or all numbers, or null", _labels, default=None
+    )
     feature_names: tuple[str, ...] | None = _spec(
         "a list of strings or null",
-        lambda v: v is None or isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v), default=None)
+        lambda v: v is None or isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
+        default=None,
+    )
     shared_features: bool = _spec("true or false", lambda v: isinstance(v, bool), default=False)
 
     @classmethod
@@ -116,14 +125,18 @@ class Preprocessing:
         for what in ("feature", "target"):
             # Given lists are never empty, so this also catches a mean without its scale.
             if len(values.get(f"{what}_mean", ())) != len(values.get(f"{what}_scale", ())):
-                raise _invalid(source, f"task_family.{what}_mean",
-                               f"must come with 'task_family.{what}_scale', of the same length")
+                raise _invalid(
+                    source, f"task_family.{what}_mean", f"must come with 'task_family.{what}_scale', of the same length"
+                )
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """The keys written into ``task_family`` (JSON values; a field left at None is left out)."""
-        return {f.name: list(v) if isinstance(v, tuple) else v
-                for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
+        return {
+            f.name: list(v) if isinstance(v, tuple) else v
+            for f in dataclasses.fields(self)
+            if (v := getattr(self, f.name)) is not None
+        }
 
     @property
     def scales_features(self) -> bool:

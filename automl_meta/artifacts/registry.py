@@ -46,16 +46,20 @@ def locate(path_or_name: str | os.PathLike) -> tuple[Path, str | None]:
     """
     if isinstance(path_or_name, str) and path_or_name in bundled():
         if os.path.isfile(path_or_name):
-            warnings.warn(f"'{path_or_name}' is the name of a bundled artifact, which was loaded; the file of that "
-                          f"name in the working folder was not. To load that file, pass './{path_or_name}'.",
-                          UserWarning, stacklevel=4)
+            warnings.warn(
+                f"'{path_or_name}' is the name of a bundled artifact, which was loaded; the file of that "
+                f"name in the working folder was not. To load that file, pass './{path_or_name}'.",
+                UserWarning,
+                stacklevel=4,
+            )
         return BUNDLED_DIR / f"{path_or_name}{SUFFIX}", path_or_name
     path = Path(path_or_name)
     if path.is_file():
         return path, None
     names = ", ".join(bundled()) or "none"
-    raise ArtifactError(f"No artifact file at '{path_or_name}' and no bundled artifact of that name "
-                        f"(bundled artifacts: {names}).")
+    raise ArtifactError(
+        f"No artifact file at '{path_or_name}' and no bundled artifact of that name (bundled artifacts: {names})."
+    )
 
 
 def resolve(path_or_name: str | os.PathLike) -> Path:

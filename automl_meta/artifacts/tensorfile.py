@@ -47,8 +47,13 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def write(path: str | os.PathLike, tensors: dict[str, torch.Tensor], document: dict[str, Any], *,
-          previous: str | os.PathLike | None = None) -> Path:
+def write(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    document: dict[str, Any],
+    *,
+    previous: str | os.PathLike | None = None,
+) -> Path:
     """Atomically write ``tensors`` and the JSON-serialisable ``document`` to ``path``.
 
     With ``previous``, the file that stood at ``path`` (if any) is kept there.
@@ -122,7 +127,7 @@ def _remove_stale_temporaries(path: Path) -> None:
     except OSError:
         return
     for name in names:
-        rest = name[len(prefix):]
+        rest = name[len(prefix) :]
         ours = re.fullmatch(r"(\d+)-([0-9a-f]{8})\.[0-9a-f]{8}\.tmp", rest)
         legacy = re.fullmatch(r"[a-z0-9_]{8}\.tmp", rest)  # mkstemp's names, written by automl-meta 0.1
         candidate = path.parent / name
@@ -149,8 +154,9 @@ def _writer_is_gone(pid: int, host: str, tmp: Path) -> bool:
     return False
 
 
-def _read_header(path: Path, error: type[Exception], what: str, max_document_chars: int | None
-                 ) -> tuple[Shapes, dict[str, Any]]:
+def _read_header(
+    path: Path, error: type[Exception], what: str, max_document_chars: int | None
+) -> tuple[Shapes, dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -161,8 +167,10 @@ def _read_header(path: Path, error: type[Exception], what: str, max_document_cha
         raise error(f"'{path}' is a safetensors file but not an automl-meta {what} (no '{DOCUMENT_KEY}' header).")
     text = meta[DOCUMENT_KEY]
     if max_document_chars is not None and len(text) > max_document_chars:
-        raise error(f"'{path}' has a {what} header of {len(text)} characters, more than the {max_document_chars} "
-                    f"an automl-meta {what} has; the file is damaged or crafted.")
+        raise error(
+            f"'{path}' has a {what} header of {len(text)} characters, more than the {max_document_chars} "
+            f"an automl-meta {what} has; the file is damaged or crafted."
+        )
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -172,9 +180,14 @@ def _read_header(path: Path, error: type[Exception], what: str, max_document_cha
     return shapes, document
 
 
-def read(path: str | os.PathLike, *, error: type[Exception] = ArtifactError, what: str = "artifact",
-         check: Callable[[Shapes, dict[str, Any]], None] | None = None,
-         max_document_chars: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read(
+    path: str | os.PathLike,
+    *,
+    error: type[Exception] = ArtifactError,
+    what: str = "artifact",
+    check: Callable[[Shapes, dict[str, Any]], None] | None = None,
+    max_document_chars: int | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read what :func:`write` wrote; any problem raises ``error`` naming the file and the problem.
 
     ``check(shapes, document)`` runs on the header (the tensors' shapes and the JSON document)

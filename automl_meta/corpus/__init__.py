@@ -25,5 +25,14 @@ from ._sources import SOURCES
 from ._split import split_of
 from ._task import CorpusTask, fingerprint
 
-__all__ = ["CorpusTask", "load_corpus", "corpus_manifest", "make_preprocessor", "split_of", "fingerprint",
-           "cache_dir", "RULES_VERSION", "SOURCES"]
+__all__ = [
+    "CorpusTask",
+    "load_corpus",
+    "corpus_manifest",
+    "make_preprocessor",
+    "split_of",
+    "fingerprint",
+    "cache_dir",
+    "RULES_VERSION",
+    "SOURCES",
+]

@@ -61,20 +61,39 @@ def _encode(i: int, task: CorpusTask, arrays: dict[str, np.ndarray]) -> dict[str
             columns.append({"name": name})
             arrays[f"{i}:{len(columns) - 1}"] = column.to_numpy(np.float64)
     arrays[f"{i}:y"] = task.y
-    return {"name": task.name, "source": task.source, "dataset": task.dataset, "target": task.target,
-            "task_type": task.task_type, "classes": task.classes, "fingerprint": task.fingerprint,
-            "split": task.split, "columns": columns}
+    return {
+        "name": task.name,
+        "source": task.source,
+        "dataset": task.dataset,
+        "target": task.target,
+        "task_type": task.task_type,
+        "classes": task.classes,
+        "fingerprint": task.fingerprint,
+        "split": task.split,
+        "columns": columns,
+    }
 
 
 def _decode(i: int, entry: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> CorpusTask:
     data: dict[str, Any] = {}
     for j, column in enumerate(entry["columns"]):
         values = arrays[f"{i}:{j}"]
-        data[column["name"]] = (pd.Categorical.from_codes(values, categories=column["categories"])
-                                if "categories" in column else values)
+        data[column["name"]] = (
+            pd.Categorical.from_codes(values, categories=column["categories"]) if "categories" in column else values
+        )
     classes = None if entry["classes"] is None else tuple(entry["classes"])
-    return CorpusTask(entry["name"], entry["source"], entry["dataset"], entry["target"], entry["task_type"],
-                      pd.DataFrame(data), arrays[f"{i}:y"], classes, entry["fingerprint"], entry["split"])
+    return CorpusTask(
+        entry["name"],
+        entry["source"],
+        entry["dataset"],
+        entry["target"],
+        entry["task_type"],
+        pd.DataFrame(data),
+        arrays[f"{i}:y"],
+        classes,
+        entry["fingerprint"],
+        entry["split"],
+    )
 
 
 def write_cache(key: dict[str, Any], tasks: list[CorpusTask], rejected: dict[str, str]) -> Path | None:

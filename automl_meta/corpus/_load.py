@@ -25,10 +25,23 @@ def _build() -> tuple[list[CorpusTask], dict[str, str]]:
         except Rejected as exc:
             rejected[table.name] = str(exc)
             continue
-        built[table.name] = CorpusTask(table.name, table.source, table.dataset, target, task_type, X, y, classes,
-                                       fingerprint(X, y), split_of(table.name))
-        identities.append(identity(table.name, table.source, table.frame, target, len(table.frame),
-                                   documented=table.target is not None))
+        built[table.name] = CorpusTask(
+            table.name,
+            table.source,
+            table.dataset,
+            target,
+            task_type,
+            X,
+            y,
+            classes,
+            fingerprint(X, y),
+            split_of(table.name),
+        )
+        identities.append(
+            identity(
+                table.name, table.source, table.frame, target, len(table.frame), documented=table.target is not None
+            )
+        )
     kept, removed = keep_one(identities)
     rejected.update({name: f"near-duplicate of {other}" for name, other in removed.items()})
     tasks = sorted((built[name] for name in kept), key=lambda t: t.name)
@@ -62,12 +75,17 @@ def _code_digest() -> str:
 
 def cache_key() -> dict[str, Any]:
     """What the corpus depends on: the rules version and code, the row cap and each source's version."""
-    return {"rules_version": RULES_VERSION, "rules_code": _code_digest(), "max_rows": MAX_ROWS,
-            "sources": source_versions()}
+    return {
+        "rules_version": RULES_VERSION,
+        "rules_code": _code_digest(),
+        "max_rows": MAX_ROWS,
+        "sources": source_versions(),
+    }
 
 
-def load_corpus(split: str | None = None, *, max_rows: int | None = None,
-                task_type: str | None = None) -> list[CorpusTask]:
+def load_corpus(
+    split: str | None = None, *, max_rows: int | None = None, task_type: str | None = None
+) -> list[CorpusTask]:
     """The real-data corpus: every task, or those of one split, in a fixed order (by name).
 
     The first call builds the corpus from the installed packages (or reads the local cache, see
@@ -116,8 +134,18 @@ def _subsample(task: CorpusTask, max_rows: int) -> CorpusTask:
         return task
     keep = cap_rows(task.y, max_rows, task.name, stratify=task.classes is not None)
     X, y = task.X.iloc[keep].reset_index(drop=True), task.y[keep]
-    return CorpusTask(task.name, task.source, task.dataset, task.target, task.task_type, X, y, task.classes,
-                      fingerprint(X, y), task.split)
+    return CorpusTask(
+        task.name,
+        task.source,
+        task.dataset,
+        task.target,
+        task.task_type,
+        X,
+        y,
+        task.classes,
+        fingerprint(X, y),
+        task.split,
+    )
 
 
 def corpus_manifest() -> dict[str, Any]:
@@ -136,10 +164,23 @@ def corpus_manifest() -> dict[str, Any]:
     return {
         **cache_key(),
         "n_tasks": len(tasks),
-        "tasks": [{"name": t.name, "source": t.source, "dataset": t.dataset, "target": t.target,
-                   "task_type": t.task_type, "n_rows": t.n_rows, "n_features": t.n_features,
-                   "n_categorical": len(t.categorical_features), "has_missing": t.has_missing,
-                   "n_classes": t.n_classes, "split": t.split, "fingerprint": t.fingerprint} for t in tasks],
+        "tasks": [
+            {
+                "name": t.name,
+                "source": t.source,
+                "dataset": t.dataset,
+                "target": t.target,
+                "task_type": t.task_type,
+                "n_rows": t.n_rows,
+                "n_features": t.n_features,
+                "n_categorical": len(t.categorical_features),
+                "has_missing": t.has_missing,
+                "n_classes": t.n_classes,
+                "split": t.split,
+                "fingerprint": t.fingerprint,
+            }
+            for t in tasks
+        ],
         "rejected": dict(rejected),
     }
 

@@ -55,7 +55,9 @@ def make_preprocessor(X: pd.DataFrame | None = None, *, max_categories: int = MA
         OneHotEncoder(handle_unknown="ignore", max_categories=max_categories, sparse_output=False),
     )
     return ColumnTransformer(
-        [("numeric", numeric, make_column_selector(dtype_include="number")),
-         ("categorical", categorical, make_column_selector(dtype_exclude="number"))],
+        [
+            ("numeric", numeric, make_column_selector(dtype_include="number")),
+            ("categorical", categorical, make_column_selector(dtype_exclude="number")),
+        ],
         sparse_threshold=0.0,
     )

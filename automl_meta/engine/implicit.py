@@ -39,8 +39,9 @@ def _dot(a: Params, b: Params) -> Tensor:
     return cast(Tensor, sum((a[k] * b[k]).sum() for k in a))  # a is never empty: not the int 0
 
 
-def proximal_objective(apply: Apply, anchor: Params, support: Data, *, lam: float,
-                       task_type: str) -> Callable[[Params], Tensor]:
+def proximal_objective(
+    apply: Apply, anchor: Params, support: Data, *, lam: float, task_type: str
+) -> Callable[[Params], Tensor]:
     """``phi -> L_support(phi) + lam / 2 * ||phi - anchor||^2`` for one task."""
 
     def objective(fast: Params) -> Tensor:
@@ -50,8 +51,18 @@ def proximal_objective(apply: Apply, anchor: Params, support: Data, *, lam: floa
     return objective
 
 
-def proximal_adapt(apply: Apply, anchor: Params, rates: Params, support: Data, *, steps: int, lam: float,
-                   task_type: str, start: Params | None = None, safeguard_after: int | None = None) -> Params:
+def proximal_adapt(
+    apply: Apply,
+    anchor: Params,
+    rates: Params,
+    support: Data,
+    *,
+    steps: int,
+    lam: float,
+    task_type: str,
+    start: Params | None = None,
+    safeguard_after: int | None = None,
+) -> Params:
     """Gradient descent on one task's proximal objective, from ``start`` (default: ``anchor``).
 
     Parameters
@@ -137,9 +148,18 @@ def conjugate_gradient(matvec: Callable[[Params], Params], b: Params, *, steps: 
     return x
 
 
-def implicit_meta_gradient(apply: Apply, fast: Params, support: Data, query: Data, *, lam: float, cg_steps: int,
-                           cg_damping: float, task_type: str,
-                           first_order: bool = False) -> tuple[Params, Tensor, Tensor]:
+def implicit_meta_gradient(
+    apply: Apply,
+    fast: Params,
+    support: Data,
+    query: Data,
+    *,
+    lam: float,
+    cg_steps: int,
+    cg_damping: float,
+    task_type: str,
+    first_order: bool = False,
+) -> tuple[Params, Tensor, Tensor]:
     """One task's implicit meta-gradient at its adapted parameters ``fast``.
 
     Solves ``((1 + cg_damping) I + H / lam) v = g`` by ``cg_steps`` steps of conjugate
@@ -173,8 +193,9 @@ def implicit_meta_gradient(apply: Apply, fast: Params, support: Data, query: Dat
     return conjugate_gradient(matvec, g, steps=cg_steps), loss, metric
 
 
-def batched_anchors(params: Params, support: Data,
-                    initialize: Callable[[Params, Data], Params] | None = None) -> Params:
+def batched_anchors(
+    params: Params, support: Data, initialize: Callable[[Params, Data], Params] | None = None
+) -> Params:
     """Each task's anchor (``params``, or ``initialize(params, support)``) with a leading task axis.
 
     Differentiable: meta-gradients with respect to the anchors flow back to ``params``
@@ -186,18 +207,30 @@ def batched_anchors(params: Params, support: Data,
     return vmap(initialize, in_dims=(None, 0))(params, support)
 
 
-def batched_proximal_adapt(apply: Apply, anchors: Params, rates: Params, support: Data, *,
-                           start: Params | None = None, **kwargs: Any) -> Params:
+def batched_proximal_adapt(
+    apply: Apply, anchors: Params, rates: Params, support: Data, *, start: Params | None = None, **kwargs: Any
+) -> Params:
     """:func:`proximal_adapt` for every task; ``anchors`` (and ``start``) carry a leading task axis."""
     if start is None:
         return vmap(lambda a, s: proximal_adapt(apply, a, rates, s, **kwargs))(anchors, support)
     return vmap(lambda a, s, x0: proximal_adapt(apply, a, rates, s, start=x0, **kwargs))(anchors, support, start)
 
 
-def batched_implicit_meta_gradients(apply: Apply, anchors: Params, rates: Params, support: Data, query: Data, *,
-                                    steps: int, lam: float, cg_steps: int, cg_damping: float, task_type: str,
-                                    first_order: bool = False,
-                                    safeguard_after: int | None = None) -> tuple[Params, Tensor, Tensor]:
+def batched_implicit_meta_gradients(
+    apply: Apply,
+    anchors: Params,
+    rates: Params,
+    support: Data,
+    query: Data,
+    *,
+    steps: int,
+    lam: float,
+    cg_steps: int,
+    cg_damping: float,
+    task_type: str,
+    first_order: bool = False,
+    safeguard_after: int | None = None,
+) -> tuple[Params, Tensor, Tensor]:
     """Adapt every task on its proximal objective, then compute its implicit meta-gradient.
 
     Runs under :func:`torch.no_grad`: nothing is recorded across inner or CG steps, so
@@ -228,8 +261,19 @@ def batched_implicit_meta_gradients(apply: Apply, anchors: Params, rates: Params
     """
     anchors = {k: a.detach() for k, a in anchors.items()}
     with torch.no_grad():
-        fast = batched_proximal_adapt(apply, anchors, rates, support, steps=steps, lam=lam, task_type=task_type,
-                                      safeguard_after=safeguard_after)
-        return vmap(lambda f, s, q: implicit_meta_gradient(apply, f, s, q, lam=lam, cg_steps=cg_steps,
-                                                           cg_damping=cg_damping, task_type=task_type,
-                                                           first_order=first_order))(fast, support, query)
+        fast = batched_proximal_adapt(
+            apply, anchors, rates, support, steps=steps, lam=lam, task_type=task_type, safeguard_after=safeguard_after
+        )
+        return vmap(
+            lambda f, s, q: implicit_meta_gradient(
+                apply,
+                f,
+                s,
+                q,
+                lam=lam,
+                cg_steps=cg_steps,
+                cg_damping=cg_damping,
+                task_type=task_type,
+                first_order=first_order,
+            )
+        )(fast, support, query)

@@ -119,20 +119,34 @@ def _safeguarded_step(support_loss: Callable[[Params], Tensor], fast: Params, ra
     return chosen
 
 
-def batched_adapt(apply: Callable[[Params, Tensor], Tensor], params: Params, rates: Params, support: Data, *,
-                  params_batched: bool = False, **kwargs: Any) -> Params:
+def batched_adapt(
+    apply: Callable[[Params, Tensor], Tensor],
+    params: Params,
+    rates: Params,
+    support: Data,
+    *,
+    params_batched: bool = False,
+    **kwargs: Any,
+) -> Params:
     """:func:`adapt` for every task of a batch at once; each returned tensor has a leading task axis.
 
     With ``params_batched``, ``params`` already has a task axis (one starting point per task, for
     example to continue adapting earlier fast weights).
     """
     return vmap(lambda p, s: adapt(apply, p, rates, s, **kwargs), in_dims=(0 if params_batched else None, 0))(
-        params, support)
+        params, support
+    )
 
 
 def batched_query_losses(
-    apply: Callable[[Params, Tensor], Tensor], params: Params, rates: Params, support: Data, query: Data, *,
-    task_type: str, **kwargs: Any
+    apply: Callable[[Params, Tensor], Tensor],
+    params: Params,
+    rates: Params,
+    support: Data,
+    query: Data,
+    *,
+    task_type: str,
+    **kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
     """Adapt on each task's support set, score on its query set.
 

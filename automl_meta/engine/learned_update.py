@@ -30,8 +30,9 @@ def _caller(rule: torch.nn.Module, weights: Params | None) -> Callable[..., Any]
     return lambda *args: functional_call(rule, weights, args)
 
 
-def rule_step(rule: UpdateRule, params: Params, grads: Params, states: States, step: Tensor,
-              weights: Params | None = None) -> tuple[Params, States]:
+def rule_step(
+    rule: UpdateRule, params: Params, grads: Params, states: States, step: Tensor, weights: Params | None = None
+) -> tuple[Params, States]:
     """One update of every tensor of one task's ``params`` by ``rule`` (``step`` counts from 1)."""
     call = _caller(rule, weights)
     new_params: Params = {}
@@ -46,15 +47,24 @@ def batched_init_states(rule: UpdateRule, params: Params) -> States:
     return {name: vmap(rule.init_state)(p) for name, p in params.items()}
 
 
-def batched_rule_step(rule: UpdateRule, params: Params, grads: Params, states: States, step: Tensor,
-                      weights: Params | None = None) -> tuple[Params, States]:
+def batched_rule_step(
+    rule: UpdateRule, params: Params, grads: Params, states: States, step: Tensor, weights: Params | None = None
+) -> tuple[Params, States]:
     """:func:`rule_step` for every task of a batch (leading task axis on params, grads and states)."""
     return vmap(lambda p, g, s: rule_step(rule, p, g, s, step, weights))(params, grads, states)
 
 
-def batched_unroll(rule: UpdateRule, loss: Callable[[Params, Data], Tensor], params: Params, states: States,
-                   data: dict[str, Tensor], *, first_step: int, steps: int, weights: Params | None = None,
-                   ) -> tuple[Tensor, Params, States]:
+def batched_unroll(
+    rule: UpdateRule,
+    loss: Callable[[Params, Data], Tensor],
+    params: Params,
+    states: States,
+    data: dict[str, Tensor],
+    *,
+    first_step: int,
+    steps: int,
+    weights: Params | None = None,
+) -> tuple[Tensor, Params, States]:
     """Train every task of a batch for ``steps`` steps with ``rule``.
 
     Gradients of the inner loss are treated as constants (no second derivatives,

@@ -95,5 +95,10 @@ class MLP(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         """What rebuilds this architecture (see :func:`automl_meta.models.from_config`)."""
-        return {"name": "MLP", "hidden_sizes": self.hidden_sizes, "activation": self.activation,
-                "in_features": self.in_features, "out_features": self.out_features}
+        return {
+            "name": "MLP",
+            "hidden_sizes": self.hidden_sizes,
+            "activation": self.activation,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+        }

@@ -47,8 +47,9 @@ class TabularNet(nn.Module):
     is_built = True
     flexible_widths = True  # in/out_features are maxima: tasks may be narrower
 
-    def __init__(self, hidden: int = 128, depth: int = 2, *, max_features: int = 512, max_outputs: int = 10,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, hidden: int = 128, depth: int = 2, *, max_features: int = 512, max_outputs: int = 10, seed: int = 0
+    ) -> None:
         super().__init__()
         for name, v in (("hidden", hidden), ("max_features", max_features), ("max_outputs", max_outputs)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -78,8 +79,10 @@ class TabularNet(nn.Module):
     def build(self, in_features: int, out_features: int, generator: torch.Generator | None = None) -> TabularNet:
         """Check that a task family fits; the widths are maxima, fixed at construction."""
         if in_features > self.in_features or out_features > self.out_features:
-            raise ValueError(f"TabularNet(max_features={self.in_features}, max_outputs={self.out_features}) "
-                             f"cannot serve tasks with {in_features} features and {out_features} outputs.")
+            raise ValueError(
+                f"TabularNet(max_features={self.in_features}, max_outputs={self.out_features}) "
+                f"cannot serve tasks with {in_features} features and {out_features} outputs."
+            )
         return self
 
     @property
@@ -125,5 +128,11 @@ class TabularNet(nn.Module):
         return {**params, "head.weight": coef[:-1].T, "head.bias": coef[-1]}
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": "TabularNet", "hidden": self.hidden, "depth": self.depth,
-                "max_features": self.in_features, "max_outputs": self.out_features, "seed": self.seed}
+        return {
+            "name": "TabularNet",
+            "hidden": self.hidden,
+            "depth": self.depth,
+            "max_features": self.in_features,
+            "max_outputs": self.out_features,
+            "seed": self.seed,
+        }

@@ -31,8 +31,10 @@ def _resolve_rule(artifact: str | os.PathLike | MetaArtifact | UpdateRule) -> tu
         return artifact, f"<{artifact.name} rule>"
     source = artifact if isinstance(artifact, MetaArtifact) else load(artifact)
     if not isinstance(source.learner, UpdateRule):
-        raise ValueError(f"The artifact {artifact!r} holds a {source.learner.name!r} learner, not a learned "
-                         "optimizer; pass a learned-optimizer artifact such as 'default-l2o'.")
+        raise ValueError(
+            f"The artifact {artifact!r} holds a {source.learner.name!r} learner, not a learned "
+            "optimizer; pass a learned-optimizer artifact such as 'default-l2o'."
+        )
     return source.learner, str(artifact) if not isinstance(artifact, MetaArtifact) else "<MetaArtifact>"
 
 
@@ -103,9 +105,13 @@ class LearnedOptimizer(torch.optim.Optimizer):
     True
     """
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]],
-                 artifact: str | os.PathLike | MetaArtifact | UpdateRule = DEFAULT_ARTIFACT, *,
-                 lr: float = 1.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        artifact: str | os.PathLike | MetaArtifact | UpdateRule = DEFAULT_ARTIFACT,
+        *,
+        lr: float = 1.0,
+    ) -> None:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 <= lr < math.inf):
             raise ValueError(f"lr must be a finite number >= 0 (1.0 applies the learned update as is), got {lr!r}.")
         rule, source = _resolve_rule(artifact)
@@ -147,7 +153,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
                     raise FloatingPointError(
                         f"The gradient of parameter {pi} in group {gi} (shape {tuple(p.shape)}) contains NaN or "
                         "inf, so no parameter was updated. Check the loss for overflow (e.g. log of 0), lower the "
-                        "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step().")
+                        "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step()."
+                    )
                 work.append((gi, pi, group["lr"], p))
         results = []
         for gi, pi, lr, p in work:
@@ -166,7 +173,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 raise FloatingPointError(
                     f"The learned update of parameter {pi} in group {gi} is not finite in {p.dtype}, so no "
                     "parameter was updated. The parameters or gradients are far outside the range the optimizer "
-                    "was trained on (or of the dtype); rescale the inputs or the loss.")
+                    "was trained on (or of the dtype); rescale the inputs or the loss."
+                )
             results.append((p, state, step, new_p, new_state))
         for p, state, step, new_p, new_state in results:  # all checked first: all or nothing
             p.copy_(new_p)
@@ -188,19 +196,24 @@ class LearnedOptimizer(torch.optim.Optimizer):
         record = state_dict.pop("update_rule", None)
         if record is None:
             keys = sorted({k for entry in dict(state_dict.get("state") or {}).values() for k in entry})
-            raise ValueError("This optimizer state was not saved by LearnedOptimizer.state_dict(): it has no "
-                             f"'update_rule' record (its per-parameter state holds {keys}, as another optimizer's, "
-                             "such as torch.optim.Adam's, would). Start the LearnedOptimizer afresh instead.")
+            raise ValueError(
+                "This optimizer state was not saved by LearnedOptimizer.state_dict(): it has no "
+                f"'update_rule' record (its per-parameter state holds {keys}, as another optimizer's, "
+                "such as torch.optim.Adam's, would). Start the LearnedOptimizer afresh instead."
+            )
         if record != self._rule_record():
-            raise ValueError("This optimizer state was saved with a different learned optimizer "
-                             f"({record.get('config', {}).get('name')!r}, other weights); create the "
-                             "LearnedOptimizer with the same artifact before loading it.")
+            raise ValueError(
+                "This optimizer state was saved with a different learned optimizer "
+                f"({record.get('config', {}).get('name')!r}, other weights); create the "
+                "LearnedOptimizer with the same artifact before loading it."
+            )
         params = self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
         for key, p in params.items():  # torch casts state to the parameter's dtype: half ones keep float32 state
             if key in state_dict["state"] and _compute_dtype(p.dtype) != p.dtype:
-                self.state[p] = {k: v.to(device=p.device, dtype=_compute_dtype(p.dtype))
-                                 for k, v in state_dict["state"][key].items()}
+                self.state[p] = {
+                    k: v.to(device=p.device, dtype=_compute_dtype(p.dtype)) for k, v in state_dict["state"][key].items()
+                }
 
     def _check_loadable(self, state_dict: dict[str, Any]) -> dict[Any, Tensor]:
         """The parameter of each saved id, after checking the saved groups and state fit this optimizer's."""
@@ -209,31 +222,45 @@ class LearnedOptimizer(torch.optim.Optimizer):
             raise ValueError("This is not an optimizer state: it needs 'state' and 'param_groups' entries.")
         sizes, own = [len(g["params"]) for g in saved], [len(g["params"]) for g in self.param_groups]
         if sizes != own:
-            raise ValueError(f"This optimizer state has parameter groups of {sizes} tensors; this optimizer's "
-                             f"have {own}. Load it into an optimizer built on the same model.")
-        params = dict(zip(chain.from_iterable(g["params"] for g in saved),
-                          chain.from_iterable(g["params"] for g in self.param_groups)))
+            raise ValueError(
+                f"This optimizer state has parameter groups of {sizes} tensors; this optimizer's "
+                f"have {own}. Load it into an optimizer built on the same model."
+            )
+        params = dict(
+            zip(
+                chain.from_iterable(g["params"] for g in saved),
+                chain.from_iterable(g["params"] for g in self.param_groups),
+            )
+        )
         where = {key: (gi, pi) for gi, g in enumerate(saved) for pi, key in enumerate(g["params"])}
         for key, entry in state_dict["state"].items():
             if key not in params:
-                raise ValueError(f"This optimizer state has state for parameter {key!r}, which none of its "
-                                 "parameter groups lists; it is not a LearnedOptimizer state.")
+                raise ValueError(
+                    f"This optimizer state has state for parameter {key!r}, which none of its "
+                    "parameter groups lists; it is not a LearnedOptimizer state."
+                )
             p, (gi, pi) = params[key], where[key]
-            expected = {k: tuple(v.shape) for k, v in self.rule.init_state(torch.empty(p.shape, device="meta"))
-                        .items()} | {"step": ()}
+            expected = {
+                k: tuple(v.shape) for k, v in self.rule.init_state(torch.empty(p.shape, device="meta")).items()
+            } | {"step": ()}
             found = {k: tuple(v.shape) if isinstance(v, Tensor) else None for k, v in entry.items()}
             if set(found) != set(expected):
-                raise ValueError(f"The saved state of parameter {pi} in group {gi} holds {sorted(found)}; the "
-                                 f"{self.rule.name!r} rule keeps {sorted(expected)}. It was saved by another "
-                                 "optimizer.")
+                raise ValueError(
+                    f"The saved state of parameter {pi} in group {gi} holds {sorted(found)}; the "
+                    f"{self.rule.name!r} rule keeps {sorted(expected)}. It was saved by another "
+                    "optimizer."
+                )
             for k, shape in expected.items():
                 if found[k] != shape:
-                    raise ValueError(f"The saved state of parameter {pi} in group {gi} has {k!r} of shape "
-                                     f"{found[k]}; this optimizer's parameter of shape {tuple(p.shape)} needs "
-                                     f"{shape}. It was saved for a differently shaped model.")
+                    raise ValueError(
+                        f"The saved state of parameter {pi} in group {gi} has {k!r} of shape "
+                        f"{found[k]}; this optimizer's parameter of shape {tuple(p.shape)} needs "
+                        f"{shape}. It was saved for a differently shaped model."
+                    )
         return params
 
     def __repr__(self) -> str:
-        groups = ", ".join(f"group {i}: {len(g['params'])} tensors, lr={g['lr']}"
-                           for i, g in enumerate(self.param_groups))
+        groups = ", ".join(
+            f"group {i}: {len(g['params'])} tensors, lr={g['lr']}" for i, g in enumerate(self.param_groups)
+        )
         return f"LearnedOptimizer({self.rule.name} from {self.artifact_source}; {groups})"

@@ -25,7 +25,7 @@ LOGISTIC_REGRESSION = SearchSpace(
     conditional={"l1_ratio": Condition(FloatDistribution(0.0, 1.0), "solver", ("saga",))},
     fixed={"max_iter": 1000},
     doc="`max_iter=1000` (scikit-learn's 100 stops 'saga' and weakly regularized fits before they converge). "
-        "`penalty` is never set: it is deprecated since scikit-learn 1.8.",
+    "`penalty` is never set: it is deprecated since scikit-learn 1.8.",
 )
 
 RIDGE = SearchSpace(

@@ -14,8 +14,18 @@ from ._trees import EXTRA_TREES, HIST_GRADIENT_BOOSTING, RANDOM_FOREST
 
 __all__ = ["SPACES", "available", "for_estimator", "to_markdown"]
 
-_ALL = (HIST_GRADIENT_BOOSTING, RANDOM_FOREST, EXTRA_TREES, LOGISTIC_REGRESSION, RIDGE, ELASTIC_NET, SVC_RBF,
-        SVR_RBF, K_NEIGHBORS, MLP)
+_ALL = (
+    HIST_GRADIENT_BOOSTING,
+    RANDOM_FOREST,
+    EXTRA_TREES,
+    LOGISTIC_REGRESSION,
+    RIDGE,
+    ELASTIC_NET,
+    SVC_RBF,
+    SVR_RBF,
+    K_NEIGHBORS,
+    MLP,
+)
 
 #: Every search space by its name, e.g. ``SPACES["svc"]``.
 SPACES = MappingProxyType({space.name: space for space in _ALL})

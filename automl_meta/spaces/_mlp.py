@@ -29,12 +29,11 @@ MLP = SearchSpace(
         "learning_rate_init": Condition(FloatDistribution(1e-4, 1e-1, log=True), "solver", _STOCHASTIC),
         "momentum": Condition(FloatDistribution(0.0, 0.99), "solver", ("sgd",)),
         "nesterovs_momentum": Condition(CategoricalDistribution([True, False]), "solver", ("sgd",)),
-        "learning_rate": Condition(CategoricalDistribution(["constant", "adaptive"]), "solver",
-                                   ("sgd",)),
+        "learning_rate": Condition(CategoricalDistribution(["constant", "adaptive"]), "solver", ("sgd",)),
     },
     fixed={"max_iter": 1000, "early_stopping": True},
     doc="`early_stopping=True` for 'adam' and 'sgd': training stops when the score on a 10% validation split "
-        "stops improving, so `max_iter=1000` (epochs; iterations for 'lbfgs') is only a bound. Needs at least "
-        "20 rows (and, for classifiers, a validation split holding every class). `learning_rate='invscaling'` "
-        "is left out: scikit-learn decays it per sample, which stalls training within a few epochs.",
+    "stops improving, so `max_iter=1000` (epochs; iterations for 'lbfgs') is only a bound. Needs at least "
+    "20 rows (and, for classifiers, a validation split holding every class). `learning_rate='invscaling'` "
+    "is left out: scikit-learn decays it per sample, which stalls training within a few epochs.",
 )

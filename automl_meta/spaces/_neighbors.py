@@ -17,5 +17,5 @@ K_NEIGHBORS = SearchSpace(
         "p": CategoricalDistribution([1, 2]),
     },
     doc="No fixed settings. `n_neighbors` must not exceed the number of training samples: on data with "
-        "fewer than 100 rows narrow its range.",
+    "fewer than 100 rows narrow its range.",
 )

@@ -98,8 +98,7 @@ class SearchSpace:
         seen = set(self.params)
         for name, cond in self.conditional.items():
             if cond.parent not in seen:
-                raise ValueError(f"{self.name}: conditional parameter {name!r} comes before its parent "
-                                 f"{cond.parent!r}")
+                raise ValueError(f"{self.name}: conditional parameter {name!r} comes before its parent {cond.parent!r}")
             seen.add(name)
         for dist in self.distributions().values():
             if isinstance(dist, CategoricalDistribution) and not all(isinstance(c, _PLAIN) for c in dist.choices):

@@ -28,5 +28,5 @@ SVR_RBF = SearchSpace(
     params={"C": _C, "gamma": _GAMMA, "epsilon": FloatDistribution(1e-3, 1.0, log=True)},
     fixed={"kernel": "rbf"},
     doc="`kernel='rbf'`. `epsilon` is in the target's units: standardize the target (e.g. with "
-        "`TransformedTargetRegressor`) for the range to mean the same on every dataset.",
+    "`TransformedTargetRegressor`) for the range to mean the same on every dataset.",
 )

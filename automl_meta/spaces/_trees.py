@@ -33,7 +33,7 @@ HIST_GRADIENT_BOOSTING = SearchSpace(
     },
     fixed={"early_stopping": False},
     doc="`early_stopping=False`: `max_iter` is tuned and should mean the same number of trees on small and "
-        "large data (scikit-learn's `'auto'` switches early stopping on above 10,000 samples).",
+    "large data (scikit-learn's `'auto'` switches early stopping on above 10,000 samples).",
 )
 
 
@@ -50,8 +50,8 @@ def _forest(name: str, classes: tuple[type, ...], default_bootstrap: str) -> Sea
         # scikit-learn refuses max_samples without bootstrap: it exists only on the bootstrap branch.
         conditional={"max_samples": Condition(FloatDistribution(0.1, 1.0), "bootstrap", (True,))},
         doc=f"No fixed settings. `n_estimators` is left as the user sets it (scikit-learn's default 100): "
-            f"more trees rarely hurt, they only cost time. Criterion is not tuned, so one space serves "
-            f"classifier and regressor; scikit-learn's default `bootstrap` here is {default_bootstrap}.",
+        f"more trees rarely hurt, they only cost time. Criterion is not tuned, so one space serves "
+        f"classifier and regressor; scikit-learn's default `bootstrap` here is {default_bootstrap}.",
     )
 
 

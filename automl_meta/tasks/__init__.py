@@ -31,12 +31,24 @@ def from_config(description: dict[str, Any]) -> TaskDistribution:
     """
     name, config = description.get("family"), description.get("config")
     if name not in FAMILIES or config is None:
-        raise TaskError(f"The task family {name!r} cannot be rebuilt from its description (built-in families: "
-                        f"{sorted(FAMILIES)}; families made from your data must be passed explicitly).")
+        raise TaskError(
+            f"The task family {name!r} cannot be rebuilt from its description (built-in families: "
+            f"{sorted(FAMILIES)}; families made from your data must be passed explicitly)."
+        )
     return FAMILIES[name](**config)
 
 
-__all__ = ["from_config", "FAMILIES", "Task", "TaskBatch", "TaskDistribution", "Sinusoid", "SyntheticTabular",
-           "DatasetTasks",
-           "OptimizeeTasks", "OptimizeeBatch",
-           "from_groups", "from_datasets"]
+__all__ = [
+    "from_config",
+    "FAMILIES",
+    "Task",
+    "TaskBatch",
+    "TaskDistribution",
+    "Sinusoid",
+    "SyntheticTabular",
+    "DatasetTasks",
+    "OptimizeeTasks",
+    "OptimizeeBatch",
+    "from_groups",
+    "from_datasets",
+]

@@ -66,9 +66,7 @@ class Task:
             if x.shape[0] == 0:
                 raise TaskError(f"The {part} set is empty: every task needs at least one {part} sample.")
             if y.shape[0] != x.shape[0]:
-                raise TaskError(
-                    f"x_{part} has {x.shape[0]} rows but y_{part} has {y.shape[0]}: they must match."
-                )
+                raise TaskError(f"x_{part} has {x.shape[0]} rows but y_{part} has {y.shape[0]}: they must match.")
             if not np.all(np.isfinite(x)):
                 raise TaskError(f"x_{part} contains NaN or infinite values; impute or drop them first.")
             if self.task_type == "classification":
@@ -205,9 +203,7 @@ class TaskBatch:
         return replace(self, **tensors)
 
     @classmethod
-    def from_tasks(
-        cls, tasks: list[Task], *, n_features: int | None = None, n_outputs: int | None = None
-    ) -> TaskBatch:
+    def from_tasks(cls, tasks: list[Task], *, n_features: int | None = None, n_outputs: int | None = None) -> TaskBatch:
         """Pad and stack ``tasks`` into one batch.
 
         ``n_features`` and ``n_outputs`` fix the padded widths (default: the largest in ``tasks``).

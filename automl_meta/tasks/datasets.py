@@ -25,8 +25,10 @@ def _infer_task_type(y: np.ndarray) -> str:
         return "classification"
     if kind in ("continuous", "continuous-multioutput"):
         return "regression"
-    raise TaskError(f"Cannot tell whether the target is for classification or regression (sklearn sees "
-                    f"{kind!r}); pass task_type='classification' or 'regression'.")
+    raise TaskError(
+        f"Cannot tell whether the target is for classification or regression (sklearn sees "
+        f"{kind!r}); pass task_type='classification' or 'regression'."
+    )
 
 
 class DatasetTasks(TaskDistribution):
@@ -49,9 +51,18 @@ class DatasetTasks(TaskDistribution):
         datasets), rather than unrelated tables of their own.
     """
 
-    def __init__(self, datasets: _Pairs, names: Sequence[str], *, task_type: TaskType, shots: int,
-                 query_shots: int | None, classes: np.ndarray | None = None,
-                 feature_names: Sequence[object] | None = None, shared_features: bool = False) -> None:
+    def __init__(
+        self,
+        datasets: _Pairs,
+        names: Sequence[str],
+        *,
+        task_type: TaskType,
+        shots: int,
+        query_shots: int | None,
+        classes: np.ndarray | None = None,
+        feature_names: Sequence[object] | None = None,
+        shared_features: bool = False,
+    ) -> None:
         self.datasets, self.names, self.task_type = datasets, names, task_type
         self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
         self.shared_features = bool(shared_features)
@@ -94,15 +105,27 @@ class DatasetTasks(TaskDistribution):
 
     def describe(self) -> dict[str, Any]:
         # feature_names and shared_features are read back by the artifact's Preprocessing record.
-        return {**super().describe(), "n_tasks": len(self.datasets), "shots": self.shots,
-                "query_shots": self.query_shots, "feature_names": self.feature_names,
-                "shared_features": self.shared_features}
+        return {
+            **super().describe(),
+            "n_tasks": len(self.datasets),
+            "shots": self.shots,
+            "query_shots": self.query_shots,
+            "feature_names": self.feature_names,
+            "shared_features": self.shared_features,
+        }
 
     def map(self, transform: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]) -> DatasetTasks:
         """The same tasks with ``transform(X, y) -> (X, y)`` applied to every dataset."""
-        return DatasetTasks([transform(X, y) for X, y in self.datasets], self.names, task_type=self.task_type,
-                            shots=self.shots, query_shots=self.query_shots, classes=self.classes_,
-                            feature_names=self.feature_names, shared_features=self.shared_features)
+        return DatasetTasks(
+            [transform(X, y) for X, y in self.datasets],
+            self.names,
+            task_type=self.task_type,
+            shots=self.shots,
+            query_shots=self.query_shots,
+            classes=self.classes_,
+            feature_names=self.feature_names,
+            shared_features=self.shared_features,
+        )
 
 
 def _check_xy(X: ArrayLike, y: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,9 +147,16 @@ def _check_xy(X: ArrayLike, y: ArrayLike, name: str) -> tuple[np.ndarray, np.nda
     return X, y
 
 
-def _finish(datasets: _Pairs, names: list[str], task_type: str | None, shots: int, query_shots: int | None,
-            shared_classes: bool, feature_names: Sequence[object] | None = None,
-            shared_features: bool = False) -> DatasetTasks:
+def _finish(
+    datasets: _Pairs,
+    names: list[str],
+    task_type: str | None,
+    shots: int,
+    query_shots: int | None,
+    shared_classes: bool,
+    feature_names: Sequence[object] | None = None,
+    shared_features: bool = False,
+) -> DatasetTasks:
     if task_type is None:
         task_type = _infer_task_type(np.concatenate([np.ravel(y) for _, y in datasets]))
     if task_type not in TASK_TYPES:
@@ -141,8 +171,16 @@ def _finish(datasets: _Pairs, names: list[str], task_type: str | None, shots: in
     else:
         datasets = [(X, y.astype(np.float64)) for X, y in datasets]
     # cast: checked just above to be one of TASK_TYPES
-    return DatasetTasks(datasets, names, task_type=cast(TaskType, task_type), shots=shots, query_shots=query_shots,
-                        classes=classes, feature_names=feature_names, shared_features=shared_features)
+    return DatasetTasks(
+        datasets,
+        names,
+        task_type=cast(TaskType, task_type),
+        shots=shots,
+        query_shots=query_shots,
+        classes=classes,
+        feature_names=feature_names,
+        shared_features=shared_features,
+    )
 
 
 def _check_table(df: Any, group: str, targets: list[str], features: Sequence[str] | None) -> list[str]:
@@ -157,8 +195,10 @@ def _check_table(df: Any, group: str, targets: list[str], features: Sequence[str
         raise TaskError("The table is empty.")
     missing_group = int(df[group].isna().sum())
     if missing_group:
-        raise TaskError(f"{missing_group} row(s) have no value in the group column {group!r}; fill or drop them "
-                        "first (they would belong to no task).")
+        raise TaskError(
+            f"{missing_group} row(s) have no value in the group column {group!r}; fill or drop them "
+            "first (they would belong to no task)."
+        )
     return features
 
 
@@ -212,8 +252,16 @@ def from_groups(
         y = part[targets[0]].to_numpy() if len(targets) == 1 else part[targets].to_numpy()
         datasets.append(_check_xy(part[features].to_numpy(), y, f"group {name!r}"))
         names.append(str(name))
-    return _finish(datasets, names, task_type, shots, query_shots, shared_classes=True, feature_names=features,
-                   shared_features=True)
+    return _finish(
+        datasets,
+        names,
+        task_type,
+        shots,
+        query_shots,
+        shared_classes=True,
+        feature_names=features,
+        shared_features=True,
+    )
 
 
 def from_datasets(
@@ -254,7 +302,9 @@ def from_datasets(
             raise TaskError(f"Dataset {n!r} must be an (X, y) pair.")
         checked.append(_check_xy(pair[0], pair[1], f"dataset {n!r}"))
     if shared_features and len({X.shape[1] for X, _ in checked}) > 1:
-        raise TaskError("shared_features=True needs datasets of one width; got widths "
-                        f"{sorted({X.shape[1] for X, _ in checked})}.")
-    return _finish(checked, names, task_type, shots, query_shots, shared_classes=shared_features,
-                   shared_features=shared_features)
+        raise TaskError(
+            f"shared_features=True needs datasets of one width; got widths {sorted({X.shape[1] for X, _ in checked})}."
+        )
+    return _finish(
+        checked, names, task_type, shots, query_shots, shared_classes=shared_features, shared_features=shared_features
+    )

@@ -63,5 +63,10 @@ class TaskDistribution(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable description of the family, stored in artifact manifests."""
-        return {"family": type(self).__name__, "task_type": self.task_type,
-                "n_features": self.n_features, "n_outputs": self.n_outputs, "config": self.get_config()}
+        return {
+            "family": type(self).__name__,
+            "task_type": self.task_type,
+            "n_features": self.n_features,
+            "n_outputs": self.n_outputs,
+            "config": self.get_config(),
+        }

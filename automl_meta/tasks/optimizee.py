@@ -26,7 +26,11 @@ from .tabular import SyntheticTabular
 Params = dict[str, Tensor]
 KINDS = ("quadratic", "mlp")
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "gelu": torch.nn.functional.gelu,
+    "silu": torch.nn.functional.silu,
+}
 
 
 def mlp_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
@@ -125,11 +129,19 @@ class OptimizeeTasks:
     (4, 'mlp')
     """
 
-    def __init__(self, *, quadratic_fraction: float = 0.25, quadratic_dims: int | tuple[int, int] = (4, 32),
-                 widths: int | tuple[int, int] = (8, 48), depths: int | tuple[int, int] = (1, 3),
-                 activations: Sequence[str] = ("relu", "tanh", "gelu"), regression_fraction: float = 0.25,
-                 n_features: int | tuple[int, int] = (2, 16), n_classes: int | tuple[int, int] = (2, 5),
-                 shots: int | tuple[int, int] = (64, 128)) -> None:
+    def __init__(
+        self,
+        *,
+        quadratic_fraction: float = 0.25,
+        quadratic_dims: int | tuple[int, int] = (4, 32),
+        widths: int | tuple[int, int] = (8, 48),
+        depths: int | tuple[int, int] = (1, 3),
+        activations: Sequence[str] = ("relu", "tanh", "gelu"),
+        regression_fraction: float = 0.25,
+        n_features: int | tuple[int, int] = (2, 16),
+        n_classes: int | tuple[int, int] = (2, 5),
+        shots: int | tuple[int, int] = (64, 128),
+    ) -> None:
         for name, value in (("quadratic_fraction", quadratic_fraction), ("regression_fraction", regression_fraction)):
             if not 0.0 <= value <= 1.0:
                 raise TaskError(f"{name} must be in [0, 1], got {value!r}.")
@@ -140,8 +152,10 @@ class OptimizeeTasks:
         self.quadratic_dims = self._pair(quadratic_dims, "quadratic_dims")
         self.widths, self.depths = self._pair(widths, "widths"), self._pair(depths, "depths")
         self.activations = tuple(activations)
-        self.tabular = {t: SyntheticTabular(t, n_features=n_features, n_classes=n_classes, shots=shots,
-                                            query_shots=64) for t in ("classification", "regression")}
+        self.tabular = {
+            t: SyntheticTabular(t, n_features=n_features, n_classes=n_classes, shots=shots, query_shots=64)
+            for t in ("classification", "regression")
+        }
 
     @staticmethod
     def _pair(value: Any, name: str) -> tuple[int, int]:  # any user input: checked here
@@ -164,8 +178,10 @@ class OptimizeeTasks:
         for i in range(n):
             q, _ = np.linalg.qr(rng.normal(size=(d, d)))
             A[i] = q * np.exp(rng.uniform(np.log(0.1), np.log(3.0), size=d))  # condition number up to 30
-        data = {"A": torch.as_tensor(A, dtype=torch.float32),
-                "b": torch.as_tensor(rng.normal(size=(n, d)), dtype=torch.float32)}
+        data = {
+            "A": torch.as_tensor(A, dtype=torch.float32),
+            "b": torch.as_tensor(rng.normal(size=(n, d)), dtype=torch.float32),
+        }
         x0 = {"x": torch.as_tensor(rng.normal(size=(n, d)), dtype=torch.float32)}
         return OptimizeeBatch(x0, data, data, _quadratic_loss, {"kind": "quadratic", "dim": d})
 
@@ -178,16 +194,27 @@ class OptimizeeTasks:
         tasks = family.sample(n, rng)
         params = init_mlp([family.n_features, *[width] * depth, family.n_outputs], n, rng)
         loss = partial(_mlp_loss, activation=activation, task_type=task_type)
-        return OptimizeeBatch(params, tasks.support(), tasks.query(), loss,
-                              {"kind": "mlp", "task_type": task_type, "width": width, "depth": depth,
-                               "activation": activation})
+        return OptimizeeBatch(
+            params,
+            tasks.support(),
+            tasks.query(),
+            loss,
+            {"kind": "mlp", "task_type": task_type, "width": width, "depth": depth, "activation": activation},
+        )
 
     def get_config(self) -> dict[str, Any]:
         tab = self.tabular["classification"]
-        return {"quadratic_fraction": self.quadratic_fraction, "quadratic_dims": list(self.quadratic_dims),
-                "widths": list(self.widths), "depths": list(self.depths), "activations": list(self.activations),
-                "regression_fraction": self.regression_fraction, "n_features": list(tab.feature_range),
-                "n_classes": list(tab.class_range), "shots": list(tab.shot_range)}
+        return {
+            "quadratic_fraction": self.quadratic_fraction,
+            "quadratic_dims": list(self.quadratic_dims),
+            "widths": list(self.widths),
+            "depths": list(self.depths),
+            "activations": list(self.activations),
+            "regression_fraction": self.regression_fraction,
+            "n_features": list(tab.feature_range),
+            "n_classes": list(tab.class_range),
+            "shots": list(tab.shot_range),
+        }
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable description (stored in artifact manifests)."""

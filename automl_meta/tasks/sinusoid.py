@@ -80,13 +80,22 @@ class Sinusoid(TaskDistribution):
             return torch.as_tensor(a, dtype=f32)
 
         return TaskBatch(
-            x_support=t(x[:, :k]), y_support=t(y[:, :k]), x_query=t(x[:, k:]), y_query=t(y[:, k:]),
-            support_mask=torch.ones(n_tasks, k), query_mask=torch.ones(n_tasks, self.query_shots),
-            feature_mask=torch.ones(n_tasks, 1), class_mask=torch.ones(n_tasks, 1), task_type="regression",
+            x_support=t(x[:, :k]),
+            y_support=t(y[:, :k]),
+            x_query=t(x[:, k:]),
+            y_query=t(y[:, k:]),
+            support_mask=torch.ones(n_tasks, k),
+            query_mask=torch.ones(n_tasks, self.query_shots),
+            feature_mask=torch.ones(n_tasks, 1),
+            class_mask=torch.ones(n_tasks, 1),
+            task_type="regression",
         )
 
-    def sample_with_truth(self, n_tasks: int, rng: np.random.Generator | int | None = None,
-                          ) -> tuple[TaskBatch, np.ndarray, np.ndarray]:
+    def sample_with_truth(
+        self,
+        n_tasks: int,
+        rng: np.random.Generator | int | None = None,
+    ) -> tuple[TaskBatch, np.ndarray, np.ndarray]:
         """A batch plus each task's ``(amplitude, phase)``, for plotting the true curves."""
         rng = as_generator(rng)
         state = rng.bit_generator.state
@@ -95,5 +104,10 @@ class Sinusoid(TaskDistribution):
         return self.sample(n_tasks, rng), amp_phase[0][:, 0, 0], amp_phase[1][:, 0, 0]
 
     def get_config(self) -> dict[str, Any]:
-        return {"shots": self.shots, "query_shots": self.query_shots, "amplitude": list(self.amplitude),
-                "phase": list(self.phase), "x_range": list(self.x_range)}
+        return {
+            "shots": self.shots,
+            "query_shots": self.query_shots,
+            "amplitude": list(self.amplitude),
+            "phase": list(self.phase),
+            "x_range": list(self.x_range),
+        }

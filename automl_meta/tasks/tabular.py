@@ -17,8 +17,12 @@ MECHANISMS = ("mlp", "gmm", "tree", "linear", "scm")
 def _range(value: Any, name: str, minimum: int) -> tuple[int, int]:  # any user input: checked here
     try:
         lo, hi = (value, value) if np.isscalar(value) else tuple(value)
-        ok = (not any(isinstance(v, (bool, np.bool_, str)) for v in (lo, hi))
-              and float(lo).is_integer() and float(hi).is_integer() and minimum <= lo <= hi)
+        ok = (
+            not any(isinstance(v, (bool, np.bool_, str)) for v in (lo, hi))
+            and float(lo).is_integer()
+            and float(hi).is_integer()
+            and minimum <= lo <= hi
+        )
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -163,8 +167,7 @@ class SyntheticTabular(TaskDistribution):
         n = k + self.query_shots
         mech = self.mechanisms[rng.integers(len(self.mechanisms))]
         noise = rng.uniform(*self.noise)
-        c = int(rng.integers(self.class_range[0], self.class_range[1] + 1)) \
-            if self.task_type == "classification" else 1
+        c = int(rng.integers(self.class_range[0], self.class_range[1] + 1)) if self.task_type == "classification" else 1
         if mech == "scm":
             X, scores = self._scm(n, f, c, rng)
         else:
@@ -183,6 +186,12 @@ class SyntheticTabular(TaskDistribution):
         return Task(X[:k], y[:k], X[k:], y[k:])
 
     def get_config(self) -> dict[str, Any]:
-        return {"task_type": self.task_type, "n_features": list(self.feature_range),
-                "n_classes": list(self.class_range), "shots": list(self.shot_range),
-                "query_shots": self.query_shots, "mechanisms": list(self.mechanisms), "noise": list(self.noise)}
+        return {
+            "task_type": self.task_type,
+            "n_features": list(self.feature_range),
+            "n_classes": list(self.class_range),
+            "shots": list(self.shot_range),
+            "query_shots": self.query_shots,
+            "mechanisms": list(self.mechanisms),
+            "noise": list(self.noise),
+        }

@@ -62,16 +62,27 @@ def mlp_rule(learner):
     learner.update(name="mlp_optimizer", hidden_sizes=[10**6, 10**6], meta_learns=["update_rule"])
 
 
-@pytest.mark.parametrize("make, edit", [
-    (mlp_artifact, lambda c: c["model"].update(hidden_sizes=[200_000, 200_000])),
-    (mlp_artifact, lambda c: c["model"].update(hidden_sizes=[64] * 100_000)),
-    (tabular_artifact, lambda c: c["model"].update(hidden=200_000, depth=10**6)),
-    (tabular_artifact, lambda c: c["model"].update(depth=10**6)),
-    (lambda: am.load("default-l2o"), lambda c: c.update(hidden_size=200_000)),
-    (lambda: am.load("default-l2o"), lstm_rule),
-    (lambda: am.load("default-l2o"), mlp_rule),
-], ids=["mlp-wide", "mlp-deep", "tabular-wide-deep", "tabular-deep", "hyper-controller-wide", "lstm-rule-deep",
-        "mlp-rule-wide"])
+@pytest.mark.parametrize(
+    "make, edit",
+    [
+        (mlp_artifact, lambda c: c["model"].update(hidden_sizes=[200_000, 200_000])),
+        (mlp_artifact, lambda c: c["model"].update(hidden_sizes=[64] * 100_000)),
+        (tabular_artifact, lambda c: c["model"].update(hidden=200_000, depth=10**6)),
+        (tabular_artifact, lambda c: c["model"].update(depth=10**6)),
+        (lambda: am.load("default-l2o"), lambda c: c.update(hidden_size=200_000)),
+        (lambda: am.load("default-l2o"), lstm_rule),
+        (lambda: am.load("default-l2o"), mlp_rule),
+    ],
+    ids=[
+        "mlp-wide",
+        "mlp-deep",
+        "tabular-wide-deep",
+        "tabular-deep",
+        "hyper-controller-wide",
+        "lstm-rule-deep",
+        "mlp-rule-wide",
+    ],
+)
 def test_crafted_architecture_is_refused_before_anything_is_allocated(tmp_path, make, edit):
     path = crafted(tmp_path / "crafted.ameta", make(), edit)
     start = time.perf_counter()
@@ -109,22 +120,25 @@ def test_architecture_is_checked_before_tensors_are_loaded(tmp_path, monkeypatch
     assert loaded == []
 
 
-@pytest.mark.parametrize("field, value", [
-    ("metrics", "x"),
-    ("task_family", [1, 2]),
-    ("training", None),
-    ("format_version", -5),
-    ("format_version", 0),
-    ("format_version", True),
-    ("format_version", "1"),
-    ("seed", True),
-    ("seed", 1.5),
-    ("versions", {"torch": 2}),
-    ("created", 20240101),
-    ("tensors_sha256", 12),
-    ("learner", {"name": "metasgd"}),
-    ("learner", {"name": 3, "meta_learns": []}),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("metrics", "x"),
+        ("task_family", [1, 2]),
+        ("training", None),
+        ("format_version", -5),
+        ("format_version", 0),
+        ("format_version", True),
+        ("format_version", "1"),
+        ("seed", True),
+        ("seed", 1.5),
+        ("versions", {"torch": 2}),
+        ("created", 20240101),
+        ("tensors_sha256", 12),
+        ("learner", {"name": "metasgd"}),
+        ("learner", {"name": 3, "meta_learns": []}),
+    ],
+)
 def test_manifest_field_of_the_wrong_type_is_refused_by_name(tmp_path, field, value):
     artifact = mlp_artifact()
     manifest = {**artifact.manifest, field: value}

@@ -18,15 +18,17 @@ from automl_meta.artifacts import tensorfile
 @pytest.fixture(scope="module")
 def regression_artifact():
     learner = am.learners.MetaSGD(am.models.MLP([8]))
-    return am.MetaTrainer(learner, am.tasks.Sinusoid(shots=5), iterations=5, eval_every=5, n_validation_tasks=5,
-                          verbose=0, seed=4).fit()
+    return am.MetaTrainer(
+        learner, am.tasks.Sinusoid(shots=5), iterations=5, eval_every=5, n_validation_tasks=5, verbose=0, seed=4
+    ).fit()
 
 
 @pytest.fixture(scope="module")
 def classification_artifact():
     tasks = am.tasks.SyntheticTabular("classification", n_features=4, n_classes=3, shots=10)
-    return am.MetaTrainer(am.learners.MAML(am.models.MLP([8])), tasks, iterations=5, eval_every=5,
-                          n_validation_tasks=5, verbose=0).fit()
+    return am.MetaTrainer(
+        am.learners.MAML(am.models.MLP([8])), tasks, iterations=5, eval_every=5, n_validation_tasks=5, verbose=0
+    ).fit()
 
 
 def test_round_trip_is_exact(regression_artifact, tmp_path, monkeypatch):
@@ -46,11 +48,12 @@ def test_round_trip_is_exact(regression_artifact, tmp_path, monkeypatch):
     assert loaded.task_family["family"] == "Sinusoid" and "torch" in loaded.versions
     x = np.linspace(-5, 5, 6)[:, None]
     y = np.sin(x[:, 0])
-    np.testing.assert_array_equal(regression_artifact.adapt(x, y, steps=3).predict(x),
-                                  loaded.adapt(x, y, steps=3).predict(x))
+    np.testing.assert_array_equal(
+        regression_artifact.adapt(x, y, steps=3).predict(x), loaded.adapt(x, y, steps=3).predict(x)
+    )
     # A safetensors file: 8-byte little-endian header length, then a JSON header.
     raw = path.read_bytes()
-    header = json.loads(raw[8: 8 + struct.unpack("<Q", raw[:8])[0]])
+    header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
     assert json.loads(header["__metadata__"][tensorfile.DOCUMENT_KEY])["format"] == "automl-meta-artifact"
 
 
@@ -103,16 +106,26 @@ def bump(tensors):
         (lambda good, p: write_bytes(p, good.read_bytes()[: good.stat().st_size // 2]), "corrupt or truncated"),
         (lambda good, p: write_bytes(p, np.random.default_rng(0).bytes(500)), "corrupt or truncated"),
         (lambda good, p: rewrite(good, p, edit_tensors=bump), "failed its integrity check"),
-        (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(format_version=99)),
-         "format version 99.*Upgrade automl-meta"),
-        (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(format="something-else")),
-         "not an automl-meta artifact"),
-        (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m["learner"].update(name="hypernet")),
-         "cannot build: Unknown learner 'hypernet'"),
-        (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m["learner"]["model"].update(hidden_sizes=[9])),
-         "does not match its learner's architecture"),
-        (lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(learner=["MAML"])),
-         "field 'learner' must be a JSON object"),
+        (
+            lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(format_version=99)),
+            "format version 99.*Upgrade automl-meta",
+        ),
+        (
+            lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(format="something-else")),
+            "not an automl-meta artifact",
+        ),
+        (
+            lambda good, p: rewrite(good, p, edit_manifest=lambda m: m["learner"].update(name="hypernet")),
+            "cannot build: Unknown learner 'hypernet'",
+        ),
+        (
+            lambda good, p: rewrite(good, p, edit_manifest=lambda m: m["learner"]["model"].update(hidden_sizes=[9])),
+            "does not match its learner's architecture",
+        ),
+        (
+            lambda good, p: rewrite(good, p, edit_manifest=lambda m: m.update(learner=["MAML"])),
+            "field 'learner' must be a JSON object",
+        ),
     ],
 )
 def test_bad_files_are_refused(regression_artifact, tmp_path, make_bad, message):

@@ -54,8 +54,11 @@ def test_default_l2o_is_small_and_trains_an_unseen_network_better_than_adam_at_i
     for name in ("learned", "adam"):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(30, 96), nn.Tanh(), nn.Linear(96, 96), nn.Tanh(), nn.Linear(96, 2))
-        opt = (am.optim.LearnedOptimizer(model.parameters()) if name == "learned"
-               else torch.optim.Adam(model.parameters(), lr=1e-3))
+        opt = (
+            am.optim.LearnedOptimizer(model.parameters())
+            if name == "learned"
+            else torch.optim.Adam(model.parameters(), lr=1e-3)
+        )
         for _ in range(150):
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(X), y)

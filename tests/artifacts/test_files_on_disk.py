@@ -24,8 +24,13 @@ def save_checkpoint(path):
     opt = torch.optim.Adam(model.parameters())
     model(torch.ones(3, 2)).sum().backward()
     opt.step()
-    return checkpoint.save(path, learner_state=model.state_dict(), optimizer_state=opt.state_dict(),
-                           best_state=None, record={"iteration": 1})
+    return checkpoint.save(
+        path,
+        learner_state=model.state_dict(),
+        optimizer_state=opt.state_dict(),
+        best_state=None,
+        record={"iteration": 1},
+    )
 
 
 @pytest.fixture

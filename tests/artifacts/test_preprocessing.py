@@ -18,16 +18,33 @@ from automl_meta.artifacts.preprocessing import Preprocessing
 from automl_meta.integrations.sklearn import MetaLearnedClassifier, MetaLearnedRegressor
 
 # task_family as meta_fit wrote it before the record existed (no feature_clip; feature_names written by describe).
-OLD_FAMILY = {"config": None, "family": "DatasetTasks", "feature_mean": [-0.0237, 4.8543], "feature_names":
-              ["price", "promo"], "feature_scale": [1.0179, 2.7764], "n_features": 2, "n_outputs": 1, "n_tasks": 12,
-              "query_shots": 16, "shared_features": True, "shots": 8, "target_mean": [3.4782],
-              "target_scale": [2.5449], "task_type": "regression"}
+OLD_FAMILY = {
+    "config": None,
+    "family": "DatasetTasks",
+    "feature_mean": [-0.0237, 4.8543],
+    "feature_names": ["price", "promo"],
+    "feature_scale": [1.0179, 2.7764],
+    "n_features": 2,
+    "n_outputs": 1,
+    "n_tasks": 12,
+    "query_shots": 16,
+    "shared_features": True,
+    "shots": 8,
+    "target_mean": [3.4782],
+    "target_scale": [2.5449],
+    "task_type": "regression",
+}
 
 
 def _table(seed: int = 0, stores: int = 12) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"store": np.repeat(np.arange(stores), 40), "price": rng.normal(size=40 * stores),
-                       "promo": rng.normal(size=40 * stores) * 3 + 5})
+    df = pd.DataFrame(
+        {
+            "store": np.repeat(np.arange(stores), 40),
+            "price": rng.normal(size=40 * stores),
+            "promo": rng.normal(size=40 * stores) * 3 + 5,
+        }
+    )
     df["sales"] = -2 * df["price"] + df["store"] % 3 + 0.5 * df["promo"] + rng.normal(scale=0.1, size=len(df))
     df["kind"] = np.where(df["sales"] > df["sales"].median(), "high", np.where(df["price"] > 0, "mid", "low"))
     return df
@@ -51,16 +68,24 @@ def new_member() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_an_old_format_task_family_reads_into_the_record():
     prep = Preprocessing.from_dict(OLD_FAMILY)
-    assert prep == Preprocessing(feature_mean=(-0.0237, 4.8543), feature_scale=(1.0179, 2.7764), feature_clip=6.0,
-                                 target_mean=(3.4782,), target_scale=(2.5449,), feature_names=("price", "promo"),
-                                 shared_features=True)
+    assert prep == Preprocessing(
+        feature_mean=(-0.0237, 4.8543),
+        feature_scale=(1.0179, 2.7764),
+        feature_clip=6.0,
+        target_mean=(3.4782,),
+        target_scale=(2.5449,),
+        feature_names=("price", "promo"),
+        shared_features=True,
+    )
     written = prep.to_dict()
-    assert {k: OLD_FAMILY[k] for k in written if k != "feature_clip"} == {k: v for k, v in written.items()
-                                                                         if k != "feature_clip"}
+    assert {k: OLD_FAMILY[k] for k in written if k != "feature_clip"} == {
+        k: v for k, v in written.items() if k != "feature_clip"
+    }
 
 
-def test_an_old_format_artifact_file_loads_into_the_same_record_and_predicts_the_same(family_artifacts, tmp_path,
-                                                                                      new_member):
+def test_an_old_format_artifact_file_loads_into_the_same_record_and_predicts_the_same(
+    family_artifacts, tmp_path, new_member
+):
     artifact = family_artifacts["regression"]
     old = copy.deepcopy(artifact)
     old.task_family.pop("feature_clip")  # as written before the record
@@ -86,16 +111,19 @@ def test_meta_fit_writes_the_family_record(family_artifacts):
     assert cls.classes == ("high", "low", "mid") and cls.target_mean is None and cls.scales_features
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("feature_mean", "x", "field 'task_family.feature_mean' must be a list of finite numbers or null, found str"),
-    ("feature_scale", [1.0, 0.0], "field 'task_family.feature_scale' must be a list of positive"),
-    ("feature_clip", -1, "field 'task_family.feature_clip' must be a positive number"),
-    ("classes", ["a", "a"], "field 'task_family.classes' must be a list of at least 2 distinct labels"),
-    ("classes", ["a", 1], "field 'task_family.classes' must be"),
-    ("feature_names", [1, 2], "field 'task_family.feature_names' must be a list of strings"),
-    ("shared_features", "yes", "field 'task_family.shared_features' must be true or false"),
-    ("target_mean", [1.0], "field 'task_family.target_mean' must come with 'task_family.target_scale'"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("feature_mean", "x", "field 'task_family.feature_mean' must be a list of finite numbers or null, found str"),
+        ("feature_scale", [1.0, 0.0], "field 'task_family.feature_scale' must be a list of positive"),
+        ("feature_clip", -1, "field 'task_family.feature_clip' must be a positive number"),
+        ("classes", ["a", "a"], "field 'task_family.classes' must be a list of at least 2 distinct labels"),
+        ("classes", ["a", 1], "field 'task_family.classes' must be"),
+        ("feature_names", [1, 2], "field 'task_family.feature_names' must be a list of strings"),
+        ("shared_features", "yes", "field 'task_family.shared_features' must be true or false"),
+        ("target_mean", [1.0], "field 'task_family.target_mean' must come with 'task_family.target_scale'"),
+    ],
+)
 def test_the_manifest_refuses_a_bad_record_naming_the_field(key, value, message):
     document = am.load("default-tabular-regression").manifest
     document["task_family"] = {**document["task_family"], key: value}
@@ -115,8 +143,9 @@ def test_adapt_predicts_what_the_regressor_predicts_for_a_family_artifact(family
     train, test = new_member
     X, y, X2 = train[["price", "promo"]], train["sales"], test[["price", "promo"]]
     expected = MetaLearnedRegressor(artifact, adapt_steps=steps).fit(X, y).predict(X2)
-    np.testing.assert_array_equal(artifact.adapt(X.to_numpy(), y.to_numpy(), steps=steps).predict(X2.to_numpy()),
-                                  expected)
+    np.testing.assert_array_equal(
+        artifact.adapt(X.to_numpy(), y.to_numpy(), steps=steps).predict(X2.to_numpy()), expected
+    )
 
 
 @pytest.mark.parametrize("steps", [0, 3, 7])

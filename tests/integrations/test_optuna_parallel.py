@@ -30,10 +30,19 @@ def test_four_workers_on_one_server(server_url):
     optuna.create_study(study_name="campaign", storage=server_url)
 
     here = str(pathlib.Path(__file__).parent)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from _optuna_knowledge import tuning_worker; "
-            "tuning_worker(sys.argv[2], 'campaign', int(sys.argv[3]), int(sys.argv[4]))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, here, server_url, str(seed), str(TRIALS)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(WORKERS)]
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from _optuna_knowledge import tuning_worker; "
+        "tuning_worker(sys.argv[2], 'campaign', int(sys.argv[3]), int(sys.argv[4]))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, here, server_url, str(seed), str(TRIALS)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(WORKERS)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err

@@ -31,8 +31,10 @@ def test_copula_depends_only_on_the_order_and_is_standard_normal():
 def test_gaussian_process_fits_a_smooth_function_and_is_unsure_away_from_data():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 0.6, size=(40, 1))
+
     def f(x):
         return np.sin(8 * x[:, 0])
+
     gp = GaussianProcess(X, f(X))
     Xq = np.linspace(0.05, 0.55, 50)[:, None]
     mean, std = gp.predict(Xq)
@@ -49,8 +51,10 @@ def test_per_dimension_length_scales_find_the_dimension_that_matters():
     assert gp._inverse_length[1] > 3 * max(gp._inverse_length[0], gp._inverse_length[2])
     Xq = rng.uniform(size=(200, 3))
     iso = GaussianProcess(X, y)
+
     def error(g):
         return np.abs(g.mean(Xq) - np.sin(6 * Xq[:, 1])).mean()
+
     assert error(gp) < 0.5 * error(iso)
 
 
@@ -139,11 +143,43 @@ def test_the_range_test_agrees_with_optunas_own():
 
     from automl_meta.integrations.optuna._search_space import _contains
 
-    dists = [FloatDistribution(-1, 1), FloatDistribution(1e-3, 1, log=True), FloatDistribution(0, 1, step=0.1),
-             IntDistribution(0, 10), IntDistribution(1, 64, log=True), IntDistribution(0, 12, step=3),
-             CategoricalDistribution(["a", None, 1, 2.5, True])]
-    values = [-2, -1, -0.5, 0, 1e-4, 0.3, 0.30000000001, 0.35, 1, 3, 3.0, 5, 9, 10, 12, 64, 65, float("nan"),
-              "a", None, 2.5, True, "x", np.float64(0.2), np.int64(6), [1]]
+    dists = [
+        FloatDistribution(-1, 1),
+        FloatDistribution(1e-3, 1, log=True),
+        FloatDistribution(0, 1, step=0.1),
+        IntDistribution(0, 10),
+        IntDistribution(1, 64, log=True),
+        IntDistribution(0, 12, step=3),
+        CategoricalDistribution(["a", None, 1, 2.5, True]),
+    ]
+    values = [
+        -2,
+        -1,
+        -0.5,
+        0,
+        1e-4,
+        0.3,
+        0.30000000001,
+        0.35,
+        1,
+        3,
+        3.0,
+        5,
+        9,
+        10,
+        12,
+        64,
+        65,
+        float("nan"),
+        "a",
+        None,
+        2.5,
+        True,
+        "x",
+        np.float64(0.2),
+        np.int64(6),
+        [1],
+    ]
     for d in dists:
         for v in values:
             try:

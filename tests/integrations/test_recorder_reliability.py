@@ -59,8 +59,9 @@ def test_same_named_studies_and_any_name_server(server_url, tmp_path):
 def test_a_read_only_store_does_not_stop_the_study(tmp_path, caplog):
     path = tmp_path / "experience.db"
     ExperienceStore(f"sqlite:///{path}").close()
-    recorder = ExperienceRecorder(store=f"sqlite:///file:{path}?mode=ro&uri=true", task=TASK,
-                                  spool_dir=tmp_path / "spool")
+    recorder = ExperienceRecorder(
+        store=f"sqlite:///file:{path}?mode=ro&uri=true", task=TASK, spool_dir=tmp_path / "spool"
+    )
     with caplog.at_level(logging.WARNING, logger="automl_meta.store"):
         study = _run("ro", recorder, n_trials=4)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
@@ -75,8 +76,9 @@ def test_a_read_only_store_does_not_stop_the_study(tmp_path, caplog):
 def test_strict_recording_raises(tmp_path):
     path = tmp_path / "experience.db"
     ExperienceStore(f"sqlite:///{path}").close()
-    recorder = ExperienceRecorder(store=f"sqlite:///file:{path}?mode=ro&uri=true", task=TASK, strict=True,
-                                  spool_dir=tmp_path)
+    recorder = ExperienceRecorder(
+        store=f"sqlite:///file:{path}?mode=ro&uri=true", task=TASK, strict=True, spool_dir=tmp_path
+    )
     with pytest.raises(StoreError, match="is read-only"):
         _run("strict", recorder)
     assert len(recorder.spool) == 0

@@ -20,16 +20,18 @@ from automl_meta.integrations.sklearn import MetaLearnedClassifier, MetaLearnedR
 @pytest.fixture(scope="module")
 def clf_artifact():
     tasks = am.tasks.SyntheticTabular("classification", n_features=(2, 13), n_classes=(2, 4), shots=(8, 48))
-    learner = am.learners.MetaSGD(am.models.TabularNet(hidden=32, depth=1, max_features=16, max_outputs=4),
-                                  inner_steps=2, lr_granularity="tensor")
+    learner = am.learners.MetaSGD(
+        am.models.TabularNet(hidden=32, depth=1, max_features=16, max_outputs=4), inner_steps=2, lr_granularity="tensor"
+    )
     return am.MetaTrainer(learner, tasks, meta_batch_size=8, iterations=150, n_validation_tasks=0, verbose=0).fit()
 
 
 @pytest.fixture(scope="module")
 def reg_artifact():
     tasks = am.tasks.SyntheticTabular("regression", n_features=(2, 8), shots=(8, 48))
-    learner = am.learners.MetaSGD(am.models.TabularNet(hidden=32, depth=1, max_features=16, max_outputs=2),
-                                  inner_steps=2, lr_granularity="tensor")
+    learner = am.learners.MetaSGD(
+        am.models.TabularNet(hidden=32, depth=1, max_features=16, max_outputs=2), inner_steps=2, lr_granularity="tensor"
+    )
     return am.MetaTrainer(learner, tasks, meta_batch_size=8, iterations=100, n_validation_tasks=0, verbose=0).fit()
 
 
@@ -125,8 +127,11 @@ def test_family_artifact_serves_its_family_and_refuses_other_features(tmp_path):
         (lambda a: MetaLearnedClassifier(a, adapt_steps=-1), (np.zeros((4, 2)), [0, 1, 0, 1]), "adapt_steps"),
         (lambda a: MetaLearnedClassifier(a, n_ensemble=0), (np.zeros((4, 2)), [0, 1, 0, 1]), "n_ensemble"),
         (lambda a: MetaLearnedRegressor(a), (np.zeros((4, 2)), [0.0, 1, 2, 3]), "needs a regression artifact"),
-        (lambda a: MetaLearnedClassifier("no-such-artifact"), (np.zeros((4, 2)), [0, 1, 0, 1]),
-         "No artifact file at 'no-such-artifact'"),
+        (
+            lambda a: MetaLearnedClassifier("no-such-artifact"),
+            (np.zeros((4, 2)), [0, 1, 0, 1]),
+            "No artifact file at 'no-such-artifact'",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(clf_artifact, make, fit_args, message):
@@ -143,10 +148,19 @@ def test_wrong_feature_count_at_predict(clf_artifact):
 @pytest.fixture(scope="module")
 def cv_artifact():
     tasks = am.tasks.SyntheticTabular("classification", n_features=(2, 8), n_classes=(2, 3), shots=(8, 32))
-    learner = am.learners.MetaSGD(am.models.TabularNet(hidden=16, depth=1, max_features=8, max_outputs=3),
-                                  inner_steps=2, lr_granularity="tensor")
-    return am.MetaTrainer(learner, tasks, meta_batch_size=4, iterations=30, n_validation_tasks=8, eval_every=30,
-                          adapt_steps_candidates=(1, 2, 4, 8), verbose=0).fit()
+    learner = am.learners.MetaSGD(
+        am.models.TabularNet(hidden=16, depth=1, max_features=8, max_outputs=3), inner_steps=2, lr_granularity="tensor"
+    )
+    return am.MetaTrainer(
+        learner,
+        tasks,
+        meta_batch_size=4,
+        iterations=30,
+        n_validation_tasks=8,
+        eval_every=30,
+        adapt_steps_candidates=(1, 2, 4, 8),
+        verbose=0,
+    ).fit()
 
 
 def test_adaptation_steps_are_chosen_by_cross_validation(cv_artifact):
@@ -167,9 +181,12 @@ def test_cross_validated_steps_continue_exactly_as_fresh_fits(cv_artifact):
     # adaptation from an earlier candidate is the same computation as adapting afresh.
     X, y = load_wine(return_X_y=True)
     X, y = X[::4, :8], y[::4]
-    sparse = am.MetaArtifact(cv_artifact.learner, task_family=cv_artifact.task_family,
-                             training=cv_artifact.training,
-                             metrics={**cv_artifact.metrics, "val_loss_by_adapt_steps": {"8": 0.0}})
+    sparse = am.MetaArtifact(
+        cv_artifact.learner,
+        task_family=cv_artifact.task_family,
+        training=cv_artifact.training,
+        metrics={**cv_artifact.metrics, "val_loss_by_adapt_steps": {"8": 0.0}},
+    )
     dense = MetaLearnedClassifier(cv_artifact, random_state=1).fit(X, y).cv_loss_by_adapt_steps_
     few = MetaLearnedClassifier(sparse, random_state=1).fit(X, y).cv_loss_by_adapt_steps_
     assert sorted(few) == sorted({0, cv_artifact.training["adapt_steps"], 8})

@@ -64,8 +64,9 @@ def test_metasgd_matches_higher(steps):
     g_ours = grads(learner)
     learner.zero_grad(set_to_none=True)
     names = [n for n, _ in learner.model.named_parameters()]
-    _higher_reference.meta_backward(learner.model, data, steps=steps, inner_lr=learner.inner_lr,
-                                    rates=[learner.rates[_key(n)] for n in names])
+    _higher_reference.meta_backward(
+        learner.model, data, steps=steps, inner_lr=learner.inner_lr, rates=[learner.rates[_key(n)] for n in names]
+    )
     g_ref = grads(learner)
     assert any(k.startswith("rates.") for k in g_ours)  # the learned rates get meta-gradients too
     assert max_diff(g_ours, g_ref) < TOL
@@ -130,8 +131,9 @@ def test_anil_adapts_only_the_head():
         fast = dict(params)
         for _ in range(steps):
             pred = torch.func.functional_call(learner.model, fast, (data.x_support[t],))
-            g = torch.autograd.grad(((pred - data.y_support[t]) ** 2).mean(), [fast[n] for n in head],
-                                    create_graph=True)
+            g = torch.autograd.grad(
+                ((pred - data.y_support[t]) ** 2).mean(), [fast[n] for n in head], create_graph=True
+            )
             fast = {**fast, **{n: fast[n] - learner.inner_lr * gi for n, gi in zip(head, g)}}
         pred = torch.func.functional_call(learner.model, fast, (data.x_query[t],))
         total = total + ((pred - data.y_query[t]) ** 2).mean() / len(data)

@@ -56,8 +56,9 @@ def linear_problem(batch: TaskBatch, t: int, theta: torch.Tensor, lam: float):
     A = torch.cat([batch.x_support[t], torch.ones(batch.x_support.shape[1], 1, dtype=F64)], 1)
     Aq = torch.cat([batch.x_query[t], torch.ones(batch.x_query.shape[1], 1, dtype=F64)], 1)
     H = 2 / len(A) * A.T @ A
-    phi = torch.linalg.solve(H + lam * torch.eye(len(theta), dtype=F64),
-                             lam * theta + 2 / len(A) * A.T @ batch.y_support[t, :, 0])
+    phi = torch.linalg.solve(
+        H + lam * torch.eye(len(theta), dtype=F64), lam * theta + 2 / len(A) * A.T @ batch.y_support[t, :, 0]
+    )
     return H, phi, Aq
 
 
@@ -113,8 +114,9 @@ def test_cg_damping_solves_the_damped_system():
     assert torch.allclose(x, torch.linalg.solve(A, b), atol=1e-12)
     # A direction of negative curvature stops the iteration instead of diverging.
     indefinite = torch.diag(torch.tensor([1.0, -1.0], dtype=F64))
-    x = conjugate_gradient(lambda p: {"w": indefinite @ p["w"]}, {"w": torch.tensor([1.0, 1.0], dtype=F64)},
-                           steps=5)["w"]
+    x = conjugate_gradient(lambda p: {"w": indefinite @ p["w"]}, {"w": torch.tensor([1.0, 1.0], dtype=F64)}, steps=5)[
+        "w"
+    ]
     assert torch.isfinite(x).all()
 
     batch, lam, damping = linear_tasks(n_tasks=2, seed=2), 1.0, 0.5
@@ -139,8 +141,12 @@ def unrolled_meta_gradient(learner, batch: TaskBatch, steps: int) -> dict[str, t
     def meta_loss(theta, t):
         phi = dict(theta)
         for _ in range(steps):
-            g = grad(lambda p: mse(p, batch.x_support[t], batch.y_support[t])
-                     + lam / 2 * sum(((p[k] - theta[k]) ** 2).sum() for k in p))(phi)
+            g = grad(
+                lambda p: (
+                    mse(p, batch.x_support[t], batch.y_support[t])
+                    + lam / 2 * sum(((p[k] - theta[k]) ** 2).sum() for k in p)
+                )
+            )(phi)
             phi = {k: phi[k] - lr * g[k] for k in phi}
         return mse(phi, batch.x_query[t], batch.y_query[t])
 
@@ -177,8 +183,10 @@ def test_first_order_uses_the_query_gradient_at_the_adapted_weights():
         for _ in range(5):
             loss = ((functional_call(model, phi, (batch.x_support[t],)) - batch.y_support[t]) ** 2).mean()
             g = torch.autograd.grad(loss, list(phi.values()))
-            phi = {n: (phi[n] - 0.05 * (gi + 1.0 * (phi[n] - theta[n]))).detach().requires_grad_(True)
-                   for n, gi in zip(phi, g)}
+            phi = {
+                n: (phi[n] - 0.05 * (gi + 1.0 * (phi[n] - theta[n]))).detach().requires_grad_(True)
+                for n, gi in zip(phi, g)
+            }
         q = ((functional_call(model, phi, (batch.x_query[t],)) - batch.y_query[t]) ** 2).mean()
         for n, gi in zip(phi, torch.autograd.grad(q, list(phi.values()))):
             expected[n] += gi / len(batch)
@@ -231,8 +239,9 @@ def test_meta_training_lowers_the_loss_and_the_artifact_round_trips(tmp_path):
     learner.setup("regression", 1, 1, generator=torch.Generator().manual_seed(0))
     held_out = am.tasks.Sinusoid(shots=10).sample(50, rng=7)
     before = float(learner.evaluate(held_out)[0].mean())
-    artifact = am.MetaTrainer(learner, am.tasks.Sinusoid(shots=10), iterations=60, outer_lr=1e-2,
-                              n_validation_tasks=0, verbose=0, seed=0).fit()
+    artifact = am.MetaTrainer(
+        learner, am.tasks.Sinusoid(shots=10), iterations=60, outer_lr=1e-2, n_validation_tasks=0, verbose=0, seed=0
+    ).fit()
     after = float(learner.evaluate(held_out)[0].mean())
     assert after < 0.8 * before
 

@@ -62,10 +62,12 @@ def test_widths_and_task_types_must_fit():
 def test_safeguarded_extra_steps_never_raise_the_support_loss():
     # Rates far too large for repeated steps: plain steps diverge, safeguarded ones cannot.
     learner = am.learners.MetaSGD(am.models.MLP([16]), inner_lr=2.0).setup(
-        "regression", 1, 1, torch.Generator().manual_seed(0))
+        "regression", 1, 1, torch.Generator().manual_seed(0)
+    )
     batch = am.tasks.Sinusoid(shots=10).sample(20, rng=0)
-    support_as_query = am.tasks.TaskBatch(**{**batch.tensors(), "x_query": batch.x_support,
-                                             "y_query": batch.y_support, "query_mask": batch.support_mask})
+    support_as_query = am.tasks.TaskBatch(
+        **{**batch.tensors(), "x_query": batch.x_support, "y_query": batch.y_support, "query_mask": batch.support_mask}
+    )
     losses = [learner.evaluate(support_as_query, steps=s)[0] for s in (1, 2, 5, 20)]
     for before, after in zip(losses, losses[1:]):
         assert torch.all(after <= before + 1e-5)

@@ -63,7 +63,7 @@ def test_controller_rates_stay_in_their_ranges_even_with_wild_weights(base):
     state = rule.init_state(p)
     lo, hi, _ = LR_RANGES[base]
     for t in range(1, 20):
-        g = torch.randn(10, generator=gen) * 10.0**(t % 7 - 3)
+        g = torch.randn(10, generator=gen) * 10.0 ** (t % 7 - 3)
         p_new, state = rule(p, g, state, torch.tensor(float(t)))
         assert lo * 0.999 <= float(state["lr"]) <= hi * 1.001
         assert torch.isfinite(p_new).all()

@@ -32,9 +32,14 @@ def test_config_round_trip():
     assert again.get_config() == net.get_config() and again(torch.zeros(1, 2)).shape == (1, 3)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"hidden_sizes": [0]}, "hidden_sizes must be positive integers"),
-                                             ({"hidden_sizes": [4.5]}, "hidden_sizes must be positive integers"),
-                                             ({"activation": "swish"}, "activation must be one of")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hidden_sizes": [0]}, "hidden_sizes must be positive integers"),
+        ({"hidden_sizes": [4.5]}, "hidden_sizes must be positive integers"),
+        ({"activation": "swish"}, "activation must be one of"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MLP(**kwargs)

@@ -13,8 +13,12 @@ import automl_meta as am
 from automl_meta.learners import HyperController, LSTMOptimizer, MLPOptimizer
 from automl_meta.optim import LearnedOptimizer
 
-RULES = {"lstm": LSTMOptimizer(seed=0), "mlp": MLPOptimizer(seed=0), "controller": HyperController(seed=0),
-         "controller-sgd": HyperController(base="sgd", seed=0)}
+RULES = {
+    "lstm": LSTMOptimizer(seed=0),
+    "mlp": MLPOptimizer(seed=0),
+    "controller": HyperController(seed=0),
+    "controller-sgd": HyperController(base="sgd", seed=0),
+}
 
 
 def make_problem(seed=0):
@@ -68,8 +72,9 @@ def test_several_param_groups_each_with_its_own_scale():
     first, last = model[0], model[2]
     frozen = [p.detach().clone() for p in first.parameters()]
     before = [p.detach().clone() for p in last.parameters()]
-    opt = LearnedOptimizer([{"params": first.parameters(), "lr": 0.0}, {"params": last.parameters()}],
-                           artifact=RULES["controller"])
+    opt = LearnedOptimizer(
+        [{"params": first.parameters(), "lr": 0.0}, {"params": last.parameters()}], artifact=RULES["controller"]
+    )
     assert [g["lr"] for g in opt.param_groups] == [0.0, 1.0]
     train(model, opt, X, y, 3)
     assert all(torch.equal(a, b) for a, b in zip(frozen, first.parameters()))
@@ -80,8 +85,9 @@ def test_several_param_groups_each_with_its_own_scale():
     model_a, _, _ = make_problem()
     model_b = copy.deepcopy(model_a)
     for m, lr in ((model_a, 1.0), (model_b, 0.5)):
-        o = LearnedOptimizer([{"params": m[0].parameters(), "lr": lr}, {"params": m[2].parameters()}],
-                             artifact=RULES["controller"])
+        o = LearnedOptimizer(
+            [{"params": m[0].parameters(), "lr": lr}, {"params": m[2].parameters()}], artifact=RULES["controller"]
+        )
         train(m, o, X, y, 1)
     start = make_problem()[0]
     torch.testing.assert_close(model_b[0].weight - start[0].weight, 0.5 * (model_a[0].weight - start[0].weight))
@@ -121,9 +127,17 @@ def test_skorch_neural_net_classifier_fits():
     X = StandardScaler().fit_transform(X).astype(np.float32)
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3))
-    net = skorch.NeuralNetClassifier(module, criterion=nn.CrossEntropyLoss, optimizer=LearnedOptimizer,
-                                     optimizer__artifact=RULES["controller"], lr=1.0, max_epochs=15,
-                                     batch_size=32, train_split=None, verbose=0)
+    net = skorch.NeuralNetClassifier(
+        module,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=LearnedOptimizer,
+        optimizer__artifact=RULES["controller"],
+        lr=1.0,
+        max_epochs=15,
+        batch_size=32,
+        train_split=None,
+        verbose=0,
+    )
     net.fit(X, y.astype(np.int64))
     assert isinstance(net.optimizer_, LearnedOptimizer)
     losses = net.history[:, "train_loss"]

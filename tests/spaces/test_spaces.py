@@ -106,10 +106,12 @@ def test_distributions_are_optunas(space: SearchSpace) -> None:
 
 def test_conditional_branches_are_reached() -> None:
     """The MLP's sgd branch and the forests' bootstrap branch each show up among random trials."""
-    for space, parent, value, child in [(SPACES["mlp"], "solver", "sgd", "momentum"),
-                                        (SPACES["mlp"], "solver", "lbfgs", None),
-                                        (SPACES["random_forest"], "bootstrap", True, "max_samples"),
-                                        (SPACES["logistic_regression"], "solver", "saga", "l1_ratio")]:
+    for space, parent, value, child in [
+        (SPACES["mlp"], "solver", "sgd", "momentum"),
+        (SPACES["mlp"], "solver", "lbfgs", None),
+        (SPACES["random_forest"], "bootstrap", True, "max_samples"),
+        (SPACES["logistic_regression"], "solver", "saga", "l1_ratio"),
+    ]:
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         seen = [space.suggest(study.ask()) for _ in range(30)]
         branch = [p for p in seen if p[parent] == value]

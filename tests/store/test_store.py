@@ -14,18 +14,39 @@ from automl_meta.exceptions import StoreError, StoreSchemaError
 from automl_meta.store import ExperienceStore, TaskDescription, default_url, upgrade
 from automl_meta.store.store import _engine, _migrate
 
-SPACE = {"lr": FloatDistribution(1e-4, 1.0, log=True), "width": IntDistribution(8, 64, log=True),
-         "act": CategoricalDistribution(["relu", "tanh", None])}
+SPACE = {
+    "lr": FloatDistribution(1e-4, 1.0, log=True),
+    "width": IntDistribution(8, 64, log=True),
+    "act": CategoricalDistribution(["relu", "tanh", None]),
+}
 
 
 def _fill(store: ExperienceStore) -> int:
     task = store.add_task(TaskDescription.from_data(*load_iris(return_X_y=True), name="iris"))
-    assert store.add_evaluation(task, SPACE, {"lr": 0.01, "width": 16, "act": None}, [0.25], directions=["minimize"],
-                                state="COMPLETE", study="s", trial_number=0, duration_seconds=1.5)
-    assert store.add_evaluation(task, SPACE, {"lr": 0.5, "width": 8, "act": "relu"}, [math.inf],
-                                directions=["minimize"], state="COMPLETE", study="s", trial_number=1)
-    assert store.add_evaluation(task, SPACE, {"lr": 0.5}, None, directions=["minimize"], state="FAIL", study="s",
-                                trial_number=2)
+    assert store.add_evaluation(
+        task,
+        SPACE,
+        {"lr": 0.01, "width": 16, "act": None},
+        [0.25],
+        directions=["minimize"],
+        state="COMPLETE",
+        study="s",
+        trial_number=0,
+        duration_seconds=1.5,
+    )
+    assert store.add_evaluation(
+        task,
+        SPACE,
+        {"lr": 0.5, "width": 8, "act": "relu"},
+        [math.inf],
+        directions=["minimize"],
+        state="COMPLETE",
+        study="s",
+        trial_number=1,
+    )
+    assert store.add_evaluation(
+        task, SPACE, {"lr": 0.5}, None, directions=["minimize"], state="FAIL", study="s", trial_number=2
+    )
     return task
 
 
@@ -49,8 +70,16 @@ def test_roundtrip_sqlite(sqlite_url):
     # Reopening finds the same data; the same task and the same trial are not stored twice.
     again = ExperienceStore(sqlite_url)
     assert again.add_task(TaskDescription.from_data(*load_iris(return_X_y=True))) == store.tasks()[0].id
-    assert not again.add_evaluation(store.tasks()[0].id, SPACE, {"lr": 0.02}, [0.3], directions=["minimize"],
-                                    state="COMPLETE", study="s", trial_number=0)
+    assert not again.add_evaluation(
+        store.tasks()[0].id,
+        SPACE,
+        {"lr": 0.02},
+        [0.3],
+        directions=["minimize"],
+        state="COMPLETE",
+        study="s",
+        trial_number=0,
+    )
     _check_roundtrip(again, store.tasks()[0].id)
 
 
@@ -66,8 +95,16 @@ def test_artifacts_are_stored_once(sqlite_url):
     task = store.add_task(TaskDescription.from_data(*load_wine(return_X_y=True)))
     a = store.add_artifact("model.ameta", "artifact", "ab" * 32, {"accuracy": 0.9}, task_id=task)
     assert store.add_artifact("model.ameta", "artifact", "ab" * 32) == a
-    assert store.artifacts() == [{"id": a, "task_id": task, "name": "model.ameta", "kind": "artifact",
-                                  "sha256": "ab" * 32, "metrics": {"accuracy": 0.9}}]
+    assert store.artifacts() == [
+        {
+            "id": a,
+            "task_id": task,
+            "name": "model.ameta",
+            "kind": "artifact",
+            "sha256": "ab" * 32,
+            "metrics": {"accuracy": 0.9},
+        }
+    ]
 
 
 def test_store_shares_a_database_with_an_optuna_storage(sqlite_url):
@@ -133,10 +170,26 @@ def _add_same_things(url: str, worker: int, description: TaskDescription) -> Non
     store = ExperienceStore(url)
     for i in range(10):
         task = store.add_task(description)
-        store.add_evaluation(task, SPACE, {"lr": 0.1}, [float(i)], directions=["minimize"], state="COMPLETE",
-                             study="shared", trial_number=i)  # every worker tries the same 10 trials
-        store.add_evaluation(task, SPACE, {"lr": 0.1}, [float(i)], directions=["minimize"], state="COMPLETE",
-                             study=f"own-{worker}", trial_number=i)
+        store.add_evaluation(
+            task,
+            SPACE,
+            {"lr": 0.1},
+            [float(i)],
+            directions=["minimize"],
+            state="COMPLETE",
+            study="shared",
+            trial_number=i,
+        )  # every worker tries the same 10 trials
+        store.add_evaluation(
+            task,
+            SPACE,
+            {"lr": 0.1},
+            [float(i)],
+            directions=["minimize"],
+            state="COMPLETE",
+            study=f"own-{worker}",
+            trial_number=i,
+        )
     store.close()
 
 
@@ -144,8 +197,7 @@ def test_concurrent_writers_neither_lose_nor_duplicate(server_url):
     ExperienceStore(server_url).close()
     description = TaskDescription.from_data(*load_iris(return_X_y=True))
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_add_same_things, args=(server_url, w, description))
-             for w in range(3)]
+    procs = [ctx.Process(target=_add_same_things, args=(server_url, w, description)) for w in range(3)]
     for p in procs:
         p.start()
     for p in procs:

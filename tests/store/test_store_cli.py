@@ -38,14 +38,21 @@ def test_upgrade_of_the_default_store(tmp_path, monkeypatch, capsys):
     assert "default.db" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["store", "upgrade", "mongodb://x/y"], "Unknown store URL scheme"),
-    (["store", "upgrade", "postgresql://u@127.0.0.1:1/x"], "Cannot reach the store database"),
-    (["store", "import-optuna", "sqlite:///{tmp}/none.db", "--study", "nope", "--store", "sqlite:///{tmp}/s.db"],
-     "none.db': the file does not exist"),
-    (["store", "import-optuna", "sqlite:///{tmp}/none.db", "--data", "x.csv", "--store", "sqlite:///{tmp}/s.db"],
-     "--data and --target go together"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["store", "upgrade", "mongodb://x/y"], "Unknown store URL scheme"),
+        (["store", "upgrade", "postgresql://u@127.0.0.1:1/x"], "Cannot reach the store database"),
+        (
+            ["store", "import-optuna", "sqlite:///{tmp}/none.db", "--study", "nope", "--store", "sqlite:///{tmp}/s.db"],
+            "none.db': the file does not exist",
+        ),
+        (
+            ["store", "import-optuna", "sqlite:///{tmp}/none.db", "--data", "x.csv", "--store", "sqlite:///{tmp}/s.db"],
+            "--data and --target go together",
+        ),
+    ],
+)
 def test_errors_without_traceback(args, message, tmp_path, capsys):
     assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = capsys.readouterr().err
@@ -73,8 +80,24 @@ def test_import_optuna_by_user_attribute_and_by_data(tmp_path, capsys):
     assert "labelled: 4 trials imported, 0 already in the store" in capsys.readouterr().out
     csv = tmp_path / "iris.csv"
     pd.DataFrame(np.c_[X, y], columns=["a", "b", "c", "d", "species"]).to_csv(csv, index=False)
-    assert main(["store", "import-optuna", storage, "--study", "unlabelled", "--store", store_url,
-                 "--data", str(csv), "--target", "species"]) == 0
+    assert (
+        main(
+            [
+                "store",
+                "import-optuna",
+                storage,
+                "--study",
+                "unlabelled",
+                "--store",
+                store_url,
+                "--data",
+                str(csv),
+                "--target",
+                "species",
+            ]
+        )
+        == 0
+    )
     assert "unlabelled: 3 trials imported, 0 already in the store, 1 unfinished skipped" in capsys.readouterr().out
     # Importing again adds nothing.
     assert main(["store", "import-optuna", storage, "--study", "labelled", "--store", store_url]) == 0
@@ -113,8 +136,11 @@ def test_import_tells_same_named_studies_apart_and_skips_recorded_ones(tmp_path,
     # A study the recorder recorded is recognised by import-optuna: nothing is added twice.
     recorded = f"sqlite:///{tmp_path / 'recorded.db'}"
     study = optuna.create_study(study_name="my-study", storage=recorded)
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4,
-                   callbacks=[ExperienceRecorder(store=store_url, task=task, spool_dir=tmp_path)])
+    study.optimize(
+        lambda t: t.suggest_float("x", 0, 1),
+        n_trials=4,
+        callbacks=[ExperienceRecorder(store=store_url, task=task, spool_dir=tmp_path)],
+    )
     assert main(["store", "import-optuna", recorded, "--store", store_url]) == 0
     assert "my-study: 0 trials imported, 4 already in the store" in capsys.readouterr().out
     assert ExperienceStore(store_url).count_evaluations(study="my-study") == 10

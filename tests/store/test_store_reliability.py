@@ -24,8 +24,17 @@ NAMES = ["Study", "study", "study ", "s" * 511 + "\N{SLIGHTLY SMILING FACE}", "n
 
 
 def _add(store: ExperienceStore, study: str, number: int, **kwargs) -> bool:
-    return store.add_evaluation(store.add_task(TASK), SPACE, {"x": 0.5}, [float(number)], directions=["MINIMIZE"],
-                                state="COMPLETE", study=study, trial_number=number, **kwargs)
+    return store.add_evaluation(
+        store.add_task(TASK),
+        SPACE,
+        {"x": 0.5},
+        [float(number)],
+        directions=["MINIMIZE"],
+        state="COMPLETE",
+        study=study,
+        trial_number=number,
+        **kwargs,
+    )
 
 
 def _names_are_exact(url: str) -> None:
@@ -59,22 +68,50 @@ def _old_rows_stay_readable(url: str) -> None:
     engine = _engine(url, None)
     _migrate(engine, "0002")  # a store written by automl-meta before study keys
     now, json_columns = datetime(2024, 1, 1), ("metafeatures", "distributions", "params", "values", "directions")
-    tables = {name: sa.table(name, *[sa.column(c, sa.JSON if c in json_columns else None) for c in columns])
-              for name, columns in [
-                  ("automl_meta_tasks", ["fingerprint", "task_type", "n_rows", "n_features", "metafeatures",
-                                         "created_at"]),
-                  ("automl_meta_search_spaces", ["signature", "distributions", "created_at"]),
-                  ("automl_meta_evaluations", ["task_id", "search_space_id", "params", "values", "directions",
-                                               "state", "study", "trial_number", "created_at"])]}
+    tables = {
+        name: sa.table(name, *[sa.column(c, sa.JSON if c in json_columns else None) for c in columns])
+        for name, columns in [
+            ("automl_meta_tasks", ["fingerprint", "task_type", "n_rows", "n_features", "metafeatures", "created_at"]),
+            ("automl_meta_search_spaces", ["signature", "distributions", "created_at"]),
+            (
+                "automl_meta_evaluations",
+                [
+                    "task_id",
+                    "search_space_id",
+                    "params",
+                    "values",
+                    "directions",
+                    "state",
+                    "study",
+                    "trial_number",
+                    "created_at",
+                ],
+            ),
+        ]
+    }
     with engine.begin() as c:
-        c.execute(tables["automl_meta_tasks"].insert().values(fingerprint="f", task_type="regression", n_rows=1,
-                                                              n_features=1, metafeatures={}, created_at=now))
-        c.execute(tables["automl_meta_search_spaces"].insert().values(signature="s", distributions={},
-                                                                      created_at=now))
+        c.execute(
+            tables["automl_meta_tasks"]
+            .insert()
+            .values(fingerprint="f", task_type="regression", n_rows=1, n_features=1, metafeatures={}, created_at=now)
+        )
+        c.execute(tables["automl_meta_search_spaces"].insert().values(signature="s", distributions={}, created_at=now))
         for number, name in enumerate(["a", "A", "a ", "a"]):
-            c.execute(tables["automl_meta_evaluations"].insert().values(
-                task_id=1, search_space_id=1, params={}, values=[1.0], directions=["MINIMIZE"], state="COMPLETE",
-                study=name, trial_number=number, created_at=now))
+            c.execute(
+                tables["automl_meta_evaluations"]
+                .insert()
+                .values(
+                    task_id=1,
+                    search_space_id=1,
+                    params={},
+                    values=[1.0],
+                    directions=["MINIMIZE"],
+                    state="COMPLETE",
+                    study=name,
+                    trial_number=number,
+                    created_at=now,
+                )
+            )
     engine.dispose()
     assert upgrade(url) == ("0002", "0003")
     store = ExperienceStore(url)
@@ -82,8 +119,9 @@ def _old_rows_stay_readable(url: str) -> None:
     assert [e.trial_number for e in store.evaluations(study="A")] == [1]
     assert [e.trial_number for e in store.evaluations(study="a ")] == [2]
     # An old row keeps the key of its name: recording the same trial by name again adds nothing.
-    assert not store.add_evaluation(1, {}, {}, [1.0], directions=["MINIMIZE"], state="COMPLETE", study="a",
-                                    trial_number=3)
+    assert not store.add_evaluation(
+        1, {}, {}, [1.0], directions=["MINIMIZE"], state="COMPLETE", study="a", trial_number=3
+    )
     store.close()
 
 
@@ -164,9 +202,15 @@ def silent_server():
         s.close()
 
 
-@pytest.mark.parametrize("scheme, query", [("mysql+pymysql", ""), ("postgresql+psycopg", ""),
-                                           ("mysql+pymysql", "?connect_timeout=1&read_timeout=1"),
-                                           ("postgresql+psycopg", "?connect_timeout=2")])
+@pytest.mark.parametrize(
+    "scheme, query",
+    [
+        ("mysql+pymysql", ""),
+        ("postgresql+psycopg", ""),
+        ("mysql+pymysql", "?connect_timeout=1&read_timeout=1"),
+        ("postgresql+psycopg", "?connect_timeout=2"),
+    ],
+)
 def test_a_server_that_never_answers_times_out(silent_server, scheme, query):
     # Before the timeouts, MariaDB waited forever and PostgreSQL 130 s. The URL's settings win over timeout=.
     url = f"{scheme}://root@127.0.0.1:{silent_server}/x{query}"

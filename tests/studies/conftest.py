@@ -16,8 +16,12 @@ def run_quick_study(tmp_path):
     """``run_quick_study("name")`` runs ``studies/name.py --quick --out tmp_path`` and returns tmp_path."""
 
     def run(name: str, timeout: int = 600) -> Path:
-        done = subprocess.run([sys.executable, str(STUDIES / f"{name}.py"), "--quick", "--out", str(tmp_path)],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, str(STUDIES / f"{name}.py"), "--quick", "--out", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert done.returncode == 0, done.stderr
         run.stdout = done.stdout
         return tmp_path

@@ -26,8 +26,9 @@ def test_quick_build_records_every_trial_and_resumes(run_quick_study):
     run_quick_study("build_meta_dataset")
     assert ExperienceStore(store.url).count_evaluations() == 6 * 2 * 12 + cross
     runs = [e for e in store.evaluations() if e.study == "cross-hgb-iris-on-wine"]
-    best_on_iris = sorted((e for e in store.evaluations(study="meta-iris-hgb") if e.values),
-                          key=lambda e: e.values[0])[:3]
+    best_on_iris = sorted((e for e in store.evaluations(study="meta-iris-hgb") if e.values), key=lambda e: e.values[0])[
+        :3
+    ]
     assert [e.params for e in runs] == [e.params for e in best_on_iris]
 
 
@@ -55,8 +56,7 @@ def test_objective_is_the_mean_loss_over_folds_that_partition_the_rows(monkeypat
     # Stratified: every class appears in every fold's validation rows, and the losses are over all classes.
     assert all(set(np.unique(f.yva)) == set(np.unique(y)) and f.n_classes == 3 for f in folds)
     # Standardised on each fold's own training rows.
-    assert all(np.allclose(f.Xtr.mean(0), 0, atol=1e-9) and not np.allclose(f.Xva.mean(0), 0, atol=1e-9)
-               for f in folds)
+    assert all(np.allclose(f.Xtr.mean(0), 0, atol=1e-9) and not np.allclose(f.Xva.mean(0), 0, atol=1e-9) for f in folds)
     params = {"learning_rate": 0.2, "max_leaf_nodes": 8, "min_samples_leaf": 5, "l2_regularization": 0.1}
     per_fold = [train_hgb(f, params) for f in folds]
     assert evaluate("wine", "hgb", params) == np.mean(per_fold) and len(set(per_fold)) == FOLDS

@@ -11,8 +11,13 @@ def test_quick_study_writes_results(run_quick_study):
     tmp_path = run_quick_study("l2o_vs_adam")
     assert "beats Adam 1e-3" in run_quick_study.stdout
     result = json.loads((tmp_path / "l2o_vs_adam.json").read_text())
-    assert set(result) == {"median_steps_ratio_vs_tuned_adam", "frac_beats_adam_default", "divergences",
-                           "held_out_tasks", "quick"}
+    assert set(result) == {
+        "median_steps_ratio_vs_tuned_adam",
+        "frac_beats_adam_default",
+        "divergences",
+        "held_out_tasks",
+        "quick",
+    }
     assert result["quick"] is True and result["held_out_tasks"] == 2
     assert 0.0 <= result["frac_beats_adam_default"] <= 1.0 and result["divergences"] in (0, 1, 2)
     assert result["median_steps_ratio_vs_tuned_adam"] > 0

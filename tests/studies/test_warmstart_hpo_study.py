@@ -22,8 +22,10 @@ def test_quick_study_writes_results(run_quick_study):
     for name, by_budget in match.items():
         for budget, trials in by_budget.items():
             # None: the baseline never gets there; else the first trial count where its mean regret does.
-            assert trials is None or (1 <= trials <= 10 and (trials > 1 or
-                                      result["regret"][name]["1"] <= result["regret"]["MetaLearnedSampler"][budget]))
+            assert trials is None or (
+                1 <= trials <= 10
+                and (trials > 1 or result["regret"][name]["1"] <= result["regret"]["MetaLearnedSampler"][budget])
+            )
     assert (tmp_path / "warmstart_hpo.png").stat().st_size > 10_000
     lines = (tmp_path / "warmstart_hpo.csv").read_text().strip().splitlines()
     assert len(lines) == 1 + 4 * 3

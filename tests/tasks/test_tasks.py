@@ -58,8 +58,14 @@ def test_synthetic_tabular_varies_shapes_within_ranges(task_type):
 
 def table():
     r = np.random.default_rng(0)
-    return pd.DataFrame({"store": np.repeat(["a", "b", "c"], [12, 15, 20]), "f1": r.normal(size=47),
-                         "f2": r.normal(size=47), "churn": r.choice(["no", "yes"], 47)})
+    return pd.DataFrame(
+        {
+            "store": np.repeat(["a", "b", "c"], [12, 15, 20]),
+            "f1": r.normal(size=47),
+            "f2": r.normal(size=47),
+            "churn": r.choice(["no", "yes"], 47),
+        }
+    )
 
 
 def test_from_groups_makes_one_task_per_group():
@@ -72,8 +78,9 @@ def test_from_groups_makes_one_task_per_group():
 
 def test_from_datasets_pads_different_widths():
     r = np.random.default_rng(0)
-    tasks = from_datasets([(r.normal(size=(30, 3)), r.normal(size=30)), (r.normal(size=(20, 6)), r.normal(size=20))],
-                          shots=8)
+    tasks = from_datasets(
+        [(r.normal(size=(30, 3)), r.normal(size=30)), (r.normal(size=(20, 6)), r.normal(size=20))], shots=8
+    )
     assert tasks.task_type == "regression" and tasks.n_features == 6
     assert set(tasks.sample(10, rng=0).feature_mask.sum(1).tolist()) == {3.0, 6.0}
 
@@ -96,8 +103,12 @@ def test_from_datasets_pads_different_widths():
         (lambda: SyntheticTabular(n_features=True), "n_features must be an int"),
         (lambda: SyntheticTabular(n_classes=(2, True)), "n_classes must be an int"),
         (lambda: SyntheticTabular(shots="8"), "shots must be an int"),
-        (lambda: from_groups(table().assign(store=lambda t: t["store"].where(t.index > 0)), group="store",
-                             target="churn"), "1 row\\(s\\) have no value in the group column 'store'"),
+        (
+            lambda: from_groups(
+                table().assign(store=lambda t: t["store"].where(t.index > 0)), group="store", target="churn"
+            ),
+            "1 row\\(s\\) have no value in the group column 'store'",
+        ),
         (lambda: SyntheticTabular("clustering"), "task_type must be"),
         (lambda: SyntheticTabular("regression", noise=(0.0, 0.1, 5)), "noise must be a \\(low, high\\) pair"),
         (lambda: Sinusoid(shots=0), "shots must be an integer >= 1"),
@@ -107,10 +118,14 @@ def test_from_datasets_pads_different_widths():
         (lambda: Task(np.zeros((3, 2)), np.zeros(3), np.zeros((2, 3)), np.zeros(2)), "different feature counts"),
         (lambda: Task(np.zeros((3, 2)), np.zeros(3), np.zeros((0, 2)), np.zeros(0)), "query set is empty"),
         (lambda: Task(np.zeros(3), np.zeros(3), np.zeros((2, 1)), np.zeros(2)), "must be 2-D"),
-        (lambda: Task(np.zeros((2, 1)), [0, -1], np.zeros((2, 1)), [0, 1], task_type="classification"),
-         "negative labels"),
-        (lambda: Task(np.zeros((2, 1)), [0.5, 1], np.zeros((2, 1)), [0, 1], task_type="classification"),
-         "integer class labels"),
+        (
+            lambda: Task(np.zeros((2, 1)), [0, -1], np.zeros((2, 1)), [0, 1], task_type="classification"),
+            "negative labels",
+        ),
+        (
+            lambda: Task(np.zeros((2, 1)), [0.5, 1], np.zeros((2, 1)), [0, 1], task_type="classification"),
+            "integer class labels",
+        ),
     ],
 )
 def test_bad_data_gets_a_clear_error(build, message):

@@ -15,10 +15,19 @@ from automl_meta.training import checkpoint as ckpt
 
 
 def trainer(tmp_path, **kw):
-    kw = {"iterations": 20, "checkpoint_every": 10, "meta_batch_size": 4, "eval_every": 10,
-          "n_validation_tasks": 5, "verbose": 0, "seed": 0, **kw}
-    return am.MetaTrainer(am.learners.MAML(am.models.MLP([8])), am.tasks.Sinusoid(shots=5),
-                          checkpoint_dir=tmp_path, **kw)
+    kw = {
+        "iterations": 20,
+        "checkpoint_every": 10,
+        "meta_batch_size": 4,
+        "eval_every": 10,
+        "n_validation_tasks": 5,
+        "verbose": 0,
+        "seed": 0,
+        **kw,
+    }
+    return am.MetaTrainer(
+        am.learners.MAML(am.models.MLP([8])), am.tasks.Sinusoid(shots=5), checkpoint_dir=tmp_path, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +61,11 @@ def test_a_flipped_byte_in_the_tensors_is_refused_and_the_previous_checkpoint_of
     folder, final = copy
     path = folder / "last.ckpt"
     flip(path, path.stat().st_size - 3)  # inside the last tensor's bytes
-    with pytest.raises(am.CheckpointError, match=r"last.ckpt' failed its integrity check.*previous checkpoint "
-                                                 r"'.*last.ckpt.prev' \(iteration 10\) is intact.*move it to"):
+    with pytest.raises(
+        am.CheckpointError,
+        match=r"last.ckpt' failed its integrity check.*previous checkpoint "
+        r"'.*last.ckpt.prev' \(iteration 10\) is intact.*move it to",
+    ):
         trainer(folder, resume=True).fit()
     # Doing what the message says resumes from iteration 10 and ends where the uninterrupted run ended.
     shutil.move(folder / "last.ckpt.prev", path)
@@ -117,9 +129,20 @@ def test_a_checkpoint_of_the_earlier_format_is_still_resumed_with_a_warning(copy
 
 def test_unrolled_trainer_refuses_a_damaged_checkpoint(tmp_path):
     def unrolled(**kw):
-        return UnrolledTrainer(am.learners.MLPOptimizer(seed=0), OptimizeeTasks(widths=(4, 8), shots=(16, 32)),
-                               episodes=2, meta_batch_size=2, horizon=8, unroll=4, eval_every=1,
-                               n_validation_batches=1, validation_horizon=8, verbose=0, checkpoint_dir=tmp_path, **kw)
+        return UnrolledTrainer(
+            am.learners.MLPOptimizer(seed=0),
+            OptimizeeTasks(widths=(4, 8), shots=(16, 32)),
+            episodes=2,
+            meta_batch_size=2,
+            horizon=8,
+            unroll=4,
+            eval_every=1,
+            n_validation_batches=1,
+            validation_horizon=8,
+            verbose=0,
+            checkpoint_dir=tmp_path,
+            **kw,
+        )
 
     unrolled().fit()
     assert ckpt.load(tmp_path / "last.ckpt.prev")["record"]["episode"] == 1

@@ -19,10 +19,18 @@ def meta_trainer(**kw) -> MetaTrainer:
 
 
 def unrolled_trainer(**kw) -> UnrolledTrainer:
-    kw = {"meta_batch_size": 2, "episodes": 6, "horizon": 10, "unroll": 5, "eval_every": 3,
-          "n_validation_batches": 1, "validation_horizon": 10, "verbose": 0, **kw}
-    return UnrolledTrainer(am.learners.HyperController(seed=0), am.tasks.OptimizeeTasks(widths=4, shots=16),
-                           **kw)
+    kw = {
+        "meta_batch_size": 2,
+        "episodes": 6,
+        "horizon": 10,
+        "unroll": 5,
+        "eval_every": 3,
+        "n_validation_batches": 1,
+        "validation_horizon": 10,
+        "verbose": 0,
+        **kw,
+    }
+    return UnrolledTrainer(am.learners.HyperController(seed=0), am.tasks.OptimizeeTasks(widths=4, shots=16), **kw)
 
 
 TRAINERS = {"meta": (meta_trainer, "iteration"), "unrolled": (unrolled_trainer, "episode")}
@@ -56,8 +64,14 @@ def test_callbacks_fire_the_same_way_in_both_trainers(kind):
     rec = Recorder()
     trainer = make(callbacks=[rec])
     trainer.fit()
-    assert [c[0] for c in rec.calls] == ["fit_start", *["iteration_end"] * 3, "validation_end",
-                                         *["iteration_end"] * 3, "validation_end", "fit_end"]
+    assert [c[0] for c in rec.calls] == [
+        "fit_start",
+        *["iteration_end"] * 3,
+        "validation_end",
+        *["iteration_end"] * 3,
+        "validation_end",
+        "fit_end",
+    ]
     assert [c[1] for c in rec.calls if c[0] == "iteration_end"] == [1, 2, 3, 4, 5, 6]
     for _, _, logs in (c for c in rec.calls if c[0] == "iteration_end"):
         assert {"loss", "grad_norm", "skipped"} <= logs.keys() and logs["skipped"] is False
@@ -94,8 +108,16 @@ def test_a_stopped_run_checkpoints_and_resumes_to_the_uninterrupted_result(kind,
     stopped.fit()
     record = ckpt.load(tmp_path / "last.ckpt")["record"]
     assert record[unit] == 4 == getattr(stopped, unit)
-    assert {unit, f"best_{unit}", "best_loss", "n_skipped", "consecutive_bad", "history", "running_loss",
-            "fingerprint"} <= record.keys()
+    assert {
+        unit,
+        f"best_{unit}",
+        "best_loss",
+        "n_skipped",
+        "consecutive_bad",
+        "history",
+        "running_loss",
+        "fingerprint",
+    } <= record.keys()
     resumed = make(checkpoint_dir=tmp_path, resume=True)
     artifact = resumed.fit()
     a, b = artifact.learner.state_dict(), expected.learner.state_dict()

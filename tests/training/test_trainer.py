@@ -102,12 +102,20 @@ def test_sigkilled_run_resumes_to_identical_parameters(tmp_path):
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = lambda run_dir, out, resume: subprocess.run(  # noqa: E731 - short local helper
-        [sys.executable, str(script), str(run_dir), str(out), resume], env=env, capture_output=True, text=True,
-        timeout=300)
+        [sys.executable, str(script), str(run_dir), str(out), resume],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), str(killed_dir), str(tmp_path / "never.ameta"), "0"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(killed_dir), str(tmp_path / "never.ameta"), "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (killed_dir / "last.ckpt").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -137,8 +145,11 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     trainer(iterations=20, checkpoint_dir=tmp_path).fit()
-    with pytest.raises(am.CheckpointError, match=r"different configuration.*trainer\.meta_batch_size: "
-                                                  r"checkpoint 5, now 6"):
+    with pytest.raises(
+        am.CheckpointError,
+        match=r"different configuration.*trainer\.meta_batch_size: "
+        r"checkpoint 5, now 6",
+    ):
         trainer(iterations=20, checkpoint_dir=tmp_path, resume=True, meta_batch_size=6).fit()
     with pytest.raises(am.CheckpointError, match="different configuration.*learner"):
         trainer(am.learners.MetaSGD, iterations=20, checkpoint_dir=tmp_path, resume=True).fit()
@@ -207,13 +218,23 @@ def test_bad_learner_or_tasks():
         am.MetaTrainer(am.learners.MAML(am.models.MLP()), am.tasks.Sinusoid(), meta_batch=3)
 
 
-@pytest.mark.parametrize("learner_cls", [am.learners.MAML, am.learners.FirstOrderMAML, am.learners.MetaSGD,
-                                         am.learners.Reptile, am.learners.ANIL])
+@pytest.mark.parametrize(
+    "learner_cls",
+    [am.learners.MAML, am.learners.FirstOrderMAML, am.learners.MetaSGD, am.learners.Reptile, am.learners.ANIL],
+)
 def test_every_learner_learns_the_sinusoid_family(learner_cls):
     kw = {"inner_steps": 5, "inner_lr": 0.02} if learner_cls is am.learners.Reptile else {}
     learner = learner_cls(am.models.MLP([32, 32]), **kw)
-    t = am.MetaTrainer(learner, am.tasks.Sinusoid(shots=10), meta_batch_size=10, iterations=400, eval_every=400,
-                       n_validation_tasks=50, verbose=0, seed=0)
+    t = am.MetaTrainer(
+        learner,
+        am.tasks.Sinusoid(shots=10),
+        meta_batch_size=10,
+        iterations=400,
+        eval_every=400,
+        n_validation_tasks=50,
+        verbose=0,
+        seed=0,
+    )
     t._setup()
     before = float(learner.evaluate(t._val_batch)[0].mean())
     t.fit()
@@ -221,8 +242,13 @@ def test_every_learner_learns_the_sinusoid_family(learner_cls):
 
 
 def test_adapting_to_a_new_task_improves_its_fit():
-    artifact = am.MetaTrainer(am.learners.MetaSGD(am.models.MLP([40, 40])), am.tasks.Sinusoid(shots=10),
-                              iterations=1000, n_validation_tasks=0, verbose=0).fit()
+    artifact = am.MetaTrainer(
+        am.learners.MetaSGD(am.models.MLP([40, 40])),
+        am.tasks.Sinusoid(shots=10),
+        iterations=1000,
+        n_validation_tasks=0,
+        verbose=0,
+    ).fit()
     rng = np.random.default_rng(5)
     x, grid = rng.uniform(-5, 5, (10, 1)), np.linspace(-5, 5, 100)[:, None]
     f = lambda x: 3.0 * np.sin(x[:, 0] - 1.0)  # noqa: E731 - short local helper

@@ -13,8 +13,17 @@ from automl_meta.training import UnrolledTrainer
 
 
 def trainer(rule=None, **kw):
-    kw = {"meta_batch_size": 4, "episodes": 4, "horizon": 20, "unroll": 10, "eval_every": 2,
-          "n_validation_batches": 1, "validation_horizon": 40, "verbose": 0, **kw}
+    kw = {
+        "meta_batch_size": 4,
+        "episodes": 4,
+        "horizon": 20,
+        "unroll": 10,
+        "eval_every": 2,
+        "n_validation_batches": 1,
+        "validation_horizon": 40,
+        "verbose": 0,
+        **kw,
+    }
     return UnrolledTrainer(rule or HyperController(seed=0), OptimizeeTasks(widths=(4, 8), shots=(16, 32)), **kw)
 
 
