@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import numbers
 import sys
 import time
 from typing import TYPE_CHECKING, cast
@@ -15,6 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from automl_meta._validation import check_int_at_least, check_optional_int
 from automl_meta.artifacts import MetaArtifact, bundled, load
 from automl_meta.artifacts._scaling import _standardise_features
 from automl_meta.engine import functional_apply
@@ -62,18 +62,8 @@ class _MetaLearnedEstimator(BaseEstimator):
 
     # -- validation ----------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.adapt_steps is not None and (
-            isinstance(self.adapt_steps, bool)
-            or not isinstance(self.adapt_steps, numbers.Integral)
-            or self.adapt_steps < 0
-        ):
-            raise ValueError(f"adapt_steps must be None or an integer >= 0, got {self.adapt_steps!r}.")
-        if (
-            isinstance(self.n_ensemble, bool)
-            or not isinstance(self.n_ensemble, numbers.Integral)
-            or self.n_ensemble < 1
-        ):
-            raise ValueError(f"n_ensemble must be an integer >= 1, got {self.n_ensemble!r}.")
+        check_optional_int(self.adapt_steps, "adapt_steps", 0)
+        check_int_at_least(self.n_ensemble, "n_ensemble", 1)
 
     def _resolve_artifact(self) -> MetaArtifact:
         # A copy: running the model must not touch the object the user passed as a parameter.

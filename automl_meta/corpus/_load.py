@@ -7,6 +7,7 @@ import warnings
 from functools import lru_cache
 from typing import Any
 
+from .._validation import check_optional_int
 from ._dedupe import identity, keep_one
 from ._rules import MAX_ROWS, RULES_VERSION, Rejected, build_task, cap_rows
 from ._sources import SOURCES, raw_tables, source_versions
@@ -121,8 +122,7 @@ def load_corpus(
         raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}.")
     if task_type not in (None, "classification", "regression"):
         raise ValueError(f"task_type must be 'classification', 'regression' or None, got {task_type!r}.")
-    if max_rows is not None and (not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 10):
-        raise ValueError(f"max_rows must be an integer of at least 10 (or None for the corpus cap), got {max_rows!r}.")
+    max_rows = check_optional_int(max_rows, "max_rows", 10, none_means="the corpus cap")
     tasks = [t for t in _corpus()[0] if split in (None, t.split) and task_type in (None, t.task_type)]
     if max_rows is None:
         return list(tasks)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_nonnegative_int, check_positive_float, check_positive_int
+from .._validation import (
+    check_bool,
+    check_nonnegative_float,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+)
 from ..engine import Params, functional_apply
 from ..engine.implicit import batched_anchors, batched_implicit_meta_gradients, batched_proximal_adapt, score_query
 from ..tasks import TaskBatch
@@ -83,16 +88,8 @@ class IMAML(Learner):
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr)
         self.lam = check_positive_float(lam, "lam")
         self.cg_steps = check_positive_int(cg_steps, "cg_steps")
-        if (
-            isinstance(cg_damping, bool)
-            or not isinstance(cg_damping, numbers.Real)
-            or not (0 <= cg_damping < float("inf"))
-        ):
-            raise ValueError(f"cg_damping must be a finite number >= 0, got {cg_damping!r}.")
-        self.cg_damping: float = float(cg_damping)
-        if not isinstance(first_order, bool):
-            raise ValueError(f"first_order must be True or False, got {first_order!r}.")
-        self.first_order = first_order
+        self.cg_damping: float = check_nonnegative_float(cg_damping, "cg_damping")
+        self.first_order = check_bool(first_order, "first_order")
 
     def _anchors(self, batch: TaskBatch) -> Params:
         # Models may start each task from a point fitted to its support set (see TabularNet).

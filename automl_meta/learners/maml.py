@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from .._validation import check_bool
 from .base import Learner
 
 
@@ -35,9 +36,7 @@ class MAML(Learner):
         self, model: nn.Module, *, inner_steps: int = 1, inner_lr: float = 0.01, first_order: bool = False
     ) -> None:
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr)
-        if not isinstance(first_order, bool):
-            raise ValueError(f"first_order must be True or False, got {first_order!r}.")
-        self.first_order = first_order
+        self.first_order = check_bool(first_order, "first_order")
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {**super()._config_kwargs(), "first_order": self.first_order}

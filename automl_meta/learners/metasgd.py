@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from .._validation import check_bool
 from .base import LearnedRatesMixin, Learner
 
 GRANULARITIES = ("parameter", "tensor")
@@ -44,9 +45,7 @@ class MetaSGD(LearnedRatesMixin, Learner):
         super().__init__(model, inner_steps=inner_steps, inner_lr=inner_lr)
         if lr_granularity not in GRANULARITIES:
             raise ValueError(f"lr_granularity must be one of {GRANULARITIES}, got {lr_granularity!r}.")
-        if not isinstance(first_order, bool):
-            raise ValueError(f"first_order must be True or False, got {first_order!r}.")
-        self.lr_granularity, self.first_order = lr_granularity, first_order
+        self.lr_granularity, self.first_order = lr_granularity, check_bool(first_order, "first_order")
 
     def _setup_meta(self) -> None:
         self._init_rates(self.lr_granularity)

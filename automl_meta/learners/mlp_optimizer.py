@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_float
+from .._validation import check_int_sequence, check_positive_float
 from .update_rule import TIMESCALES, State, UpdateRule, clamp_grad, progress_features
 
 MOMENTUM_DECAYS = (0.5, 0.9, 0.99, 0.999)
@@ -56,9 +56,7 @@ class MLPOptimizer(UpdateRule):
         self, *, hidden_sizes: Sequence[int] = (32, 32), step_mult: float = 1e-3, exp_mult: float = 1e-3, seed: int = 0
     ) -> None:
         super().__init__(seed=seed)
-        sizes = list(hidden_sizes)
-        if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
-            raise ValueError(f"hidden_sizes must be a non-empty sequence of positive integers, got {hidden_sizes!r}.")
+        sizes = check_int_sequence(hidden_sizes, "hidden_sizes", nonempty=True)
         self.hidden_sizes = sizes
         self.step_mult = check_positive_float(step_mult, "step_mult")
         self.exp_mult = check_positive_float(exp_mult, "exp_mult")

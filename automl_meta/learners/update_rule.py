@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_seed
+
 State = dict[str, Tensor]
 
 # Time scales of the training-progress features tanh(step / tau): they need no knowledge of the
@@ -50,12 +52,6 @@ def rms(x: Tensor, eps: float = 0.0) -> Tensor:
     return (x.square().mean() + eps).sqrt()
 
 
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    return seed
-
-
 class UpdateRule(nn.Module):
     """Base class of the learned optimizers (meta-learns the update rule's weights).
 
@@ -75,7 +71,7 @@ class UpdateRule(nn.Module):
 
     def __init__(self, *, seed: int = 0) -> None:
         super().__init__()
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
 
     @property
     def is_setup(self) -> bool:

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._validation import check_int_sequence, check_positive_int
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
@@ -43,9 +45,7 @@ class MLP(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        sizes = list(hidden_sizes)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
-            raise ValueError(f"hidden_sizes must be positive integers, got {hidden_sizes!r}.")
+        sizes = check_int_sequence(hidden_sizes, "hidden_sizes")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
         self.hidden_sizes, self.activation = sizes, activation
@@ -64,9 +64,8 @@ class MLP(nn.Module):
         Weights use PyTorch's default ``nn.Linear`` initialisation, drawn from
         ``generator`` so that a seed fixes them.
         """
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        in_features = check_positive_int(in_features, "in_features")
+        out_features = check_positive_int(out_features, "out_features")
         self.in_features, self.out_features = in_features, out_features
         widths = [in_features, *self.hidden_sizes, out_features]
         mods: list[nn.Module] = []

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .._validation import check_nonnegative_int, check_positive_int
+
 
 class TabularNet(nn.Module):
     """Shape-agnostic network: one set of weights serves tables of any width and any class count.
@@ -51,11 +53,10 @@ class TabularNet(nn.Module):
         self, hidden: int = 128, depth: int = 2, *, max_features: int = 512, max_outputs: int = 10, seed: int = 0
     ) -> None:
         super().__init__()
-        for name, v in (("hidden", hidden), ("max_features", max_features), ("max_outputs", max_outputs)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise ValueError(f"depth must be an integer >= 0, got {depth!r}.")
+        hidden = check_positive_int(hidden, "hidden")
+        max_features = check_positive_int(max_features, "max_features")
+        max_outputs = check_positive_int(max_outputs, "max_outputs")
+        depth = check_nonnegative_int(depth, "depth")
         self.hidden, self.depth, self.seed = hidden, depth, seed
         self.in_features, self.out_features = max_features, max_outputs
         g = torch.Generator().manual_seed(seed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 from collections.abc import Callable, Iterable
 from itertools import chain
@@ -12,6 +11,7 @@ from typing import Any, TypeVar, overload
 import torch
 from torch import Tensor
 
+from .._validation import check_nonnegative_float
 from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
 from ..learners import UpdateRule
@@ -112,8 +112,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         *,
         lr: float = 1.0,
     ) -> None:
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 <= lr < math.inf):
-            raise ValueError(f"lr must be a finite number >= 0 (1.0 applies the learned update as is), got {lr!r}.")
+        lr = check_nonnegative_float(lr, "lr", hint="1.0 applies the learned update as is")
         rule, source = _resolve_rule(artifact)
         self.rule = rule.eval().requires_grad_(False)
         self.artifact_source = source

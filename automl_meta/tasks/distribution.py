@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_int_at_least
 from ..exceptions import TaskError
 from .batch import Task, TaskBatch, TaskType
 
@@ -18,9 +19,7 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 def check_count(value: object, name: str, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``, or a TaskError saying what was wrong."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise TaskError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+    return check_int_at_least(value, name, minimum, error=TaskError)
 
 
 class TaskDistribution(abc.ABC):

@@ -21,6 +21,7 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from automl_meta._validation import check_int_at_least, check_nonnegative_float
 from automl_meta.store import ExperienceStore, TaskDescription
 
 from ._knowledge import _Knowledge, load_knowledge, match_space, source_models
@@ -39,13 +40,10 @@ _SAMPLER_VERSION = "217fa7b16753a16e"
 
 def _check_arguments(n_neighbors: Any, n_portfolio: Any, prior_weight: Any, n_candidates: Any) -> None:
     """Raise ValueError for a count or a weight out of range (or of the wrong type)."""
-    for name, value in (("n_neighbors", n_neighbors), ("n_candidates", n_candidates)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    if isinstance(n_portfolio, bool) or not isinstance(n_portfolio, int) or n_portfolio < 0:
-        raise ValueError(f"n_portfolio must be an integer >= 0, got {n_portfolio!r}.")
-    if not (isinstance(prior_weight, (int, float)) and not isinstance(prior_weight, bool) and prior_weight >= 0):
-        raise ValueError(f"prior_weight must be a number >= 0, got {prior_weight!r}.")
+    check_int_at_least(n_neighbors, "n_neighbors", 1)
+    check_int_at_least(n_candidates, "n_candidates", 1)
+    check_int_at_least(n_portfolio, "n_portfolio", 0)
+    check_nonnegative_float(prior_weight, "prior_weight", finite=False)
 
 
 class MetaLearnedSampler(BaseSampler):
