@@ -30,3 +30,7 @@ class StoreError(RuntimeError):
 
 class StoreSchemaError(StoreError):
     """A store whose schema is older (upgrade it) or newer (upgrade automl-meta) than this version expects."""
+
+
+class KnowledgeError(ValueError):
+    """A knowledge file that is missing, damaged, or of a format this version cannot read."""

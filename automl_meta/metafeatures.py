@@ -105,12 +105,9 @@ def fingerprint(X: ArrayLike, y: ArrayLike) -> str:
 
 
 def _check(X: ArrayLike, y: ArrayLike, task_type: str | None) -> tuple[np.ndarray, np.ndarray, str]:
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TaskError(
-            f"Cannot describe the task: features are not numeric ({exc}); encode categorical columns first."
-        ) from None
+    from .corpus._preprocess import encode_table  # categories and missing values, as a user's Pipeline would
+
+    X = encode_table(X)
     y = np.asarray(y)
     if X.ndim != 2:
         raise TaskError(f"Cannot describe the task: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
@@ -125,7 +122,7 @@ def _check(X: ArrayLike, y: ArrayLike, task_type: str | None) -> tuple[np.ndarra
             "need at least 6 rows and one feature."
         )
     if not np.all(np.isfinite(X)):
-        raise TaskError("Cannot describe the task: X contains NaN or infinite values; impute or drop them first.")
+        raise TaskError("Cannot describe the task: X contains infinite values; clip or drop them first.")
     if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
         raise TaskError("Cannot describe the task: y contains NaN or infinite values; drop those rows first.")
     if np.all(X.max(0) == X.min(0)):
@@ -337,8 +334,9 @@ def describe(X: ArrayLike, y: ArrayLike, task_type: str | None = None) -> dict[s
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Numeric features without NaN (encode categorical columns first).
+    X : array-like or pandas.DataFrame of shape (n_samples, n_features)
+        Features. A table with categorical or text columns or missing values is first encoded the way
+        :func:`automl_meta.corpus.make_preprocessor` does (imputation, one-hot encoding).
     y : array-like of shape (n_samples,)
         Class labels or regression targets.
     task_type : {"classification", "regression"}, optional
@@ -354,7 +352,7 @@ def describe(X: ArrayLike, y: ArrayLike, task_type: str | None = None) -> dict[s
     ------
     TaskError
         When the task cannot be described: fewer than 6 rows, no feature, only constant features,
-        NaN or infinite values, a single class or a constant target.
+        infinite values, a single class or a constant target.
 
     Examples
     --------

@@ -70,7 +70,7 @@ def test_some_constant_columns_are_fine():
     [
         (np.ones((1, 3)), [0], "at least 6 rows"),
         (np.ones((50, 3)), np.arange(50) % 2, "every feature column is constant"),
-        (np.where(np.eye(50, 3) > 0, np.nan, 1.0), np.arange(50) % 2, "NaN"),
+        (np.where(np.eye(50, 3) > 0, np.inf, 1.0), np.arange(50) % 2, "infinite"),
         (np.random.default_rng(0).normal(size=(50, 3)), np.r_[np.nan, np.arange(49.5, 98.5)], "y contains NaN"),
         (np.random.default_rng(0).normal(size=(50, 3)), np.zeros(50, dtype=int), "single class"),
         (np.random.default_rng(0).normal(size=(50, 3)), np.full(50, 2.5), "constant"),
@@ -80,6 +80,20 @@ def test_some_constant_columns_are_fine():
 def test_tasks_that_cannot_be_described_raise_clearly(X, y, match):
     with pytest.raises(TaskError, match=match):
         describe(X, y)
+
+
+def test_tables_with_categories_and_missing_values_are_described_like_a_pipeline_encodes_them():
+    import pandas as pd
+
+    from automl_meta.corpus import make_preprocessor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"size": rng.normal(size=60), "colour": rng.choice(["red", "blue", None], size=60)})
+    X.loc[::7, "size"] = np.nan
+    y = (rng.normal(size=60) > 0).astype(int)
+    encoded = make_preprocessor().fit_transform(X.assign(colour=X["colour"].astype("category")))
+    assert describe(X, y) == describe(encoded, y)
+    assert np.isfinite(as_vector(describe(X.to_numpy(), y))).all()  # an object array of the same table
 
 
 def test_fingerprint_identifies_content():

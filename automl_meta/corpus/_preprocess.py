@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -61,3 +62,42 @@ def make_preprocessor(X: pd.DataFrame | None = None, *, max_categories: int = MA
         ],
         sparse_threshold=0.0,
     )
+
+
+def encode_table(X: object) -> np.ndarray:
+    """``X`` as a float array: as it is when numeric and complete, else through :func:`make_preprocessor`.
+
+    Categorical, text and boolean columns and missing values are encoded the way a user's Pipeline
+    would (imputation, standardisation, one-hot encoding), so that a table can be described by
+    :func:`automl_meta.metafeatures.describe` without preparing it first.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> encode_table(pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": ["x", "y", "x"]})).shape
+    (3, 3)
+    >>> encode_table([[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    """
+    from ..exceptions import TaskError
+
+    try:
+        array = np.asarray(X, dtype=np.float64)
+        if array.ndim != 2 or not np.isnan(array).any():
+            return array
+    except (TypeError, ValueError):
+        array = None
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object))
+    if frame.ndim != 2:
+        raise TaskError(f"Cannot describe the task: X must be 2-D (n_samples, n_features), got shape {frame.shape}.")
+    # Object columns of numbers stay numbers; the rest become categories for the one-hot encoder.
+    frame = frame.apply(lambda c: pd.to_numeric(c) if _numeric(c) else c.astype("category"))
+    return np.asarray(make_preprocessor().fit_transform(frame), dtype=np.float64)
+
+
+def _numeric(column: pd.Series) -> bool:
+    try:
+        pd.to_numeric(column)
+    except (TypeError, ValueError):
+        return False
+    return not (isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == bool)

@@ -324,7 +324,7 @@ def test_tasks_that_cannot_be_described_are_refused(sqlite_url):
     # The sampler's constructor only stores its arguments: the task is described on the first trial.
     for task, match in (
         ((np.ones((1, 3)), [0]), "at least 6 rows"),
-        ((np.full((20, 3), np.nan), np.arange(20) % 2), "NaN"),
+        ((np.full((20, 3), np.inf), np.arange(20) % 2), "infinite"),
         ({"simple.log_rows": 3.0}, "missing"),
     ):
         sampler = MetaLearnedSampler(store=sqlite_url, task=task)
