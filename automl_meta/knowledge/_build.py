@@ -1,0 +1,185 @@
+"""Building a knowledge base: tune every space on every meta-training task, then pack the results.
+
+A (space, task) *run* evaluates the space's shared design (scikit-learn's defaults and random draws, the
+same configurations on every task: the cross-evaluations the portfolio compares tasks by), then a few
+TPE trials that start from the design's results, each with :func:`._objective.cross_validated_loss`.
+Each finished run is appended as one JSON line to ``<out>/<task type>/<space>.jsonl`` and each task's
+meta-features to ``<out>/metafeatures.jsonl``, so a killed build resumes where it stopped and the lines
+can be committed as they come. :func:`pack` turns the lines into a knowledge file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..spaces import SPACES
+from ._objective import ESTIMATORS, cross_validated_loss, default_config
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What a build evaluates: design size, tuned trials and the row cap of every task."""
+
+    n_design: int = 16
+    n_tuned: int = 16
+    max_rows: int = 1000
+    split: str = "meta-train"
+    max_tasks: int | None = None  # the first tasks by name only (smoke builds)
+
+
+def design(space: str, n: int) -> list[dict[str, Any]]:
+    """The shared design of ``space``: scikit-learn's defaults, then ``n - 1`` random draws (seeded by name)."""
+    import optuna
+
+    seed = int(hashlib.sha256(space.encode()).hexdigest()[:8], 16)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    configs = [default_config(SPACES[space])]
+    while len(configs) < n:
+        configs.append(SPACES[space].suggest(study.ask()))
+    return configs[:n]
+
+
+@lru_cache(maxsize=1)
+def _tasks(split: str, max_rows: int) -> dict[str, Any]:
+    from ..corpus import load_corpus
+
+    return {t.name: t for t in load_corpus(split, max_rows=max_rows)}
+
+
+def _worker_init() -> None:
+    """One thread per worker: the build runs ``--jobs`` processes side by side."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    threadpool_limits(1)
+
+
+def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, Any]:
+    """Tune ``space`` on one corpus task: the shared design, then TPE trials; one JSON-ready record."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    task = _tasks(settings.split, settings.max_rows)[task_name]
+    start = time.perf_counter()
+    configs, losses = [], []
+    for config in design(space, settings.n_design):
+        configs.append(config)
+        losses.append(cross_validated_loss(space, task.task_type, config, task.X, task.y))
+    seed = int(hashlib.sha256(f"{space}/{task_name}".encode()).hexdigest()[:8], 16)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=0))
+    dists = SPACES[space].distributions()
+    for config, loss in zip(configs, losses):
+        if math.isfinite(loss):
+            study.add_trial(
+                optuna.trial.create_trial(params=config, distributions={n: dists[n] for n in config}, value=loss)
+            )
+    for _ in range(settings.n_tuned):
+        trial = study.ask()
+        config = SPACES[space].suggest(trial)
+        loss = cross_validated_loss(space, task.task_type, config, task.X, task.y)
+        study.tell(trial, loss if math.isfinite(loss) else None, state=None if math.isfinite(loss) else _FAIL)
+        configs.append(config)
+        losses.append(loss)
+    return {
+        "task": task_name,
+        "fingerprint": task.fingerprint,
+        "rows": task.n_rows,
+        "configs": configs,
+        "losses": [None if not math.isfinite(v) else v for v in losses],
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+_FAIL: Any = None  # set on first use: optuna.trial.TrialState.FAIL (optuna imported lazily)
+
+
+def _describe(task: Any) -> dict[str, Any]:
+    from ..metafeatures import describe
+
+    return {"task": task.name, "metafeatures": describe(task.X, task.y, task.task_type)}
+
+
+def _done(path: Path) -> set[str]:
+    """The tasks a runs file already holds (a line cut short by a crash is ignored and rewritten later)."""
+    done = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                done.add(json.loads(line)["task"])
+            except (ValueError, KeyError):
+                continue
+    return done
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text() if path.exists() else ""
+    if text and not text.endswith("\n"):  # a line cut short by a crash: drop it
+        path.write_text(text[: text.rfind("\n") + 1])
+    with path.open("a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def runs_path(out: Path, task_type: str, space: str) -> Path:
+    return out / task_type / f"{space}.jsonl"
+
+
+def pending(out: Path, settings: BuildSettings) -> Iterator[tuple[str, str, str]]:
+    """The (task type, space, task) runs still to do, task by task, so that a partial build covers whole tasks."""
+    tasks = sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+    done = {(tt, s): _done(runs_path(out, tt, s)) for tt in ESTIMATORS for s in ESTIMATORS[tt]}
+    for task in tasks:
+        for space in ESTIMATORS[task.task_type]:
+            if task.name not in done[task.task_type, space]:
+                yield task.task_type, space, task.name
+
+
+def build(out: Path, settings: BuildSettings, jobs: int = 1, progress: bool = True) -> int:
+    """Run every pending (space, task) run with ``jobs`` processes; return how many ran now."""
+    from tqdm.auto import tqdm
+
+    global _FAIL
+    import optuna
+
+    _FAIL = optuna.trial.TrialState.FAIL
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.json").write_text(json.dumps(asdict(settings), indent=1) + "\n")
+    _describe_missing(out, settings)
+    todo = list(pending(out, settings))
+    bar = tqdm(total=len(todo), desc="knowledge runs", unit="run", disable=not progress)
+    with ProcessPoolExecutor(jobs, initializer=_worker_init) as pool:
+        queue = iter(todo)
+        running: dict[Future, tuple[str, str, str]] = {}
+        while True:
+            while len(running) < 2 * jobs and (item := next(queue, None)) is not None:
+                running[pool.submit(run_pair, item[1], item[2], settings)] = item
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task_type, space, _task = running.pop(future)
+                _append(runs_path(out, task_type, space), future.result())
+                bar.update(1)
+    bar.close()
+    return len(todo)
+
+
+def _describe_missing(out: Path, settings: BuildSettings) -> None:
+    path = out / "metafeatures.jsonl"
+    done = _done(path)
+    tasks = sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+    for task in tasks:
+        if task.name not in done:
+            _append(path, _describe(task))

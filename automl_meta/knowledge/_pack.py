@@ -1,0 +1,87 @@
+"""Packing a build's runs into a knowledge file (:mod:`._file`), with its provenance."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metafeatures import as_vector
+from ..spaces import SPACES
+from ._build import runs_path
+from ._file import KnowledgeBase, SpaceKnowledge
+from ._objective import ESTIMATORS, FOLDS
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line cut short by a crash
+                continue
+    return out
+
+
+def _block(space: str, task_type: str, records: list[dict[str, Any]], index: dict[str, int]) -> SpaceKnowledge:
+    """One block: the distinct configurations of the space's runs and every (task, configuration, loss)."""
+    dists = SPACES[space].distributions()
+    rows: dict[tuple, int] = {}
+    triples = []
+    for record in records:
+        if record["task"] not in index:
+            continue
+        for config, loss in zip(record["configs"], record["losses"]):
+            row = tuple(dists[n].to_internal_repr(config[n]) if n in config else np.nan for n in dists)
+            key = tuple("nan" if isinstance(v, float) and np.isnan(v) else v for v in row)
+            i = rows.setdefault(key, len(rows))
+            triples.append((index[record["task"]], i, np.nan if loss is None else float(loss)))
+    configs = np.array([[np.nan if v == "nan" else float(v) for v in k] for k in rows], dtype=np.float64)
+    t = np.array(triples, dtype=np.float64).reshape(-1, 3)
+    return SpaceKnowledge(
+        space,
+        task_type,
+        dists,
+        configs.reshape(len(rows), len(dists)),
+        t[:, 0].astype(np.int32),
+        t[:, 1].astype(np.int32),
+        t[:, 2],
+    )
+
+
+def pack(out: Path, folder: Path, version: str) -> tuple[Path, Path]:
+    """Write the knowledge file of the build in ``out`` into ``folder`` (tasks that have meta-features only)."""
+    import optuna
+    import sklearn
+
+    from ._file import write
+
+    settings = json.loads((out / "settings.json").read_text())
+    described = {r["task"]: r["metafeatures"] for r in _lines(out / "metafeatures.jsonl")}
+    records = {(tt, s): _lines(runs_path(out, tt, s)) for tt in ESTIMATORS for s in ESTIMATORS[tt]}
+    ran = {r["task"]: (tt, r) for (tt, _), rs in records.items() for r in rs}
+    names = sorted(n for n in described if n in ran)
+    index = {n: i for i, n in enumerate(names)}
+    tasks = [
+        {"name": n, "task_type": ran[n][0], "fingerprint": ran[n][1]["fingerprint"], "rows": ran[n][1]["rows"]}
+        for n in names
+    ]
+    blocks = [_block(s, tt, rs, index) for (tt, s), rs in records.items() if any(r["task"] in index for r in rs)]
+    from ..corpus._load import cache_key
+
+    manifest = {
+        "created": datetime.date.today().isoformat(),
+        "settings": {**settings, "folds": FOLDS},
+        "objective": "1 - mean 3-fold cross-validated accuracy (classification) or R^2 (regression, target "
+        "standardised) of make_pipeline(automl_meta.corpus.make_preprocessor(), estimator)",
+        "estimators": ESTIMATORS,
+        "versions": {"scikit-learn": sklearn.__version__, "optuna": optuna.__version__, "numpy": np.__version__},
+        "corpus": cache_key(),
+        "runs": sum(len(rs) for rs in records.values()),
+    }
+    metafeatures = np.stack([as_vector(described[n]) for n in names]) if names else np.zeros((0, 23))
+    return write(KnowledgeBase(manifest, tasks, metafeatures, blocks), folder, version)

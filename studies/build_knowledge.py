@@ -1,0 +1,49 @@
+"""Build the knowledge base: tune every search space on every meta-training task of the real-data corpus.
+
+Resumable: every finished (space, task) run is a line of ``<out>/<type>/<space>.jsonl``; run the
+script again to go on where it stopped. ``--pack`` writes the knowledge file from the runs done so far
+(into the package by default). Full build: 220 tasks x 8 spaces, about 3 hours with ``--jobs 2``.
+
+    python studies/build_knowledge.py --jobs 2            # run (or resume) the build
+    python studies/build_knowledge.py --pack              # pack it into automl_meta/knowledge/bundled
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from automl_meta.knowledge import BUNDLED_VERSION, bundled_path
+from automl_meta.knowledge._build import BuildSettings, build
+from automl_meta.knowledge._pack import pack
+
+HERE = Path(__file__).parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "knowledge", help="runs folder")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--design", type=int, default=16, help="shared design configurations per space")
+    parser.add_argument("--tuned", type=int, default=16, help="TPE trials per (space, task) after the design")
+    parser.add_argument("--max-rows", type=int, default=1000, help="rows per task (subsampled, stratified)")
+    parser.add_argument("--max-tasks", type=int, default=None, help="only the first tasks (smoke builds)")
+    parser.add_argument("--pack", action="store_true", help="pack the runs done so far into a knowledge file")
+    parser.add_argument("--into", type=Path, default=bundled_path().parent, help="folder of the knowledge file")
+    parser.add_argument("--version", default=BUNDLED_VERSION, help="version of the knowledge file")
+    args = parser.parse_args(argv)
+    if args.pack:
+        npz, manifest = pack(args.out, args.into, args.version)
+        print(f"wrote {manifest} and {npz.name} ({npz.stat().st_size / 1e6:.2f} MB)")
+        return 0
+    settings = BuildSettings(args.design, args.tuned, args.max_rows, max_tasks=args.max_tasks)
+    start = time.perf_counter()
+    ran = build(args.out, settings, jobs=args.jobs)
+    print(f"{ran} runs in {time.perf_counter() - start:.0f} s; runs folder: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
