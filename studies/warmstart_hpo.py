@@ -138,7 +138,7 @@ def make_sampler(name: str, seed: int, store_url: str, held_out, space: str):
 
     store = _open_store(store_url, held_out.name)
     if name == "MetaLearnedSampler":
-        return MetaLearnedSampler(store=store, task=held_out, seed=seed)
+        return MetaLearnedSampler(store=store, task=held_out, seed=seed, knowledge=None)
     if name == "TPESampler":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "RandomSampler":

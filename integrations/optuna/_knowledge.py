@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution
 
+from automl_meta.knowledge import KnowledgeBase
 from automl_meta.metafeatures import NAMES, as_vector
 from automl_meta.store import ExperienceStore, TaskDescription
 
@@ -44,32 +45,102 @@ def _observations(
     return by_space, spaces
 
 
-def load_knowledge(
-    store: ExperienceStore, task: TaskDescription, *, exclude: Collection[str], n_neighbors: int, study_name: str | None
-) -> _Knowledge | None:
-    """Per stored search space: its distributions and every past task's observations, weighted by similarity.
+_Groups = list[tuple[dict[str, BaseDistribution], dict[Hashable, list]]]  # per space: distributions, runs per task
 
-    The ``n_neighbors`` tasks nearest to ``task`` (distance between standardised meta-features) carry
-    weight; every other task is kept, weightless, for its best configurations. Tasks named or
-    fingerprinted in ``exclude`` and the running study's own recorded trials (``study_name``: they are
-    the study's own observations, not past knowledge) are left out. None when the store has no
-    completed single-objective trial to learn from.
+
+def _bundled_groups(
+    kb: KnowledgeBase, task_type: str, prefix: str, exclude: Collection[str]
+) -> tuple[_Groups, dict[Hashable, np.ndarray]]:
+    """The knowledge file's blocks for tasks of ``task_type``, names prefixed, and its tasks' meta-features.
+
+    Blocks with the same parameter names (random forests and extra trees) become one group unless the
+    prefix names one of them (``extratreesclassifier__`` in a Pipeline made by ``make_pipeline``).
     """
+    hint = prefix.replace("_", "").lower()
+    blocks = [b for b in kb.blocks if b.task_type == task_type]
+    by_names: dict[frozenset, list] = {}
+    for b in blocks:
+        by_names.setdefault(frozenset(b.distributions), []).append(b)
+    groups: _Groups = []
+    for same in by_names.values():
+        named = [b for b in same if b.space.replace("_", "") in hint]
+        dists: dict[str, BaseDistribution] = {}
+        runs: dict[Hashable, list] = {}
+        for b in named or same:
+            dists.update({prefix + n: d for n, d in b.distributions.items()})
+            configs = [{prefix + n: v for n, v in b.config(i).items()} for i in range(len(b.configs))]
+            for t, (rows, losses) in b.runs().items():
+                task = kb.tasks[t]
+                if task["name"] not in exclude and task["fingerprint"] not in exclude:
+                    runs[("kb", b.space, t)] = [(configs[i], float(v)) for i, v in zip(rows, losses)]
+        groups.append((dists, runs))
+    features: dict[Hashable, np.ndarray] = {
+        ("kb", b.space, t): kb.metafeatures[t] for b in blocks for t in range(len(kb.tasks))
+    }
+    return groups, features
+
+
+def _store_groups(
+    store: ExperienceStore, exclude: Collection[str], study_name: str | None
+) -> tuple[_Groups, dict[Hashable, np.ndarray]]:
+    """The store's search spaces with every past task's runs in them, and the tasks' meta-features."""
     tasks = [
         t
         for t in store.tasks()
         if t.fingerprint not in exclude and t.name not in exclude and all(k in t.metafeatures for k in NAMES)
     ]
     by_space, spaces = _observations(store, [t.id for t in tasks], study_name)
-    if not by_space:
+    groups: _Groups = [
+        (spaces[i], {("store", t): runs for t, runs in per_task.items()}) for i, per_task in sorted(by_space.items())
+    ]
+    return groups, {("store", t.id): as_vector(t.metafeatures) for t in tasks}
+
+
+def task_type_of(task: TaskDescription) -> str:
+    """ "classification" or "regression", as the task's meta-features say."""
+    return "classification" if task.metafeatures.get("simple.is_classification", 0.0) >= 0.5 else "regression"
+
+
+def load_knowledge(
+    store: ExperienceStore,
+    task: TaskDescription,
+    *,
+    exclude: Collection[str],
+    n_neighbors: int,
+    study_name: str | None,
+    bundled: KnowledgeBase | None = None,
+    prefix: str = "",
+) -> _Knowledge | None:
+    """Per search space: its distributions and every past task's observations, weighted by similarity.
+
+    Past tasks are the store's and, with ``bundled``, the knowledge file's tasks of the same type (its
+    parameter names prefixed by ``prefix``, the Pipeline step of the study's parameters); a stored space
+    with the same parameter names as a block of the file joins it, so the user's own experience adds to
+    the bundled knowledge. The ``n_neighbors`` tasks nearest to ``task`` (distance between standardised
+    meta-features) carry weight; every other task is kept, weightless, for its best configurations.
+    Tasks named or fingerprinted in ``exclude`` and the running study's own recorded trials
+    (``study_name``: they are the study's own observations, not past knowledge) are left out. None when
+    there is no completed single-objective trial to learn from.
+    """
+    groups, features = _store_groups(store, exclude, study_name)
+    if bundled is not None:
+        more, more_features = _bundled_groups(bundled, task_type_of(task), prefix, exclude)
+        features.update(more_features)
+        for dists, runs in more:
+            same = next((g for g in groups if set(g[0]) == set(dists)), None)
+            if same is None:
+                groups.append((dists, runs))
+            else:
+                same[1].update(runs)
+                same[0].update({n: d for n, d in dists.items() if n not in same[0]})
+    if not groups or not features:
         return None
-    features = {t.id: as_vector(t.metafeatures) for t in tasks}
     all_f = np.stack(list(features.values()) + [as_vector(task.metafeatures)])
     scale = all_f.std(0)
     scale[scale == 0] = 1.0
     mine = as_vector(task.metafeatures) / scale
     knowledge: _Knowledge = []
-    for space_id, per_task in sorted(by_space.items()):
+    for dists, per_task in groups:
         ids = [i for i in per_task if len(per_task[i]) >= 2]
         if not ids:
             continue
@@ -84,20 +155,23 @@ def load_knowledge(
             _Source(float(w), [p for p, _ in per_task[ids[j]]], np.array([v for _, v in per_task[ids[j]]]))
             for w, j in zip(weights, order)
         ]
-        knowledge.append((spaces[space_id], sources))
-    return knowledge
+        knowledge.append((dists, sources))
+    return knowledge or None
 
 
 def match_space(knowledge: _Knowledge, query: Mapping[str, BaseDistribution]) -> int | None:
     """The stored space that serves the parameters ``query`` best, or None when none shares one of them.
 
-    Most parameters of the same kind first, then most identical distributions, then most observations.
+    Most parameters of the same kind first, then most identical distributions (a parameter that several
+    spaces share, such as ``alpha``, finds its own space by its range), then fewest parameters the query
+    lacks (``alpha`` alone in a range of its own finds ridge regression rather than the elastic net),
+    then most observations.
     """
-    best, best_key = None, (0, 0, 0)
+    best, best_key = None, (0, 0, 0, 0)
     for index, (space, sources) in enumerate(knowledge):
         overlap = sum(1 for n, d in query.items() if n in space and _kind(space[n]) == _kind(d))
         exact = sum(1 for n, d in query.items() if space.get(n) == d)
-        key = (overlap, exact, sum(len(s.configs) for s in sources))
+        key = (overlap, exact, -len(set(space) - set(query)), sum(len(s.configs) for s in sources))
         if overlap and key > best_key:
             best, best_key = index, key
     return best

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -124,14 +124,14 @@ class _Portfolio:
         self.size = size
         self._lock = threading.Lock()
         self._pick_lock = threading.Lock()  # threads of one process must not pick the same configuration
-        self._pools: dict[int, _Pool] = {}
+        self._pools: dict[Hashable, _Pool] = {}
         self._given: dict[_TrialKey, dict[str, Any]] = {}
 
     def config(
         self,
         study: Study,
         trial: FrozenTrial,
-        index: int,
+        index: Hashable,
         sources: list[_Source],
         models: Callable[[], tuple[_Encoding, list[_SourceModel]]],
     ) -> dict[str, Any] | None:

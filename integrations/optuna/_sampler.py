@@ -22,8 +22,10 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from automl_meta._validation import check_int_at_least, check_nonnegative_float
+from automl_meta.knowledge import KnowledgeBase
 from automl_meta.store import ExperienceStore, TaskDescription
 
+from ._bundled import KnowledgeLike, prefix_of, resolve_knowledge
 from ._knowledge import _Knowledge, load_knowledge, match_space, source_models
 from ._portfolio import _Portfolio
 from ._search_space import _contains, _Encoding, _kind
@@ -37,9 +39,12 @@ _logger = logging.getLogger("automl_meta.integrations.optuna")
 # keys its kept results by it, and runs again only the cases of another version.
 _SAMPLER_VERSION = "217fa7b16753a16e"
 
+_Slot = tuple[str, int]  # a search space of the knowledge: (Pipeline prefix it was loaded for, its index)
 
-def _check_arguments(n_neighbors: Any, n_portfolio: Any, prior_weight: Any, n_candidates: Any) -> None:
+
+def _check_arguments(n_neighbors: Any, n_portfolio: Any, prior_weight: Any, n_candidates: Any, n_transfer: Any) -> None:
     """Raise ValueError for a count or a weight out of range (or of the wrong type)."""
+    check_int_at_least(n_transfer, "n_transfer", 0)
     check_int_at_least(n_neighbors, "n_neighbors", 1)
     check_int_at_least(n_candidates, "n_candidates", 1)
     check_int_at_least(n_portfolio, "n_portfolio", 0)
@@ -74,8 +79,22 @@ class MetaLearnedSampler(BaseSampler):
         (prior_weight + n)`` of each weight and how well the task orders the study's trials the rest.
     n_candidates : int, default 512
         Steps around the study's best trial scored per trial in the transfer phase.
+    n_transfer : int, default 100
+        How many trials after the portfolio the transfer phase proposes; later trials go to
+        ``base_sampler``, which sees every earlier trial. By then the study's own trials say more about
+        the new task than past tasks do, and the base sampler's cost per trial grows more slowly.
     exclude_tasks : sequence of str, default ()
         Fingerprints or names of stored tasks to ignore (for leave-one-task-out evaluations).
+    knowledge : "bundled", path, KnowledgeBase or None, default "bundled"
+        Past tasks besides the store's: the knowledge file shipped with the package
+        (:mod:`automl_meta.knowledge`: scikit-learn's estimators in the spaces of
+        :mod:`automl_meta.spaces`, tuned on real datasets), another knowledge file (the path of its
+        ``knowledge-<version>.json``), or None for the store alone. The file's parameter names meet the
+        study's by name, also inside a Pipeline (``step__name``); where the study's ranges differ, stored
+        configurations outside them are left out. A file that is missing or damaged gives a warning, and
+        the sampler goes on with the store alone. The store's own results join the file's (same
+        parameter names), so the user's experience adds to it; :class:`ExperienceRecorder` writes to the
+        store only.
 
     Notes
     -----
@@ -117,7 +136,9 @@ class MetaLearnedSampler(BaseSampler):
         n_portfolio: int = 5,
         prior_weight: float = 2.0,
         n_candidates: int = 512,
+        n_transfer: int = 100,
         exclude_tasks: Sequence[str] = (),
+        knowledge: KnowledgeLike = "bundled",
     ) -> None:
         self._store_arg = store
         self._task_arg = task
@@ -128,7 +149,10 @@ class MetaLearnedSampler(BaseSampler):
         self._n_portfolio = n_portfolio
         self._prior_weight = prior_weight
         self._n_candidates = n_candidates
+        self._n_transfer = n_transfer
         self._exclude: Collection[str] = exclude_tasks
+        self._knowledge_arg = knowledge
+        self._bundled: KnowledgeBase | None = None
         self._prepared = False
         self._store: ExperienceStore | None = None
         self._task: TaskDescription | None = None
@@ -140,9 +164,9 @@ class MetaLearnedSampler(BaseSampler):
         self._setup_lock = threading.Lock()
         self._lock = threading.Lock()
         self._intersection = IntersectionSearchSpace(include_pruned=True)
-        self._knowledge: _Knowledge | None = None
+        self._knowledge: dict[str, _Knowledge] = {}  # per Pipeline prefix of the study's parameters
         self._models_cache: dict[tuple, tuple[_Encoding, list[_SourceModel]]] = {}
-        self._trial_space: dict[tuple[str, int], int] = {}
+        self._trial_space: dict[tuple[str, int], _Slot] = {}
         self._portfolio = _Portfolio(self._n_portfolio)  # checked with the other arguments before any use
 
     def _prepare(self) -> None:
@@ -152,9 +176,12 @@ class MetaLearnedSampler(BaseSampler):
         with self._setup_lock:
             if self._prepared:
                 return
-            _check_arguments(self._n_neighbors, self._n_portfolio, self._prior_weight, self._n_candidates)
+            _check_arguments(
+                self._n_neighbors, self._n_portfolio, self._prior_weight, self._n_candidates, self._n_transfer
+            )
             self._store = _as_store(self._store_arg)
             self._task = _as_task(self._task_arg)
+            self._bundled = resolve_knowledge(self._knowledge_arg)
             self._prior_weight = float(self._prior_weight)
             self._exclude = set(self._exclude)
             if self._rng is None:
@@ -171,12 +198,14 @@ class MetaLearnedSampler(BaseSampler):
             "_models_cache",
             "_trial_space",
             "_portfolio",
+            "_bundled",
         ):
             del state[derived]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._bundled = resolve_knowledge(self._knowledge_arg) if self._prepared else None
         self._reset()
 
     def __str__(self) -> str:
@@ -188,34 +217,46 @@ class MetaLearnedSampler(BaseSampler):
             self._logged.add(key)
             _logger.warning(message)
 
-    def _load(self, study_name: str | None = None) -> _Knowledge:
-        """Per stored search space: its distributions and the past tasks' observations (read on the first trial)."""
+    def _load(self, study_name: str | None, prefix: str) -> _Knowledge:
+        """Per search space: its distributions and the past tasks' observations (read on the first trial).
+
+        The knowledge file's parameter names get ``prefix``, the Pipeline step of the study's parameters."""
         with self._lock:
-            if self._knowledge is not None:
-                return self._knowledge
-            self._knowledge = []
+            if prefix in self._knowledge:
+                return self._knowledge[prefix]
+            self._knowledge[prefix] = []
             if self._task is None:
                 self._log_once(
                     "no-task",
                     "MetaLearnedSampler has no task to compare with past tasks; every "
                     f"parameter goes to the base sampler {type(self._base).__name__}.",
                 )
-                return self._knowledge
+                return self._knowledge[prefix]
             assert self._store is not None
             knowledge = load_knowledge(
-                self._store, self._task, exclude=self._exclude, n_neighbors=self._n_neighbors, study_name=study_name
+                self._store,
+                self._task,
+                exclude=self._exclude,
+                n_neighbors=self._n_neighbors,
+                study_name=study_name,
+                bundled=self._bundled,
+                prefix=prefix,
             )
             if knowledge is None:
                 self._log_once(
                     "empty",
-                    "The experience store has no completed single-objective trials to learn "
-                    f"from; MetaLearnedSampler behaves like its base sampler {type(self._base).__name__}.",
+                    "The experience store has no completed single-objective trials to learn from (and no "
+                    f"knowledge file is used); MetaLearnedSampler behaves like its base sampler "
+                    f"{type(self._base).__name__}.",
                 )
-                return self._knowledge
-            self._knowledge = knowledge
+                return self._knowledge[prefix]
+            self._knowledge[prefix] = knowledge
             return knowledge
 
-    def _match(self, study: Study, trial: FrozenTrial, query: Mapping[str, BaseDistribution]) -> int | None:
+    def _entry(self, slot: _Slot) -> tuple[dict[str, BaseDistribution], list]:
+        return self._knowledge[slot[0]][slot[1]]
+
+    def _match(self, study: Study, trial: FrozenTrial, query: Mapping[str, BaseDistribution]) -> _Slot | None:
         """The stored search space this trial draws on (chosen once per trial), or None."""
         self._prepare()
         if len(study.directions) != 1:
@@ -225,7 +266,8 @@ class MetaLearnedSampler(BaseSampler):
                 f"multi-objective study uses the base sampler {type(self._base).__name__}.",
             )
             return None
-        knowledge = self._load(study.study_name)
+        prefix = prefix_of(query)
+        knowledge = self._load(study.study_name, prefix)
         key = (study.study_name, trial.number)
         if key in self._trial_space:
             return self._trial_space[key]
@@ -238,30 +280,43 @@ class MetaLearnedSampler(BaseSampler):
                     f"base sampler {type(self._base).__name__}.",
                 )
             return None
-        self._trial_space[key] = best
-        return best
+        self._trial_space[key] = (prefix, best)
+        return prefix, best
 
-    def _known(self, index: int, name: str, d: BaseDistribution) -> bool:
-        space = self._load()[index][0]
+    def _unconditional(self, slot: _Slot) -> dict[str, BaseDistribution]:
+        """The space's parameters that every past configuration holds: the portfolio compares configurations
+        on these (a conditional parameter, present on one branch only, would leave the others out)."""
+        space, sources = self._entry(slot)
+        names = set(space)
+        for source in sources:
+            for config in source.configs:
+                names.intersection_update(config)
+        return {n: d for n, d in space.items() if n in names}
+
+    def _known(self, slot: _Slot, name: str, d: BaseDistribution) -> bool:
+        space = self._entry(slot)[0]
         return name in space and _kind(space[name]) == _kind(d)
 
-    def _models(self, index: int, space: Mapping[str, BaseDistribution]) -> tuple[_Encoding, list[_SourceModel]]:
+    def _models(self, slot: _Slot, space: Mapping[str, BaseDistribution]) -> tuple[_Encoding, list[_SourceModel]]:
         """Every past task's surrogate over ``space`` (fitted once per stored space and query space)."""
-        key = (index, tuple((n, repr(d)) for n, d in space.items()))
+        key = (slot, tuple((n, repr(d)) for n, d in space.items()))
         with self._lock:
             if key in self._models_cache:
                 return self._models_cache[key]
         encoding = _Encoding(space)
-        models = source_models(encoding, self._load()[index][1], processes_of(self._store))
+        # The knowledge file's processes outlive any one store: they are cached with the file.
+        owner = self._bundled if self._bundled is not None else self._store
+        models = source_models(encoding, self._entry(slot)[1], processes_of(owner))
         with self._lock:
             self._models_cache[key] = (encoding, models)
         return encoding, models
 
     # -- the two phases --------------------------------------------------------------------------------
-    def _portfolio_value(self, study: Study, trial: FrozenTrial, index: int, name: str, d: BaseDistribution) -> Any:
+    def _portfolio_value(self, study: Study, trial: FrozenTrial, slot: _Slot, name: str, d: BaseDistribution) -> Any:
         """The portfolio's value of parameter ``name`` for this trial, or None (after the portfolio, or none fits)."""
-        space, sources = self._load()[index]
-        config = self._portfolio.config(study, trial, index, sources, lambda: self._models(index, space))
+        space = self._unconditional(slot)
+        sources = self._entry(slot)[1]
+        config = self._portfolio.config(study, trial, slot, sources, lambda: self._models(slot, space))
         if config is not None and name in config and _contains(d, config[name]):
             value = config[name]
             if isinstance(d, IntDistribution):
@@ -269,9 +324,9 @@ class MetaLearnedSampler(BaseSampler):
             return float(value) if isinstance(d, FloatDistribution) else value
         return None
 
-    def _transfer(self, study: Study, index: int, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    def _transfer(self, study: Study, slot: _Slot, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
         """The transfer phase's configuration of the parameters ``space`` (:func:`._transfer.transfer`)."""
-        encoding, models = self._models(index, space)
+        encoding, models = self._models(slot, space)
         if not models:
             return {}
         assert self._rng is not None
@@ -279,8 +334,15 @@ class MetaLearnedSampler(BaseSampler):
             study, encoding, models, self._rng, n_candidates=self._n_candidates, prior_weight=self._prior_weight
         )
 
+    def _handed_over(self, trial: FrozenTrial) -> bool:
+        """Whether this trial comes after the transfer phase, so the base sampler alone proposes it."""
+        self._prepare()
+        return trial.number >= self._n_portfolio + self._n_transfer
+
     # -- the BaseSampler contract ----------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if self._handed_over(trial):
+            return self._base.infer_relative_search_space(study, trial)
         space = {n: d for n, d in self._intersection.calculate(study).items() if not d.single()}
         if space and self._match(study, trial, space) is not None:
             return space
@@ -291,18 +353,18 @@ class MetaLearnedSampler(BaseSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        index = self._match(study, trial, search_space)
-        if index is None:  # exactly the base sampler's behaviour (including its start-up phase)
+        slot = None if self._handed_over(trial) else self._match(study, trial, search_space)
+        if slot is None:  # exactly the base sampler's behaviour (including its start-up phase)
             return self._base.sample_relative(study, trial, search_space)
-        known = {n: d for n, d in search_space.items() if self._known(index, n, d)}
+        known = {n: d for n, d in search_space.items() if self._known(slot, n, d)}
         params: dict[str, Any] = {}
         if trial.number < self._n_portfolio:
             for n, d in known.items():
-                value = self._portfolio_value(study, trial, index, n, d)
+                value = self._portfolio_value(study, trial, slot, n, d)
                 if value is not None:
                     params[n] = value
         if not params and known:
-            params = self._transfer(study, index, known)
+            params = self._transfer(study, slot, known)
         for n, d in search_space.items():  # every parameter of the relative space gets a value
             if n not in params:
                 params[n] = self._base.sample_independent(study, trial, n, d)
@@ -311,12 +373,12 @@ class MetaLearnedSampler(BaseSampler):
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        index = self._match(study, trial, {param_name: param_distribution})
-        if index is not None and self._known(index, param_name, param_distribution):
-            value = self._portfolio_value(study, trial, index, param_name, param_distribution)
+        slot = None if self._handed_over(trial) else self._match(study, trial, {param_name: param_distribution})
+        if slot is not None and self._known(slot, param_name, param_distribution):
+            value = self._portfolio_value(study, trial, slot, param_name, param_distribution)
             if value is not None:
                 return value
-        elif index is not None:
+        elif slot is not None:
             self._log_once(
                 f"param:{param_name}",
                 f"The experience store has no history for parameter "
