@@ -26,6 +26,7 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
 from ._search_space import _Encoding
+from ._snapping import snap
 
 # Length scales (in the unit cube, per sqrt(dimension)) and noise variances tried for each process; the pair
 # with the highest marginal likelihood is kept. A grid keeps fitting a few Cholesky factorisations long.
@@ -369,7 +370,7 @@ def transfer(
         weights = a * prior + (1 - a) * ranked
     centres = np.repeat(Uo[np.argmin(y)][None, :], k, axis=0)
     scales = np.array(_TRUST_STEPS)[rng.randint(len(_TRUST_STEPS), size=(k, 1))]
-    cand = encoding.snap(encoding.perturb(rng, centres, scales))
+    cand = snap(encoding, encoding.perturb(rng, centres, scales))  # encoding.snap's result, column by column
     done = {u.tobytes() for u in units}
     fresh = np.array([u.tobytes() not in done for u in cand])
     if fresh.any():

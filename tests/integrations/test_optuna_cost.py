@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from sklearn.datasets import make_classification
 
 from automl_meta.integrations.optuna import ExperienceRecorder, MetaLearnedSampler, _transfer
 from automl_meta.integrations.optuna._search_space import _Encoding
+from automl_meta.integrations.optuna._snapping import snap
 from automl_meta.integrations.optuna._transfer import (
     _OWN_BEST,
     _OWN_RECENT,
@@ -60,6 +61,40 @@ def test_ranking_weights_equal_the_resample_by_resample_sums_exactly(case):
     expected = reference_ranking_weights(preds, target, y, reference_rng, n_bootstrap)
     np.testing.assert_array_equal(weights, expected)  # bit for bit: proposals must not change
     assert rng.randint(2**31) == reference_rng.randint(2**31)  # and the sampler's later draws neither
+
+
+def _random_distribution(r: np.random.Generator):
+    kind = int(r.integers(7))
+    if kind == 0:
+        return FloatDistribution(float(r.uniform(-5, 0)), float(r.uniform(0.1, 5)))
+    if kind == 1:
+        low = float(10 ** r.uniform(-10, 0))
+        return FloatDistribution(low, low * float(10 ** r.uniform(0, 6)), log=True)
+    if kind == 2:
+        return FloatDistribution(-1.0, 2.0, step=float(r.choice([0.1, 0.25, 0.3, 0.5])))
+    if kind == 3:
+        low = int(r.integers(-5, 5))
+        step = int(r.integers(1, 4))
+        return IntDistribution(low, low + step * int(r.integers(0, 1000)), step=step)
+    if kind == 4:
+        low = int(r.integers(1, 20))
+        return IntDistribution(low, low + int(r.integers(0, 5000)), log=True)
+    if kind == 5:  # True == 1 and 0 == False: to_internal_repr maps such choices to the first equal one
+        pool = ["a", "b", 1, 2.5, None, True, 0, False]
+        return CategoricalDistribution([pool[i] for i in r.permutation(len(pool))[: int(r.integers(1, 6))]])
+    return FloatDistribution(1.5, 1.5) if r.random() < 0.5 else IntDistribution(3, 3)
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_snap_equals_decoding_and_encoding_each_row(case):
+    r = np.random.default_rng(case)
+    encoding = _Encoding({f"p{i}": _random_distribution(r) for i in range(int(r.integers(1, 7)))})
+    rng = np.random.RandomState(case)
+    U = encoding.perturb(rng, encoding.uniform(rng, 200), 0.1)
+    numeric = np.flatnonzero(~encoding.cat)
+    U[:6, numeric] = np.array([0.0, 1.0, -0.0, 0.5, 1e-300, 1.0 - 1e-16])[:, None]
+    np.testing.assert_array_equal(snap(encoding, U), encoding.snap(U))  # bit for bit: proposals must not change
+    assert snap(encoding, U).tobytes() == encoding.snap(U).tobytes()  # -0.0 and 0.0 alike
 
 
 def test_kept_results_are_all_of_a_short_study_and_the_recent_and_best_of_a_long_one():
