@@ -16,15 +16,15 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from optuna.study import Study, StudyDirection
-from optuna.trial import TrialState
+from optuna.study import Study
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
+from ._own import _kept, own_results
 from ._search_space import _Encoding
 from ._snapping import snap
 
@@ -271,14 +271,6 @@ def expected_minimum(reached: np.ndarray, mean: np.ndarray, spread: float) -> np
 # -- the transfer phase: steps around the best trial, judged by the past tasks' processes and the study's own --
 _TRUST_STEPS = (0.02, 0.05, 0.1)  # step sizes of the transfer phase's candidates, in the unit cube
 _CONFIDENCE = 2.0  # standard deviations of the study's own process an unexplored step is credited with
-# The study's own process and the ranking weights see at most _OWN_RECENT + _OWN_BEST of the study's trials, so a
-# trial costs the same however long the study (fitting a process is cubic in its points, the ranking weights are
-# quadratic): the most recent ones, where the phase has been stepping lately (so the process knows which steps
-# it has tried), and the best of the earlier ones, the region the phase steps around (the best trial is always
-# among them). With 100 points a fit takes milliseconds, the weights of 100 past tasks some 20 ms; a study of up
-# to 100 results uses them all.
-_OWN_RECENT = 50
-_OWN_BEST = 50
 
 
 @dataclass
@@ -293,29 +285,6 @@ class _SourceModel:
     def predicted_regret(self, features: np.ndarray) -> np.ndarray:
         """The normalised regret a configuration is predicted to reach: the quantile of the predicted score."""
         return np.quantile(self.regret, np.clip(ndtr(self.gp.mean(features)), 0.0, 1.0))
-
-
-def _own_results(study: Study, encoding: _Encoding) -> tuple[list[float], list[np.ndarray]]:
-    """The study's finite complete results as losses (maximised objectives negated), and their unit vectors."""
-    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-    own, units = [], []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        # cast: t.values is not None (checked here, or u is None), so t.value is a float
-        u = encoding.unit(t.params) if t.values is not None and math.isfinite(cast(float, t.value)) else None
-        if u is not None:
-            own.append(sign * cast(float, t.value))
-            units.append(u)
-    return own, units
-
-
-def _kept(losses: np.ndarray) -> np.ndarray:
-    """Positions, in trial order, of the study's results its own process is fitted to: the ``_OWN_RECENT``
-    last and the ``_OWN_BEST`` best of the others (all of them when there are no more than these)."""
-    n = len(losses)
-    if n <= _OWN_RECENT + _OWN_BEST:
-        return np.arange(n)
-    earlier = np.argsort(losses[: n - _OWN_RECENT], kind="stable")[:_OWN_BEST]
-    return np.concatenate([np.sort(earlier), np.arange(n - _OWN_RECENT, n)])
 
 
 def _near_neighbours_best(
@@ -349,10 +318,10 @@ def transfer(
     few trials do), never a configuration the study has already run. Each is credited with
     ``_CONFIDENCE`` standard deviations of the study's own process (a lower confidence bound), so that
     steps into directions the study has not tried beat tiny moves next to the best trial. The study's own
-    process and the ranking see at most ``_OWN_RECENT + _OWN_BEST`` trials (:func:`_kept`), so that a
-    trial's cost does not grow with the study, beyond reading its trials.
+    process and the ranking see at most ``_OWN_RECENT + _OWN_BEST`` results (:func:`._own._kept`), and the
+    trials' unit vectors are remembered (:func:`._own.own_results`), so that a trial's cost hardly grows with the study.
     """
-    own, units = _own_results(study, encoding)
+    own, units = own_results(study, encoding)
     prior = np.array([m.weight for m in models] + [0.0])
     k = n_candidates
     if not own:

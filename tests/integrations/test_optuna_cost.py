@@ -10,13 +10,11 @@ from optuna.samplers import BaseSampler
 from sklearn.datasets import make_classification
 
 from automl_meta.integrations.optuna import ExperienceRecorder, MetaLearnedSampler, _transfer
+from automl_meta.integrations.optuna._own import _OWN_BEST, _OWN_RECENT, _kept, own_results
 from automl_meta.integrations.optuna._search_space import _Encoding
 from automl_meta.integrations.optuna._snapping import snap
 from automl_meta.integrations.optuna._transfer import (
-    _OWN_BEST,
-    _OWN_RECENT,
     GaussianProcess,
-    _kept,
     _SourceModel,
     discordance,
     ranking_weights,
@@ -108,6 +106,36 @@ def test_kept_results_are_all_of_a_short_study_and_the_recent_and_best_of_a_long
     np.testing.assert_array_equal(kept[-_OWN_RECENT:], np.arange(earlier, len(losses)))
     np.testing.assert_array_equal(kept[:_OWN_BEST], np.sort(np.argsort(losses[:earlier])[:_OWN_BEST]))
     assert 7 in kept
+
+
+def _direct_results(study: optuna.Study, encoding: _Encoding) -> tuple[list[float], list[np.ndarray]]:
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and np.isfinite(t.value)]
+    pairs = [(sign * t.value, encoding.unit(t.params)) for t in done]
+    return [v for v, u in pairs if u is not None], [u for _, u in pairs if u is not None]
+
+
+def test_own_results_remember_each_trial_s_vector_and_match_encoding_it_again(tmp_path):
+    encoding = _Encoding(SPACE)
+    studies = [
+        optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)),
+        optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.RandomSampler(seed=1),
+            storage=f"sqlite:///{tmp_path / 'optuna.db'}",  # new trial objects on every read
+        ),
+    ]
+    for round_ in range(3):  # the two studies alternate on one encoding: neither sees the other's vectors
+        for study in studies:
+            study.optimize(quadratic(float(round_)), n_trials=7)
+            study.optimize(lambda t: float("nan") if t.suggest_float("x", -5, 5) > 0 else float("inf"), n_trials=2)
+            study.optimize(lambda t: t.suggest_float("x", 5, 9), n_trials=1)  # outside SPACE: no vector
+            losses, units = own_results(study, encoding)
+            expected_losses, expected_units = _direct_results(study, encoding)
+            assert losses == expected_losses and len(units) == len(expected_units) == 7 * (round_ + 1)
+            assert all(a.tobytes() == b.tobytes() for a, b in zip(units, expected_units))
+    first, again = own_results(studies[0], encoding)[1], own_results(studies[0], encoding)[1]
+    assert all(a is b for a, b in zip(first, again)) and not first[0].flags.writeable
 
 
 def _source_models(encoding: _Encoding, rng: np.random.Generator) -> list[_SourceModel]:
