@@ -197,3 +197,13 @@ def source_models(encoding: _Encoding, sources: list[_Source], processes: Fitted
     for m in models:
         m.weight = m.weight / total if total > 0 else 1.0 / len(models)
     return models
+
+
+def unconditional(space: dict[str, BaseDistribution], sources: list[_Source]) -> dict[str, BaseDistribution]:
+    """The space's parameters that every past configuration holds: the portfolio compares configurations
+    on these (a conditional parameter, present on one branch only, would leave the others out)."""
+    names = set(space)
+    for source in sources:
+        for config in source.configs:
+            names.intersection_update(config)
+    return {n: d for n, d in space.items() if n in names}

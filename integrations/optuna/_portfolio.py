@@ -69,14 +69,21 @@ def _greedy(
 
 
 def _candidates(encoding: _Encoding, models: list[_SourceModel], sources: list[_Source]) -> _Pool:
-    """The portfolio's candidates (the best few configurations of every past task) and their regret table."""
+    """The portfolio's candidates (the best few configurations of every past task that lie in the study's
+    ranges) and their regret table."""
     configs: list[dict[str, Any]] = []
     units: list[np.ndarray] = []
     seen: set[bytes] = set()
     for source in sources:
-        for i in np.argsort(source.values, kind="stable")[:_POOL_PER_TASK]:
-            u = encoding.unit(source.configs[i])
-            if u is not None and u.tobytes() not in seen:
+        taken = 0
+        for i in np.argsort(source.values, kind="stable"):
+            if taken == _POOL_PER_TASK:
+                break
+            u = encoding.unit(source.configs[i])  # None outside the study's ranges: the next best then
+            if u is None:
+                continue
+            taken += 1
+            if u.tobytes() not in seen:
                 seen.add(u.tobytes())
                 configs.append(source.configs[i])
                 units.append(u)

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
@@ -26,9 +26,9 @@ from automl_meta.knowledge import KnowledgeBase
 from automl_meta.store import ExperienceStore, TaskDescription
 
 from ._bundled import KnowledgeLike, prefix_of, resolve_knowledge
-from ._knowledge import _Knowledge, load_knowledge, match_space, source_models
+from ._knowledge import _Knowledge, load_knowledge, match_space, source_models, unconditional
 from ._portfolio import _Portfolio
-from ._search_space import _contains, _Encoding, _kind
+from ._search_space import _clip, _Encoding, _kind, study_ranges
 from ._task import TaskLike, _as_store, _as_task
 from ._transfer import _SourceModel, processes_of, transfer
 
@@ -283,16 +283,6 @@ class MetaLearnedSampler(BaseSampler):
         self._trial_space[key] = (prefix, best)
         return prefix, best
 
-    def _unconditional(self, slot: _Slot) -> dict[str, BaseDistribution]:
-        """The space's parameters that every past configuration holds: the portfolio compares configurations
-        on these (a conditional parameter, present on one branch only, would leave the others out)."""
-        space, sources = self._entry(slot)
-        names = set(space)
-        for source in sources:
-            for config in source.configs:
-                names.intersection_update(config)
-        return {n: d for n, d in space.items() if n in names}
-
     def _known(self, slot: _Slot, name: str, d: BaseDistribution) -> bool:
         space = self._entry(slot)[0]
         return name in space and _kind(space[name]) == _kind(d)
@@ -314,15 +304,11 @@ class MetaLearnedSampler(BaseSampler):
     # -- the two phases --------------------------------------------------------------------------------
     def _portfolio_value(self, study: Study, trial: FrozenTrial, slot: _Slot, name: str, d: BaseDistribution) -> Any:
         """The portfolio's value of parameter ``name`` for this trial, or None (after the portfolio, or none fits)."""
-        space = self._unconditional(slot)
+        space = study_ranges(study, unconditional(*self._entry(slot)))
+        pool_key = (slot, tuple((n, repr(x)) for n, x in space.items()))
         sources = self._entry(slot)[1]
-        config = self._portfolio.config(study, trial, slot, sources, lambda: self._models(slot, space))
-        if config is not None and name in config and _contains(d, config[name]):
-            value = config[name]
-            if isinstance(d, IntDistribution):
-                return int(value)
-            return float(value) if isinstance(d, FloatDistribution) else value
-        return None
+        config = self._portfolio.config(study, trial, pool_key, sources, lambda: self._models(slot, space))
+        return _clip(d, config[name]) if config is not None and name in config else None
 
     def _transfer(self, study: Study, slot: _Slot, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
         """The transfer phase's configuration of the parameters ``space`` (:func:`._transfer.transfer`)."""

@@ -51,6 +51,28 @@ def _contains(d: BaseDistribution, value: Any) -> bool:
     return abs(k - round(k)) < 1.0e-8
 
 
+def _clip(d: BaseDistribution, value: Any) -> Any:
+    """``value`` as a value of ``d``: itself when it is one; a number outside the range (or off the step)
+    moved to the nearest value of the range; None for a category ``d`` lacks or a value of another kind.
+
+    Examples
+    --------
+    >>> from optuna.distributions import FloatDistribution, IntDistribution
+    >>> _clip(FloatDistribution(0.01, 0.1, log=True), 0.5), _clip(IntDistribution(10, 20), 3)
+    (0.1, 10)
+    >>> _clip(IntDistribution(1, 5), "a") is None
+    True
+    """
+    if _contains(d, value):
+        if isinstance(d, IntDistribution):
+            return int(value)
+        return float(value) if isinstance(d, FloatDistribution) else value
+    if isinstance(d, CategoricalDistribution) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    d = cast("FloatDistribution | IntDistribution", d)  # not categorical: Optuna's others are these two
+    return _from_unit(d, 0.0 if value < d.low else (1.0 if value > d.high else _to_unit(d, value)))
+
+
 def _to_unit(d: BaseDistribution, value: Any) -> float:
     """A value's coordinate: its place in [0, 1] (on the log scale for log distributions), or a category's index."""
     if isinstance(d, CategoricalDistribution):
@@ -78,6 +100,19 @@ def _from_unit(d: BaseDistribution, u: float) -> Any:
     if step is not None:
         v = d.low + round((v - d.low) / step) * step
     return float(min(max(v, d.low), d.high))
+
+
+def study_ranges(study: Any, space: Mapping[str, BaseDistribution]) -> dict[str, BaseDistribution]:
+    """``space`` with the study's own distributions wherever its trials have shown one of the same kind.
+
+    The portfolio encodes past configurations in these ranges, so that those outside the study's ranges are
+    left out; before a trial shows a parameter's range (on the first trial), a stored value outside it is
+    clipped into it (:func:`_clip`).
+    """
+    seen: dict[str, BaseDistribution] = {}
+    for t in study.get_trials(deepcopy=False):
+        seen.update(t.distributions)
+    return {n: seen[n] if n in seen and _kind(seen[n]) == _kind(d) else d for n, d in space.items()}
 
 
 class _Encoding:

@@ -179,7 +179,7 @@ def test_empty_store_behaves_like_the_base_sampler(sqlite_url, caplog):
         return [t.params for t in study.trials]
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        meta = params(MetaLearnedSampler(store=sqlite_url, task=new_task(), seed=3))
+        meta = params(MetaLearnedSampler(store=sqlite_url, task=new_task(), seed=3, knowledge=None))
     assert meta == params(optuna.samplers.TPESampler(seed=3))
     assert "no completed single-objective trials" in caplog.text and "TPESampler" in caplog.text
 
