@@ -2,7 +2,8 @@
 
 Resumable: every finished (space, task) run is a line of ``<out>/<type>/<space>.jsonl``; run the
 script again to go on where it stopped. ``--pack`` writes the knowledge file from the runs done so far
-(into the package by default). Full build: 220 tasks x 8 spaces, about 3 hours with ``--jobs 2``.
+(into the package by default). Full build: 220 tasks x 8 spaces x 24 configurations, about 3.5 hours
+with ``--jobs 2``.
 
     python studies/build_knowledge.py --jobs 2            # run (or resume) the build
     python studies/build_knowledge.py --pack              # pack it into automl_meta/knowledge/bundled
@@ -27,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "knowledge", help="runs folder")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--design", type=int, default=16, help="shared design configurations per space")
-    parser.add_argument("--tuned", type=int, default=16, help="TPE trials per (space, task) after the design")
-    parser.add_argument("--max-rows", type=int, default=1000, help="rows per task (subsampled, stratified)")
+    parser.add_argument("--tuned", type=int, default=8, help="TPE trials per (space, task) after the design")
+    parser.add_argument("--max-rows", type=int, default=800, help="rows per task (subsampled, stratified)")
     parser.add_argument("--max-tasks", type=int, default=None, help="only the first tasks (smoke builds)")
     parser.add_argument("--pack", action="store_true", help="pack the runs done so far into a knowledge file")
     parser.add_argument("--into", type=Path, default=bundled_path().parent, help="folder of the knowledge file")

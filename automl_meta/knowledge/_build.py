@@ -31,8 +31,8 @@ class BuildSettings:
     """What a build evaluates: design size, tuned trials and the row cap of every task."""
 
     n_design: int = 16
-    n_tuned: int = 16
-    max_rows: int = 1000
+    n_tuned: int = 8
+    max_rows: int = 800
     split: str = "meta-train"
     max_tasks: int | None = None  # the first tasks by name only (smoke builds)
 
@@ -154,8 +154,7 @@ def build(out: Path, settings: BuildSettings, jobs: int = 1, progress: bool = Tr
     import optuna
 
     _FAIL = optuna.trial.TrialState.FAIL
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "settings.json").write_text(json.dumps(asdict(settings), indent=1) + "\n")
+    _check_settings(out, settings)
     _describe_missing(out, settings)
     todo = list(pending(out, settings))
     bar = tqdm(total=len(todo), desc="knowledge runs", unit="run", disable=not progress)
@@ -174,6 +173,19 @@ def build(out: Path, settings: BuildSettings, jobs: int = 1, progress: bool = Tr
                 bar.update(1)
     bar.close()
     return len(todo)
+
+
+def _check_settings(out: Path, settings: BuildSettings) -> None:
+    """Record the settings of a new build; refuse to resume one made with other settings (mixed runs)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "settings.json"
+    mine = asdict(settings)
+    if path.exists() and (theirs := json.loads(path.read_text())) != mine:
+        raise ValueError(
+            f"The runs in {out} were made with other settings ({theirs}); this build asks for {mine}. "
+            "Resume with the same settings, or build into another folder (--out)."
+        )
+    path.write_text(json.dumps(mine, indent=1) + "\n")
 
 
 def _describe_missing(out: Path, settings: BuildSettings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from automl_meta import knowledge
 from automl_meta.knowledge._build import BuildSettings, build, design, runs_path
@@ -32,6 +33,8 @@ def test_a_build_runs_every_space_resumes_and_packs(tmp_path):
     path.write_text(path.read_text()[:-20])
     assert build(out, settings, jobs=1, progress=False) == 1
     assert build(out, settings, jobs=1, progress=False) == 0
+    with pytest.raises(ValueError, match="other settings"):  # never mix runs of two budgets in one folder
+        build(out, BuildSettings(n_design=3, n_tuned=1, max_rows=120, max_tasks=1), jobs=1, progress=False)
     npz, manifest = pack(out, tmp_path / "file", "t")
     kb = knowledge.load(manifest)
     assert [t["name"] for t in kb.tasks] == [record["task"]]
