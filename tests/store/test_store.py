@@ -90,6 +90,12 @@ def test_roundtrip_server(server_url):
     store.close()
 
 
+def test_the_head_revision_constant_is_alembics_head():
+    from automl_meta.store.migration import HEAD, _alembic_head
+
+    assert HEAD == _alembic_head()
+
+
 def test_artifacts_are_stored_once(sqlite_url):
     store = ExperienceStore(sqlite_url)
     task = store.add_task(TaskDescription.from_data(*load_wine(return_X_y=True)))
