@@ -45,6 +45,8 @@ def _observations(
     return by_space, spaces
 
 
+_MAX_SOURCES = 30  # past tasks kept as sources when a knowledge file is read (the nearest)
+
 _Groups = list[tuple[dict[str, BaseDistribution], dict[Hashable, list]]]  # per space: distributions, runs per task
 
 
@@ -117,7 +119,8 @@ def load_knowledge(
     parameter names prefixed by ``prefix``, the Pipeline step of the study's parameters); a stored space
     with the same parameter names as a block of the file joins it, so the user's own experience adds to
     the bundled knowledge. The ``n_neighbors`` tasks nearest to ``task`` (distance between standardised
-    meta-features) carry weight; every other task is kept, weightless, for its best configurations.
+    meta-features) carry weight; every other task is kept, weightless, for its best configurations
+    (with a knowledge file, the nearest ``max(30, 3 * n_neighbors)`` tasks only).
     Tasks named or fingerprinted in ``exclude`` and the running study's own recorded trials
     (``study_name``: they are the study's own observations, not past knowledge) are left out. None when
     there is no completed single-objective trial to learn from.
@@ -146,6 +149,10 @@ def load_knowledge(
             continue
         dist = np.array([np.linalg.norm(features[i] / scale - mine) for i in ids])
         order = np.argsort(dist, kind="stable")
+        if any(isinstance(i, tuple) and i[0] == "kb" for i in ids):
+            # A knowledge file holds hundreds of tasks: the nearest few are the sources, so that fitting
+            # their processes on a study's first trial stays well under a second.
+            order = order[: max(_MAX_SOURCES, 3 * n_neighbors)]
         near = order[:n_neighbors]
         tau = max(float(np.median(dist[near])), 1e-6)
         weights = np.where(np.isin(order, near), np.exp(-dist[order] / tau), 0.0)
