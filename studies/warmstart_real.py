@@ -159,13 +159,14 @@ def comparisons(curves: list[dict[str, Any]], spaces: list[str], trials: dict[st
             m, (low, high) = stats["mean_difference"], stats["ci95"]
             holds = m <= 0 if relation == "no higher" else m < 0
             confident = high <= 0 if relation == "no higher" else high < 0
-            verdict = (
-                "holds, the interval is below 0"
-                if holds and confident
-                else "holds on the mean, the interval includes 0"
-                if holds
-                else ("fails, the interval is above 0" if low > 0 else "fails on the mean, the interval includes 0")
-            )
+            if holds and confident:
+                verdict = "holds, the whole interval is " + ("below 0" if high < 0 else "at or below 0")
+            elif holds:
+                verdict = "holds on the mean, the interval reaches above 0"
+            else:
+                verdict = (
+                    "fails, the whole interval is above 0" if low > 0 else "fails on the mean, the interval includes 0"
+                )
             out.append(
                 {
                     "criterion": label,
