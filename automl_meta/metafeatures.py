@@ -1,8 +1,7 @@
 """Dataset meta-features: a fixed-length numeric description of a task, used to find similar past tasks.
 
 :func:`describe` returns a dict whose keys are always the same (:data:`NAMES`, in that order) and
-whose values are finite floats, so that two descriptions can be compared feature by feature.
-Four groups:
+whose values are finite floats, so that two descriptions can be compared feature by feature. Four groups:
 
 ``simple``
     size and shape: log rows, log features, features per row, number of classes, share of discrete
@@ -14,14 +13,12 @@ Four groups:
     (regression; 0 for classification), target skewness (regression) or class imbalance
     (classification: minority-class share).
 ``info``
-    information theory on features discretised into 10 equal-frequency bins: normalised class (or
-    binned target) entropy, mean normalised feature entropy, mean and max mutual information between
-    a feature and the target, and the noise-to-signal ratio (entropy of the features not explained by
-    mutual information).
+    information theory on features discretised into 10 equal-frequency bins: normalised class (or binned
+    target) entropy, mean normalised feature entropy, mean and max mutual information between a feature
+    and the target, and the noise-to-signal ratio (feature entropy not explained by mutual information).
 ``landmark``
-    3-fold cross-validated scores of tiny models: a decision stump, 1-nearest-neighbour and
-    naive Bayes (classification, balanced accuracy) or a linear model (regression, R^2 clipped to
-    [-1, 1]).
+    3-fold cross-validated scores of tiny models: a decision stump, 1-nearest-neighbour and naive Bayes
+    (classification, balanced accuracy) or a linear model (regression, R^2 clipped to [-1, 1]).
 
 Large tasks are subsampled (at most 2,000 rows for the statistics and 1,000 rows for the
 landmarkers; at most 100 features for correlations), with a fixed seed, so a description takes well
@@ -85,7 +82,7 @@ _BINS = 10
 
 
 def fingerprint(X: ArrayLike, y: ArrayLike) -> str:
-    """A content hash of a task's data (sha256 over shapes and float64 values), stable across runs.
+    """A content hash of a task's data (sha256 over shapes and float64 values, or of a table's columns), stable.
 
     Examples
     --------
@@ -94,7 +91,12 @@ def fingerprint(X: ArrayLike, y: ArrayLike) -> str:
     >>> fingerprint(np.eye(3), [0, 1, 1]) == fingerprint(np.eye(3).tolist(), np.array([0, 1, 1]))
     True
     """
-    X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
+    try:
+        X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
+    except (TypeError, ValueError):  # a table with text or category columns: the corpus's table digest
+        from .corpus._preprocess import table_fingerprint
+
+        return table_fingerprint(X, y)
     y = np.asarray(y)
     y = y.astype(np.float64) if y.dtype.kind in "biuf" else np.unique(y, return_inverse=True)[1].astype(np.float64)
     h = hashlib.sha256()

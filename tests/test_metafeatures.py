@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, loa
 
 from automl_meta.exceptions import TaskError
 from automl_meta.metafeatures import NAMES, as_vector, describe, fingerprint
+from automl_meta.store import TaskDescription
 
 
 @pytest.mark.parametrize("loader", [load_iris, load_wine, load_breast_cancer, load_digits, load_diabetes])
@@ -94,6 +95,10 @@ def test_tables_with_categories_and_missing_values_are_described_like_a_pipeline
     encoded = make_preprocessor().fit_transform(X.assign(colour=X["colour"].astype("category")))
     assert describe(X, y) == describe(encoded, y)
     assert np.isfinite(as_vector(describe(X.to_numpy(), y))).all()  # an object array of the same table
+    # A table with text columns has a fingerprint too (the sampler fingerprints every task it is given).
+    assert fingerprint(X, y) == fingerprint(X.copy(), y) != fingerprint(X.iloc[::-1].reset_index(drop=True), y)
+    task = TaskDescription.from_data(X, y)
+    assert task.n_rows == 60 and task.metafeatures == describe(X, y)
 
 
 def test_fingerprint_identifies_content():

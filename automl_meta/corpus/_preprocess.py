@@ -95,6 +95,15 @@ def encode_table(X: object) -> np.ndarray:
     return np.asarray(make_preprocessor().fit_transform(frame), dtype=np.float64)
 
 
+def table_fingerprint(X: object, y: object) -> str:
+    """The corpus's :func:`~automl_meta.corpus.fingerprint` of any table: a DataFrame, or an array-like of
+    mixed values (read as object columns)."""
+    from ._task import fingerprint
+
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object))
+    return fingerprint(frame, np.asarray(y))
+
+
 def _numeric(column: pd.Series) -> bool:
     try:
         pd.to_numeric(column)
