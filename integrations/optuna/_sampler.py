@@ -64,8 +64,11 @@ class MetaLearnedSampler(BaseSampler):
         The experience store (its URL, or an open store). Defaults to the default store
         (:func:`automl_meta.store.default_url`).
     task : (X, y), dict or TaskDescription, optional
-        The dataset being tuned, or its meta-features. Without a task there is nothing to compare, and
-        every parameter goes to ``base_sampler``.
+        The dataset being tuned, or its meta-features. ``X`` may be a DataFrame with categorical or text
+        columns and missing values (described as :func:`automl_meta.corpus.make_preprocessor` encodes
+        it). The task type is read from ``y``; for a regression target of few integer values, pass
+        ``TaskDescription.from_data(X, y, task_type="regression")``. Without a task there is nothing to
+        compare, and every parameter goes to ``base_sampler``.
     base_sampler : BaseSampler, optional
         Samples what the store knows nothing about. Defaults to ``TPESampler(seed=seed)``.
     seed : int, optional

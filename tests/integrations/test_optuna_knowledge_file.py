@@ -173,3 +173,15 @@ def test_the_users_own_runs_join_the_bundled_knowledge(sqlite_url):
     alphas = [t.params["alpha"] for t in study.trials]
     assert mine in alphas
     assert len(set(alphas) - {mine}) >= 1  # and the bundled knowledge still serves the rest
+
+
+def test_a_users_table_with_text_and_missing_values_warm_starts(bundled, sqlite_url):
+    import pandas as pd
+
+    X, y = DATA["classification"]
+    table = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    table["colour"] = np.where(X[:, 0] > 0, "red", "blue")
+    table.loc[::9, "f1"] = np.nan
+    sampler = MetaLearnedSampler(task=(table, y), store=sqlite_url, seed=0)
+    first = _first_trial(sampler, SPACES["k_neighbors"])
+    assert json.dumps(first, sort_keys=True) in _stored(bundled, ["k_neighbors"], "classification")
