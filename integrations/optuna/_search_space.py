@@ -162,11 +162,6 @@ class _Encoding:
         """The configuration at unit vector ``u``."""
         return {n: _from_unit(d, u[j]) for j, (n, d) in enumerate(zip(self.names, self.dists))}
 
-    def snap(self, U: np.ndarray) -> np.ndarray:
-        """The unit vectors of the configurations ``U`` decodes to (integers, steps and categories rounded)."""
-        snapped = [self.unit(self.decode(u)) for u in U]
-        return np.stack([u if s is None else s for u, s in zip(U, snapped)])
-
     def uniform(self, rng: np.random.RandomState, n: int) -> np.ndarray:
         """``n`` unit vectors drawn uniformly (categories uniformly among their indices)."""
         U = rng.uniform(size=(n, len(self.names)))

@@ -339,7 +339,7 @@ def transfer(
         weights = a * prior + (1 - a) * ranked
     centres = np.repeat(Uo[np.argmin(y)][None, :], k, axis=0)
     scales = np.array(_TRUST_STEPS)[rng.randint(len(_TRUST_STEPS), size=(k, 1))]
-    cand = snap(encoding, encoding.perturb(rng, centres, scales))  # encoding.snap's result, column by column
+    cand = snap(encoding, encoding.perturb(rng, centres, scales))  # integers, steps and categories rounded
     done = {u.tobytes() for u in units}
     fresh = np.array([u.tobytes() not in done for u in cand])
     if fresh.any():
