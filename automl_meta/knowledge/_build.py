@@ -87,7 +87,10 @@ def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, A
         trial = study.ask()
         config = SPACES[space].suggest(trial)
         loss = cross_validated_loss(space, task.task_type, config, task.X, task.y)
-        study.tell(trial, loss if math.isfinite(loss) else None, state=None if math.isfinite(loss) else _FAIL)
+        if math.isfinite(loss):
+            study.tell(trial, loss)
+        else:  # a failed fit: TPE learns to avoid the region, the run records NaN
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
         configs.append(config)
         losses.append(loss)
     return {
@@ -98,9 +101,6 @@ def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, A
         "losses": [None if not math.isfinite(v) else v for v in losses],
         "seconds": round(time.perf_counter() - start, 3),
     }
-
-
-_FAIL: Any = None  # set on first use: optuna.trial.TrialState.FAIL (optuna imported lazily)
 
 
 def _describe(task: Any) -> dict[str, Any]:
@@ -150,10 +150,6 @@ def build(out: Path, settings: BuildSettings, jobs: int = 1, progress: bool = Tr
     """Run every pending (space, task) run with ``jobs`` processes; return how many ran now."""
     from tqdm.auto import tqdm
 
-    global _FAIL
-    import optuna
-
-    _FAIL = optuna.trial.TrialState.FAIL
     _check_settings(out, settings)
     _describe_missing(out, settings)
     todo = list(pending(out, settings))
