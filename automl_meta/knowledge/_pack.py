@@ -36,11 +36,11 @@ def _block(space: str, task_type: str, records: list[dict[str, Any]], index: dic
         if record["task"] not in index:
             continue
         for config, loss in zip(record["configs"], record["losses"]):
-            row = tuple(dists[n].to_internal_repr(config[n]) if n in config else np.nan for n in dists)
-            key = tuple("nan" if isinstance(v, float) and np.isnan(v) else v for v in row)
-            i = rows.setdefault(key, len(rows))
+            # None marks an inactive parameter: it compares equal to itself, unlike NaN.
+            row = tuple(dists[n].to_internal_repr(config[n]) if n in config else None for n in dists)
+            i = rows.setdefault(row, len(rows))
             triples.append((index[record["task"]], i, np.nan if loss is None else float(loss)))
-    configs = np.array([[np.nan if v == "nan" else float(v) for v in k] for k in rows], dtype=np.float64)
+    configs = np.array([[np.nan if v is None else float(v) for v in k] for k in rows], dtype=np.float64)
     t = np.array(triples, dtype=np.float64).reshape(-1, 3)
     return SpaceKnowledge(
         space,
