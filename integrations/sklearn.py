@@ -6,6 +6,10 @@ gradient steps instead of training a network from scratch with hand-tuned
 settings. They follow scikit-learn's estimator contract: parameters stored
 untouched in ``__init__``, validation in ``fit``, fitted attributes ending in
 ``_``, and ``clone``/``Pipeline``/``GridSearchCV``/pickling all work.
+
+:class:`MetaSearchCV` tunes any estimator that has a search space in
+:mod:`automl_meta.spaces` (or any space given as Optuna distributions), like
+``GridSearchCV``, starting from configurations that worked on similar datasets.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from sklearn.utils.validation import validate_data
 from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _to_standard
 
 from ._sklearn_base import _MetaLearnedEstimator
+from ._sklearn_search import MetaSearchCV
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags
     from typing_extensions import Self
 
-__all__ = ["MetaLearnedClassifier", "MetaLearnedRegressor"]
+__all__ = ["MetaLearnedClassifier", "MetaLearnedRegressor", "MetaSearchCV"]
 
 
 class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):

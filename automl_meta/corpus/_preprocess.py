@@ -81,6 +81,9 @@ def encode_table(X: object) -> np.ndarray:
     """
     from ..exceptions import TaskError
 
+    kinds = {dt.kind for dt in X.dtypes} if isinstance(X, pd.DataFrame) else {np.asarray(X).dtype.kind}
+    if "c" in kinds:
+        raise TaskError("Cannot describe the task: X holds complex numbers; features must be real.")
     try:
         array = np.asarray(X, dtype=np.float64)
         if array.ndim != 2 or not np.isnan(array).any():

@@ -189,9 +189,23 @@ class SearchSpace:
         >>> space.apply(model, {"C": 2.0, "solver": "lbfgs"}).l1_ratio
         0.0
         """
+        return estimator.set_params(**self.settings(params, prefix))
+
+    def settings(self, params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        """Everything :meth:`apply` sets, in its order: fixed settings, inactive conditionals' defaults, ``params``.
+
+        ``estimator.set_params(**space.settings(params))`` is ``space.apply(estimator, params)``.
+
+        Examples
+        --------
+        >>> from automl_meta.spaces import for_estimator
+        >>> from sklearn.svm import SVC
+        >>> for_estimator(SVC).settings({"C": 2.0, "gamma": 0.1})
+        {'kernel': 'rbf', 'C': 2.0, 'gamma': 0.1}
+        """
         full = prefix + self.prefix
         defaults = {full + name: self.default(name) for name in self.conditional if full + name not in params}
-        return estimator.set_params(**self.fixed_params(prefix), **defaults, **params)
+        return {**self.fixed_params(prefix), **defaults, **params}
 
     def default(self, name: str) -> Any:
         """The estimators' constructor default of an (unprefixed) argument.
