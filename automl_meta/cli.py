@@ -7,6 +7,12 @@
 ``automl-meta store upgrade [URL]``     create or upgrade an experience store's schema
 ``automl-meta store import-optuna STORAGE_URL [--study NAME]``
                                         copy finished trials of Optuna studies into the store
+``automl-meta tune --data FILE.csv --target COL --estimator NAME``
+                                        tune a scikit-learn estimator, warm-started (from the integrations)
+
+Commands that need an integration come from the entry-point group ``automl_meta.commands``: each entry is a
+function ``add_command(subparsers)`` that adds its parser and sets ``handler(args) -> exit code`` as a default,
+so the core parses them without importing the integrations.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import runpy
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help="CSV file of the dataset the studies tuned for (when their user attributes do not say)"
     )
     i.add_argument("--target", help="target column of --data")
+    for entry in entry_points(group="automl_meta.commands"):
+        entry.load()(sub)
     return parser
 
 
@@ -261,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .exceptions import ArtifactError, CheckpointError, StoreError, TaskError
 
     try:
+        if hasattr(args, "handler"):  # a command added through the automl_meta.commands entry points
+            return int(args.handler(args))
         if args.command == "meta-train":
             return meta_train(args.config, args.resume)
         if args.command == "evaluate":

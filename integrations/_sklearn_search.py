@@ -10,7 +10,7 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -142,7 +142,7 @@ class MetaSearchCV(BaseSearchCV):
         random_state: Any = None,
         verbose: int = 0,
         sampler: BaseSampler | None = None,
-        callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
+        callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], Any]] | None = None,
         error_score: Any = np.nan,
         return_train_score: bool = False,
         pre_dispatch: int | str = "2*n_jobs",
