@@ -1,6 +1,8 @@
 """The ``automl-meta`` command.
 
 ``automl-meta meta-train CONFIG.toml``   meta-train from a TOML file and save the artifact
+                                        (``torchrun --nproc-per-node N -m automl_meta meta-train CONFIG.toml``
+                                        shards each meta-batch over N processes)
 ``automl-meta evaluate ARTIFACT``       score an artifact on fresh tasks of its family
 ``automl-meta inspect ARTIFACT``        print an artifact's manifest
 ``automl-meta studies run NAME``        run ``studies/NAME.py`` of a source checkout
@@ -63,6 +65,16 @@ def _table(config: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def meta_train(path: str, resume: bool) -> int:
+    """Meta-train from a config file; under ``torchrun``, as one process of a multi-process run."""
+    from .training.distributed import process_group_from_environment
+
+    with process_group_from_environment():
+        return _meta_train(path, resume)
+
+
+def _meta_train(path: str, resume: bool) -> int:
+    import torch.distributed as dist
+
     from . import learners, models, tasks
     from .training import MetaTrainer
 
@@ -78,9 +90,13 @@ def meta_train(path: str, resume: bool) -> int:
     model = models.from_config(learner_cfg.pop("model", {"name": "MLP"}))
     learner = learners.LEARNERS[name](model, **learner_cfg)
     output = Path(config.get("output", "artifact.ameta"))
-    _check_writable(output)  # before training: hours of work must not end in an unwritable path
+    main_process = not dist.is_initialized() or dist.get_rank() == 0  # the one process that writes files
+    if main_process:
+        _check_writable(output)  # before training: hours of work must not end in an unwritable path
     trainer = MetaTrainer(learner, family, seed=config.get("seed", 0), resume=resume, **trainer_cfg)
     artifact = trainer.fit()
+    if not main_process:
+        return 0
     try:
         out = artifact.save(output)
     except OSError as exc:

@@ -17,7 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from automl_meta._validation import check_int_at_least, check_optional_int
 from automl_meta.artifacts import MetaArtifact, bundled, load
 from automl_meta.artifacts._scaling import _standardise_features
-from automl_meta.engine import functional_apply
+from automl_meta.engine import functional_apply, resolve_device
 from automl_meta.learners import Learner
 from automl_meta.tasks import TaskBatch
 from automl_meta.tasks.batch import TaskType
@@ -52,6 +52,7 @@ class _MetaLearnedEstimator(BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         warm_start: bool = False,
+        device: str | torch.device = "cpu",
     ) -> None:
         self.artifact = artifact
         self.adapt_steps = adapt_steps
@@ -59,11 +60,13 @@ class _MetaLearnedEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.device = device
 
     # -- validation ----------------------------------------------------------------------------------
     def _check_params(self) -> None:
         check_optional_int(self.adapt_steps, "adapt_steps", 0)
         check_int_at_least(self.n_ensemble, "n_ensemble", 1)
+        resolve_device(self.device, torch.float64)  # a GPU this machine lacks is refused before any work
 
     def _resolve_artifact(self) -> MetaArtifact:
         # A copy: running the model must not touch the object the user passed as a parameter.
@@ -75,7 +78,7 @@ class _MetaLearnedEstimator(BaseEstimator):
             artifact = load(self.artifact)
         _check_tabular_artifact(artifact, self.artifact, type(self).__name__, self._task_type)
         # float64 throughout: fits are small, and results then do not depend on row order or repetition.
-        artifact.learner.to(torch.float64)
+        artifact.learner.to(device=resolve_device(self.device, torch.float64), dtype=torch.float64)
         return artifact
 
     # -- fitting -------------------------------------------------------------------------------------
@@ -91,17 +94,18 @@ class _MetaLearnedEstimator(BaseEstimator):
         self, X: np.ndarray, targets: np.ndarray, weights: np.ndarray, permutations: np.ndarray | None = None
     ) -> TaskBatch:
         """One task per row of ``weights`` (n_tasks, n_samples) and of ``permutations`` (feature orders)."""
-        members = torch.as_tensor(self._members(X, permutations), dtype=self._dtype)
+        device = self._device
+        members = torch.as_tensor(self._members(X, permutations), dtype=self._dtype, device=device)
         e, n = members.shape[:2]
         if self._task_type == "classification":
-            y = torch.as_tensor(targets, dtype=torch.int64).expand(e, n)
+            y = torch.as_tensor(targets, dtype=torch.int64, device=device).expand(e, n)
             outputs = len(self.classes_)
         else:
-            y = torch.as_tensor(targets, dtype=self._dtype).expand(e, n, targets.shape[1])
+            y = torch.as_tensor(targets, dtype=self._dtype, device=device).expand(e, n, targets.shape[1])
             outputs = targets.shape[1]
         # Weights as counts (as in scikit-learn): a weight of 2 is a repeated row.
-        mask = torch.as_tensor(weights, dtype=self._dtype).expand(e, n)
-        ones = lambda *shape: torch.ones(*shape, dtype=self._dtype)  # noqa: E731 - short local helper
+        mask = torch.as_tensor(weights, dtype=self._dtype, device=device).expand(e, n)
+        ones = lambda *shape: torch.ones(*shape, dtype=self._dtype, device=device)  # noqa: E731 - short local helper
         return TaskBatch(
             x_support=members,
             y_support=y,
@@ -122,6 +126,10 @@ class _MetaLearnedEstimator(BaseEstimator):
     @property
     def _dtype(self) -> torch.dtype:
         return next(iter(self.artifact_.learner.parameters())).dtype
+
+    @property
+    def _device(self) -> torch.device:
+        return next(iter(self.artifact_.learner.parameters())).device
 
     def _steps(self) -> int:
         if self.adapt_steps is not None:
@@ -152,13 +160,13 @@ class _MetaLearnedEstimator(BaseEstimator):
         task_perms = np.concatenate([np.repeat(perms[:1], k, 0), perms])
         path = _adapt_path(self._learner, self._batch(X, targets, weights, task_perms), candidates)
         apply = torch.vmap(functional_apply(self._learner.model))
-        x_folds = torch.as_tensor(self._members(X, task_perms[:k]), dtype=self._dtype)
+        x_folds = torch.as_tensor(self._members(X, task_perms[:k]), dtype=self._dtype, device=self._device)
         eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
         losses = {}
         with torch.no_grad():
             for steps, params in path.items():
                 out = apply({n: t[:k] for n, t in params.items()}, x_folds)[..., : self.n_outputs_]
-                losses[steps] = self._held_out_loss(out.to(torch.float64), targets, eval_weight)
+                losses[steps] = self._held_out_loss(out.to("cpu", torch.float64), targets, eval_weight)
         self.cv_loss_by_adapt_steps_ = losses
         self.adapt_steps_ = min(losses, key=lambda s: (losses[s], s))
         self.params_ = {n: t[k:] for n, t in path[self.adapt_steps_].items()}
@@ -241,6 +249,6 @@ class _MetaLearnedEstimator(BaseEstimator):
     def _outputs(self, X: ArrayLike) -> torch.Tensor:
         check_is_fitted(self, "params_")
         X = cast(np.ndarray, validate_data(self, X, reset=False, dtype=np.float64))  # cast: sklearn is untyped
-        members = torch.as_tensor(self._members(X), dtype=self._dtype)
+        members = torch.as_tensor(self._members(X), dtype=self._dtype, device=self._device)
         out = torch.vmap(functional_apply(self._learner.model))(self.params_, members)
-        return out[..., : self.n_outputs_]
+        return out[..., : self.n_outputs_].cpu()

@@ -59,6 +59,10 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         1 prints a one-line summary of each fit.
     warm_start : bool, default=False
         Refitting continues from the previous fit's weights.
+    device : {"cpu", "cuda"} or torch.device, default="cpu"
+        Where the adaptation runs (``"cuda:1"`` picks a GPU). The estimators compute in float64,
+        which Apple's MPS device lacks, so ``"mps"`` is refused. Results come back as NumPy arrays
+        whatever the device.
 
     Attributes
     ----------
@@ -162,6 +166,8 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     random_state : int, RandomState or None
     verbose : int, default=0
     warm_start : bool, default=False
+        See :class:`MetaLearnedClassifier`.
+    device : {"cpu", "cuda"} or torch.device, default="cpu"
         See :class:`MetaLearnedClassifier`.
 
     Attributes

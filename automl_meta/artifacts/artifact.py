@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike
 
 from .. import learners as _learners
 from .._version import __version__
+from ..engine.devices import module_device, resolve_device
 from ..exceptions import ArtifactError
 from ..learners import AdaptedModel, Learner, UpdateRule
 from . import _architecture, registry, tensorfile
@@ -112,8 +113,26 @@ class MetaArtifact:
             tensors_sha256=tensorfile.tensors_sha256(self.tensors()),
         ).to_document()
 
+    @property
+    def device(self) -> torch.device:
+        """Where the learner's tensors are (the CPU for a loaded artifact, unless another device was asked for)."""
+        return module_device(self.learner)
+
+    def to(self, device: str | torch.device) -> MetaArtifact:
+        """Move the learner to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); return the artifact.
+
+        Examples
+        --------
+        >>> import automl_meta as am
+        >>> am.load("default-l2o").to("cpu").device
+        device(type='cpu')
+        """
+        dtype = next(iter(self.learner.parameters())).dtype
+        self.learner.to(resolve_device(device, dtype))
+        return self
+
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the artifact to ``path`` (atomically) and return the path."""
+        """Write the artifact to ``path`` (atomically) and return the path (its tensors are written from the CPU)."""
         return tensorfile.write(path, self.tensors(), self.manifest)
 
     @property
@@ -180,8 +199,11 @@ class MetaArtifact:
         )
 
 
-def load(path_or_name: str | os.PathLike) -> MetaArtifact:
+def load(path_or_name: str | os.PathLike, *, device: str | torch.device | None = None) -> MetaArtifact:
     """Load an artifact from a ``.ameta`` file or by the name of a bundled artifact.
+
+    The learner is loaded to the CPU, whichever device it was meta-trained on, unless ``device``
+    (``"cuda"``, ``"cuda:1"``, ``"mps"``, a :class:`torch.device`) asks for another.
 
     A bundled artifact's name (see :func:`automl_meta.artifacts.bundled`) always means the file
     shipped in the package; to load a file of the same name, give a path (``./name``).
@@ -211,7 +233,8 @@ def load(path_or_name: str | os.PathLike) -> MetaArtifact:
         _architecture.check(_learner_config(Manifest.from_document(document, path)), shapes, path)
 
     tensors, manifest = tensorfile.read(path, check=check_header, max_document_chars=MAX_MANIFEST_CHARS)
-    return from_parts(tensors, manifest, path)
+    artifact = from_parts(tensors, manifest, path)
+    return artifact if device is None else artifact.to(device)
 
 
 def _learner_config(manifest: Manifest) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def batched_unroll(
     for k in range(steps):
         losses.append(task_loss(params, data))
         g = task_grad({n: p.detach() for n, p in params.items()}, data)
-        step = torch.tensor(float(first_step + k), dtype=losses[-1].dtype)
+        step = torch.tensor(float(first_step + k), dtype=losses[-1].dtype, device=losses[-1].device)
         params, states = batched_rule_step(rule, params, g, states, step, weights)
     losses.append(task_loss(params, data))
     return torch.stack(losses), params, states

@@ -236,12 +236,10 @@ class Learner(nn.Module):
         if task.n_outputs > n_out:
             what = "classes" if kind == "classification" else "targets"
             raise TaskError(f"y has {task.n_outputs} {what} but this learner's model has {n_out} outputs.")
+        ref = next(iter(self.init_params().values()))  # the data goes where the learner is, in its dtype
         batch = _one_task_batch(
-            task,
-            None if self._flexible else n_in,
-            None if self._flexible else n_out,
-            next(iter(self.init_params().values())).dtype,
-        )
+            task, None if self._flexible else n_in, None if self._flexible else n_out, ref.dtype
+        ).to(device=ref.device)
         fast = {k: v[0] for k, v in self.adapt_batch(batch, steps).items()}
         return AdaptedModel(self.model, fast, kind, task.n_features, task.n_outputs, preprocessing=preprocessing)
 
@@ -298,7 +296,9 @@ class LearnedRatesMixin:
         shape = (lambda p: p.shape) if granularity == "parameter" else (lambda p: ())
         self.rates = nn.ParameterDict(
             {
-                _key(n): nn.Parameter(torch.full(shape(params[n]), self.inner_lr, dtype=params[n].dtype))
+                _key(n): nn.Parameter(
+                    torch.full(shape(params[n]), self.inner_lr, dtype=params[n].dtype, device=params[n].device)
+                )
                 for n in self.adapted_names()
             }
         )
@@ -352,9 +352,9 @@ class AdaptedModel:
         n_in = X.shape[1] if getattr(self.model, "flexible_widths", False) else _backbone(self.model).in_features
         Xp = np.zeros((len(X), n_in))
         Xp[:, : X.shape[1]] = X
-        dtype = next(iter(self.params.values())).dtype
-        out = functional_apply(self.model)(self.params, torch.as_tensor(Xp, dtype=dtype))
-        return out[:, : self.n_outputs]
+        ref = next(iter(self.params.values()))
+        out = functional_apply(self.model)(self.params, torch.as_tensor(Xp, dtype=ref.dtype, device=ref.device))
+        return out[:, : self.n_outputs].cpu()
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets (regression; 1-D for one target) or class labels (classification)."""

@@ -123,7 +123,7 @@ class TabularNet(nn.Module):
             targets = y * present
         ha = torch.cat([h, torch.ones_like(h[:, :1])], 1) * m.sqrt()[:, None]
         ta = targets * m.sqrt()[:, None]
-        ridge = params["log_ridge"].exp() * torch.eye(self.hidden + 1, dtype=h.dtype)
+        ridge = params["log_ridge"].exp() * torch.eye(self.hidden + 1, dtype=h.dtype, device=h.device)
         coef = torch.linalg.solve(ha.T @ ha + ridge, ha.T @ ta)  # (hidden + 1, the batch's outputs)
         coef = nn.functional.pad(coef, (0, self.out_features - coef.shape[1])) / params["log_scale"].exp()
         return {**params, "head.weight": coef[:-1].T, "head.bias": coef[-1]}

@@ -85,6 +85,11 @@ class LearnedOptimizer(torch.optim.Optimizer):
     in their own dtype. Parameters with no entries are skipped, as by
     ``torch.optim.Adam``.
 
+    The rule follows the parameters' device: each parameter is updated where it lives (CPU, CUDA or
+    MPS) by a copy of the rule on that device, and its state is kept there, so a model moved with
+    ``model.to("cuda")`` before the optimizer is built trains on the GPU. The artifact itself loads to
+    the CPU.
+
     Examples
     --------
     >>> import torch

@@ -22,9 +22,11 @@ from tqdm.auto import tqdm
 
 from .._validation import check_positive_int, check_seed
 from ..artifacts import MetaArtifact
+from ..engine import resolve_device
 from ..exceptions import MetaTrainingError
 from . import checkpoint
 from .callbacks import Callback
+from .distributed import ProcessGroup, current_group
 
 CHECKPOINT_NAME = "last.ckpt"
 ARTIFACT_NAME = "artifact.ameta"
@@ -54,7 +56,8 @@ class OuterLoop:
     best_loss_ : float
         Best validation loss so far (``inf`` before the first).
     stop_training : bool
-        Set to True (by a callback) to end the run after the current step.
+        Set to True (by a callback) to end the run after the current step (in a multi-process run, a
+        callback of any process may set it: all of them stop after the same step).
     """
 
     _unit_key = "iteration"  # the position's key in history entries and checkpoint records
@@ -71,7 +74,10 @@ class OuterLoop:
     callbacks: list[Callback]
     seed: int
     verbose: int
+    device: torch.device
+    distributed: bool | None = False
     stop_training: bool = False
+    _group: ProcessGroup | None = None  # set by fit(): the processes this run shards over, if several
     _prepared = False  # set by _reset_progress: the validation data exists from then on
     # Progress, set by _reset_progress (and restored from checkpoints):
     _running: float | None  # smoothed training loss, checkpointed so a resumed run reports the same
@@ -87,8 +93,13 @@ class OuterLoop:
         callbacks: Sequence[Callback],
         seed: int,
         verbose: int,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        distributed: bool | None = False,
     ) -> None:
         """Check and store the settings every trainer's loop shares (called by the subclass's ``__init__``)."""
+        if distributed is not None and not isinstance(distributed, bool):
+            raise ValueError(f"distributed must be None (automatic), True or False, got {distributed!r}.")
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir to resume from.")
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -96,6 +107,7 @@ class OuterLoop:
         self.max_nonfinite = check_positive_int(max_nonfinite, "max_nonfinite")
         self.callbacks = list(callbacks)
         self.seed, self.verbose = check_seed(seed), int(verbose)
+        self.device, self.distributed = resolve_device(device, dtype), distributed
         self.stop_training = False
 
     # -- hooks ---------------------------------------------------------------------------------------
@@ -135,6 +147,22 @@ class OuterLoop:
         """Whether the step's loss enters the running training loss."""
         return not logs["skipped"]
 
+    # -- processes ------------------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        """This process's rank in a multi-process run (0 in a run of one process)."""
+        return 0 if self._group is None else self._group.rank
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes meta-training together (1 unless run under ``torch.distributed``)."""
+        return 1 if self._group is None else self._group.size
+
+    @property
+    def is_main_process(self) -> bool:
+        """Whether this process writes checkpoints and the artifact and shows progress (rank 0)."""
+        return self.rank == 0
+
     # -- public API ----------------------------------------------------------------------------------
     def validate(self) -> float:
         """Mean validation loss of the current weights (during or after :meth:`fit`).
@@ -152,12 +180,16 @@ class OuterLoop:
 
     def fit(self) -> MetaArtifact:
         """Run meta-training (or finish a resumed run) and return the artifact of the best weights."""
+        self._group = current_group(self.distributed)
         self._setup()
         self._restore()
+        if self._group is not None:
+            self._group.check_same_position(self._position, self._unit_key)
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        disable = True if self.verbose <= 0 else (None if not sys.stderr.isatty() else False)
+        quiet = self.verbose <= 0 or not self.is_main_process
+        disable = True if quiet else (None if not sys.stderr.isatty() else False)
         bar = tqdm(
             total=self._n_planned(),
             initial=self._position,
@@ -177,7 +209,7 @@ class OuterLoop:
         if self._best_state is not None:
             self._trained().load_state_dict(self._best_state)
         artifact = self._artifact()
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self.is_main_process:
             artifact.save(self.checkpoint_dir / ARTIFACT_NAME)
         return artifact
 
@@ -193,6 +225,8 @@ class OuterLoop:
             )
         for cb in self.callbacks:
             cb.on_iteration_end(self, self._position, logs)
+        if self._group is not None:  # a callback of one process may stop the run: all stop together
+            self.stop_training = self._group.any(self.stop_training)
         at_end = self._position == self._n_planned()
         if self._validation_enabled() and (self._position % self.eval_every == 0 or at_end):
             vlogs = self._validation_point()
@@ -219,6 +253,10 @@ class OuterLoop:
         for cb in self.callbacks:
             cb.on_validation_end(self, self._position, logs)
         return logs
+
+    def _run_device(self) -> torch.device:
+        """Where this process computes: ``device``, with a bare ``"cuda"`` made the process's own GPU."""
+        return self.device if self._group is None else self._group.device_for(self.device)
 
     def _reset_progress(self) -> None:
         self._position, self._best_position = 0, None
@@ -274,7 +312,7 @@ class OuterLoop:
 
     def _save_checkpoint(self) -> None:
         path = self._checkpoint_path()
-        if path is None:
+        if path is None or not self.is_main_process:  # the processes hold the same state: one writes it
             return
         record = {
             self._unit_key: self._position,

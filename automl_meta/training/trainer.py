@@ -17,6 +17,23 @@ from ._outer_loop import ARTIFACT_NAME, OuterLoop, seeded_rng  # noqa: F401  (fa
 from .callbacks import Callback
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _check_types(learner: object, tasks: object, validation_tasks: object) -> None:
+    if not isinstance(learner, Learner):
+        raise TypeError(f"learner must be an automl_meta Learner (e.g. MAML), got {type(learner).__name__}.")
+    for name, dist in (("tasks", tasks), ("validation_tasks", validation_tasks)):
+        if dist is not None and not isinstance(dist, TaskDistribution):
+            raise TypeError(f"{name} must be a TaskDistribution (e.g. Sinusoid), got {type(dist).__name__}.")
+
+
+def _check_dtype(dtype: object) -> torch.dtype:
+    """``dtype`` (a torch dtype or its name, as a config file gives it) if it is float32 or float64."""
+    resolved = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or resolved not in DTYPES.values():
+        raise ValueError(f"dtype must be torch.float32 or torch.float64 (or 'float32', 'float64'), got {dtype!r}.")
+    return resolved
 
 
 class MetaTrainer(OuterLoop):
@@ -62,11 +79,24 @@ class MetaTrainer(OuterLoop):
         Fixes the initialisation, every task batch and the validation tasks.
     verbose : int, default=1
         1 shows a progress bar on a terminal; 0 is silent.
-    dtype : torch.dtype, default=torch.float32
+    dtype : {torch.float32, torch.float64, "float32", "float64"}, default=torch.float32
+        Precision of meta-training (a name, as a config file gives it, is accepted).
     adapt_steps_candidates : sequence of int, optional
         After training, the validation tasks are scored after each of these numbers of
         adaptation steps, and the best becomes the artifact's default (``training["adapt_steps"]``,
         used by the scikit-learn estimators). Steps beyond ``inner_steps`` are safeguarded.
+    device : {"cpu", "cuda", "mps"} or torch.device, default="cpu"
+        Where to meta-train (``"cuda:1"`` picks a GPU; under ``torchrun``, a bare ``"cuda"`` is each
+        process's own GPU, ``LOCAL_RANK``). Checkpoints and artifacts are written from the CPU and load
+        there, so a run started on a GPU can be resumed on the CPU and the other way round.
+    distributed : bool, optional
+        Shard each meta-batch over the processes of the default :mod:`torch.distributed` process group.
+        None (default) does so when a group of more than one process is initialized (as ``torchrun`` with
+        ``automl-meta meta-train`` does); True requires one; False ignores it. Every process samples the
+        same meta-batch from ``(seed, iteration)`` and adapts its share of the tasks; the meta-gradients
+        are summed with ``all_reduce``, weighted by each share's size, so the run takes the same steps as
+        one process (to round-off) for any number of processes. Only process 0 writes checkpoints and the
+        artifact; see the meta-training guide for launching.
 
     Attributes
     ----------
@@ -108,20 +138,17 @@ class MetaTrainer(OuterLoop):
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
         verbose: int = 1,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | str = torch.float32,
         adapt_steps_candidates: Sequence[int] | None = None,
+        device: str | torch.device = "cpu",
+        distributed: bool | None = None,
     ) -> None:
-        if not isinstance(learner, Learner):
-            raise TypeError(f"learner must be an automl_meta Learner (e.g. MAML), got {type(learner).__name__}.")
-        for name, dist in (("tasks", tasks), ("validation_tasks", validation_tasks)):
-            if dist is not None and not isinstance(dist, TaskDistribution):
-                raise TypeError(f"{name} must be a TaskDistribution (e.g. Sinusoid), got {type(dist).__name__}.")
+        _check_types(learner, tasks, validation_tasks)
         if outer_optimizer not in OPTIMIZERS:
             raise ValueError(f"outer_optimizer must be one of {sorted(OPTIMIZERS)}, got {outer_optimizer!r}.")
         if clip_grad_norm is not None:
             check_positive_float(clip_grad_norm, "clip_grad_norm")
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}.")
+        dtype = _check_dtype(dtype)
         self.learner, self.tasks = learner, tasks
         self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
         self.iterations = check_positive_int(iterations, "iterations")
@@ -138,6 +165,9 @@ class MetaTrainer(OuterLoop):
             callbacks=callbacks,
             seed=seed,
             verbose=verbose,
+            device=device,
+            dtype=dtype,
+            distributed=distributed,
         )
         self.dtype = dtype
         self.adapt_steps_candidates = (
@@ -194,22 +224,35 @@ class MetaTrainer(OuterLoop):
         if not self.learner.is_setup:
             gen = torch.Generator().manual_seed(self.seed)
             self.learner.setup(self.tasks.task_type, self.tasks.n_features, self.tasks.n_outputs, generator=gen)
-        self.learner.to(self.dtype)
+        if self._group is not None and self.meta_batch_size < self._group.size:
+            raise ValueError(
+                f"meta_batch_size ({self.meta_batch_size}) is smaller than the number of processes "
+                f"({self._group.size}): every process needs at least one task. Raise meta_batch_size or "
+                "launch fewer processes."
+            )
+        device = self._run_device()
+        self.learner.to(device=device, dtype=self.dtype)
         self.optimizer = OPTIMIZERS[self.outer_optimizer](self.learner.parameters(), lr=self.outer_lr)
         self._val_batch = (
-            self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1)).to(self.dtype)
+            self.validation_tasks.sample(self.n_validation_tasks, seeded_rng(self.seed, 1)).to(self.dtype, device)
             if self.n_validation_tasks
             else None
         )
         self._reset_progress()
 
     def _step(self) -> dict[str, Any]:
-        batch = self.tasks.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.iteration)).to(self.dtype)
-        return self._meta_update(batch)
+        # The whole meta-batch depends on (seed, iteration) only; each process adapts its own share of it.
+        batch = self.tasks.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.iteration))
+        if self._group is not None:
+            batch = batch.select(self._group.shard(self.meta_batch_size))
+        return self._meta_update(batch.to(self.dtype, self._run_device()))
 
     def _meta_update(self, batch: TaskBatch) -> dict[str, Any]:
         self.optimizer.zero_grad(set_to_none=True)
         logs = self.learner.meta_backward(batch)
+        if self._group is not None:  # the mean over the whole meta-batch, the same on every process
+            trained = [p for p in self.learner.parameters() if p.requires_grad]
+            logs = self._group.reduce(trained, logs, weight=len(batch) / self.meta_batch_size)
         params = [p for p in self.learner.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm or math.inf) if params else torch.tensor(0.0)
         finite = math.isfinite(logs["loss"]) and bool(torch.isfinite(norm))

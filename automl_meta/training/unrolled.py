@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,17 @@ def relative_log_losses(losses: torch.Tensor, initial: torch.Tensor) -> torch.Te
     """``log(loss_t / loss_0)`` for losses of shape (steps, n_tasks); NaN losses count as 10x the start."""
     ratio = torch.log(losses.clamp_min(_LOG_FLOOR)) - torch.log(initial.clamp_min(_LOG_FLOOR))
     return torch.where(torch.isfinite(ratio), ratio, torch.full_like(ratio, math.log(10.0)))
+
+
+def _moved(batch: OptimizeeBatch, device: torch.device) -> OptimizeeBatch:
+    """``batch`` with its tensors on ``device`` (its loss function holds no tensors)."""
+    if device.type == "cpu":
+        return batch
+
+    def move(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(device) for k, v in d.items()}
+
+    return replace(batch, params=move(batch.params), train=move(batch.train), val=move(batch.val))
 
 
 class UnrolledTrainer(OuterLoop):
@@ -85,6 +97,10 @@ class UnrolledTrainer(OuterLoop):
         with the episode's mean meta-loss and meta-gradient norm and whether any update was skipped.
     seed : int, default=0
     verbose : int, default=1
+    device : {"cpu", "cuda", "mps"} or torch.device, default="cpu"
+        Where to meta-train; checkpoints and artifacts are written from, and load to, the CPU.
+        The ES perturbations are drawn on the CPU, so a seed gives the same ones on every device.
+        ``UnrolledTrainer`` runs in one process: it does not shard episodes under ``torch.distributed``.
 
     Attributes
     ----------
@@ -132,6 +148,7 @@ class UnrolledTrainer(OuterLoop):
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
         verbose: int = 1,
+        device: str | torch.device = "cpu",
     ) -> None:
         if not isinstance(rule, UpdateRule):
             raise TypeError(
@@ -165,6 +182,7 @@ class UnrolledTrainer(OuterLoop):
             callbacks=callbacks,
             seed=seed,
             verbose=verbose,
+            device=device,
         )
 
     def config(self) -> dict[str, Any]:
@@ -234,7 +252,7 @@ class UnrolledTrainer(OuterLoop):
         weights = {k: v.detach() for k, v in self.rule.named_parameters()}
         grads = {k: torch.zeros_like(v) for k, v in weights.items()}
         for _ in range(self.es_pairs):
-            noise = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in weights.items()}
+            noise = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device) for k, v in weights.items()}
             plus = self._truncation_loss(
                 batch,
                 params,
@@ -277,10 +295,10 @@ class UnrolledTrainer(OuterLoop):
         return self.rule
 
     def _setup(self) -> None:
-        self.rule.to(torch.float32).train()
+        self.rule.to(device=self.device, dtype=torch.float32).train()
         self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
         self._val_batches = [
-            self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i))
+            _moved(self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i)), self.device)
             for i in range(self.n_validation_batches)
         ]
         self._reset_progress()
@@ -298,7 +316,7 @@ class UnrolledTrainer(OuterLoop):
 
     def _step(self) -> dict[str, Any]:
         """One episode: ``horizon // unroll`` truncations, each followed by an outer update."""
-        batch = self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.episode))
+        batch = _moved(self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.episode)), self.device)
         params = batch.params
         states = batched_init_states(self.rule, params)
         with torch.no_grad():
