@@ -225,7 +225,7 @@ class OuterLoop:
             )
         for cb in self.callbacks:
             cb.on_iteration_end(self, self._position, logs)
-        if self._group is not None:  # a callback of one process may stop the run: all stop together
+        if self._group is not None and self.callbacks:  # a callback of one process may stop the run: all stop
             self.stop_training = self._group.any(self.stop_training)
         at_end = self._position == self._n_planned()
         if self._validation_enabled() and (self._position % self.eval_every == 0 or at_end):
