@@ -3,7 +3,7 @@
 Part 1, speed: meta-iterations per second of ``MetaTrainer`` on the sinusoid benchmark (10-shot tasks, MLP 40-40,
 validation and checkpoints off) with the same global meta-batch run three ways on this machine: one process of one
 thread, one process of two threads, and two processes of one thread each under ``torchrun --standalone`` (gloo),
-each adapting half of every meta-batch. Settings: MAML (1 inner step) with meta-batches of 25 and 100 tasks, and
+each adapting half of every meta-batch. Settings: MAML (1 inner step) with meta-batches of 25 and 1,000 tasks, and
 iMAML (10 inner steps, 5 conjugate-gradient steps) with 25. Each launch times a run of ``warmup + timed`` iterations
 against one of ``warmup`` (so set-up cancels out); the figure is the median over repeated launches, interleaved so
 that every way sees the same machine load.
@@ -14,7 +14,7 @@ events of :mod:`torch.profiler` on the CPU. MAML keeps every inner step's activa
 meta-gradient, so its peak grows with the steps; iMAML keeps none (implicit gradient), so it should not: the
 acceptance criterion is iMAML's peak at 20 steps within 10% of its peak at 1 step.
 
-Run ``python studies/distributed_speed.py`` (about 5 minutes on 2 cores) or with ``--quick`` (about a minute:
+Run ``python studies/distributed_speed.py`` (about 8 minutes on 2 busy cores) or with ``--quick`` (about a minute:
 MAML with 25 tasks only, one launch per way). Writes ``distributed_speed.csv``, ``distributed_speed.json`` and
 ``distributed_speed.png``.
 """
@@ -45,7 +45,7 @@ IMAML_SETTINGS = {"inner_steps": 10, "inner_lr": 0.05, "lam": 5.0, "cg_steps": 5
 # (name, learner, global meta-batch, warm-up iterations, timed iterations)
 SPEED_CASES = [
     ("MAML, 25 tasks", "maml", 25, 20, 400),
-    ("MAML, 100 tasks", "maml", 100, 10, 150),
+    ("MAML, 1000 tasks", "maml", 1000, 3, 40),
     ("iMAML, 25 tasks", "imaml", 25, 5, 60),
 ]
 WAYS = {"1 process x 1 thread": (1, 1), "1 process x 2 threads": (1, 2), "2 processes x 1 thread": (2, 1)}

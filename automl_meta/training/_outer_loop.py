@@ -180,7 +180,8 @@ class OuterLoop:
 
     def fit(self) -> MetaArtifact:
         """Run meta-training (or finish a resumed run) and return the artifact of the best weights."""
-        self._group = current_group(self.distributed)
+        group = current_group(self.distributed)
+        self._group = None if group is None else group.on(self.device)
         self._setup()
         self._restore()
         if self._group is not None:
@@ -256,7 +257,7 @@ class OuterLoop:
 
     def _run_device(self) -> torch.device:
         """Where this process computes: ``device``, with a bare ``"cuda"`` made the process's own GPU."""
-        return self.device if self._group is None else self._group.device_for(self.device)
+        return self.device if self._group is None else self._group.device
 
     def _reset_progress(self) -> None:
         self._position, self._best_position = 0, None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
@@ -27,17 +27,18 @@ from ..exceptions import CheckpointError
 
 @dataclass(frozen=True)
 class ProcessGroup:
-    """This process's place in a multi-process run: its ``rank`` among ``size`` processes.
+    """This process's place in a multi-process run: its ``rank`` among ``size`` processes, and its ``device``.
 
     Examples
     --------
     >>> group = ProcessGroup(rank=1, size=2)
-    >>> group.shard(25), group.is_main
-    (slice(12, 25, None), False)
+    >>> group.shard(25), group.is_main, group.device
+    (slice(12, 25, None), False, device(type='cpu'))
     """
 
     rank: int
     size: int
+    device: torch.device = torch.device("cpu")  # where this process computes
 
     @property
     def is_main(self) -> bool:
@@ -48,12 +49,17 @@ class ProcessGroup:
         """This process's contiguous share of ``n`` tasks (sizes differ by at most one)."""
         return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
 
-    def device_for(self, device: torch.device) -> torch.device:
-        """``device``, with an unnumbered ``cuda`` made this process's own GPU (``LOCAL_RANK``)."""
+    def on(self, device: torch.device) -> ProcessGroup:
+        """This process computing on ``device``; an unnumbered ``cuda`` becomes its own GPU (``LOCAL_RANK``)."""
         if device.type == "cuda" and device.index is None:
             local = os.environ.get("LOCAL_RANK")
-            return torch.device("cuda", int(local) if local is not None else torch.cuda.current_device())
-        return device
+            device = torch.device("cuda", int(local) if local is not None else torch.cuda.current_device())
+        return replace(self, device=device)
+
+    @property
+    def _wire(self) -> torch.device:
+        # Where collectives run: CUDA tensors go over NCCL (or gloo); gloo takes no MPS tensors, so the CPU.
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def reduce(self, params: Sequence[torch.Tensor], logs: dict[str, float], weight: float) -> dict[str, float]:
         """Sum ``weight`` times each process's gradients (into ``.grad``) and ``logs``; return the summed logs.
@@ -62,9 +68,7 @@ class ProcessGroup:
         not finite skips its backward pass) takes part with zeros; one without a gradient anywhere keeps
         none, as in one process.
         """
-        ref = next(iter(params))
-        device = ref.device if ref.device.type == "cuda" else torch.device("cpu")  # gloo has no MPS tensors
-        keys = sorted(logs)
+        device, keys = self._wire, sorted(logs)
         parts = [torch.tensor([p.grad is not None for p in params], dtype=torch.float64, device=device)]
         parts += [
             (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(device, torch.float64)
@@ -83,15 +87,15 @@ class ProcessGroup:
 
     def any(self, flag: bool) -> bool:
         """Whether ``flag`` is True on any process."""
-        t = torch.tensor([float(flag)])
+        t = torch.tensor([float(flag)], device=self._wire)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
     def check_same_position(self, position: int, unit: str) -> None:
         """Raise on every process unless all of them resumed at the same ``position``."""
-        t = torch.tensor([float(position), -float(position)])
+        t = torch.tensor([float(position), -float(position)], device=self._wire)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        high, low = int(t[0]), int(-t[1])
+        high, low = int(t[0].item()), int(-t[1].item())
         if high != low:
             raise CheckpointError(
                 f"The processes of this run resumed at different {unit}s ({low} to {high}): they read "
@@ -141,7 +145,9 @@ def process_group_from_environment() -> Iterator[None]:
     backend = "gloo"
     if torch.cuda.is_available() and dist.is_nccl_available():
         backend = "cpu:gloo,cuda:nccl"
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local < torch.cuda.device_count():  # more processes than GPUs: those beyond compute on the CPU
+            torch.cuda.set_device(local)
     dist.init_process_group(backend)
     try:
         yield
