@@ -27,6 +27,7 @@ from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch, OptimizeeTasks
 from ._outer_loop import OuterLoop, seeded_rng
 from .callbacks import Callback
+from .distributed import current_group
 
 ESTIMATORS = ("tbptt", "es")
 _LOG_FLOOR = 1e-12  # losses are floored here inside the log: a task trained to zero loss stays finite
@@ -295,6 +296,13 @@ class UnrolledTrainer(OuterLoop):
         return self.rule
 
     def _setup(self) -> None:
+        group = current_group(None)
+        if group is not None:  # each process would train alone and write the same checkpoints
+            raise RuntimeError(
+                "UnrolledTrainer runs in one process, but this one belongs to a torch.distributed group of "
+                f"{group.size} processes: start it with python, not torchrun "
+                "(MetaTrainer is the trainer that meta-trains across processes)."
+            )
         self.rule.to(device=self.device, dtype=torch.float32).train()
         self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
         self._val_batches = [

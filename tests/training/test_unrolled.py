@@ -95,3 +95,11 @@ def test_nonfinite_meta_losses_are_skipped_counted_and_stop_the_run(monkeypatch)
     with pytest.raises(am.MetaTrainingError, match="NaN/inf for 4 updates in a row.*shorten unroll"):
         t.fit()
     assert t.n_skipped_ == 4 and all(torch.equal(a, b) for a, b in zip(before, t.rule.parameters()))
+
+
+def test_under_a_multi_process_group_it_refuses_to_start_instead_of_every_process_writing_checkpoints(monkeypatch):
+    from automl_meta.training import distributed, unrolled
+
+    monkeypatch.setattr(unrolled, "current_group", lambda setting: distributed.ProcessGroup(1, 2))
+    with pytest.raises(RuntimeError, match="group of 2 processes: start it with python, not torchrun"):
+        trainer().fit()
