@@ -125,22 +125,22 @@ def _init_worker(store: str) -> None:
 
 
 def run_pending(units: list, log: Path, jobs: int) -> None:
+    from contextlib import ExitStack
+
     from tqdm.auto import tqdm
 
     store = f"sqlite:///{Path(tempfile.mkdtemp()) / 'experience.db'}"
-    with open(log, "a") as f, tqdm(total=len(units), desc="cases", unit="case") as bar:
+    with ExitStack() as stack, open(log, "a") as f, tqdm(total=len(units), desc="cases", unit="case") as bar:
         if jobs > 1:
-            with mp.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(store,)) as pool:
-                for case in pool.imap_unordered(run_case, units):
-                    f.write(json.dumps(case) + "\n")
-                    f.flush()
-                    bar.update()
+            pool = stack.enter_context(mp.get_context("spawn").Pool(jobs, _init_worker, (store,)))
+            finished = pool.imap_unordered(run_case, units)
         else:
             _init_worker(store)
-            for case in map(run_case, units):
-                f.write(json.dumps(case) + "\n")
-                f.flush()
-                bar.update()
+            finished = map(run_case, units)
+        for case in finished:  # each case is kept as soon as it ends: a killed run resumes from them
+            f.write(json.dumps(case) + "\n")
+            f.flush()
+            bar.update()
 
 
 def bootstrap(d: np.ndarray) -> list[float]:
@@ -182,9 +182,8 @@ def report(out: Path, cases: list[dict[str, Any]], names: list[str], folds: int,
         ],
     )
     beats = summary["MetaSearchCV_minus_defaults"]["mean"] > 0
-    print(
-        f"\nMetaSearchCV (10 trials) beats the defaults on average over {len(done)} tasks: {'YES' if beats else 'NO'}"
-    )
+    verdict = "YES" if beats else "NO"
+    print(f"\nMetaSearchCV ({trials} trials) beats the defaults on average over {len(done)} tasks: {verdict}")
     summary["beats_defaults_on_average"] = bool(beats)
     _plot(out / "metasearchcv_real.png", done, scores)
     return summary
