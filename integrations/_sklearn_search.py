@@ -215,6 +215,7 @@ class MetaSearchCV(BaseSearchCV):
         batch = max(1, effective_n_jobs(self.n_jobs))
         start, done = time.monotonic(), 0
         self._last_failure: ValueError | None = None
+        self._batches_scored = 0
         with tqdm(total=self.n_trials, desc="MetaSearchCV", unit="trial", disable=self.verbose < 1) as bar:
             while done < self.n_trials and not (done and self.timeout and time.monotonic() - start > self.timeout):
                 trials = [study.ask() for _ in range(min(batch, self.n_trials - done))]
@@ -226,11 +227,10 @@ class MetaSearchCV(BaseSearchCV):
                 if any(t.state == TrialState.COMPLETE for t in study.trials):
                     bar.set_postfix(best=f"{study.best_value:.4g}")
 
-        if self._last_failure is not None and len(study.trials) == sum(
-            t.state == TrialState.FAIL for t in study.trials
-        ):
-            # No trial reached cv_results_: every fit of every trial failed. Raise scikit-learn's error for
-            # the last batch (it quotes the fits' errors), as GridSearchCV does when all its fits fail.
+        if self._last_failure is not None and not self._batches_scored:
+            # No batch reached cv_results_: every fit of every trial failed. Raise scikit-learn's error for
+            # the last batch (it quotes the fits' errors), as GridSearchCV does when all its fits fail. A
+            # batch that did reach it had some fit succeed, even if each of its trials lost a fold (NaN).
             raise self._last_failure
 
     def _evaluate(
@@ -262,6 +262,7 @@ class MetaSearchCV(BaseSearchCV):
                 f"MetaSearchCV maximises one score; the scorer returned {sorted(results)} without "
                 f"{key!r}. With several scorers, set refit to the name of the one to maximise."
             )
+        self._batches_scored += 1
         return [float(v) for v in results[key][-len(trials) :]]
 
     def _fail(self, trials: list) -> None:

@@ -140,6 +140,37 @@ def test_a_search_whose_every_fit_fails_raises_scikit_learns_error_naming_the_ca
         search.fit(X, None)
 
 
+class _FailsSomeFolds(_FailsAboveHalf):
+    """Fails every fit above c=0.8; between 0.5 and 0.8 only fits on an even number of rows."""
+
+    def fit(self, X, y):
+        if self.c > 0.8 or (self.c > 0.5 and len(X) % 2 == 0):
+            raise ValueError("c too large")
+        self.classes_ = np.unique(y)
+        return self
+
+
+def test_a_search_with_some_fits_succeeding_does_not_raise_when_every_trial_fails():
+    # With cv=3 on 151 rows, one training fold has 100 rows: trials in (0.5, 0.8] lose that fold (NaN mean,
+    # a failed trial, but a row in cv_results_); trials above 0.8 lose every fit (that batch raises inside).
+    X151, y151 = make_classification(151, 6, random_state=0)
+    search = MetaSearchCV(
+        _FailsSomeFolds(),
+        {"c": FloatDistribution(0.5, 1.0)},
+        n_trials=8,
+        cv=3,
+        refit=False,
+        sampler=RandomSampler(seed=1),
+    )
+    with pytest.warns(FitFailedWarning):
+        search.fit(X151, y151)
+    cs = [t.params["c"] for t in search.study_.trials]
+    assert any(c > 0.8 for c in cs) and any(c <= 0.8 for c in cs)  # both kinds of failure happened
+    assert {t.state for t in search.study_.trials} == {TrialState.FAIL}
+    assert list(search.cv_results_["trial_number"]) == [t.number for t in search.study_.trials if t.params["c"] <= 0.8]
+    assert np.isnan(search.cv_results_["mean_test_score"]).all()
+
+
 def test_several_scorers_need_refit_to_name_the_one_to_maximise():
     search = MetaSearchCV(LogisticRegression(), n_trials=2, cv=2, scoring=["accuracy", "roc_auc"], refit="roc_auc")
     search.fit(X, y)
