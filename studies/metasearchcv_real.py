@@ -15,10 +15,11 @@ over tasks, with a 95% percentile bootstrap interval over tasks (10,000 resample
 cross-validation: a search's own best cross-validated score (optimistic after 10 tries) is not used.
 
 Each finished (task, fold) is appended to ``<out>/metasearchcv_real_cases.jsonl`` (a killed run resumes);
-a case records the versions it ran with (scikit-learn, Optuna, the knowledge file's checksum), and cases
-of other versions run again.
+a case records the versions it ran with (scikit-learn, Optuna, the knowledge file's checksum,
+``MetaLearnedSampler``'s ``_SAMPLER_VERSION``), and cases of other versions run again.
 
-    python studies/metasearchcv_real.py --jobs 2     # full run, resumable: about 15 minutes on 2 cores
+    python studies/metasearchcv_real.py --jobs 2     # full run, resumable: several hours on 2 cores (the first 21
+                                                      # cases, on the 5 smallest tasks, took 1.3 worker-hours)
     python studies/metasearchcv_real.py --quick      # 2 small tasks, 2 folds, 3 trials (about a minute)
 
 Writes ``metasearchcv_real.csv`` (per task and method), ``metasearchcv_real.json`` (headline) and
@@ -69,11 +70,13 @@ def versions() -> dict[str, str]:
     import sklearn
 
     from automl_meta import knowledge
+    from automl_meta.integrations.optuna._sampler import _SAMPLER_VERSION
 
     return {
         "sklearn": sklearn.__version__,
         "optuna": optuna.__version__,
         "knowledge": knowledge.load().manifest["sha256"],
+        "sampler": _SAMPLER_VERSION,
     }
 
 
