@@ -5,14 +5,21 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_features,
+    check_array,
+    check_is_fitted,
+    check_X_y,
+    validate_data,
+)
 
 from automl_meta._validation import check_int_at_least, check_optional_int
 from automl_meta.artifacts import MetaArtifact, bundled, load
@@ -23,9 +30,11 @@ from automl_meta.tasks import TaskBatch
 from automl_meta.tasks.batch import TaskType
 
 from ._sklearn_cv import _adapt_path, _folds
+from ._sklearn_encoding import _categorical_columns, _make_encoder
 from ._sklearn_input import _check_serves, _check_tabular_artifact, _feature_scaling
 
 if TYPE_CHECKING:
+    from sklearn.utils import Tags
     from typing_extensions import Self
 
 
@@ -81,9 +90,41 @@ class _MetaLearnedEstimator(BaseEstimator):
         artifact.learner.to(device=resolve_device(self.device, torch.float64), dtype=torch.float64)
         return artifact
 
+    def _check_X(self, X: ArrayLike, y: Any = "no_validation", *, reset: bool, **y_checks: bool) -> Any:
+        """X as the model's float64 features, and y checked too when given (then returns both).
+
+        Categorical columns and missing values go through ``encoder_`` (see ``_sklearn_encoding``);
+        ``n_features_in_`` and ``feature_names_in_`` describe X's own columns either way.
+        """
+        no_y = isinstance(y, str) and y == "no_validation"
+        categorical = _categorical_columns(X) if reset else []
+        if reset:
+            self.encoder_ = _make_encoder(_num_features(X), categorical) if categorical else None
+        if self.encoder_ is None or (reset and not categorical):
+            # NaN is let through here: at fit it calls for the encoder, after it means the training mean.
+            checked = validate_data(
+                self, X, y, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan", **({} if no_y else y_checks)
+            )
+            Xa = checked if no_y else checked[0]
+            if not (reset and np.isnan(Xa).any()):
+                return checked
+            self.encoder_ = _make_encoder(Xa.shape[1], [])
+        validate_data(self, X, y, reset=reset, skip_check_array=True)  # the user's columns: names and count
+        Z = self.encoder_.fit_transform(X) if reset else self.encoder_.transform(X)
+        if no_y:
+            return check_array(Z, dtype=np.float64, estimator=self)
+        return check_X_y(Z, y, dtype=np.float64, estimator=self, **y_checks)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # imputed, with a missing-value indicator (see _sklearn_encoding)
+        return tags
+
     # -- fitting -------------------------------------------------------------------------------------
     def _standardise(self, X: np.ndarray) -> np.ndarray:
-        return _standardise_features(X, self.x_mean_, self.x_scale_, self.artifact_.preprocessing.feature_clip)
+        z = _standardise_features(X, self.x_mean_, self.x_scale_, self.artifact_.preprocessing.feature_clip)
+        # NaN only where the fit had none (no encoder): the missing value takes the column's mean.
+        return np.where(np.isnan(z), 0.0, z) if self.encoder_ is None and np.isnan(z).any() else z
 
     def _members(self, X: np.ndarray, permutations: np.ndarray | None = None) -> np.ndarray:
         """(n_members, n_samples, n_features): the standardised rows, features permuted per member."""
@@ -248,7 +289,7 @@ class _MetaLearnedEstimator(BaseEstimator):
     @torch.no_grad()
     def _outputs(self, X: ArrayLike) -> torch.Tensor:
         check_is_fitted(self, "params_")
-        X = cast(np.ndarray, validate_data(self, X, reset=False, dtype=np.float64))  # cast: sklearn is untyped
+        X = cast(np.ndarray, self._check_X(X, reset=False))
         members = torch.as_tensor(self._members(X), dtype=self._dtype, device=self._device)
         out = torch.vmap(functional_apply(self._learner.model))(self.params_, members)
         return out[..., : self.n_outputs_].cpu()

@@ -21,7 +21,6 @@ import torch
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
 from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _to_standard
 
@@ -37,6 +36,10 @@ __all__ = ["MetaLearnedClassifier", "MetaLearnedRegressor", "MetaSearchCV"]
 
 class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     """Classifier adapted in a few learned steps from a meta-trained initialisation.
+
+    X may hold missing values (NaN) and, in a pandas DataFrame, ``category``, ``object``, string
+    and boolean columns: they are encoded inside the estimator (``encoder_``) by median imputation
+    with a missing-value indicator and one-hot encoding. Numeric input without NaN is used as given.
 
     Parameters
     ----------
@@ -68,8 +71,13 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
+        The columns of X, before any encoding.
     feature_names_in_ : ndarray of str
         Defined when X has string column names.
+    encoder_ : ColumnTransformer or None
+        How X was encoded for the model (categorical columns, missing values), or None when
+        X was numeric without NaN. A value missing at predict time, where the fit had none,
+        stands for the column's training mean.
     artifact_ : MetaArtifact
         The artifact used.
     adapt_steps_ : int
@@ -108,8 +116,7 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     def _validate(
         self, X: ArrayLike, y: ArrayLike, *, reset: bool, classes: ArrayLike | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        # cast: validate_data returns arrays (scikit-learn has no type hints)
-        X, y = cast("tuple[np.ndarray, np.ndarray]", validate_data(self, X, y, reset=reset, dtype=np.float64))
+        X, y = cast("tuple[np.ndarray, np.ndarray]", self._check_X(X, y, reset=reset))
         check_classification_targets(y)
         if reset:
             family_classes = self.artifact_.preprocessing.class_labels()
@@ -156,7 +163,7 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     """Regressor adapted in a few learned steps from a meta-trained initialisation.
 
     Targets are standardised for adaptation and predictions mapped back. One or
-    several targets.
+    several targets. X is encoded as for :class:`MetaLearnedClassifier`.
 
     Parameters
     ----------
@@ -174,6 +181,8 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     ----------
     n_features_in_ : int
     n_outputs_ : int
+    encoder_ : ColumnTransformer or None
+        See :class:`MetaLearnedClassifier`.
     artifact_ : MetaArtifact
     adapt_steps_ : int
     cv_loss_by_adapt_steps_ : dict of int to float
@@ -198,10 +207,8 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     def _validate(
         self, X: ArrayLike, y: ArrayLike, *, reset: bool, classes: ArrayLike | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        # cast: validate_data returns arrays (scikit-learn has no type hints)
         X, y = cast(
-            "tuple[np.ndarray, np.ndarray]",
-            validate_data(self, X, y, reset=reset, dtype=np.float64, multi_output=True, y_numeric=True),
+            "tuple[np.ndarray, np.ndarray]", self._check_X(X, y, reset=reset, multi_output=True, y_numeric=True)
         )
         y2 = y.reshape(len(y), -1).astype(np.float64)
         if reset:

@@ -119,7 +119,7 @@ def test_family_artifact_serves_its_family_and_refuses_other_features(tmp_path):
 @pytest.mark.parametrize(
     "make, fit_args, message",
     [
-        (lambda a: MetaLearnedClassifier(a), (np.array([[0.0, np.nan]] * 4), [0, 1, 0, 1]), "NaN"),
+        (lambda a: MetaLearnedClassifier(a), (np.array([[0.0, np.inf]] * 4), [0, 1, 0, 1]), "infinity"),
         (lambda a: MetaLearnedClassifier(a), (np.zeros((4, 2)), [1, 1, 1, 1]), "one class only"),
         (lambda a: MetaLearnedClassifier(a), (np.zeros((0, 2)), []), "0 sample"),
         (lambda a: MetaLearnedClassifier(a), (np.zeros((8, 20)), [0, 1] * 4), "at most 16 features"),

@@ -1,0 +1,94 @@
+"""The estimators with the bundled artifacts on tables of any shape: missing values, categories,
+more targets, features and classes than the model's widths. Each case must also score sensibly
+on synthetic data whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss
+from sklearn.utils import get_tags
+
+from automl_meta.integrations.sklearn import MetaLearnedClassifier, MetaLearnedRegressor
+
+
+def _split(n_train, *arrays):
+    return [a[:n_train] for a in arrays], [a[n_train:] for a in arrays]
+
+
+def _check_proba(est, X, y):
+    """Rows sum to 1, and the log-loss clearly beats the uniform prior over the classes."""
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
+    uniform = np.log(len(est.classes_))
+    loss = log_loss(y, proba, labels=est.classes_)
+    assert loss < 0.6 * uniform, (loss, uniform)
+    return loss
+
+
+# -- missing values and categories ------------------------------------------------------------------
+def test_missing_values_are_imputed_with_an_indicator_that_carries_information():
+    r = np.random.default_rng(0)
+    X = r.normal(size=(160, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    X[r.random(X.shape) < 0.15] = np.nan
+    X[:, 3] = np.where(y == 1, np.nan, X[:, 3])  # column 3 is missing exactly for class 1
+    (Xt, yt), (Xv, yv) = _split(100, X, y)
+    est = MetaLearnedClassifier(random_state=0).fit(Xt, yt)
+    assert get_tags(est).input_tags.allow_nan and est.n_features_in_ == 4
+    assert "numeric__missingindicator_x3" in est.encoder_.get_feature_names_out()
+    assert est.score(Xv, yv) > 0.9  # the indicator alone separates the classes
+    _check_proba(est, Xv, yv)
+
+
+def test_missing_values_in_regression_and_at_predict_time_only():
+    r = np.random.default_rng(1)
+    X = r.normal(size=(140, 5))
+    y = 2 * X[:, 0] - X[:, 1] + 0.1 * r.normal(size=140)
+    Xn = np.where(r.random(X.shape) < 0.1, np.nan, X)
+    (Xt, yt), (Xv, yv) = _split(90, Xn, y)
+    assert MetaLearnedRegressor(random_state=0).fit(Xt, yt).score(Xv, yv) > 0.5
+    clean = MetaLearnedRegressor(random_state=0).fit(X[:90], yt)  # no NaN at fit: no encoder
+    assert clean.encoder_ is None
+    pred = clean.predict(Xv)  # a value missing at predict time stands for its column's mean
+    assert np.all(np.isfinite(pred)) and clean.score(Xv, yv) > 0.5
+    with pytest.raises(ValueError, match="infinity"):
+        clean.predict(np.full((1, 5), np.inf))
+
+
+def test_categorical_columns_are_encoded_inside_the_estimator():
+    r = np.random.default_rng(2)
+    n = 150
+    colour = r.choice(["red", "green", "blue", "white"], n)
+    df = pd.DataFrame(
+        {
+            "noise": r.normal(size=n),
+            "colour": pd.Categorical(colour),
+            "flag": r.random(n) > 0.5,
+            "word": pd.Series(r.choice(["a", "b", None], n), dtype="string"),
+            "code": r.choice(["x", "y"], n).astype(object),
+        }
+    )
+    y = pd.Series(colour).map({"red": 0, "green": 1, "blue": 2, "white": 1}).to_numpy()
+    (Xt, yt), (Xv, yv) = _split(90, df, y)
+    est = MetaLearnedClassifier(random_state=0).fit(Xt, yt)
+    assert est.n_features_in_ == 5 and list(est.feature_names_in_) == list(df.columns)
+    assert est.score(Xv, yv) > 0.95  # the colour alone determines the class
+    _check_proba(est, Xv, yv)
+    unseen = Xv.assign(colour=pd.Categorical(["purple"] * len(Xv)))  # unknown levels encode as all zeros
+    assert np.all(np.isfinite(est.predict_proba(unseen)))
+    with pytest.warns(UserWarning, match="feature names"):
+        est.predict_proba(Xv.to_numpy())  # the fit's columns by position, with scikit-learn's warning
+
+
+def test_numeric_input_without_missing_values_skips_the_encoder():
+    r = np.random.default_rng(3)
+    X = r.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    from_array = MetaLearnedClassifier(random_state=0, adapt_steps=2).fit(X, y)
+    from_frame = MetaLearnedClassifier(random_state=0, adapt_steps=2).fit(frame, y)
+    assert from_array.encoder_ is None and from_frame.encoder_ is None
+    # Equal up to rounding (a DataFrame's values come in column-major order).
+    np.testing.assert_allclose(from_array.predict_proba(X), from_frame.predict_proba(frame), rtol=1e-12)
