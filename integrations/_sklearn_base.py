@@ -49,8 +49,17 @@ class _MetaLearnedEstimator(BaseEstimator):
 
         def _n_outputs(self, targets: np.ndarray) -> int: ...
 
-        @staticmethod
-        def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float: ...
+        def _set_members(self, n_features: int, rng: np.random.RandomState) -> None: ...
+
+        def _member_targets(self, targets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+        def _member_outputs(self) -> int: ...
+
+        def _cv_members(self) -> np.ndarray: ...
+
+        def _held_out_score(
+            self, outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor
+        ) -> tuple[float, dict[str, Any]]: ...
 
     def __init__(
         self,
@@ -126,24 +135,29 @@ class _MetaLearnedEstimator(BaseEstimator):
         # NaN only where the fit had none (no encoder): the missing value takes the column's mean.
         return np.where(np.isnan(z), 0.0, z) if self.encoder_ is None and np.isnan(z).any() else z
 
-    def _members(self, X: np.ndarray, permutations: np.ndarray | None = None) -> np.ndarray:
-        """(n_members, n_samples, n_features): the standardised rows, features permuted per member."""
-        perms = self.permutations_ if permutations is None else permutations
-        return self._standardise(X)[:, perms].transpose(1, 0, 2)
+    def _members(self, X: np.ndarray, tasks: np.ndarray | None = None) -> np.ndarray:
+        """(n_tasks, n_samples, width): the standardised rows as each task's member sees them.
+
+        ``tasks`` are member indices (default: every member once); see ``_sklearn_members``.
+        """
+        views = self.member_features_ if tasks is None else self.member_features_[tasks]
+        return self._standardise(X)[:, views].transpose(1, 0, 2)
 
     def _batch(
-        self, X: np.ndarray, targets: np.ndarray, weights: np.ndarray, permutations: np.ndarray | None = None
+        self, X: np.ndarray, targets: np.ndarray, weights: np.ndarray, tasks: np.ndarray | None = None
     ) -> TaskBatch:
-        """One task per row of ``weights`` (n_tasks, n_samples) and of ``permutations`` (feature orders)."""
+        """One task per row of ``weights`` (n_tasks, n_samples) and of ``tasks`` (member indices)."""
         device = self._device
-        members = torch.as_tensor(self._members(X, permutations), dtype=self._dtype, device=device)
+        members = torch.as_tensor(self._members(X, tasks), dtype=self._dtype, device=device)
         e, n = members.shape[:2]
-        if self._task_type == "classification":
-            y = torch.as_tensor(targets, dtype=torch.int64, device=device).expand(e, n)
-            outputs = len(self.classes_)
+        own = self._member_targets(targets, np.arange(e) if tasks is None else tasks)
+        y_type = torch.int64 if self._task_type == "classification" else self._dtype
+        if own is None:  # every member fits the same targets
+            y = torch.as_tensor(targets, dtype=y_type, device=device).expand(e, *targets.shape)
+            class_mask = torch.ones(e, self._member_outputs(), dtype=self._dtype, device=device)
         else:
-            y = torch.as_tensor(targets, dtype=self._dtype, device=device).expand(e, n, targets.shape[1])
-            outputs = targets.shape[1]
+            y = torch.as_tensor(own[0], dtype=y_type, device=device)
+            class_mask = torch.as_tensor(own[1], dtype=self._dtype, device=device)
         # Weights as counts (as in scikit-learn): a weight of 2 is a repeated row.
         mask = torch.as_tensor(weights, dtype=self._dtype, device=device).expand(e, n)
         ones = lambda *shape: torch.ones(*shape, dtype=self._dtype, device=device)  # noqa: E731 - short local helper
@@ -155,7 +169,7 @@ class _MetaLearnedEstimator(BaseEstimator):
             support_mask=mask,
             query_mask=ones(e, 1),
             feature_mask=ones(e, members.shape[2]),
-            class_mask=ones(e, outputs),
+            class_mask=class_mask,
             task_type=self._task_type,
         )
 
@@ -181,37 +195,52 @@ class _MetaLearnedEstimator(BaseEstimator):
         return self.artifact_.adapt_steps
 
     def _fit_selecting_steps(
-        self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng: np.random.RandomState
+        self, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, rng: np.random.RandomState, candidates: list[int]
     ) -> bool:
         """Cross-validated early stopping: fit with the candidate step count of lowest held-out loss.
 
-        The candidates are 0 and the step counts the artifact was validated on in meta-training. The
-        first member (features in their own order) is adapted on each fold's training rows, in the
-        same batch and along the same trajectory as the ensemble's fit on all rows, so choosing costs
-        little more than fitting. Returns False, fitting nothing, when there are too few rows to split.
+        The candidates are 0 and the step counts the artifact was validated on in meta-training (or only
+        ``adapt_steps`` when it is given and settings fitted on held-out rows need the folds). The
+        members that ``_cv_members`` names (the first, features in their own order, unless targets differ
+        per member) are adapted on each fold's training rows, in the same batch and along the same
+        trajectory as the ensemble's fit on all rows, so choosing costs little more than fitting. Settings
+        fitted on the held-out rows with the chosen steps (``_held_out_score``) are set too. Returns False,
+        fitting nothing, when there are too few rows to split.
         """
-        default = self._learned_default()
-        candidates = sorted({0, default, *self.artifact_.validated_adapt_steps})
         folds = _folds(X, targets, weight, rng, self._task_type)
-        if folds is None or len(candidates) < 2:
+        if folds is None:
             return False
-        k, perms = len(folds), self.permutations_
+        k, cv, n_members = len(folds), self._cv_members(), len(self.member_features_)
         held_out = np.stack([np.isin(np.arange(len(X)), test) for test in folds])
-        weights = np.concatenate([weight * ~held_out, np.repeat(weight[None], len(perms), 0)])
-        task_perms = np.concatenate([np.repeat(perms[:1], k, 0), perms])
-        path = _adapt_path(self._learner, self._batch(X, targets, weights, task_perms), candidates)
+        weights = np.concatenate([np.repeat(weight * ~held_out, len(cv), 0), np.repeat(weight[None], n_members, 0)])
+        tasks = np.concatenate([np.tile(cv, k), np.arange(n_members)])
+        path = _adapt_path(self._learner, self._batch(X, targets, weights, tasks), candidates)
         apply = torch.vmap(functional_apply(self._learner.model))
-        x_folds = torch.as_tensor(self._members(X, task_perms[:k]), dtype=self._dtype, device=self._device)
+        n_cv = k * len(cv)
+        x_folds = torch.as_tensor(self._members(X, tasks[:n_cv]), dtype=self._dtype, device=self._device)
         eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
-        losses = {}
+        scores = {}
         with torch.no_grad():
             for steps, params in path.items():
-                out = apply({n: t[:k] for n, t in params.items()}, x_folds)[..., : self.n_outputs_]
-                losses[steps] = self._held_out_loss(out.to("cpu", torch.float64), targets, eval_weight)
-        self.cv_loss_by_adapt_steps_ = losses
-        self.adapt_steps_ = min(losses, key=lambda s: (losses[s], s))
-        self.params_ = {n: t[k:] for n, t in path[self.adapt_steps_].items()}
+                out = apply({n: t[:n_cv] for n, t in params.items()}, x_folds)[..., : self._member_outputs()]
+                out = out.to("cpu", torch.float64).reshape(k, len(cv), *out.shape[1:])
+                scores[steps] = self._held_out_score(out, targets, eval_weight)
+        best = min(scores, key=lambda s: (scores[s][0], s))
+        if len(candidates) > 1:
+            self.cv_loss_by_adapt_steps_ = {steps: loss for steps, (loss, _) in scores.items()}
+            self.adapt_steps_ = best
+        self.__dict__.update(scores[best][1])
+        self.params_ = {n: t[n_cv:] for n, t in path[best].items()}
         return True
+
+    def _step_candidates(self) -> list[int]:
+        """Step counts to cross-validate: none given (``[adapt_steps]``) unless held-out settings need folds."""
+        if self.adapt_steps is None:
+            return sorted({0, self._learned_default(), *self.artifact_.validated_adapt_steps})
+        return [int(self.adapt_steps)] if self._needs_held_out() else []
+
+    def _needs_held_out(self) -> bool:
+        return False
 
     def _fit(
         self,
@@ -232,29 +261,27 @@ class _MetaLearnedEstimator(BaseEstimator):
         weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if not continuing:
             rng = check_random_state(self.random_state)
-            _check_serves(
-                self.artifact_,
-                self._task_type,
-                X.shape[1],
-                self._n_outputs(targets),
-                getattr(self, "feature_names_in_", None),
-            )
-            self.x_mean_, self.x_scale_, self.permutations_ = _feature_scaling(
-                self.artifact_.preprocessing, X, weight, rng, self.n_ensemble
-            )
+            names = getattr(self, "feature_names_in_", None)
+            _check_serves(self.artifact_, self._task_type, X.shape[1], self._n_outputs(targets), names)
+            self.x_mean_, self.x_scale_ = _feature_scaling(self.artifact_.preprocessing, X, weight)
+            self._set_members(X.shape[1], rng)
         targets = self._prepare_targets(targets, weight, reset=not continuing)
         if not continuing:
             self.__dict__.pop("cv_loss_by_adapt_steps_", None)
             self.adapt_steps_ = self._learned_default() if self.adapt_steps is None else int(self.adapt_steps)
-        selected = not continuing and self.adapt_steps is None and self._fit_selecting_steps(X, targets, weight, rng)
+            candidates = self._step_candidates()
+        selected = (
+            not continuing
+            and (len(candidates) > 1 or self._needs_held_out())
+            and self._fit_selecting_steps(X, targets, weight, rng, candidates)
+        )
         if not selected:
             batch = self._batch(X, targets, weight[None])
             self.params_ = self._learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
         if self.verbose:
             print(
-                f"{type(self).__name__}: adapted {len(self.permutations_)} member(s) for {self._steps()} step(s) "
-                f"on {X.shape[0]} rows in "
-                f"{time.perf_counter() - start:.3f} s",
+                f"{type(self).__name__}: adapted {len(self.member_features_)} member(s) for {self._steps()} step(s) "
+                f"on {X.shape[0]} rows in {time.perf_counter() - start:.3f} s",
                 file=sys.stderr,
             )
         return self
@@ -292,4 +319,4 @@ class _MetaLearnedEstimator(BaseEstimator):
         X = cast(np.ndarray, self._check_X(X, reset=False))
         members = torch.as_tensor(self._members(X), dtype=self._dtype, device=self._device)
         out = torch.vmap(functional_apply(self._learner.model))(self.params_, members)
-        return out[..., : self.n_outputs_].cpu()
+        return out[..., : self._member_outputs()].cpu()

@@ -19,21 +19,20 @@ from automl_meta.exceptions import ArtifactError
 from automl_meta.learners import UpdateRule
 
 
-def _feature_scaling(
-    prep: Preprocessing, X: np.ndarray, weight: np.ndarray, rng: np.random.RandomState, n_ensemble: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature mean, scale and the ensemble's feature orders (one row per member) for a fit on ``X``."""
-    if prep.scales_features:  # a family artifact: scale as in meta-training; features keep their places
-        return np.asarray(prep.feature_mean), np.asarray(prep.feature_scale), np.arange(X.shape[1])[None]
-    mean, scale = _mean_scale(X, weight)
-    perms = [np.arange(X.shape[1])] + [rng.permutation(X.shape[1]) for _ in range(n_ensemble - 1)]
-    return mean, scale, np.stack(perms)
+def _feature_scaling(prep: Preprocessing, X: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Feature mean and scale for a fit on ``X`` (weighted, so that a weight of 2 is a repeated row)."""
+    if prep.scales_features:  # a family artifact: scale as in meta-training
+        return np.asarray(prep.feature_mean), np.asarray(prep.feature_scale)
+    return _mean_scale(X, weight)
 
 
 def _check_serves(
     artifact: MetaArtifact, task_type: str, n_features: int, n_outputs: int, feature_names_in: Any
 ) -> None:
-    """Refuse data the artifact's model cannot serve (width, outputs, a family's features), saying why."""
+    """Refuse data the artifact's model cannot serve (width, outputs, a family's features), saying why.
+
+    A universal artifact serves any number of regression targets, in chunks of at most its outputs.
+    """
     model: Any = artifact.learner.model  # a tabular backbone: in_features, out_features, flexible_widths
     prep = artifact.preprocessing
     family = prep.shared_features
@@ -61,7 +60,7 @@ def _check_serves(
                 else f"This artifact was meta-trained for data of another width (task family {artifact.family_name!r})."
             )
         )
-    if n_outputs > model.out_features:
+    if n_outputs > model.out_features and not (flexible and task_type == "regression"):
         raise ValueError(f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}.")
 
 

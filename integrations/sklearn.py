@@ -14,7 +14,7 @@ untouched in ``__init__``, validation in ``fit``, fitted attributes ending in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _to_standard
 
 from ._sklearn_base import _MetaLearnedEstimator
+from ._sklearn_members import _chunk_targets, _combine_chunks, _feature_views, _target_chunks
 from ._sklearn_search import MetaSearchCV
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         Members adapted at once, each seeing the features in another order; their
         probabilities are averaged.
     random_state : int, RandomState or None
-        Fixes the feature orders of the members.
+        Fixes the members' feature orders and the folds.
     verbose : int, default=0
         1 prints a one-line summary of each fit.
     warm_start : bool, default=False
@@ -78,6 +79,8 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         How X was encoded for the model (categorical columns, missing values), or None when
         X was numeric without NaN. A value missing at predict time, where the fit had none,
         stands for the column's training mean.
+    member_features_ : ndarray of shape (n_members, n_model_features)
+        The (encoded) columns each member sees, in the order it sees them.
     artifact_ : MetaArtifact
         The artifact used.
     adapt_steps_ : int
@@ -137,6 +140,25 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     def _n_outputs(self, targets: np.ndarray) -> int:
         return len(self.classes_)
 
+    def _set_members(self, n_features: int, rng: np.random.RandomState) -> None:
+        n_views = 1 if self.artifact_.preprocessing.scales_features else self.n_ensemble
+        self.member_features_ = _feature_views(n_features, n_views, rng)
+
+    def _member_targets(self, targets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        return None  # every member fits the classes themselves
+
+    def _member_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _cv_members(self) -> np.ndarray:
+        return np.zeros(1, np.int64)  # the first member stands for the ensemble
+
+    def _held_out_score(
+        self, outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor
+    ) -> tuple[float, dict[str, Any]]:
+        # outputs: (folds, cv members, n, classes), each fold's member scored on all rows.
+        return self._held_out_loss(outputs[:, 0], targets, weight), {}
+
     @staticmethod
     def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
         # outputs: (folds, n, classes), each fold's model scored on all rows (weight picks its held-out ones).
@@ -163,7 +185,10 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     """Regressor adapted in a few learned steps from a meta-trained initialisation.
 
     Targets are standardised for adaptation and predictions mapped back. One or
-    several targets. X is encoded as for :class:`MetaLearnedClassifier`.
+    several targets. X is encoded as for :class:`MetaLearnedClassifier`. With more targets than
+    the model's ``out_features``, the targets are split into chunks of at most ``out_features``,
+    each chunk adapted by its own members (every feature view once per chunk, ``member_targets_``),
+    and the chunks' predictions concatenated.
 
     Parameters
     ----------
@@ -183,6 +208,10 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     n_outputs_ : int
     encoder_ : ColumnTransformer or None
         See :class:`MetaLearnedClassifier`.
+    member_features_ : ndarray of shape (n_members, n_model_features)
+        See :class:`MetaLearnedClassifier`.
+    member_targets_ : ndarray of shape (n_members, chunk_width)
+        The targets each member predicts (-1 pads a chunk narrower than the others).
     artifact_ : MetaArtifact
     adapt_steps_ : int
     cv_loss_by_adapt_steps_ : dict of int to float
@@ -200,6 +229,9 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     >>> reg = MetaLearnedRegressor(artifact, random_state=0).fit(X, X[:, 0] - 2 * X[:, 1])
     >>> reg.predict(X[:2]).shape
     (2,)
+    >>> Y = np.c_[X[:, 0], X[:, 1] + X[:, 2], -X[:, 2]]  # 3 targets: chunks, as the model has 1 output
+    >>> MetaLearnedRegressor(artifact, random_state=0).fit(X, Y).predict(X[:2]).shape
+    (2, 3)
     """
 
     _task_type = "regression"
@@ -235,6 +267,37 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     def _n_outputs(self, targets: np.ndarray) -> int:
         return targets.shape[1]
 
+    def _set_members(self, n_features: int, rng: np.random.RandomState) -> None:
+        # Every chunk of targets gets every feature view: each target is predicted by the whole ensemble.
+        model: Any = self.artifact_.learner.model
+        n_views = 1 if self.artifact_.preprocessing.scales_features else self.n_ensemble
+        views = _feature_views(n_features, n_views, rng)
+        chunks = _target_chunks(self.n_outputs_, model.out_features)
+        self.member_features_ = np.tile(views, (len(chunks), 1))
+        self.member_targets_ = np.repeat(chunks, len(views), axis=0)
+
+    def _member_targets(self, targets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        return (
+            None
+            if self.member_targets_.shape[1] == self.n_outputs_
+            else _chunk_targets(targets, self.member_targets_[tasks])
+        )
+
+    def _member_outputs(self) -> int:
+        return self.member_targets_.shape[1]
+
+    def _cv_members(self) -> np.ndarray:
+        # The first member of each chunk of targets (members come chunk by chunk, each with every view).
+        n_chunks = len(np.unique(self.member_targets_, axis=0))
+        return np.arange(0, len(self.member_targets_), len(self.member_targets_) // n_chunks)
+
+    def _held_out_score(
+        self, outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor
+    ) -> tuple[float, dict[str, Any]]:
+        # outputs: (folds, cv members, n, outputs), each fold's members scored on all rows.
+        pred = _combine_chunks(outputs, self.member_targets_[self._cv_members()], self.n_outputs_)
+        return self._held_out_loss(pred, targets, weight), {}
+
     @staticmethod
     def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
         # outputs: (folds, n, targets), in standardised units (weight picks each fold's held-out rows).
@@ -243,7 +306,8 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets: shape (n_samples,) for one target, (n_samples, n_targets) for several."""
-        pred = _from_standard(self._outputs(X).to(torch.float64).mean(0).numpy(), self.y_mean_, self.y_scale_)
+        outputs = _combine_chunks(self._outputs(X).to(torch.float64), self.member_targets_, self.n_outputs_)
+        pred = _from_standard(outputs.numpy(), self.y_mean_, self.y_scale_)
         return pred[:, 0] if self._y_1d else pred
 
     def __sklearn_tags__(self) -> Tags:

@@ -92,3 +92,22 @@ def test_numeric_input_without_missing_values_skips_the_encoder():
     assert from_array.encoder_ is None and from_frame.encoder_ is None
     # Equal up to rounding (a DataFrame's values come in column-major order).
     np.testing.assert_allclose(from_array.predict_proba(X), from_frame.predict_proba(frame), rtol=1e-12)
+
+
+# -- more targets than the model's outputs ----------------------------------------------------------
+@pytest.mark.parametrize("n_targets", [5, 9])
+def test_more_targets_than_outputs_are_fitted_in_chunks(n_targets):
+    r = np.random.default_rng(n_targets)
+    X = r.normal(size=(150, 6))
+    Y = X[:, :3] @ r.normal(size=(3, n_targets)) + 0.1 * r.normal(size=(150, n_targets)) + 50
+    (Xt, Yt), (Xv, Yv) = _split(100, X, Y)
+    est = MetaLearnedRegressor(random_state=0).fit(Xt, Yt)
+    out_features = est.artifact_.learner.model.out_features
+    assert n_targets > out_features and get_tags(est).target_tags.multi_output
+    chunks = np.unique(est.member_targets_, axis=0)
+    assert len(chunks) == -(-n_targets // out_features)  # each chunk at most out_features targets
+    assert sorted(chunks[chunks >= 0].tolist()) == list(range(n_targets))  # each target in one chunk
+    pred = est.predict(Xv)
+    assert pred.shape == (50, n_targets)
+    r2 = 1 - ((pred - Yv) ** 2).sum(0) / ((Yv - Yv.mean(0)) ** 2).sum(0)
+    assert r2.min() > 0.8, r2  # every target, in every chunk, is fitted
