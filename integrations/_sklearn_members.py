@@ -1,11 +1,18 @@
 """The ensemble members of the scikit-learn estimators: which columns and which targets each one sees (private).
 
 A member is one adaptation of the artifact's model, all members adapted at once as one batch. Each
-sees the (encoded, standardised) table through an index array into its columns: every member sees
-every column, each member in its own random order (the first in the table's order), since the model
-treats its input rows as exchangeable.
+sees the (encoded, standardised) table through an index array into its columns:
 
-Regression members also each get a chunk of at most ``out_features`` targets (see :func:`_target_chunks`).
+- a table the model can take whole: every member sees every column, each member in its own random
+  order (the first in the table's order), since the model treats its input rows as exchangeable;
+- a table wider than the model's ``in_features``: each member sees a random subset of
+  ``in_features`` columns. Members come in rounds; a round is one random permutation of the columns
+  cut into consecutive blocks (the last wrapping around to the permutation's start), so that every
+  column is seen in every round. An ensemble of ``n_ensemble`` members is rounded up to whole rounds.
+
+Regression members also each get a chunk of at most ``out_features`` targets (see
+:func:`_target_chunks`). Classification members that see feature subsets carry different evidence,
+combined with a fitted temperature (see ``_sklearn_output_code``).
 """
 
 from __future__ import annotations
@@ -14,9 +21,20 @@ import numpy as np
 import torch
 
 
-def _feature_views(n_features: int, n_members: int, rng: np.random.RandomState) -> np.ndarray:
-    """(n_members, n_features) column orders of ``n_members`` members, the first the table's own."""
-    return np.stack([np.arange(n_features)] + [rng.permutation(n_features) for _ in range(n_members - 1)])
+def _feature_views(n_features: int, width: int, n_members: int, rng: np.random.RandomState) -> np.ndarray:
+    """(n_views, min(n_features, width)) column indices of at least ``n_members`` members.
+
+    Exactly ``n_members`` views when the table fits the model; otherwise whole rounds of
+    ``ceil(n_features / width)`` subsets, at least one round.
+    """
+    if n_features <= width:
+        return np.stack([np.arange(n_features)] + [rng.permutation(n_features) for _ in range(n_members - 1)])
+    per_round = -(-n_features // width)
+    views = []
+    for _ in range(-(-n_members // per_round)):
+        order = rng.permutation(n_features)
+        views += [np.take(order, np.arange(i * width, (i + 1) * width), mode="wrap") for i in range(per_round)]
+    return np.stack(views)
 
 
 def _target_chunks(n_targets: int, max_outputs: int) -> np.ndarray:

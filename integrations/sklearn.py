@@ -26,6 +26,7 @@ from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _to_stan
 
 from ._sklearn_base import _MetaLearnedEstimator
 from ._sklearn_members import _chunk_targets, _combine_chunks, _feature_views, _target_chunks
+from ._sklearn_output_code import _class_scores, _decode, _fit_temperature
 from ._sklearn_search import MetaSearchCV
 
 if TYPE_CHECKING:
@@ -42,6 +43,15 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     and boolean columns: they are encoded inside the estimator (``encoder_``) by median imputation
     with a missing-value indicator and one-hot encoding. Numeric input without NaN is used as given.
 
+    A universal artifact's model takes at most ``in_features`` features (128 for
+    ``"default-tabular"``); wider tables are served all the same: each ensemble member sees a random
+    subset of ``in_features`` (encoded) features, with enough members (whole rounds of disjoint
+    subsets, at least ``n_ensemble`` members) that every feature is seen; ``member_features_``
+    holds each member's columns. The members' log-probabilities are then averaged and turned into
+    probabilities with a temperature (``temperature_``) fitted on the held-out folds of the
+    cross-validation, so that ``predict_proba`` is calibrated. Otherwise the members'
+    probabilities are averaged.
+
     Parameters
     ----------
     artifact : str, path or MetaArtifact, default="default-tabular"
@@ -56,9 +66,9 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         With too few rows to split, the artifact's meta-validated default is used.
     n_ensemble : int, default=4
         Members adapted at once, each seeing the features in another order; their
-        probabilities are averaged.
+        probabilities are averaged. Wide tables use more (see above).
     random_state : int, RandomState or None
-        Fixes the members' feature orders and the folds.
+        Fixes the members' feature orders and subsets, and the folds.
     verbose : int, default=0
         1 prints a one-line summary of each fit.
     warm_start : bool, default=False
@@ -81,6 +91,11 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         stands for the column's training mean.
     member_features_ : ndarray of shape (n_members, n_model_features)
         The (encoded) columns each member sees, in the order it sees them.
+    output_code_ : ndarray of shape (n_members, n_classes) or None
+        Each member's group of each class, when the members' evidence is combined with a
+        temperature (feature subsets: each member's groups are the classes); None otherwise.
+    temperature_ : float
+        The temperature of that combination, fitted on the held-out folds (1.0 without folds).
     artifact_ : MetaArtifact
         The artifact used.
     adapt_steps_ : int
@@ -102,6 +117,14 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     >>> clf = MetaLearnedClassifier(artifact, random_state=0).fit(X[::3], y[::3])
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
+
+    The wine data have 13 features, more than this small model's 8:
+
+    >>> from sklearn.datasets import load_wine
+    >>> X, y = load_wine(return_X_y=True)
+    >>> clf = MetaLearnedClassifier(artifact, random_state=0).fit(X[::2], y[::2])
+    >>> clf.member_features_.shape, clf.predict_proba(X[:2]).shape
+    ((4, 8), (2, 3))
     """
 
     _task_type = "classification"
@@ -141,23 +164,38 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         return len(self.classes_)
 
     def _set_members(self, n_features: int, rng: np.random.RandomState) -> None:
+        model: Any = self.artifact_.learner.model
         n_views = 1 if self.artifact_.preprocessing.scales_features else self.n_ensemble
-        self.member_features_ = _feature_views(n_features, n_views, rng)
+        width, n_classes = min(n_features, model.in_features), len(self.classes_)
+        self.output_code_, self.temperature_ = None, 1.0
+        self.member_features_ = _feature_views(n_features, width, n_views, rng)
+        if width < n_features:  # feature subsets: evidence combined with a temperature, each group a class
+            self.output_code_ = np.tile(np.arange(n_classes), (len(self.member_features_), 1))
 
     def _member_targets(self, targets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        return None  # every member fits the classes themselves
+        if self.output_code_ is None:
+            return None
+        return self.output_code_[tasks][:, targets], np.ones((len(tasks), self._member_outputs()))
 
     def _member_outputs(self) -> int:
-        return len(self.classes_)
+        return len(self.classes_) if self.output_code_ is None else int(self.output_code_.max()) + 1
+
+    def _needs_held_out(self) -> bool:
+        return self.output_code_ is not None  # the temperature is fitted on held-out rows
 
     def _cv_members(self) -> np.ndarray:
-        return np.zeros(1, np.int64)  # the first member stands for the ensemble
+        # Decoding needs every member; otherwise the first member stands for the ensemble.
+        return np.arange(len(self.member_features_)) if self.output_code_ is not None else np.zeros(1, np.int64)
 
     def _held_out_score(
         self, outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor
     ) -> tuple[float, dict[str, Any]]:
-        # outputs: (folds, cv members, n, classes), each fold's member scored on all rows.
-        return self._held_out_loss(outputs[:, 0], targets, weight), {}
+        # outputs: (folds, cv members, n, outputs), each fold's members scored on all rows.
+        if self.output_code_ is None:
+            return self._held_out_loss(outputs[:, 0], targets, weight), {}
+        scores = _class_scores(outputs.numpy(), self.output_code_[self._cv_members()])
+        temperature, loss = _fit_temperature(scores, targets, weight.numpy())
+        return loss, {"temperature_": temperature}
 
     @staticmethod
     def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
@@ -167,8 +205,11 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         return float((-torch.log(picked.clamp_min(1e-15)) * weight).sum() / weight.sum())
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), averaged over the ensemble."""
-        return torch.softmax(self._outputs(X).to(torch.float64), -1).mean(0).numpy()
+        """Class probabilities, shape (n_samples, n_classes), averaged over the ensemble (or decoded)."""
+        outputs = self._outputs(X).to(torch.float64)
+        if self.output_code_ is None:
+            return torch.softmax(outputs, -1).mean(0).numpy()
+        return _decode(_class_scores(outputs.numpy(), self.output_code_), self.temperature_)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable class of each row."""
@@ -185,10 +226,12 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
     """Regressor adapted in a few learned steps from a meta-trained initialisation.
 
     Targets are standardised for adaptation and predictions mapped back. One or
-    several targets. X is encoded as for :class:`MetaLearnedClassifier`. With more targets than
-    the model's ``out_features``, the targets are split into chunks of at most ``out_features``,
-    each chunk adapted by its own members (every feature view once per chunk, ``member_targets_``),
-    and the chunks' predictions concatenated.
+    several targets. X is encoded as for :class:`MetaLearnedClassifier`, and tables wider than
+    the model's ``in_features`` are served in the same way, by members that see feature subsets
+    (their predictions averaged). With more targets than the model's ``out_features``, the
+    targets are split into chunks of at most ``out_features``, each chunk adapted by its own
+    members (every feature view once per chunk, ``member_targets_``), and the chunks'
+    predictions concatenated.
 
     Parameters
     ----------
@@ -271,7 +314,7 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
         # Every chunk of targets gets every feature view: each target is predicted by the whole ensemble.
         model: Any = self.artifact_.learner.model
         n_views = 1 if self.artifact_.preprocessing.scales_features else self.n_ensemble
-        views = _feature_views(n_features, n_views, rng)
+        views = _feature_views(n_features, min(n_features, model.in_features), n_views, rng)
         chunks = _target_chunks(self.n_outputs_, model.out_features)
         self.member_features_ = np.tile(views, (len(chunks), 1))
         self.member_targets_ = np.repeat(chunks, len(views), axis=0)

@@ -111,3 +111,47 @@ def test_more_targets_than_outputs_are_fitted_in_chunks(n_targets):
     assert pred.shape == (50, n_targets)
     r2 = 1 - ((pred - Yv) ** 2).sum(0) / ((Yv - Yv.mean(0)) ** 2).sum(0)
     assert r2.min() > 0.8, r2  # every target, in every chunk, is fitted
+
+
+# -- more features than the model takes -------------------------------------------------------------
+@pytest.mark.parametrize("n_features", [500, 2000])
+def test_wide_tables_are_served_by_members_that_see_feature_subsets(n_features):
+    r = np.random.default_rng(n_features)
+    n = 150
+    y = np.arange(n) % 3
+    X = r.normal(size=(n, n_features))
+    informative = r.choice(n_features, 30, replace=False)  # a few columns among many carry the class
+    X[:, informative] += 2.0 * (np.eye(3)[y] @ r.normal(size=(3, 30)))
+    (Xt, yt), (Xv, yv) = _split(100, X, y)
+    est = MetaLearnedClassifier(random_state=0).fit(Xt, yt)
+    in_features = est.artifact_.learner.model.in_features
+    assert est.n_features_in_ == n_features and est.member_features_.shape[1] == in_features
+    assert len(est.member_features_) >= n_features / in_features
+    assert np.array_equal(np.unique(est.member_features_), np.arange(n_features))  # every feature is seen
+    assert est.score(Xv, yv) > 0.7  # chance is 1/3; the first 128 features alone give about 0.5
+    _check_proba(est, Xv, yv)  # members' evidence combined with a temperature fitted on held-out rows
+    assert est.temperature_ < 1.0
+
+
+def test_feature_subsets_follow_random_state():
+    r = np.random.default_rng(4)
+    X, y = r.normal(size=(30, 300)), np.arange(30) % 2
+    fit = lambda seed: MetaLearnedClassifier(adapt_steps=1, n_ensemble=5, random_state=seed).fit(X, y)  # noqa: E731
+    first, again, other = fit(0), fit(0), fit(1)
+    assert first.member_features_.shape == (6, 128)  # 5 members rounded up to two rounds of 3 subsets
+    np.testing.assert_array_equal(again.member_features_, first.member_features_)
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
+    assert not np.array_equal(other.member_features_, first.member_features_)
+
+
+@pytest.mark.parametrize("n_features", [500, 2000])
+def test_wide_regression(n_features):
+    # Many noisy measurements of three factors (spectra, sensors): every feature subset carries the signal.
+    r = np.random.default_rng(n_features)
+    factors = r.normal(size=(140, 3))
+    X = factors @ r.normal(size=(3, n_features)) + 2.0 * r.normal(size=(140, n_features))
+    y = factors @ np.array([2.0, -1.0, 1.5]) + 0.1 * r.normal(size=140)
+    (Xt, yt), (Xv, yv) = _split(100, X, y)
+    est = MetaLearnedRegressor(random_state=0).fit(Xt, yt)
+    assert np.array_equal(np.unique(est.member_features_), np.arange(n_features))
+    assert est.score(Xv, yv) > 0.8

@@ -1,0 +1,50 @@
+"""Combining the evidence of members that see different things, for the classifier (private).
+
+Members that see disjoint feature subsets (tables wider than the model's ``in_features``, see
+``_sklearn_members``) carry different evidence; an average of their probabilities would dilute it.
+Each member m has an output code, the group ``g_m(k)`` of each class k; here the groups are the
+classes themselves. The score of class k is the mean over members of
+``log p_m(g_m(k)) - log |g_m(k)|`` (a group's probability shared evenly among its classes), and the
+class probabilities are ``softmax(score / T)`` over the classes. The mean of log-probabilities is a
+product of experts: one member's confident "not this class" rules a class out. How confident the
+product may be depends on how much the members' errors agree, so the temperature T is fitted on
+held-out rows: the estimators' cross-validation folds (``_sklearn_cv``) adapt every member on each
+fold's training rows, and T minimises the held-out log-loss, which makes ``predict_proba``
+calibrated. Without folds (too few rows), T = 1, the members' geometric mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+
+
+def _class_scores(logits: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Scores (..., n, K) of the classes from members' group logits (..., M, n, G) and their code (M, K)."""
+    log_group = log_softmax(logits, axis=-1)
+    index = np.broadcast_to(code[:, None, :], log_group.shape[:-1] + code.shape[-1:])
+    sizes = np.stack([np.bincount(c, minlength=logits.shape[-1]) for c in code])
+    log_size = np.take_along_axis(np.log(sizes), code, axis=-1)[:, None, :]  # (M, 1, K)
+    return (np.take_along_axis(log_group, index, axis=-1) - log_size).mean(-3)
+
+
+def _decode(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Class probabilities from class scores: ``softmax(scores / temperature)`` over the classes."""
+    return np.exp(log_softmax(scores / temperature, axis=-1))
+
+
+def _fit_temperature(scores: np.ndarray, targets: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """The temperature of lowest weighted held-out log-loss, and that loss.
+
+    ``scores`` (folds, n, K) are each fold's class scores on all rows; ``weight`` (folds, n) picks and
+    weighs each fold's held-out rows.
+    """
+    rows = np.arange(scores.shape[1])
+
+    def loss(log_t: float) -> float:
+        nll = -log_softmax(scores / np.exp(log_t), axis=-1)[:, rows, targets]
+        return float((nll * weight).sum() / weight.sum())
+
+    best = minimize_scalar(loss, bounds=(np.log(1e-3), np.log(1e2)), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(best.x)), float(best.fun)
