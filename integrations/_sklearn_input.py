@@ -29,10 +29,10 @@ def _feature_scaling(prep: Preprocessing, X: np.ndarray, weight: np.ndarray) -> 
 def _check_serves(
     artifact: MetaArtifact, task_type: str, n_features: int, n_outputs: int, feature_names_in: Any
 ) -> None:
-    """Refuse data the artifact's model cannot serve (outputs, a family's width or features), saying why.
+    """Refuse data the artifact's model cannot serve (a family's width, outputs or features), saying why.
 
-    A universal artifact serves any width, through members that see subsets of the features, and any
-    number of regression targets, in chunks of at most its outputs.
+    A universal artifact serves any width and any number of outputs: wider tables through members
+    that see subsets of the features, more classes through an output code, more targets in chunks.
     """
     model: Any = artifact.learner.model  # a tabular backbone: in_features, out_features, flexible_widths
     prep = artifact.preprocessing
@@ -51,13 +51,18 @@ def _check_serves(
             f"This artifact was meta-trained on a family of datasets with {model.in_features} "
             f"features; X has {n_features}. Family artifacts serve only their family's features."
         )
-    if not flexible and n_features != model.in_features:
+    if flexible:
+        return
+    if n_features != model.in_features:
         raise ValueError(
             f"The artifact's model takes exactly {model.in_features} features; X has {n_features}. This artifact "
             f"was meta-trained for data of another width (task family {artifact.family_name!r})."
         )
-    if n_outputs > model.out_features and not (flexible and task_type == "regression"):
-        raise ValueError(f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}.")
+    if n_outputs > model.out_features:
+        raise ValueError(
+            f"The artifact's model serves at most {model.out_features} {what}; y has {n_outputs}. Only a "
+            "universal artifact such as 'default-tabular' serves any number."
+        )
 
 
 def _check_tabular_artifact(artifact: MetaArtifact, source: object, estimator: str, task_type: str) -> None:

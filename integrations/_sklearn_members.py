@@ -11,8 +11,8 @@ sees the (encoded, standardised) table through an index array into its columns:
   column is seen in every round. An ensemble of ``n_ensemble`` members is rounded up to whole rounds.
 
 Regression members also each get a chunk of at most ``out_features`` targets (see
-:func:`_target_chunks`). Classification members that see feature subsets carry different evidence,
-combined with a fitted temperature (see ``_sklearn_output_code``).
+:func:`_target_chunks`); classification members, with more classes than ``out_features``, each get
+their own grouping of the classes (see ``_sklearn_output_code``).
 """
 
 from __future__ import annotations

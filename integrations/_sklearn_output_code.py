@@ -1,15 +1,19 @@
-"""Combining the evidence of members that see different things, for the classifier (private).
+"""An output code: classification with more classes than the model has outputs (private).
 
-Members that see disjoint feature subsets (tables wider than the model's ``in_features``, see
-``_sklearn_members``) carry different evidence; an average of their probabilities would dilute it.
-Each member m has an output code, the group ``g_m(k)`` of each class k; here the groups are the
-classes themselves. The score of class k is the mean over members of
-``log p_m(g_m(k)) - log |g_m(k)|`` (a group's probability shared evenly among its classes), and the
-class probabilities are ``softmax(score / T)`` over the classes. The mean of log-probabilities is a
-product of experts: one member's confident "not this class" rules a class out. How confident the
-product may be depends on how much the members' errors agree, so the temperature T is fitted on
-held-out rows: the estimators' cross-validation folds (``_sklearn_cv``) adapt every member on each
-fold's training rows, and T minimises the held-out log-loss, which makes ``predict_proba``
+The artifact's model has ``out_features`` outputs (10 for the bundled one). With K > out_features
+classes, each ensemble member gets its own sub-task: a random balanced partition of the K classes
+into G = out_features groups (group sizes differ by at most one), and is adapted to predict the
+group of each row; sub-tasks are members of one ``TaskBatch`` whose targets differ per member. There
+are enough members that every pair of classes falls into different groups in at least
+``_SEPARATIONS`` of them (and at least ``n_ensemble`` members).
+
+Decoding combines the members' log-probabilities: the score of class k is the mean over members m
+of ``log p_m(g_m(k)) - log |g_m(k)|`` (a group's probability shared evenly among its classes), and
+the class probabilities are ``softmax(score / T)`` over the K classes. The mean of log-probabilities
+is a product of experts: one member's confident "not this group" rules a class out. How confident
+the product may be depends on how much the members' errors agree, so the temperature T is fitted
+on held-out rows: the estimators' cross-validation folds (``_sklearn_cv``) adapt every member on
+each fold's training rows, and T minimises the held-out log-loss, which makes ``predict_proba``
 calibrated. Without folds (too few rows), T = 1, the members' geometric mean.
 """
 
@@ -18,6 +22,28 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
+
+_SEPARATIONS = 4  # a pair of classes told apart by 4 members survives a member or two that err
+
+
+def _output_code(
+    n_classes: int, n_groups: int, rng: np.random.RandomState, n_members: int = 1, start: np.ndarray | None = None
+) -> np.ndarray:
+    """(n_codes, n_classes) the group of each class in each member's partition.
+
+    Partitions are added to ``start`` (if given) until there are at least ``n_members`` and every
+    pair of classes is separated in at least ``_SEPARATIONS`` of them.
+    """
+    codes = [] if start is None else list(start)
+    separated = np.eye(n_classes, dtype=np.int64) * _SEPARATIONS  # a class needs no separating from itself
+    for code in codes:
+        separated += code[:, None] != code[None, :]
+    while len(codes) < n_members or separated.min() < _SEPARATIONS:
+        code = np.empty(n_classes, dtype=np.int64)
+        code[rng.permutation(n_classes)] = np.arange(n_classes) % n_groups
+        codes.append(code)
+        separated += code[:, None] != code[None, :]
+    return np.stack(codes)
 
 
 def _class_scores(logits: np.ndarray, code: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _to_stan
 
 from ._sklearn_base import _MetaLearnedEstimator
 from ._sklearn_members import _chunk_targets, _combine_chunks, _feature_views, _target_chunks
-from ._sklearn_output_code import _class_scores, _decode, _fit_temperature
+from ._sklearn_output_code import _class_scores, _decode, _fit_temperature, _output_code
 from ._sklearn_search import MetaSearchCV
 
 if TYPE_CHECKING:
@@ -43,13 +43,19 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     and boolean columns: they are encoded inside the estimator (``encoder_``) by median imputation
     with a missing-value indicator and one-hot encoding. Numeric input without NaN is used as given.
 
-    A universal artifact's model takes at most ``in_features`` features (128 for
-    ``"default-tabular"``); wider tables are served all the same: each ensemble member sees a random
-    subset of ``in_features`` (encoded) features, with enough members (whole rounds of disjoint
-    subsets, at least ``n_ensemble`` members) that every feature is seen; ``member_features_``
-    holds each member's columns. The members' log-probabilities are then averaged and turned into
-    probabilities with a temperature (``temperature_``) fitted on the held-out folds of the
-    cross-validation, so that ``predict_proba`` is calibrated. Otherwise the members'
+    A universal artifact's model takes at most ``in_features`` features and has ``out_features``
+    outputs (128 and 10 for ``"default-tabular"``); the classifier serves any table all the same:
+
+    - *Wider tables*: each ensemble member sees a random subset of ``in_features`` (encoded)
+      features, with enough members (whole rounds of disjoint subsets, at least ``n_ensemble``
+      members) that every feature is seen; ``member_features_`` holds each member's columns.
+    - *More classes*: an output code. Each member is adapted to a random balanced grouping of the
+      classes into ``out_features`` groups (``output_code_``), with enough members that every pair
+      of classes is told apart by several of them.
+
+    In both cases the members' log-probabilities of each class (through its group) are averaged
+    and turned into probabilities with a temperature (``temperature_``) fitted on the held-out
+    folds of the cross-validation, so that ``predict_proba`` is calibrated. Otherwise the members'
     probabilities are averaged.
 
     Parameters
@@ -66,9 +72,9 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         With too few rows to split, the artifact's meta-validated default is used.
     n_ensemble : int, default=4
         Members adapted at once, each seeing the features in another order; their
-        probabilities are averaged. Wide tables use more (see above).
+        probabilities are averaged. Wide tables and many classes use more (see above).
     random_state : int, RandomState or None
-        Fixes the members' feature orders and subsets, and the folds.
+        Fixes the members' feature orders, feature subsets and output code, and the folds.
     verbose : int, default=0
         1 prints a one-line summary of each fit.
     warm_start : bool, default=False
@@ -92,8 +98,9 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     member_features_ : ndarray of shape (n_members, n_model_features)
         The (encoded) columns each member sees, in the order it sees them.
     output_code_ : ndarray of shape (n_members, n_classes) or None
-        Each member's group of each class, when the members' evidence is combined with a
-        temperature (feature subsets: each member's groups are the classes); None otherwise.
+        Each member's group of each class (an index into ``classes_``), when the members'
+        evidence is combined with a temperature (more classes than the model's outputs, or
+        feature subsets: then each member's groups are the classes); None otherwise.
     temperature_ : float
         The temperature of that combination, fitted on the held-out folds (1.0 without folds).
     artifact_ : MetaArtifact
@@ -118,13 +125,13 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
 
-    The wine data have 13 features, more than this small model's 8:
+    Digits have 64 features and 10 classes, more than this small model's 8 and 4:
 
-    >>> from sklearn.datasets import load_wine
-    >>> X, y = load_wine(return_X_y=True)
-    >>> clf = MetaLearnedClassifier(artifact, random_state=0).fit(X[::2], y[::2])
-    >>> clf.member_features_.shape, clf.predict_proba(X[:2]).shape
-    ((4, 8), (2, 3))
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MetaLearnedClassifier(artifact, random_state=0).fit(X[:200], y[:200])
+    >>> clf.member_features_.shape[1], clf.output_code_.shape[1], clf.predict_proba(X[:2]).shape
+    (8, 10, (2, 10))
     """
 
     _task_type = "classification"
@@ -164,13 +171,19 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         return len(self.classes_)
 
     def _set_members(self, n_features: int, rng: np.random.RandomState) -> None:
+        # Feature views as for any estimator; with more classes than outputs, an output code too.
         model: Any = self.artifact_.learner.model
         n_views = 1 if self.artifact_.preprocessing.scales_features else self.n_ensemble
-        width, n_classes = min(n_features, model.in_features), len(self.classes_)
+        width, n_groups, n_classes = min(n_features, model.in_features), model.out_features, len(self.classes_)
         self.output_code_, self.temperature_ = None, 1.0
-        self.member_features_ = _feature_views(n_features, width, n_views, rng)
-        if width < n_features:  # feature subsets: evidence combined with a temperature, each group a class
-            self.output_code_ = np.tile(np.arange(n_classes), (len(self.member_features_), 1))
+        if n_classes <= n_groups:
+            self.member_features_ = _feature_views(n_features, width, n_views, rng)
+            if width < n_features:  # feature subsets: evidence combined as for an output code (the identity)
+                self.output_code_ = np.tile(np.arange(n_classes), (len(self.member_features_), 1))
+            return
+        code = _output_code(n_classes, n_groups, rng)
+        self.member_features_ = _feature_views(n_features, width, max(n_views, len(code)), rng)
+        self.output_code_ = _output_code(n_classes, n_groups, rng, len(self.member_features_), code)
 
     def _member_targets(self, targets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if self.output_code_ is None:
@@ -184,7 +197,7 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         return self.output_code_ is not None  # the temperature is fitted on held-out rows
 
     def _cv_members(self) -> np.ndarray:
-        # Decoding needs every member; otherwise the first member stands for the ensemble.
+        # Decoding needs every member's grouping; otherwise the first member stands for the ensemble.
         return np.arange(len(self.member_features_)) if self.output_code_ is not None else np.zeros(1, np.int64)
 
     def _held_out_score(

@@ -122,7 +122,6 @@ def test_family_artifact_serves_its_family_and_refuses_other_features(tmp_path):
         (lambda a: MetaLearnedClassifier(a), (np.array([[0.0, np.inf]] * 4), [0, 1, 0, 1]), "infinity"),
         (lambda a: MetaLearnedClassifier(a), (np.zeros((4, 2)), [1, 1, 1, 1]), "one class only"),
         (lambda a: MetaLearnedClassifier(a), (np.zeros((0, 2)), []), "0 sample"),
-        (lambda a: MetaLearnedClassifier(a), (np.zeros((10, 2)), np.arange(10) % 5), "at most 4 classes"),
         (lambda a: MetaLearnedClassifier(a, adapt_steps=-1), (np.zeros((4, 2)), [0, 1, 0, 1]), "adapt_steps"),
         (lambda a: MetaLearnedClassifier(a, n_ensemble=0), (np.zeros((4, 2)), [0, 1, 0, 1]), "n_ensemble"),
         (lambda a: MetaLearnedRegressor(a), (np.zeros((4, 2)), [0.0, 1, 2, 3]), "needs a regression artifact"),

@@ -155,3 +155,48 @@ def test_wide_regression(n_features):
     est = MetaLearnedRegressor(random_state=0).fit(Xt, yt)
     assert np.array_equal(np.unique(est.member_features_), np.arange(n_features))
     assert est.score(Xv, yv) > 0.8
+
+
+# -- more classes than the model's outputs ----------------------------------------------------------
+def _clusters(n_classes, per_class, n_test=3, n_features=8, seed=0):
+    """Training and test rows of well separated clusters, one per class (n_test test rows of each)."""
+    r = np.random.default_rng(seed)
+    centres = r.normal(size=(n_classes, n_features)) * 3
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = centres[y] + r.normal(size=(len(y), n_features))
+    test = np.tile(np.arange(per_class) < n_test, n_classes)
+    order = r.permutation(int((~test).sum()))
+    return (X[~test][order], y[~test][order]), (X[test], y[test])
+
+
+@pytest.mark.parametrize("n_classes, per_class, accuracy", [(11, 12, 0.8), (26, 9, 0.7), (100, 6, 0.4)])
+def test_more_classes_than_outputs_through_an_output_code(n_classes, per_class, accuracy):
+    (Xt, yt), (Xv, yv) = _clusters(n_classes, per_class, seed=n_classes)
+    yt, yv = yt * 10 + 7, yv * 10 + 7  # labels need not be 0..K-1
+    est = MetaLearnedClassifier(random_state=0).fit(Xt, yt)
+    code, out_features = est.output_code_, est.artifact_.learner.model.out_features
+    assert len(est.classes_) == n_classes and code.shape == (len(est.member_features_), n_classes)
+    assert code.max() == out_features - 1  # each member groups the classes into out_features groups
+    separated = (code[:, :, None] != code[:, None, :]).sum(0) + 99 * np.eye(n_classes)
+    assert separated.min() >= 4  # every pair of classes told apart by several members
+    assert est.score(Xv, yv) > accuracy  # chance is 1 / n_classes
+    _check_proba(est, Xv, yv)
+    assert 0 < est.temperature_ != 1.0  # fitted on the held-out folds
+
+
+def test_the_output_code_temperature_calibrates_the_probabilities():
+    (Xt, yt), (Xv, yv) = _clusters(11, 20, n_test=6, n_features=4, seed=5)
+    noise = np.random.default_rng(5)  # overlapping clusters: errors to calibrate
+    Xt, Xv = Xt + 2.0 * noise.normal(size=Xt.shape), Xv + 2.0 * noise.normal(size=Xv.shape)
+    est = MetaLearnedClassifier(random_state=0).fit(Xt, yt)
+    proba = est.predict_proba(Xv)
+    fitted = log_loss(yv, proba, labels=est.classes_)
+    # Any other temperature does worse on new rows than the fitted one, give or take a little.
+    from automl_meta.integrations._sklearn_output_code import _class_scores, _decode
+
+    scores = _class_scores(est._outputs(Xv).numpy(), est.output_code_)
+    np.testing.assert_allclose(_decode(scores, est.temperature_), proba)
+    for factor in (0.3, 3.0):
+        assert fitted < log_loss(yv, _decode(scores, est.temperature_ * factor), labels=est.classes_)
+    confidence, hit = proba.max(1), est.classes_[proba.argmax(1)] == yv
+    assert abs(confidence.mean() - hit.mean()) < 0.15  # as confident as accurate, on average
