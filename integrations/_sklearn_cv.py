@@ -31,18 +31,18 @@ def _folds(
 ) -> list[np.ndarray] | None:
     """Test-row indices of up to 3 shuffled folds (stratified where every class allows).
 
-    Identical rows share a fold: a weight of 2 and a repeated row then split alike (weights are
-    counts), and a duplicate never sits on both sides of a split. None when there are too few rows.
+    Identical rows share a fold, and the folds are drawn over the distinct rows in sorted order, not
+    in order of appearance: a weight of 2 and a repeated row then split alike (weights are counts)
+    however the rows are ordered, and a duplicate never sits on both sides of a split. None when
+    there are too few rows.
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
     rows = np.flatnonzero(weight > 0)
     keys = np.column_stack([X[rows], targets[rows].reshape(len(rows), -1)])
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    rank = np.empty_like(first)
-    rank[np.argsort(first)] = np.arange(len(first))  # distinct rows in order of first appearance
-    group_of_row = rank[inverse.ravel()]
-    n_groups = len(first)
+    distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+    group_of_row = inverse.ravel()
+    n_groups = len(distinct)
     n_splits = min(3, n_groups // 2)
     if n_splits < 2:
         return None
