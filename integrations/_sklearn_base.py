@@ -111,9 +111,23 @@ class _MetaLearnedEstimator(BaseEstimator):
             self.encoder_ = _make_encoder(_num_features(X), categorical) if categorical else None
         if self.encoder_ is None or (reset and not categorical):
             # NaN is let through here: at fit it calls for the encoder, after it means the training mean.
-            checked = validate_data(
-                self, X, y, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan", **({} if no_y else y_checks)
-            )
+            try:
+                checked = validate_data(
+                    self,
+                    X,
+                    y,
+                    reset=reset,
+                    dtype=np.float64,
+                    ensure_all_finite="allow-nan",
+                    **({} if no_y else y_checks),
+                )
+            except ValueError as error:
+                if "could not convert string" not in str(error):
+                    raise
+                raise ValueError(
+                    f"{error}: X holds text. Pass X as a pandas DataFrame whose text columns have dtype object, "
+                    "string or category; they are then one-hot encoded."
+                ) from error
             Xa = checked if no_y else checked[0]
             if not (reset and np.isnan(Xa).any()):
                 return checked
@@ -234,7 +248,7 @@ class _MetaLearnedEstimator(BaseEstimator):
         return True
 
     def _step_candidates(self) -> list[int]:
-        """Step counts to cross-validate: none given (``[adapt_steps]``) unless held-out settings need folds."""
+        """Step counts to cross-validate; with ``adapt_steps`` given, only it, when held-out settings need the folds."""
         if self.adapt_steps is None:
             return sorted({0, self._learned_default(), *self.artifact_.validated_adapt_steps})
         return [int(self.adapt_steps)] if self._needs_held_out() else []
@@ -294,8 +308,10 @@ class _MetaLearnedEstimator(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            May hold NaN and, in a pandas DataFrame, categorical columns (encoded in ``encoder_``).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), optional
+            Counts: a weight of 2 is a repeated row.
 
         Returns
         -------

@@ -82,6 +82,14 @@ def test_categorical_columns_are_encoded_inside_the_estimator():
         est.predict_proba(Xv.to_numpy())  # the fit's columns by position, with scikit-learn's warning
 
 
+def test_text_in_an_array_is_refused_with_what_to_do():
+    X = np.array([["red", 1.0], ["blue", 2.0]] * 5, dtype=object)
+    with pytest.raises(ValueError, match="X holds text. Pass X as a pandas DataFrame"):
+        MetaLearnedClassifier().fit(X, [0, 1] * 5)
+    frame = pd.DataFrame(X, columns=["colour", "size"]).astype({"size": float})
+    assert MetaLearnedClassifier(random_state=0).fit(frame, [0, 1] * 5).score(frame, [0, 1] * 5) == 1.0
+
+
 def test_numeric_input_without_missing_values_skips_the_encoder():
     r = np.random.default_rng(3)
     X = r.normal(size=(60, 3))
