@@ -102,7 +102,8 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         evidence is combined with a temperature (more classes than the model's outputs, or
         feature subsets: then each member's groups are the classes); None otherwise.
     temperature_ : float
-        The temperature of that combination, fitted on the held-out folds (1.0 without folds).
+        The temperature of that combination, fitted on the held-out folds of the first fit
+        (1.0 without folds); ``partial_fit`` keeps it.
     artifact_ : MetaArtifact
         The artifact used.
     adapt_steps_ : int
