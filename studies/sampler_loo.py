@@ -1,0 +1,170 @@
+"""A development aid for the warm-starting sampler: leave-one-task-out on the knowledge file, in minutes.
+
+Not evidence (the evidence is ``warmstart_real.py``, on tasks outside the knowledge file): this study
+never touches the evaluation tasks, so a change to ``MetaLearnedSampler`` can be tried here without
+tuning it to them. For a meta-train task T of a knowledge block (a search space and task type), the
+sampler is given T's meta-features with T excluded (``exclude_tasks``), and a study runs on a lookup
+objective: the loss T measured at the configuration it ran that is nearest to the trial's (Euclidean in
+the unit cube; log scale where the range is; categories one-hot). T ran 24 configurations (the shared
+design and 8 TPE trials), so the landscape is a step function whose best step lies where T's own TPE
+search went; the objective is deterministic, so no sampler gains from repeating a lucky draw. The
+regret after t trials is (best loss of the first t - T's best) / (T's worst - T's best).
+
+    python studies/sampler_loo.py                      # 8 tasks per block, all samplers: about 10 CPU minutes
+    python studies/sampler_loo.py --samplers MetaLearnedSampler --variant '{"n_portfolio": 3}'
+    python studies/sampler_loo.py --quick              # 1 task of 3 blocks (seconds)
+
+Writes ``sampler_loo.csv`` (mean regret per sampler, block and budget), ``sampler_loo.json`` (the
+means over blocks and the run's settings) and ``sampler_loo.png`` (regret curves).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
+
+TRIALS = {"MetaLearnedSampler": 10, "TPESampler": 50, "RandomSampler": 20}
+BUDGETS = (1, 5, 10, 20, 50)
+PREFIX = "est__"  # a Pipeline step, as a user's study has
+
+
+def unit(distributions: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
+    """A configuration in the unit cube (log scale where the range is; categories one-hot; absent 0.5)."""
+    from optuna.distributions import CategoricalDistribution
+
+    out: list[float] = []
+    for name, d in distributions.items():
+        value = config.get(name)
+        if isinstance(d, CategoricalDistribution):
+            out += [float(value == c) for c in d.choices]
+        elif value is None:
+            out.append(0.5)
+        else:
+            low, high, x = float(d.low), float(d.high), float(value)
+            if d.log:
+                low, high, x = math.log(low), math.log(high), math.log(max(x, low))
+            out.append((x - low) / (high - low) if high > low else 0.5)
+    return np.array(out)
+
+
+def make_sampler(name: str, kb: Any, t: int, seed: int, store: str, variant: dict[str, Any]) -> Any:
+    import optuna
+
+    from automl_meta.integrations.optuna import MetaLearnedSampler
+    from automl_meta.metafeatures import NAMES
+
+    if name == "TPESampler":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "RandomSampler":
+        return optuna.samplers.RandomSampler(seed=seed)
+    task = kb.tasks[t]
+    features = {n: float(v) for n, v in zip(NAMES, kb.metafeatures[t])}
+    exclude = [task["name"], task["fingerprint"]]
+    return MetaLearnedSampler(task=features, store=store, seed=seed, exclude_tasks=exclude, **variant)
+
+
+def run_case(kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any]) -> np.ndarray:
+    """The regret curve of one sampler on held-out task ``t`` of ``block``."""
+    import optuna
+
+    from automl_meta.spaces import SPACES
+
+    rows, losses = block.runs()[t]
+    U = np.stack([unit(block.distributions, block.config(i)) for i in rows])
+    space, values = SPACES[block.space], []
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # an empty store
+        sampler = make_sampler(name, kb, t, seed, f"sqlite:///{tmp}/experience.db", variant)
+        study = optuna.create_study(sampler=sampler)
+        for _ in range(TRIALS[name]):
+            trial = study.ask()
+            config = {n[len(PREFIX) :]: v for n, v in space.suggest(trial, PREFIX).items()}
+            nearest = int(np.argmin(((U - unit(block.distributions, config)) ** 2).sum(1)))
+            values.append(float(losses[nearest]))
+            study.tell(trial, values[-1])
+    spread = float(losses.max() - losses.min())
+    best = np.minimum.accumulate(values)
+    return (best - losses.min()) / spread if spread > 0 else np.zeros_like(best)
+
+
+def held_out_tasks(block: Any, n: int) -> list[int]:
+    """``n`` of the block's tasks, every k-th by index (a fixed rule: no choice by results)."""
+    ids = sorted(block.runs())
+    return ids[:: max(1, len(ids) // n)][:n]
+
+
+def report(out: Path, curves: dict[tuple[str, str, str], np.ndarray], settings: dict[str, Any]) -> dict[str, Any]:
+    """Print and write the mean regret per sampler, block and budget, and the means over blocks."""
+    import matplotlib.pyplot as plt
+
+    rows = [
+        [name, space, task_type, b, round(float(c[b - 1]), 4)]
+        for (name, space, task_type), c in sorted(curves.items())
+        for b in BUDGETS
+        if b <= len(c)
+    ]
+    headers = ["sampler", "space", "task_type", "trials", "mean regret"]
+    print_table(headers, rows)
+    write_csv(out / "sampler_loo.csv", headers, rows)
+    overall = {
+        name: np.mean([c for (n, _, _), c in curves.items() if n == name], 0) for name in sorted({k[0] for k in curves})
+    }
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, c in overall.items():
+        ax.plot(np.arange(1, len(c) + 1), c, label=name)
+    ax.set(xlabel="trials", ylabel="mean normalised regret", yscale="log", title="Leave-one-task-out (lookup)")
+    ax.legend()
+    save_figure(fig, out / "sampler_loo.png")
+    summary = {
+        "settings": settings,
+        "mean_regret": {n: {str(b): float(c[b - 1]) for b in BUDGETS if b <= len(c)} for n, c in overall.items()},
+    }
+    for name, c in summary["mean_regret"].items():
+        print(f"{name}: " + ", ".join(f"@{b} {v:.4f}" for b, v in c.items()))
+    write_json(out / "sampler_loo.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import optuna
+
+    from automl_meta import knowledge
+
+    p = parser(__doc__, "1 held-out task of 3 blocks")
+    p.add_argument("--tasks-per-block", type=int, default=8, help="held-out tasks per block (default 8)")
+    p.add_argument("--samplers", default=",".join(TRIALS), help=f"comma-separated, of {', '.join(TRIALS)}")
+    p.add_argument("--variant", default="{}", help="JSON of MetaLearnedSampler arguments to try")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    names = args.samplers.split(",")
+    if unknown := set(names) - set(TRIALS):
+        p.error(f"unknown samplers {sorted(unknown)}; choose from {', '.join(TRIALS)}")
+    variant = json.loads(args.variant)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("automl_meta").setLevel(logging.ERROR)
+    kb = knowledge.load()
+    blocks = kb.blocks[:3] if args.quick else kb.blocks
+    n = 1 if args.quick else args.tasks_per_block
+    curves = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental-feature warnings
+        for block in blocks:
+            for name in names:
+                runs = [run_case(kb, block, t, name, args.seed, variant) for t in held_out_tasks(block, n)]
+                curves[name, block.space, block.task_type] = np.mean(runs, 0)
+    settings = {"tasks_per_block": n, "variant": variant, "seed": args.seed, "knowledge": kb.manifest["sha256"]}
+    return report(output_dir(args.out, args.quick), curves, settings)
+
+
+if __name__ == "__main__":
+    main()

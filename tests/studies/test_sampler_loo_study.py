@@ -1,0 +1,57 @@
+"""The leave-one-task-out development study of the sampler: its encoding, lookup objective and report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+STUDY = Path(__file__).resolve().parents[2] / "studies" / "sampler_loo.py"
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location("sampler_loo", STUDY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_configurations_map_to_the_unit_cube_on_each_parameters_scale():
+    dists = {
+        "C": FloatDistribution(0.01, 100.0, log=True),
+        "k": IntDistribution(1, 11),
+        "kind": CategoricalDistribution(["a", "b", "c"]),
+        "extra": FloatDistribution(0.0, 1.0),
+    }
+    u = _study().unit(dists, {"C": 1.0, "k": 6, "kind": "b"})
+    np.testing.assert_allclose(u, [0.5, 0.5, 0.0, 1.0, 0.0, 0.5])  # log midpoint; one-hot; absent: 0.5
+
+
+def test_the_lookup_objective_scores_each_trial_with_a_loss_the_held_out_task_measured():
+    from automl_meta import knowledge
+
+    study, kb = _study(), knowledge.load()
+    block = kb.blocks[0]
+    t = study.held_out_tasks(block, 1)[0]
+    losses = block.runs()[t][1]
+    curve = study.run_case(kb, block, t, "RandomSampler", 0, {})
+    assert len(curve) == study.TRIALS["RandomSampler"]
+    assert np.all(np.diff(curve) <= 0) and 0.0 <= curve[-1] <= curve[0] <= 1.0
+    # Each best-so-far regret is that of a configuration the task ran.
+    regrets = (losses - losses.min()) / (losses.max() - losses.min())
+    assert all(np.isclose(regrets, r).any() for r in curve)
+
+
+def test_a_quick_run_reports_every_sampler_and_block(tmp_path):
+    summary = _study().main(["--quick", "--out", str(tmp_path), "--samplers", "MetaLearnedSampler,RandomSampler"])
+    rows = (tmp_path / "sampler_loo.csv").read_text().splitlines()
+    assert rows[0] == "sampler,space,task_type,trials,mean regret"
+    assert len(rows) == 1 + 3 * (3 + 4)  # 3 blocks: budgets 1, 5, 10 (Meta) and 1, 5, 10, 20 (Random)
+    assert set(summary["mean_regret"]) == {"MetaLearnedSampler", "RandomSampler"}
+    assert all(0.0 <= v <= 1.0 and math.isfinite(v) for c in summary["mean_regret"].values() for v in c.values())
+    assert (tmp_path / "sampler_loo.png").stat().st_size > 5_000
+    assert json.loads((tmp_path / "sampler_loo.json").read_text())["settings"]["tasks_per_block"] == 1
