@@ -5,7 +5,8 @@ Problem: sinusoid regression, 25 tasks, 10-shot support and query sets, MLP 40-4
 warm-up; the figure is the median over repeats. The largest absolute difference between the two
 meta-gradients is measured in float64.
 
-Run ``python studies/engine_speed.py`` (a few minutes) or with ``--quick`` (seconds).
+Run ``python studies/engine_speed.py`` (a few minutes) or with ``--quick`` (a smoke test: one round of
+two calls a side, seconds).
 Writes ``engine_speed.csv``, ``engine_speed.json`` and ``engine_speed.png``.
 """
 
@@ -44,7 +45,7 @@ def time_iterations(step, batches, repeats: int, per_repeat: int) -> float:
     return statistics.median(times)
 
 
-def measure(steps: int, repeats: int, per_repeat: int) -> dict[str, float]:
+def measure(steps: int, repeats: int, per_repeat: int, rounds: int) -> dict[str, float]:
     tasks = am.tasks.Sinusoid(shots=SHOTS)
     batches = [tasks.sample(TASKS, rng=i) for i in range(20)]
     ours, ref = make_learner(steps, torch.float32), make_learner(steps, torch.float32)
@@ -60,11 +61,11 @@ def measure(steps: int, repeats: int, per_repeat: int) -> dict[str, float]:
         _higher_reference.meta_backward(ref.model, b, steps=steps, inner_lr=LR)
         opt_ref.step()
 
-    for b in batches[:3]:  # warm-up
+    for b in batches[:rounds]:  # warm-up
         step_ours(b)
         step_ref(b)
     ms_ours, ms_ref = [], []
-    for _ in range(3):  # interleave so both see the same machine state
+    for _ in range(rounds):  # interleave so both see the same machine state
         ms_ours.append(time_iterations(step_ours, batches, repeats, per_repeat))
         ms_ref.append(time_iterations(step_ref, batches, repeats, per_repeat))
 
@@ -99,8 +100,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "few repeats (seconds), for smoke tests")
     args = p.parse_args(argv)
     out = output_dir(args.out, args.quick)
-    repeats, per_repeat = (2, 5) if args.quick else (5, 40)
-    results = {s: measure(s, repeats, per_repeat) for s in STEPS}
+    # Quick: a smoke test of the whole path (the reference takes about a second per call on busy cores).
+    repeats, per_repeat, rounds = (1, 2, 1) if args.quick else (5, 40, 3)
+    results = {s: measure(s, repeats, per_repeat, rounds) for s in STEPS}
     headers = ["inner steps", "automl-meta ms", "higher ms", "ratio higher/ours", "max |grad diff| float64"]
     rows = [
         [s, r["ours_ms"], r["higher_ms"], r["higher_ms"] / r["ours_ms"], f"{r['grad_diff']:.1e}"]
