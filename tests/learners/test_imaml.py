@@ -283,3 +283,20 @@ verbose = 0
     learner = am.load(out).learner
     assert isinstance(learner, am.learners.IMAML)
     assert (learner.inner_steps, learner.lam, learner.cg_steps, learner.cg_damping) == (3, 2.0, 2, 0.1)
+
+
+def test_a_step_size_too_large_for_a_sharp_task_still_solves_the_inner_problem():
+    """Steps are capped at 1 / (lam + largest curvature), so the meta-gradient stays the implicit one.
+
+    With x scaled by 6 the support loss's curvature reaches the hundreds: a fixed step of 0.5, even
+    cut to 1/16 by the safeguard, would overshoot along it, and the inner loop would not move.
+    """
+    batch = linear_tasks(seed=3)
+    batch.x_support.mul_(6.0)
+    batch.x_query.mul_(6.0)
+    lam = 1.0
+    learner = make_imaml([], 3, inner_steps=3000, inner_lr=0.5, lam=lam, cg_steps=6)
+    learner.meta_backward(batch)
+    expected = closed_form_meta_gradient(learner, batch, lam)
+    assert max(float(g.abs().max()) for g in expected.values()) > 0.1
+    assert max_diff(grads(learner), expected) < 1e-6 * max(float(g.abs().max()) for g in expected.values())
