@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -32,6 +33,7 @@ from automl_meta.tasks.batch import TaskType
 from ._sklearn_cv import _adapt_path, _folds
 from ._sklearn_encoding import _categorical_columns, _make_encoder
 from ._sklearn_input import _check_serves, _check_tabular_artifact, _feature_scaling
+from ._sklearn_rows import _fit_on_many_rows, _output_chunks, _row_threshold, _subsample
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags
@@ -273,8 +275,8 @@ class _MetaLearnedEstimator(BaseEstimator):
         X, targets = self._validate(X, y, reset=not continuing, classes=classes)
         # Negative or all-zero weights are refused with scikit-learn's messages.
         weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        rng = check_random_state(self.random_state)
         if not continuing:
-            rng = check_random_state(self.random_state)
             names = getattr(self, "feature_names_in_", None)
             _check_serves(self.artifact_, self._task_type, X.shape[1], self._n_outputs(targets), names)
             self.x_mean_, self.x_scale_ = _feature_scaling(self.artifact_.preprocessing, X, weight)
@@ -284,21 +286,41 @@ class _MetaLearnedEstimator(BaseEstimator):
             self.__dict__.pop("cv_loss_by_adapt_steps_", None)
             self.adapt_steps_ = self._learned_default() if self.adapt_steps is None else int(self.adapt_steps)
             candidates = self._step_candidates()
-        selected = (
+        many_rows = bool(np.count_nonzero(weight) > _row_threshold(self.artifact_))
+        if many_rows and not continuing:  # gradient steps on a subsample, the head on all rows
+            _fit_on_many_rows(self, X, targets, weight, rng, candidates)
+        elif not (
             not continuing
             and (len(candidates) > 1 or self._needs_held_out())
             and self._fit_selecting_steps(X, targets, weight, rng, candidates)
-        )
-        if not selected:
-            batch = self._batch(X, targets, weight[None])
-            self.params_ = self._learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
+        ):
+            self._adapt(X, targets, weight, rng, continuing=continuing, many_rows=many_rows)
         if self.verbose:
             print(
                 f"{type(self).__name__}: adapted {len(self.member_features_)} member(s) for {self._steps()} step(s) "
-                f"on {X.shape[0]} rows in {time.perf_counter() - start:.3f} s",
+                f"on {len(X)} rows{' (gradient steps on a subsample)' if many_rows else ''} "
+                f"in {time.perf_counter() - start:.3f} s",
                 file=sys.stderr,
             )
         return self
+
+    def _adapt(
+        self,
+        X: np.ndarray,
+        targets: np.ndarray,
+        weight: np.ndarray,
+        rng: np.random.RandomState,
+        *,
+        continuing: bool,
+        many_rows: bool,
+    ) -> None:
+        """``params_`` after ``_steps()`` steps from the artifact, or from the fitted weights when continuing."""
+        if many_rows:  # continuing on a large table: the steps on a subsample (see _sklearn_rows)
+            by_class = self._task_type == "classification"
+            rows, weight = _subsample(targets, weight, _row_threshold(self.artifact_), rng, by_class)
+            X, targets = X[rows], targets[rows]
+        batch = self._batch(X, targets, weight[None])
+        self.params_ = self._learner.adapt_batch(batch, self._steps(), start=self.params_ if continuing else None)
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Adapt the artifact's learned initialisation to ``(X, y)`` with its learned step sizes.
@@ -329,10 +351,13 @@ class _MetaLearnedEstimator(BaseEstimator):
     def _prepare_targets(self, targets: np.ndarray, weight: np.ndarray, *, reset: bool) -> np.ndarray:
         return targets
 
-    @torch.no_grad()
     def _outputs(self, X: ArrayLike) -> torch.Tensor:
+        """Every member's outputs (members, rows, outputs) on ``X``."""
+        check_is_fitted(self, "params_")
+        return torch.cat(list(_output_chunks(self, cast(np.ndarray, self._check_X(X, reset=False)))), 1)
+
+    def _predict_rows(self, X: ArrayLike, finish: Callable[[torch.Tensor], np.ndarray]) -> np.ndarray:
+        """``finish(outputs)`` of every chunk of rows of ``X``, concatenated: memory bounded whatever the rows."""
         check_is_fitted(self, "params_")
         X = cast(np.ndarray, self._check_X(X, reset=False))
-        members = torch.as_tensor(self._members(X), dtype=self._dtype, device=self._device)
-        out = torch.vmap(functional_apply(self._learner.model))(self.params_, members)
-        return out[..., : self._member_outputs()].cpu()
+        return np.concatenate([finish(outputs.to(torch.float64)) for outputs in _output_chunks(self, X)])

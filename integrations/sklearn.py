@@ -220,7 +220,9 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), averaged over the ensemble (or decoded)."""
-        outputs = self._outputs(X).to(torch.float64)
+        return self._predict_rows(X, self._proba)
+
+    def _proba(self, outputs: torch.Tensor) -> np.ndarray:
         if self.output_code_ is None:
             return torch.softmax(outputs, -1).mean(0).numpy()
         return _decode(_class_scores(outputs.numpy(), self.output_code_), self.temperature_)
@@ -363,9 +365,12 @@ class MetaLearnedRegressor(RegressorMixin, _MetaLearnedEstimator):
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets: shape (n_samples,) for one target, (n_samples, n_targets) for several."""
-        outputs = _combine_chunks(self._outputs(X).to(torch.float64), self.member_targets_, self.n_outputs_)
-        pred = _from_standard(outputs.numpy(), self.y_mean_, self.y_scale_)
+        pred = self._predict_rows(X, self._targets_of)
         return pred[:, 0] if self._y_1d else pred
+
+    def _targets_of(self, outputs: torch.Tensor) -> np.ndarray:
+        combined = _combine_chunks(outputs, self.member_targets_, self.n_outputs_)
+        return _from_standard(combined.numpy(), self.y_mean_, self.y_scale_)
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()

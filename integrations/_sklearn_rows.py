@@ -1,0 +1,254 @@
+"""Tables with many rows: gradient steps on mini-batches, the closed-form head on all rows (private).
+
+The learner was meta-trained on support sets of at most ``_support_size`` rows (128 for the bundled
+artifacts), and its full-batch adaptation costs time and memory in proportion to the rows, times the
+members, the folds and the candidate step counts. Above ``_row_threshold`` rows (``_ROWS_PER_SUPPORT``
+support sets: 2,048 rows) a fit therefore goes another way, whose cost is linear in the rows with a
+small constant:
+
+1. ``_split`` draws a validation sample (``_row_threshold`` draws, at most a fifth of the rows) and
+   sets the other rows aside for training. Draws are with replacement, in proportion to the sample
+   weights (a weight of 2 is a repeated row: a draw is one from the table with its rows repeated), and
+   stratified by class for classification; a row drawn several times gets that count as its weight.
+2. ``_head_on_all_rows`` fits the TabularNet's closed-form ridge head (what ``initialize_from_support``
+   fits on a support set) on *all* rows, accumulating the normal equations chunk by chunk, so that
+   every row informs the model at a cost linear in the rows and with bounded memory.
+3. From that head, the members take the learner's gradient steps (``_path``) on mini-batches of
+   ``_row_threshold`` draws from the training rows, a new mini-batch for each step while the rows
+   last, along one trajectory through the candidate step counts. The step count, and the output code's
+   temperature, are chosen on the validation sample instead of by cross-validation.
+
+The draws come from the estimator's ``random_state``. Below the threshold nothing changes.
+``_output_chunks`` runs the model on chunks of rows, so predicting needs bounded memory too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from automl_meta.artifacts import MetaArtifact
+from automl_meta.engine import Params, batched_adapt, functional_apply
+from automl_meta.learners import Learner
+from automl_meta.models import TabularNet
+from automl_meta.tasks import TaskBatch
+
+from ._sklearn_cv import _adapt_path
+
+if TYPE_CHECKING:
+    from ._sklearn_base import _MetaLearnedEstimator
+
+_ROWS_PER_SUPPORT = 16  # the threshold, in meta-trained support sets: 2,048 rows for the bundled artifacts
+_DEFAULT_SUPPORT = 128  # an artifact whose manifest does not record its support size
+_CHUNK_ROWS = 4096  # rows per chunk of the head's fit and of predictions: a few MB of activations per member
+
+
+def _support_size(artifact: MetaArtifact) -> int:
+    """The largest support set of the artifact's meta-training tasks (its task family's ``shots``)."""
+    family = artifact.manifest.get("task_family") or {}
+    shots = (family.get("config") or {}).get("shots")
+    if isinstance(shots, int):
+        return shots
+    if isinstance(shots, (list, tuple)) and shots and all(isinstance(s, int) for s in shots):
+        return max(shots)
+    return _DEFAULT_SUPPORT
+
+
+def _row_threshold(artifact: MetaArtifact) -> int:
+    """Fits on more rows than this (with a positive weight) adapt on a subsample; see the module's notes."""
+    return _ROWS_PER_SUPPORT * _support_size(artifact)
+
+
+def _draw(
+    targets: np.ndarray, weight: np.ndarray, pool: np.ndarray, size: int, rng: np.random.RandomState, by_class: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` draws from the rows ``pool``, with replacement and in proportion to ``weight``.
+
+    With ``by_class``, each class gets draws in proportion to its total weight (largest remainders,
+    at least one). Returns the distinct rows drawn (ascending) and how often each was drawn.
+    """
+    labels = targets[pool] if by_class else np.zeros(len(pool), dtype=np.int64)
+    _, group = np.unique(labels, return_inverse=True)
+    w = weight[pool]
+    totals = np.bincount(group, weights=w)
+    share = size * totals / totals.sum()
+    quota = np.floor(share).astype(np.int64)
+    quota[np.argsort(quota - share)[: size - quota.sum()]] += 1  # largest remainders first
+    drawn = []
+    for g, q in enumerate(np.maximum(quota, 1)):
+        rows = np.flatnonzero(group == g)
+        drawn.append(pool[rows[rng.choice(len(rows), int(q), p=w[rows] / w[rows].sum())]])
+    rows, counts = np.unique(np.concatenate(drawn), return_counts=True)
+    return rows, counts.astype(np.float64)
+
+
+def _split(
+    targets: np.ndarray, weight: np.ndarray, size: int, rng: np.random.RandomState, by_class: bool
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """(rows, weights) of a validation sample, and the other rows of positive weight, for training.
+
+    The validation sample is ``size`` draws, or a fifth of the rows when that is fewer.
+    """
+    pool = np.flatnonzero(weight > 0)
+    valid = _draw(targets, weight, pool, min(size, len(pool) // 5), rng, by_class)
+    return valid, np.setdiff1d(pool, valid[0], assume_unique=True)
+
+
+def _mini_batches(
+    targets: np.ndarray,
+    weight: np.ndarray,
+    rows: np.ndarray,
+    size: int,
+    n: int,
+    rng: np.random.RandomState,
+    by_class: bool,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, weights) of up to ``n`` mini-batches of ``size`` draws from ``rows`` (as many as the rows fill).
+
+    At most ``size`` rows make one batch, each row with its own weight.
+    """
+    if len(rows) <= size:
+        return [(rows, weight[rows])]
+    return [_draw(targets, weight, rows, size, rng, by_class) for _ in range(max(1, min(n, len(rows) // size)))]
+
+
+@torch.no_grad()
+def _head_on_all_rows(est: _MetaLearnedEstimator, X: np.ndarray, targets: np.ndarray, weight: np.ndarray) -> Params:
+    """Every member's starting weights: the initialisation with the ridge head fitted on all rows.
+
+    The same fit as :meth:`TabularNet.initialize_from_support` on each member's view of the whole
+    table, with the normal equations accumulated over chunks of ``_CHUNK_ROWS`` rows.
+    """
+    model: Any = est._learner.model
+    init = est._learner.init_params()
+    n_members, width = len(est.member_features_), model.hidden + 1
+    embed = torch.vmap(lambda x: functional_call(model, init, (x,), {"embed_only": True}))
+    gram = cross = None
+    for start in range(0, len(X), _CHUNK_ROWS):
+        rows = slice(start, start + _CHUNK_ROWS)
+        support = est._batch(X[rows], targets[rows], weight[None, rows]).support()
+        h = embed(support["x"])
+        root = support["mask"].sqrt()[..., None]
+        ha = torch.cat([h, torch.ones_like(h[..., :1])], -1) * root
+        ta = _head_targets(support["y"], support["class_mask"]) * root
+        gram = ha.mT @ ha if gram is None else gram + ha.mT @ ha
+        cross = ha.mT @ ta if cross is None else cross + ha.mT @ ta
+    assert gram is not None and cross is not None  # X has rows (checked by validation)
+    ridge = init["log_ridge"].exp() * torch.eye(width, dtype=gram.dtype, device=gram.device)
+    coef = torch.linalg.solve(gram + ridge, cross)
+    coef = torch.nn.functional.pad(coef, (0, model.out_features - coef.shape[-1])) / init["log_scale"].exp()
+    start_params = {name: t.expand(n_members, *t.shape).clone() for name, t in init.items()}
+    return {**start_params, "head.weight": coef[:, :-1].mT.contiguous(), "head.bias": coef[:, -1].contiguous()}
+
+
+def _head_targets(y: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """The ridge head's targets (members, rows, outputs), as in ``initialize_from_support``."""
+    if y.dtype in (torch.int64, torch.int32):
+        one_hot = torch.nn.functional.one_hot(y, present.shape[-1]).to(present.dtype) * present[:, None]
+        return one_hot - (present / present.sum(-1, keepdim=True))[:, None]  # centred indicators
+    return y * present[:, None]
+
+
+def _steps_from(learner: Learner, batch: TaskBatch, params: Params, done: int, steps: int) -> Params:
+    """``steps`` more gradient steps of every member, ``done`` taken already (safeguarded past meta-training)."""
+    kwargs = learner._engine_kwargs(steps)
+    kwargs.update(initialize=None, safeguard_after=max(0, learner.inner_steps - done))
+    with torch.no_grad():
+        return batched_adapt(
+            functional_apply(learner.model),
+            params,
+            learner.inner_rates(),
+            batch.support(),
+            params_batched=True,
+            **kwargs,
+        )
+
+
+def _path(learner: Learner, batches: list[TaskBatch], start: Params, candidates: list[int]) -> dict[int, Params]:
+    """Fast weights after each step count in ``candidates`` (ascending), along one trajectory from ``start``.
+
+    Step ``i`` (from 0) is taken on ``batches[i % len(batches)]``.
+    """
+    path, params, done = {}, start, 0
+    for steps in candidates:
+        while done < steps:
+            if len(batches) == 1:
+                params, done = _steps_from(learner, batches[0], params, done, steps - done), steps
+            else:
+                params, done = _steps_from(learner, batches[done % len(batches)], params, done, 1), done + 1
+        path[steps] = params
+    return path
+
+
+def _uses_head_on_all_rows(learner: Learner) -> bool:
+    # A TabularNet's head has a closed form, and the base class's inner loop can start from it.
+    return isinstance(learner.model, TabularNet) and type(learner).adapt_batch is Learner.adapt_batch
+
+
+def _fit_on_many_rows(
+    est: _MetaLearnedEstimator,
+    X: np.ndarray,
+    targets: np.ndarray,
+    weight: np.ndarray,
+    rng: np.random.RandomState,
+    candidates: list[int],
+) -> None:
+    """Fit ``est`` on a table above the threshold: its ``params_`` and, with candidates, the chosen settings.
+
+    ``candidates`` are the step counts to choose among on the validation sample (none: ``est``'s
+    fixed step count, and no validation).
+    """
+    by_class, size = est._task_type == "classification", _row_threshold(est.artifact_)
+    (valid, valid_weight), rest = _split(targets, weight, size, rng, by_class)
+    steps = candidates or [est._steps()]
+    drawn = _mini_batches(targets, weight, rest, size, max(steps), rng, by_class)
+    batches = [est._batch(X[rows], targets[rows], w[None]) for rows, w in drawn]
+    if _uses_head_on_all_rows(est._learner):
+        path = _path(est._learner, batches, _head_on_all_rows(est, X, targets, weight), steps)
+    else:  # another model or inner loop: its own start, fitted to one mini-batch
+        path = _adapt_path(est._learner, batches[0], steps)
+    best = steps[0]
+    if candidates:
+        scores = _validation_scores(est, path, X[valid], targets[valid], valid_weight)
+        best = min(scores, key=lambda s: (scores[s][0], s))
+        if len(candidates) > 1:
+            est.cv_loss_by_adapt_steps_ = {s: loss for s, (loss, _) in scores.items()}
+            est.adapt_steps_ = best
+        est.__dict__.update(scores[best][1])
+    est.params_ = path[best]
+
+
+def _validation_scores(
+    est: _MetaLearnedEstimator, path: dict[int, Params], X: np.ndarray, targets: np.ndarray, weight: np.ndarray
+) -> dict[int, tuple[float, dict[str, Any]]]:
+    """The held-out score (and settings fitted on the held-out rows) of each step count on the validation rows."""
+    cv = est._cv_members()
+    apply = torch.vmap(functional_apply(est._learner.model))
+    x = torch.as_tensor(est._members(X, cv), dtype=est._dtype, device=est._device)
+    w = torch.as_tensor(weight[None], dtype=torch.float64)
+    scores = {}
+    with torch.no_grad():
+        for steps, params in path.items():
+            out = apply({n: t[cv] for n, t in params.items()}, x)[..., : est._member_outputs()]
+            scores[steps] = est._held_out_score(out.to("cpu", torch.float64)[None], targets, w)
+    return scores
+
+
+def _subsample(
+    targets: np.ndarray, weight: np.ndarray, size: int, rng: np.random.RandomState, by_class: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, weights) of ``size`` draws from the rows of positive weight, as for ``_split``'s training rows."""
+    return _draw(targets, weight, np.flatnonzero(weight > 0), size, rng, by_class)
+
+
+def _output_chunks(est: _MetaLearnedEstimator, X: np.ndarray) -> Iterator[torch.Tensor]:
+    """Every member's outputs (members, rows, outputs) on the CPU, for ``_CHUNK_ROWS`` rows of ``X`` at a time."""
+    apply = torch.vmap(functional_apply(est._learner.model))
+    for start in range(0, len(X), _CHUNK_ROWS):
+        members = torch.as_tensor(est._members(X[start : start + _CHUNK_ROWS]), dtype=est._dtype, device=est._device)
+        with torch.no_grad():
+            yield apply(est.params_, members)[..., : est._member_outputs()].cpu()
