@@ -38,9 +38,10 @@ estimator's source) and the task's fingerprint, and cases of other versions run 
     python studies/tabular_real.py --quick          # 2 small tasks, n_train 16 and 64, 1 seed
     python studies/tabular_real.py --n-train 1024 --tasks Car,Tuna --limit 3    # a few cases, to time them
 
-Measured cost, all five methods of one case with ``--jobs 1`` on a shared 2-core machine: 0.6 s at 16 rows,
-0.8 s at 64, 1.3-2.8 s at 256, 4.3 s at 1,024, 3.3-8.4 s at 4,096; about 30 worker-minutes for the full run
-(about 15-20 minutes with ``--jobs 2`` on free cores). ``--quick`` takes about 10 s.
+Measured cost of one case (all five methods) with ``--jobs 1`` on a shared, busy 2-core machine, 24 cases:
+0.5-1.1 s at 16 rows, 0.7-1.1 s at 64, 1.3-3.8 s at 256, 3.5-5.7 s at 1,024, 3.2-12.8 s at 4,096, plus about
+8 s per worker to load the corpus and warm up. That puts the full run at about 35-40 worker-minutes: about
+20-25 minutes with ``--jobs 2``. ``--quick`` takes about 10 s.
 
 Writes ``tabular_real.csv`` (per ``n_train`` and method), ``tabular_real.json`` (headline and acceptance flags)
 and ``tabular_real.png`` (log-loss rank and time ratio against ``n_train``).
