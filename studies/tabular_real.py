@@ -38,7 +38,7 @@ estimator's source) and the task's fingerprint, and cases of other versions run 
     python studies/tabular_real.py --quick          # 2 small tasks, n_train 16 and 64, 1 seed
     python studies/tabular_real.py --n-train 1024 --tasks Car,Tuna --limit 3    # a few cases, to time them
 
-Measured cost of one case (all five methods) with ``--jobs 1`` on a shared, busy 2-core machine, 24 cases:
+Measured cost of one case (all five methods) with ``--jobs 1`` on a shared, busy 2-core machine, 39 cases:
 0.5-1.1 s at 16 rows, 0.7-1.1 s at 64, 1.3-3.8 s at 256, 3.5-5.7 s at 1,024, 3.2-12.8 s at 4,096, plus about
 8 s per worker to load the corpus and warm up. That puts the full run at about 35-40 worker-minutes: about
 20-25 minutes with ``--jobs 2``. ``--quick`` takes about 10 s.
