@@ -13,8 +13,8 @@ Run ``python studies/sinusoid.py`` (full) or with ``--quick`` (2-3 minutes on 2 
 smaller run, results under studies/results/quick/). Writes ``sinusoid.csv``,
 ``sinusoid.json`` and ``sinusoid.png``; ``--learners imaml`` (a subset) runs only those
 learners and writes ``sinusoid-imaml.*`` instead, leaving the full table as it is. On 2 otherwise idle
-cores MAML and Meta-SGD runs take about 2 minutes each, iMAML runs (10 safeguarded
-inner and 5 conjugate-gradient steps per iteration, about 45 ms) about 30 minutes each.
+cores MAML and Meta-SGD runs take about 2 minutes each, iMAML runs (a curvature estimate, 10 safeguarded
+inner and 5 conjugate-gradient steps per iteration, about 52 ms) about 35 minutes each.
 
 The meta-training runs go to ``--jobs`` worker processes of one thread
 each: these networks are tiny, so one thread per run is fastest, and several
