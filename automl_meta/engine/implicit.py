@@ -124,7 +124,8 @@ def capped_rates(
     """
     hvp = vjp(grad(support_loss), fast)[1]
     p = {k: torch.ones_like(v) for k, v in fast.items()}
-    curvature = torch.zeros((), dtype=next(iter(fast.values())).dtype)
+    first = next(iter(fast.values()))
+    curvature = torch.zeros((), dtype=first.dtype, device=first.device)
     for _ in range(iterations):
         q = hvp(p)[0]
         curvature = _dot(p, q) / _dot(p, p)
