@@ -121,6 +121,14 @@ def capped_rates(
     gradient, which damps exactly those sharp directions, no longer sees the loss grow there.
     A step of ``1 / (lam + h)`` solves the sharpest direction of a quadratic in one step.
     The scale is a constant: it is not differentiated.
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss = lambda p: 0.5 * (torch.tensor([99.0, 1.0]) * p["w"] ** 2).sum()  # curvatures 99 and 1
+    >>> rates = capped_rates(loss, {"w": torch.ones(2)}, {"w": torch.tensor(0.5)}, lam=1.0)
+    >>> round(float(rates["w"]), 4)  # 1 / (1 + 99)
+    0.01
     """
     hvp = vjp(grad(support_loss), fast)[1]
     p = {k: torch.ones_like(v) for k, v in fast.items()}
