@@ -11,8 +11,10 @@ from typing import Any
 
 from ..exceptions import TaskError
 from .batch import Task, TaskBatch
+from .corpus_tabular import CorpusTabular
 from .datasets import DatasetTasks, from_datasets, from_groups
 from .distribution import TaskDistribution
+from .mixture import MixtureTasks
 from .optimizee import OptimizeeBatch, OptimizeeTasks
 from .sinusoid import Sinusoid
 from .tabular import SyntheticTabular
@@ -47,6 +49,8 @@ __all__ = [
     "Sinusoid",
     "SyntheticTabular",
     "DatasetTasks",
+    "CorpusTabular",
+    "MixtureTasks",
     "OptimizeeTasks",
     "OptimizeeBatch",
     "from_groups",
