@@ -30,7 +30,7 @@ from automl_meta.learners import Learner
 from automl_meta.tasks import TaskBatch
 from automl_meta.tasks.batch import TaskType
 
-from ._sklearn_cv import _adapt_path, _folds
+from ._sklearn_cv import _adapt_path, _folds, _stalled
 from ._sklearn_encoding import _categorical_columns, _make_encoder
 from ._sklearn_input import _check_serves, _check_tabular_artifact, _feature_scaling
 from ._sklearn_rows import _fit_on_many_rows, _output_chunks, _row_threshold, _subsample
@@ -219,9 +219,12 @@ class _MetaLearnedEstimator(BaseEstimator):
         ``adapt_steps`` when it is given and settings fitted on held-out rows need the folds). The
         members that ``_cv_members`` names (the first, features in their own order, unless targets differ
         per member) are adapted on each fold's training rows, in the same batch and along the same
-        trajectory as the ensemble's fit on all rows, so choosing costs little more than fitting. Settings
-        fitted on the held-out rows with the chosen steps (``_held_out_score``) are set too. Returns False,
-        fitting nothing, when there are too few rows to split.
+        trajectory as the ensemble's fit on all rows, so choosing costs little more than fitting. The
+        candidates are taken in ascending order and the search stops once the held-out loss has not
+        improved for ``_PATIENCE`` candidates in a row (see ``_stalled``): a small table whose loss rises
+        from the first steps is not carried through 30 steps. Settings fitted on the held-out rows with
+        the chosen steps (``_held_out_score``) are set too. Returns False, fitting nothing, when there are
+        too few rows to split.
         """
         folds = _folds(X, targets, weight, rng, self._task_type)
         if folds is None:
@@ -230,23 +233,25 @@ class _MetaLearnedEstimator(BaseEstimator):
         held_out = np.stack([np.isin(np.arange(len(X)), test) for test in folds])
         weights = np.concatenate([np.repeat(weight * ~held_out, len(cv), 0), np.repeat(weight[None], n_members, 0)])
         tasks = np.concatenate([np.tile(cv, k), np.arange(n_members)])
-        path = _adapt_path(self._learner, self._batch(X, targets, weights, tasks), candidates)
         apply = torch.vmap(functional_apply(self._learner.model))
         n_cv = k * len(cv)
         x_folds = torch.as_tensor(self._members(X, tasks[:n_cv]), dtype=self._dtype, device=self._device)
         eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
-        scores = {}
+        scores, best, kept = {}, -1, {}
         with torch.no_grad():
-            for steps, params in path.items():
+            for steps, params in _adapt_path(self._learner, self._batch(X, targets, weights, tasks), candidates):
                 out = apply({n: t[:n_cv] for n, t in params.items()}, x_folds)[..., : self._member_outputs()]
                 out = out.to("cpu", torch.float64).reshape(k, len(cv), *out.shape[1:])
                 scores[steps] = self._held_out_score(out, targets, eval_weight)
-        best = min(scores, key=lambda s: (scores[s][0], s))
+                if best < 0 or scores[steps][0] < scores[best][0]:  # ties go to fewer steps
+                    best, kept = steps, params  # only the best so far is kept: it holds every member
+                if _stalled([loss for loss, _ in scores.values()]):
+                    break
         if len(candidates) > 1:
             self.cv_loss_by_adapt_steps_ = {steps: loss for steps, (loss, _) in scores.items()}
             self.adapt_steps_ = best
         self.__dict__.update(scores[best][1])
-        self.params_ = {n: t[n_cv:] for n, t in path[best].items()}
+        self.params_ = {n: t[n_cv:] for n, t in kept.items()}
         return True
 
     def _step_candidates(self) -> list[int]:

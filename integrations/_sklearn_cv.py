@@ -2,28 +2,61 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
 
-from automl_meta.engine import Params
+import numpy as np
+import torch
+
+from automl_meta.engine import Params, batched_adapt, functional_apply
 from automl_meta.learners import Learner
 from automl_meta.tasks import TaskBatch
 
 
-def _adapt_path(learner: Learner, batch: TaskBatch, candidates: list[int]) -> dict[int, Params]:
-    """Fast weights after each number of steps in ``candidates`` (ascending), along one trajectory.
+def _steps_from(learner: Learner, batch: TaskBatch, params: Params, done: int, steps: int) -> Params:
+    """``steps`` more gradient steps of every task, ``done`` taken already (safeguarded past meta-training)."""
+    kwargs = learner._engine_kwargs(steps)
+    kwargs.update(initialize=None, safeguard_after=max(0, learner.inner_steps - done))
+    with torch.no_grad():
+        return batched_adapt(
+            functional_apply(learner.model),
+            params,
+            learner.inner_rates(),
+            batch.support(),
+            params_batched=True,
+            **kwargs,
+        )
 
-    Within the meta-trained steps a fit is recomputed; beyond them it continues from the
-    previous candidate, which is exactly what a fresh fit computes (those steps are safeguarded).
+
+def _adapt_path(learner: Learner, batch: TaskBatch, candidates: list[int]) -> Iterator[tuple[int, Params]]:
+    """``(steps, fast weights)`` after each step count in ``candidates`` (ascending), along one trajectory.
+
+    Each candidate continues from the previous one, which is exactly what a fresh fit of that many
+    steps computes: the meta-learned rates do not depend on the step, and only steps past the
+    meta-trained ones are safeguarded. A generator, so that a caller may stop early.
     """
-    trained = learner.inner_steps
-    path, params, at = {}, None, 0
+    params, done = None, 0
     for steps in candidates:
-        if steps <= trained or params is None:
-            params, at = learner.adapt_batch(batch, min(steps, trained)), min(steps, trained)
-        if steps > at:
-            params, at = learner.adapt_batch(batch, steps - at, start=params), steps
-        path[steps] = params
-    return path
+        if params is None:
+            params = learner.adapt_batch(batch, steps)
+        elif steps > done:
+            params = _steps_from(learner, batch, params, done, steps - done)
+        done = steps
+        yield steps, params
+
+
+_PATIENCE = 2  # candidates without improvement before the search for the step count stops
+
+
+def _stalled(losses: list[float]) -> bool:
+    """Whether the last ``_PATIENCE`` held-out losses (in the order of the candidates) all failed to improve.
+
+    >>> _stalled([1.0, 0.9, 0.95, 0.92]), _stalled([1.0, 0.9, 0.95, 0.85])
+    (True, False)
+    """
+    if len(losses) <= _PATIENCE:
+        return False
+    best_before = min(losses[:-_PATIENCE])
+    return all(not loss < best_before for loss in losses[-_PATIENCE:])
 
 
 def _folds(

@@ -32,12 +32,12 @@ import torch
 from torch.func import functional_call
 
 from automl_meta.artifacts import MetaArtifact
-from automl_meta.engine import Params, batched_adapt, functional_apply
+from automl_meta.engine import Params, functional_apply
 from automl_meta.learners import Learner
 from automl_meta.models import TabularNet
 from automl_meta.tasks import TaskBatch
 
-from ._sklearn_cv import _adapt_path
+from ._sklearn_cv import _adapt_path, _steps_from
 
 if TYPE_CHECKING:
     from ._sklearn_base import _MetaLearnedEstimator
@@ -153,21 +153,6 @@ def _head_targets(y: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     return y * present[:, None]
 
 
-def _steps_from(learner: Learner, batch: TaskBatch, params: Params, done: int, steps: int) -> Params:
-    """``steps`` more gradient steps of every member, ``done`` taken already (safeguarded past meta-training)."""
-    kwargs = learner._engine_kwargs(steps)
-    kwargs.update(initialize=None, safeguard_after=max(0, learner.inner_steps - done))
-    with torch.no_grad():
-        return batched_adapt(
-            functional_apply(learner.model),
-            params,
-            learner.inner_rates(),
-            batch.support(),
-            params_batched=True,
-            **kwargs,
-        )
-
-
 def _path(learner: Learner, batches: list[TaskBatch], start: Params, candidates: list[int]) -> dict[int, Params]:
     """Fast weights after each step count in ``candidates`` (ascending), along one trajectory from ``start``.
 
@@ -210,7 +195,7 @@ def _fit_on_many_rows(
     if _uses_head_on_all_rows(est._learner):
         path = _path(est._learner, batches, _head_on_all_rows(est, X, targets, weight), steps)
     else:  # another model or inner loop: its own start, fitted to one mini-batch
-        path = _adapt_path(est._learner, batches[0], steps)
+        path = dict(_adapt_path(est._learner, batches[0], steps))
     best = steps[0]
     if candidates:
         scores = _validation_scores(est, path, X[valid], targets[valid], valid_weight)

@@ -69,11 +69,13 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         stopping: the training rows are split into 3 folds, and among 0 and the step counts
         the artifact was validated on in meta-training, the one with the lowest held-out
         log-loss is used (the folds adapt as one batch, so this costs about one fit's time).
-        With too few rows to split, the artifact's meta-validated default is used. Tables of more
-        than 2,048 rows (16 of the artifact's meta-training support sets) are fitted at a cost linear
-        in the rows: the model's closed-form head on all rows, the gradient steps on mini-batches of
-        2,048 rows drawn in proportion to the weights, and the step count chosen on a held-out sample
-        instead of folds (see "Large tables" in the documentation).
+        The candidates are tried in ascending order along one trajectory, and the search stops
+        once two in a row fail to improve the held-out loss. With too few rows to split, the
+        artifact's meta-validated default is used. Tables of more than 2,048 rows (16 of the
+        artifact's meta-training support sets) are fitted at a cost linear in the rows: the model's
+        closed-form head on all rows, the gradient steps on mini-batches of 2,048 rows drawn in
+        proportion to the weights, and the step count chosen on a held-out sample instead of folds
+        (see "Large tables" in the documentation).
     n_ensemble : int, default=4
         Members adapted at once, each seeing the features in another order; their
         probabilities are averaged. Wide tables and many classes use more (see above).
@@ -113,7 +115,8 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     adapt_steps_ : int
         The adaptation steps used (``adapt_steps``, or the cross-validated choice).
     cv_loss_by_adapt_steps_ : dict of int to float
-        Held-out loss of each candidate step count, when they were cross-validated.
+        Held-out loss of each candidate step count tried, when they were cross-validated (the
+        search stops early, so the largest candidates may be missing).
     params_ : dict of Tensor
         The adapted weights of each member (leading ensemble axis).
 

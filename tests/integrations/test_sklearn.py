@@ -197,3 +197,22 @@ def test_too_few_rows_to_split_use_the_learned_default(cv_artifact):
     est = MetaLearnedClassifier(cv_artifact, random_state=0).fit(X, [0, 1, 1])
     assert est.adapt_steps_ == cv_artifact.training["adapt_steps"]
     assert not hasattr(est, "cv_loss_by_adapt_steps_")
+
+
+def test_the_search_for_the_step_count_stops_once_the_held_out_loss_stops_improving():
+    # Labels independent of X: adapting only fits noise, so the held-out loss soon stops improving
+    # and the bundled classifier must not be carried through all of its candidate step counts.
+    from automl_meta.integrations._sklearn_cv import _stalled
+
+    r = np.random.default_rng(0)
+    X, y = r.normal(size=(90, 5)), r.integers(0, 3, 90)
+    clf = MetaLearnedClassifier(random_state=0).fit(X, y)
+    candidates = clf._step_candidates()
+    tried = list(clf.cv_loss_by_adapt_steps_)
+    losses = list(clf.cv_loss_by_adapt_steps_.values())
+    assert tried == candidates[: len(tried)] and len(tried) < len(candidates)
+    assert _stalled(losses) and not any(_stalled(losses[:i]) for i in range(1, len(losses)))
+    assert clf.adapt_steps_ == min(clf.cv_loss_by_adapt_steps_, key=lambda s: (clf.cv_loss_by_adapt_steps_[s], s))
+    # The fit is the one the chosen step count gives without a search.
+    fixed = MetaLearnedClassifier(adapt_steps=clf.adapt_steps_, random_state=0).fit(X, y)
+    np.testing.assert_allclose(fixed.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-7)
