@@ -26,7 +26,10 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tasks import TaskDistribution
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -157,7 +160,6 @@ def _keep_artifact(artifact: Any, checkpoint_dir: Path | None) -> Path:
 def evaluate(path: str, n_tasks: int, steps: Sequence[int], seed: int) -> int:
     import numpy as np
 
-    from . import tasks
     from .artifacts import load
     from .learners.update_rule import UpdateRule
 
@@ -168,16 +170,36 @@ def evaluate(path: str, n_tasks: int, steps: Sequence[int], seed: int) -> int:
             "learner: use it as automl_meta.optim.LearnedOptimizer(params, artifact=...), and "
             "compare it with Adam by running studies/l2o_vs_adam.py."
         )
-    family = tasks.from_config(artifact.task_family)
+    family, what = _rebuilt_family(artifact.task_family)
     batch = family.sample(n_tasks, rng=np.random.default_rng(seed))
     dtype = next(iter(artifact.learner.parameters())).dtype
     metric = "accuracy" if family.task_type == "classification" else "MSE"
-    print(f"{path}: {n_tasks} fresh {artifact.task_family['family']} tasks")
+    print(f"{path}: {n_tasks} fresh {what} tasks")
     print(f"{'steps':>5}  {'loss':>10}  {metric:>10}")
     for s in steps:
         loss, score = artifact.learner.evaluate(batch.to(dtype), steps=s)
         print(f"{s:>5}  {float(loss.mean()):>10.4f}  {float(score.mean()):>10.4f}")
     return 0
+
+
+def _rebuilt_family(description: dict[str, Any]) -> tuple[TaskDistribution, str]:
+    """The artifact's task family rebuilt from its description, and what to call its tasks.
+
+    Of a mixture, only the parts that can be rebuilt (such as the synthetic prior of the bundled
+    tabular artifacts) are: tables that a part was made from are not stored in the artifact.
+    """
+    from .tasks import FAMILIES, MixtureTasks, from_config
+
+    parts = description.get("components") if description.get("family") == "MixtureTasks" else None
+    if not parts:
+        return from_config(description), str(description.get("family"))
+    kept = [(p, w) for p, w in zip(parts, description.get("weights") or [1.0] * len(parts)) if p.get("config")]
+    if not kept or any(p.get("family") not in FAMILIES for p, _ in kept):
+        return from_config(description), str(description.get("family"))  # the error says what can be rebuilt
+    names = ", ".join(str(p["family"]) for p, _ in kept)
+    skipped = len(parts) - len(kept)
+    note = f" (the mixture's {skipped} part(s) made from data are not stored, so not evaluated)" if skipped else ""
+    return MixtureTasks([from_config(p) for p, _ in kept], [w for _, w in kept]), names + note
 
 
 def inspect(path: str) -> int:

@@ -76,3 +76,22 @@ def test_bad_configs(body, message, tmp_path, capsys):
     cfg.write_text(body)
     assert main(["meta-train", str(cfg)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_evaluate_a_mixture_uses_the_parts_it_can_rebuild(tmp_path, capsys):
+    # As for the bundled tabular artifacts: a synthetic prior mixed with tables that are not stored.
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    tables = am.tasks.from_datasets([(rng.normal(size=(40, 3)), rng.normal(size=40)) for _ in range(3)], shots=8)
+    synthetic = am.tasks.SyntheticTabular("regression", n_features=(1, 3), shots=8)
+    mixture = am.tasks.MixtureTasks([synthetic, tables], weights=[1, 3])
+    learner = am.learners.MetaSGD(am.models.TabularNet(hidden=8, depth=1, max_features=3, max_outputs=1), inner_steps=1)
+    out = am.MetaTrainer(learner, mixture, meta_batch_size=2, iterations=2, n_validation_tasks=0, verbose=0).fit()
+    path = out.save(tmp_path / "mixed.ameta")
+
+    capsys.readouterr()
+    assert main(["evaluate", str(path), "--tasks", "6", "--steps", "0,1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "6 fresh SyntheticTabular" in lines[0] and "1 part(s) made from data are not stored" in lines[0]
+    assert [line.split()[0] for line in lines[2:]] == ["0", "1"]
