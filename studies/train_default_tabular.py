@@ -18,9 +18,8 @@ evenly with synthetic tasks. The two runs go to two single-threaded worker proce
 seeded initialisation and are checkpointed, and a killed run resumes where it stopped. The artifacts are
 written into the package (``automl_meta/artifacts/bundled/``) unless ``--out`` says otherwise.
 
-Run ``python studies/train_default_tabular.py`` (10,000 iterations of 5 inner steps; 200 iterations of the
-classification run alone took 36 s, about 0.1 s an iteration, while the two cores were shared with another
-job), or ``--quick`` for a smoke run of 20 iterations written under studies/results/quick/ (36 s likewise).
+Run ``python studies/train_default_tabular.py`` (10,000 iterations of 5 inner steps: the two runs took 37
+minutes together, most of it with the two cores shared with another two-process job), or ``--quick`` for a smoke run of 20 iterations written under studies/results/quick/ (36 s likewise).
 """
 
 from __future__ import annotations

@@ -18,7 +18,22 @@ def test_bundled_artifact_loads_and_is_small(name):
     path = am.artifacts.registry.resolve(name)
     assert path.stat().st_size < 5_000_000
     assert artifact.training["adapt_steps"] >= 1
-    assert artifact.task_family["family"] == "SyntheticTabular"
+    # Meta-trained on the synthetic prior together with real tables.
+    family = artifact.task_family
+    assert family["family"] == "MixtureTasks"
+    assert [part["family"] for part in family["components"]] == ["SyntheticTabular", "CorpusTabular"]
+
+
+@pytest.mark.parametrize("task_type", ["classification", "regression"])
+def test_bundled_tabular_artifacts_never_trained_on_an_evaluation_table(task_type):
+    from automl_meta.corpus import load_corpus, split_of
+
+    family = am.load(f"default-tabular-{task_type}").task_family
+    (tables,) = [part["tasks"] for part in family["components"] if part["family"] == "CorpusTabular"]
+    assert len(tables) >= 50 and len(set(tables)) == len(tables)
+    assert all(split_of(name) == "meta-train" for name in tables)
+    held_out = {t.name for t in load_corpus("evaluation", max_rows=200, task_type=task_type)}
+    assert held_out and not held_out & set(tables)
 
 
 def test_default_classifier_beats_the_majority_class_clearly():
