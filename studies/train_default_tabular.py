@@ -19,7 +19,8 @@ seeded initialisation and are checkpointed, and a killed run resumes where it st
 written into the package (``automl_meta/artifacts/bundled/``) unless ``--out`` says otherwise.
 
 Run ``python studies/train_default_tabular.py`` (10,000 iterations of 5 inner steps: the two runs took 37
-minutes together, most of it with the two cores shared with another two-process job), or ``--quick`` for a smoke run of 20 iterations written under studies/results/quick/ (36 s likewise).
+minutes together, most of it with the two cores shared with another two-process job), or ``--quick`` for a
+smoke run of 20 iterations written under studies/results/quick/ (36 s likewise).
 """
 
 from __future__ import annotations
