@@ -27,6 +27,7 @@ from automl_meta.artifacts._scaling import _from_standard, _mean_scale, _to_stan
 from ._sklearn_base import _MetaLearnedEstimator
 from ._sklearn_members import _chunk_targets, _combine_chunks, _feature_views, _target_chunks
 from ._sklearn_output_code import _class_scores, _decode, _fit_temperature, _output_code
+from ._sklearn_prior import _class_prior, _fit_prior_weight
 from ._sklearn_search import MetaSearchCV
 
 if TYPE_CHECKING:
@@ -110,6 +111,13 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     temperature_ : float
         The temperature of that combination, fitted on the held-out folds of the first fit
         (1.0 without folds); ``partial_fit`` keeps it.
+    class_prior_ : ndarray of shape (n_classes,)
+        The (weighted) class frequencies of the first fit's rows.
+    prior_weight_ : float
+        The weight of ``class_prior_`` in ``predict_proba``, ``(1 - w) * model + w * prior``: chosen
+        with the step count by the folds' held-out log-loss, so that on a table with little signal
+        the probabilities shrink toward the class frequencies (0.0 when no folds are run: too few
+        rows, or ``adapt_steps`` given; and with an output code, whose temperature calibrates instead).
     artifact_ : MetaArtifact
         The artifact used.
     adapt_steps_ : int
@@ -178,6 +186,11 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     def _n_outputs(self, targets: np.ndarray) -> int:
         return len(self.classes_)
 
+    def _prepare_targets(self, targets: np.ndarray, weight: np.ndarray, *, reset: bool) -> np.ndarray:
+        if reset:  # the weight on the prior is chosen with the step count (see _sklearn_prior)
+            self.class_prior_, self.prior_weight_ = _class_prior(targets, weight, len(self.classes_)), 0.0
+        return targets
+
     def _set_members(self, n_features: int, rng: np.random.RandomState) -> None:
         # Feature views as for any estimator; with more classes than outputs, an output code too.
         model: Any = self.artifact_.learner.model
@@ -213,17 +226,12 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
     ) -> tuple[float, dict[str, Any]]:
         # outputs: (folds, cv members, n, outputs), each fold's members scored on all rows.
         if self.output_code_ is None:
-            return self._held_out_loss(outputs[:, 0], targets, weight), {}
+            proba = torch.softmax(outputs[:, 0].to(torch.float64), -1)
+            loss, prior_weight = _fit_prior_weight(proba, targets, weight, self.class_prior_)
+            return loss, {"prior_weight_": prior_weight}
         scores = _class_scores(outputs.numpy(), self.output_code_[self._cv_members()])
         temperature, loss = _fit_temperature(scores, targets, weight.numpy())
         return loss, {"temperature_": temperature}
-
-    @staticmethod
-    def _held_out_loss(outputs: torch.Tensor, targets: np.ndarray, weight: torch.Tensor) -> float:
-        # outputs: (folds, n, classes), each fold's model scored on all rows (weight picks its held-out ones).
-        proba = torch.softmax(outputs, -1)
-        picked = proba[:, torch.arange(len(targets)), torch.as_tensor(targets)]
-        return float((-torch.log(picked.clamp_min(1e-15)) * weight).sum() / weight.sum())
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), averaged over the ensemble (or decoded)."""
@@ -231,7 +239,8 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
 
     def _proba(self, outputs: torch.Tensor) -> np.ndarray:
         if self.output_code_ is None:
-            return torch.softmax(outputs, -1).mean(0).numpy()
+            proba = torch.softmax(outputs, -1).mean(0).numpy()
+            return (1 - self.prior_weight_) * proba + self.prior_weight_ * self.class_prior_
         return _decode(_class_scores(outputs.numpy(), self.output_code_), self.temperature_)
 
     def predict(self, X: ArrayLike) -> np.ndarray:

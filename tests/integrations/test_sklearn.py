@@ -213,6 +213,30 @@ def test_the_search_for_the_step_count_stops_once_the_held_out_loss_stops_improv
     assert tried == candidates[: len(tried)] and len(tried) < len(candidates)
     assert _stalled(losses) and not any(_stalled(losses[:i]) for i in range(1, len(losses)))
     assert clf.adapt_steps_ == min(clf.cv_loss_by_adapt_steps_, key=lambda s: (clf.cv_loss_by_adapt_steps_[s], s))
-    # The fit is the one the chosen step count gives without a search.
+    # The fit is the one the chosen step count gives without a search (with the same weight on the prior).
     fixed = MetaLearnedClassifier(adapt_steps=clf.adapt_steps_, random_state=0).fit(X, y)
+    assert fixed.prior_weight_ == 0.0
+    fixed.prior_weight_ = clf.prior_weight_
     np.testing.assert_allclose(fixed.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def test_probabilities_shrink_toward_the_class_frequencies_only_where_the_folds_find_little_signal():
+    weights, gaps = [], []
+    for seed in range(3):
+        r = np.random.default_rng(seed)
+        X = r.normal(size=(40, 100))  # more columns than rows, labels independent of X: 70% in class 1
+        noise = (r.random(40) < 0.7).astype(int)
+        signal = (X[:, 0] + X[:, 1] > 0).astype(int)
+        lost = MetaLearnedClassifier(random_state=0).fit(X, noise)
+        clean = MetaLearnedClassifier(random_state=0).fit(X[:, :4], signal)
+        np.testing.assert_allclose(lost.class_prior_, np.bincount(noise, minlength=2) / 40)
+        assert clean.prior_weight_ <= 0.1
+        X_new = r.normal(size=(300, 100))
+        np.testing.assert_allclose(lost.predict_proba(X_new).sum(1), 1.0)
+        shrunk = np.abs(lost.predict_proba(X_new) - lost.class_prior_).mean()
+        weights.append(lost.prior_weight_)
+        lost.prior_weight_ = 0.0
+        gaps.append((shrunk, np.abs(lost.predict_proba(X_new) - lost.class_prior_).mean()))
+    # On noise most of the weight goes to the frequencies, and the probabilities move toward them.
+    assert np.mean(weights) >= 0.5
+    assert all(shrunk <= unshrunk for shrunk, unshrunk in gaps) and any(s < u for s, u in gaps)
