@@ -23,6 +23,20 @@ def _logit(u: float) -> float:
     return math.log(u / (1 - u))
 
 
+def _buffer(space: dict[str, Tensor], key: str, like: Tensor) -> Tensor:
+    """``space[key]`` if it fits ``like`` (and is not ``like`` itself), else a new one stored there."""
+    buf = space.get(key)
+    if (
+        buf is None
+        or buf.shape != like.shape
+        or buf.dtype != like.dtype
+        or buf.device != like.device
+        or buf.data_ptr() == like.data_ptr()
+    ):
+        buf = space[key] = torch.empty_like(like)
+    return buf
+
+
 class HyperController(UpdateRule):
     """An LSTM that drives a standard optimizer's learning rate, momentum and weight decay, per tensor.
 
@@ -116,16 +130,20 @@ class HyperController(UpdateRule):
         )
         return torch.cat([scalars, progress_features(step)]), log_g
 
-    def forward(self, param: Tensor, grad: Tensor, state: State, step: Tensor) -> tuple[Tensor, State]:
-        g = clamp_grad(grad)
-        x, log_g = self._features(param, g, state, step)
-        gates = self.input_map(x) + self.hidden_map(state["h"])
+    def _controller(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The LSTM cell and head on features ``x`` (any leading axes): ``(h, c, u, lr)``."""
+        gates = self.input_map(x) + self.hidden_map(h)
         i, f, cand, o = gates.chunk(4, -1)
-        c = torch.sigmoid(f) * state["c"] + torch.sigmoid(i) * torch.tanh(cand)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(cand)
         h = torch.sigmoid(o) * torch.tanh(c)
         u = torch.sigmoid(self.head(h))  # alpha_t = sigmoid(W h_t + b), mapped to each hyperparameter's range
         lr_min, lr_max, _ = LR_RANGES[self.base]
-        lr = lr_min * (lr_max / lr_min) ** u[0]
+        return h, c, u, lr_min * (lr_max / lr_min) ** u[..., 0]
+
+    def forward(self, param: Tensor, grad: Tensor, state: State, step: Tensor) -> tuple[Tensor, State]:
+        g = clamp_grad(grad)
+        x, log_g = self._features(param, g, state, step)
+        h, c, u, lr = self._controller(x, state["h"], state["c"])
         beta = MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[1]
         wd = self.wd_max * u[2]
         first = step <= 1
@@ -142,6 +160,108 @@ class HyperController(UpdateRule):
         new_param = param - lr * (direction + wd * param)
         log_g_avg = torch.where(first, log_g, 0.9 * state["log_g_avg"] + 0.1 * log_g)
         return new_param, {**moments, "h": h, "c": c, "u_lr": u[0], "log_g_avg": log_g_avg, "lr": lr}
+
+    def foreach_step(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[State],
+        steps: list[Tensor],
+        grad_norms: list[Tensor] | None = None,
+        workspace: list[dict[str, Tensor]] | None = None,
+    ) -> tuple[list[Tensor], list[State]]:
+        """:meth:`forward` for several tensors at once: one controller call, ``torch._foreach_*`` updates.
+
+        See :meth:`UpdateRule.foreach_step`.
+        """
+        step = torch.stack(steps)
+        first = step <= 1
+        x, log_g = self._foreach_features(params, grads, states, step, grad_norms)
+        h, c, u, lr = self._controller(x, torch.stack([s["h"] for s in states]), torch.stack([s["c"] for s in states]))
+        ws = workspace if workspace is not None else [{} for _ in params]
+        new_params, moments = self._foreach_update(params, grads, states, first, u, lr, ws)
+        log_g_avg = torch.where(first, log_g, 0.9 * torch.stack([s["log_g_avg"] for s in states]) + 0.1 * log_g)
+        per_tensor: dict[str, Any] = dict(moments)
+        per_tensor.update(
+            h=h.unbind(), c=c.unbind(), u_lr=u[:, 0].unbind(), log_g_avg=log_g_avg.unbind(), lr=lr.unbind()
+        )
+        return new_params, [dict(zip(per_tensor, row)) for row in zip(*per_tensor.values())]
+
+    def _foreach_features(
+        self, params: list[Tensor], g: list[Tensor], states: list[State], step: Tensor, g_norms: list[Tensor] | None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`_features` of every tensor, one row each, from foreach norms and one dot product per tensor."""
+        n = torch.tensor([float(p.numel()) for p in params], dtype=step.dtype, device=step.device)
+        root_n = n.sqrt()
+        m = [s["m"] for s in states]
+        g_rms = torch.stack(torch._foreach_norm(g) if g_norms is None else g_norms) / root_n
+        m_rms = torch.stack(torch._foreach_norm(m)) / root_n
+        dot = torch.stack([torch.dot(a.reshape(-1), b.reshape(-1)) for a, b in zip(g, m)])
+        cos = dot / (g_rms * m_rms * n + _EPS)
+        log_g = torch.log10(g_rms + 1e-16)
+        log_g_avg = torch.stack([s["log_g_avg"] for s in states])
+        trend = torch.where(step <= 1, torch.zeros_like(log_g), (log_g - log_g_avg).clamp(-5, 5))
+        p_rms = torch.stack(torch._foreach_norm(params)) / root_n
+        shapes = [(math.log10(p.numel()) / 6, float(p.dim() <= 1)) for p in params]
+        fixed = torch.tensor(shapes, dtype=step.dtype, device=step.device)
+        u_lr = torch.stack([s["u_lr"] for s in states])
+        scalars = torch.stack([cos, trend, log_g / 5, torch.log10(p_rms + 1e-8) / 3, u_lr], 1)
+        scales = torch.tensor(TIMESCALES, dtype=step.dtype, device=step.device)
+        return torch.cat([scalars, fixed, torch.tanh(step[:, None] / scales)], 1), log_g
+
+    def _foreach_update(
+        self,
+        params: list[Tensor],
+        g: list[Tensor],
+        states: list[State],
+        first: Tensor,
+        u: Tensor,
+        lr: Tensor,
+        ws: list[dict[str, Tensor]],
+    ) -> tuple[list[Tensor], dict[str, list[Tensor]]]:
+        """Every tensor's new value and moments, from the controller's outputs ``u`` and ``lr``.
+
+        ``param - lr * (direction + wd * param)`` is applied as ``param * (1 - lr * wd) - lr * direction``;
+        the per-tensor rates come to the host once, as the scalars of the foreach ops. Results go to
+        workspace buffers (``ws``): fresh allocations of large tensors cost page faults on every step.
+        """
+        beta = MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[:, 1]
+        keep, neg_lr = 1 - lr * (self.wd_max * u[:, 2]), -lr
+        new_params = [_buffer(w, "param", x) for w, x in zip(ws, params)]
+        m_old = [s["m"] for s in states]
+        m = [_buffer(w, "m", t) for w, t in zip(ws, m_old)]
+        if self.base == "sgd":
+            beta_, keep_, neg_lr_ = torch.stack([beta, keep, neg_lr]).tolist()
+            for i, x in enumerate(params):
+                torch.mul(m_old[i], beta_[i], out=m[i])
+                torch.mul(x, keep_[i], out=new_params[i])
+            torch._foreach_add_(m, g)
+            for i, new in enumerate(new_params):
+                new.add_(m[i], alpha=neg_lr_[i])
+            return new_params, {"m": m}
+        # A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
+        one = torch.ones_like(beta)
+        m_weight, v_decay, v_weight, keep_, neg_lr_ = torch.stack(
+            [
+                torch.where(first, one, 1 - beta),
+                torch.where(first, 0.0, one * ADAM_BETA2),
+                torch.where(first, one, one * (1 - ADAM_BETA2)),
+                keep,
+                neg_lr,
+            ]
+        ).tolist()
+        v_old = [s["v"] for s in states]
+        v, denom = [_buffer(w, "v", t) for w, t in zip(ws, v_old)], [_buffer(w, "denom", t) for w, t in zip(ws, v_old)]
+        for i, x in enumerate(params):
+            torch.lerp(m_old[i], g[i], m_weight[i], out=m[i])
+            torch.mul(v_old[i], v_decay[i], out=v[i])
+            torch.mul(x, keep_[i], out=new_params[i])
+        torch._foreach_addcmul_(v, g, g, v_weight)
+        for i, t in enumerate(v):
+            torch.sqrt(t, out=denom[i])
+        torch._foreach_add_(denom, _EPS)
+        torch._foreach_addcdiv_(new_params, m, denom, neg_lr_)
+        return new_params, {"m": m, "v": v}
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {"base": self.base, "hidden_size": self.hidden_size, "wd_max": self.wd_max, **super()._config_kwargs()}

@@ -96,6 +96,40 @@ class UpdateRule(nn.Module):
         """One update of one tensor: ``(new_param, new_state)``; ``step`` counts from 1."""
         raise NotImplementedError
 
+    def foreach_step(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[State],
+        steps: list[Tensor],
+        grad_norms: list[Tensor] | None = None,
+        workspace: list[dict[str, Tensor]] | None = None,
+    ) -> tuple[list[Tensor], list[State]]:
+        """:meth:`forward` for several tensors of one dtype and device at once.
+
+        Parameters
+        ----------
+        params, grads : list of Tensor
+            The tensors and their finite gradients, already clamped to :func:`grad_limit`.
+        states : list of dict
+            Each tensor's state.
+        steps : list of 0-dim Tensor
+            Each tensor's step number (counting from 1).
+        grad_norms : list of 0-dim Tensor, optional
+            The gradients' L2 norms, when already known.
+        workspace : list of dict, optional
+            One dict per tensor, kept by the caller from call to call: the rule may store buffers
+            there and write its outputs into them. A buffer returned as new state is replaced by
+            the retired state tensor once the caller commits the step, so it must alias nothing live.
+
+        Returns
+        -------
+        new_params : list of Tensor
+        new_states : list of dict
+        """
+        outs = [self(p, g, s, t) for p, g, s, t in zip(params, grads, states, steps)]
+        return [o[0] for o in outs], [o[1] for o in outs]
+
     # -- configuration ------------------------------------------------------------------------------
     def _config_kwargs(self) -> dict[str, Any]:
         return {"seed": self.seed}

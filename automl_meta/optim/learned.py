@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import torch
 from torch import Tensor
@@ -15,11 +16,13 @@ from .._validation import check_nonnegative_float
 from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
 from ..learners import UpdateRule
+from ..learners.update_rule import clamp_grad, grad_limit
 
 DEFAULT_ARTIFACT = "default-l2o"
 _T = TypeVar("_T")  # what step()'s closure returns
 # Half-precision parameters are updated by the rule in float32 (their state is float32 too), as AMP users expect.
 _HALF = (torch.float16, torch.bfloat16)
+_Work = tuple[int, int, float, Tensor]  # group index, index in the group, lr, parameter
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -36,6 +39,32 @@ def _resolve_rule(artifact: str | os.PathLike | MetaArtifact | UpdateRule) -> tu
             "optimizer; pass a learned-optimizer artifact such as 'default-l2o'."
         )
     return source.learner, str(artifact) if not isinstance(artifact, MetaArtifact) else "<MetaArtifact>"
+
+
+def _checked_grads(work: list[_Work], dtype: torch.dtype) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None]:
+    """The parameters and gradients in ``dtype``, gradients clamped, and their norms when at hand.
+
+    Raises FloatingPointError, naming the parameter, when a gradient holds NaN or inf.
+    """
+    xs = [p.detach().to(dtype) for _, _, _, p in work]  # copies only for float16 and bfloat16
+    gs = [cast(Tensor, p.grad).to(dtype) for _, _, _, p in work]
+    g_norms = list(torch._foreach_norm(gs))
+    # Norms within the clamp limit mean finite entries that the clamp leaves as they are.
+    if _all_within(g_norms, grad_limit(dtype)):
+        return xs, gs, g_norms
+    for (gi, pi, _, p), g in zip(work, gs):
+        if not _all_finite(g):
+            raise FloatingPointError(
+                f"The gradient of parameter {pi} in group {gi} (shape {tuple(p.shape)}) contains NaN or "
+                "inf, so no parameter was updated. Check the loss for overflow (e.g. log of 0), lower the "
+                "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step()."
+            )
+    return xs, [clamp_grad(g) for g in gs], None
+
+
+def _all_within(norms: list[Tensor], limit: float) -> bool:
+    """Whether every norm is below ``limit`` (one host sync for all; NaN is not)."""
+    return bool((torch.stack(norms) < limit).all())
 
 
 def _all_finite(t: Tensor) -> bool:
@@ -85,6 +114,13 @@ class LearnedOptimizer(torch.optim.Optimizer):
     in their own dtype. Parameters with no entries are skipped, as by
     ``torch.optim.Adam``.
 
+    All tensors of one dtype and device are updated together (for the ``HyperController`` rule: one
+    controller call and ``torch._foreach_*`` updates). To spare fresh allocations on every step, the rule
+    may reuse buffers of each parameter's size from step to step; the ``HyperController`` keeps four (the
+    retired moments, the new values and a denominator) besides its two moments. A state tensor taken from
+    :meth:`state_dict` without copying may therefore be overwritten two steps later (``torch.optim.Adam``
+    overwrites its own at once); state given to :meth:`load_state_dict` is never written to.
+
     The rule follows the parameters' device: each parameter is updated where it lives (CPU, CUDA or
     MPS) by a copy of the rule on that device, and its state is kept there, so a model moved with
     ``model.to("cuda")`` before the optimizer is built trains on the GPU. The artifact itself loads to
@@ -122,6 +158,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
         self.rule = rule.eval().requires_grad_(False)
         self.artifact_source = source
         self._rules: dict[tuple[torch.dtype, torch.device], UpdateRule] = {}
+        # Per parameter, buffers the rule reuses for its outputs from step to step (see UpdateRule.foreach_step).
+        self._workspace: dict[Tensor, dict[str, Tensor]] = {}
         super().__init__(params, {"lr": float(lr)})
 
     def _rule_for(self, p: Tensor) -> UpdateRule:
@@ -146,45 +184,70 @@ class LearnedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = []
+        batches: dict[tuple[torch.dtype, torch.device], list[_Work]] = {}
         for gi, group in enumerate(self.param_groups):
             for pi, p in enumerate(group["params"]):
                 if p.grad is None or p.numel() == 0:  # nothing to update (torch.optim.Adam's steps are no-ops too)
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("LearnedOptimizer does not support sparse gradients.")
-                if not _all_finite(p.grad):
-                    raise FloatingPointError(
-                        f"The gradient of parameter {pi} in group {gi} (shape {tuple(p.shape)}) contains NaN or "
-                        "inf, so no parameter was updated. Check the loss for overflow (e.g. log of 0), lower the "
-                        "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step()."
-                    )
-                work.append((gi, pi, group["lr"], p))
-        results = []
-        for gi, pi, lr, p in work:
-            state, dtype = self.state[p], _compute_dtype(p.dtype)
-            x, g = p.detach().to(dtype), p.grad.to(dtype)  # no copies unless p is float16 or bfloat16
-            if not state:
-                state.update(self._rule_for(p).init_state(x))
-                state["step"] = torch.zeros((), dtype=dtype, device=p.device)
-            step = state["step"].to(dtype) + 1
-            rule_state = {k: v.to(dtype) for k, v in state.items() if k != "step"}
-            new_x, new_state = self._rule_for(p)(x, g, rule_state, step)
-            if lr != 1.0:
-                new_x = x + lr * (new_x - x)
-            new_p = new_x.to(p.dtype)
-            if not _all_finite(new_p):
-                raise FloatingPointError(
-                    f"The learned update of parameter {pi} in group {gi} is not finite in {p.dtype}, so no "
-                    "parameter was updated. The parameters or gradients are far outside the range the optimizer "
-                    "was trained on (or of the dtype); rescale the inputs or the loss."
-                )
-            results.append((p, state, step, new_p, new_state))
-        for p, state, step, new_p, new_state in results:  # all checked first: all or nothing
-            p.copy_(new_p)
-            state.update(new_state)
-            state["step"] = step
+                batches.setdefault((_compute_dtype(p.dtype), p.device), []).append((gi, pi, group["lr"], p))
+        checked = [(work, dtype, *_checked_grads(work, dtype)) for (dtype, _), work in batches.items()]
+        results = [self._batch_update(*batch) for batch in checked]
+        for ps, states, steps, new_ps, new_states in results:  # all checked first: all or nothing
+            torch._foreach_copy_(ps, new_ps)
+            for p, state, step, new_state in zip(ps, states, steps, new_states):
+                self._recycle(p, state, new_state)
+                state.update(new_state)
+                state["step"] = step
         return loss
+
+    def _recycle(self, p: Tensor, state: dict[str, Any], new_state: dict[str, Tensor]) -> None:
+        """Hand the state tensors this step retires back to the rule as buffers (only ones it made)."""
+        space = self._workspace.get(p)
+        if space is None:
+            return
+        for k, new in new_state.items():
+            if space.get(k) is new:  # written into a buffer: the retired tensor is the next buffer
+                live = space.get("live:" + k)
+                if live is not None and state.get(k) is live:
+                    space[k] = cast(Tensor, live)  # (mypy narrows ``live`` to the state's value type)
+                else:  # not made by the rule (fresh or loaded state): the caller may still hold it
+                    del space[k]
+                space["live:" + k] = new
+
+    def _batch_update(
+        self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
+    ) -> tuple[Any, ...]:
+        """The checked new values and states of parameters sharing a compute dtype and device (none written)."""
+        ps = [p for _, _, _, p in work]
+        rule = self._rule_for(ps[0])
+        states = [self.state[p] for p in ps]
+        for state, x in zip(states, xs):
+            if not state:
+                state.update(rule.init_state(x))
+                state["step"] = torch.zeros((), dtype=dtype, device=x.device)
+        steps = [state["step"].to(dtype) + 1 for state in states]
+        rule_states = [{k: v.to(dtype) for k, v in state.items() if k != "step"} for state in states]
+        workspace = [self._workspace.setdefault(p, {}) for p in ps]
+        new_xs, new_states = rule.foreach_step(xs, gs, rule_states, steps, g_norms, workspace)
+        new_xs = list(new_xs)
+        scaled = [i for i, (_, _, lr, _) in enumerate(work) if lr != 1.0]
+        if scaled:  # x + lr * (new_x - x)
+            delta = torch._foreach_sub([new_xs[i] for i in scaled], [xs[i] for i in scaled])
+            torch._foreach_mul_(delta, [float(work[i][2]) for i in scaled])
+            for i, d in zip(scaled, delta):
+                new_xs[i] = xs[i] + d
+        new_ps = [x.to(p.dtype) for x, p in zip(new_xs, ps)]
+        if not _all_within(list(torch._foreach_norm(new_ps)), math.inf):
+            for (gi, pi, _, p), new_p in zip(work, new_ps):
+                if not _all_finite(new_p):
+                    raise FloatingPointError(
+                        f"The learned update of parameter {pi} in group {gi} is not finite in {p.dtype}, so no "
+                        "parameter was updated. The parameters or gradients are far outside the range the "
+                        "optimizer was trained on (or of the dtype); rescale the inputs or the loss."
+                    )
+        return ps, states, steps, new_ps, new_states
 
     def state_dict(self) -> dict[str, Any]:
         """Like ``torch.optim.Optimizer.state_dict``, plus a record of the learned rule it belongs to."""
@@ -213,6 +276,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
             )
         params = self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
+        self._workspace.clear()
         for key, p in params.items():  # torch casts state to the parameter's dtype: half ones keep float32 state
             if key in state_dict["state"] and _compute_dtype(p.dtype) != p.dtype:
                 self.state[p] = {

@@ -199,3 +199,41 @@ def test_artifacts_are_accepted_by_object_path_and_name(tmp_path):
         LearnedOptimizer([p], artifact=rule, lr=-1.0)
     with pytest.raises(TypeError, match="learned optimizer"):
         am.load(path).adapt(np.zeros((3, 1)), np.zeros(3))
+
+
+@pytest.mark.parametrize("base", ["adam", "sgd"])
+def test_batched_controller_step_matches_the_rule_applied_per_tensor(base):
+    rule = HyperController(base=base, seed=0).requires_grad_(False)
+    model, X, y = make_problem()
+    params = list(model.parameters())
+    ref = [p.detach().clone() for p in params]
+    ref_states = [rule.init_state(p) for p in ref]
+    counts = [0] * len(params)
+    opt = LearnedOptimizer(params, artifact=rule)
+    for k in range(6):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(X), y).backward()
+        if k == 2:
+            params[0].grad = None  # that tensor's step count falls behind the others'
+        for i, p in enumerate(params):
+            if p.grad is not None:
+                counts[i] += 1
+                ref[i], ref_states[i] = rule(ref[i], p.grad, ref_states[i], torch.tensor(float(counts[i])))
+        opt.step()
+        for p, r, s, n in zip(params, ref, ref_states, counts):
+            torch.testing.assert_close(p.detach(), r)
+            assert set(opt.state[p]) == set(s) | {"step"} and float(opt.state[p]["step"]) == n
+            for key, value in s.items():
+                torch.testing.assert_close(opt.state[p][key], value)
+
+
+def test_loaded_state_is_not_written_over_by_later_steps():
+    model, X, y = make_problem()
+    opt = LearnedOptimizer(model.parameters(), artifact=RULES["controller"])
+    train(model, opt, X, y, 3)
+    saved = opt.state_dict()
+    kept = copy.deepcopy(saved)
+    opt.load_state_dict(saved)
+    train(model, opt, X, y, 4)
+    for entry, original in zip(saved["state"].values(), kept["state"].values()):
+        assert all(torch.equal(entry[k], original[k]) for k in original)
