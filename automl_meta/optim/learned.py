@@ -227,8 +227,10 @@ class LearnedOptimizer(torch.optim.Optimizer):
             if not state:
                 state.update(rule.init_state(x))
                 state["step"] = torch.zeros((), dtype=dtype, device=x.device)
-        steps = [state["step"].to(dtype) + 1 for state in states]
-        rule_states = [{k: v.to(dtype) for k, v in state.items() if k != "step"} for state in states]
+        steps = list((torch.stack([state["step"] for state in states]).to(dtype) + 1).unbind())
+        rule_states = [
+            {k: v if v.dtype == dtype else v.to(dtype) for k, v in state.items() if k != "step"} for state in states
+        ]
         workspace = [self._workspace.setdefault(p, {}) for p in ps]
         new_xs, new_states = rule.foreach_step(xs, gs, rule_states, steps, g_norms, workspace)
         new_xs = list(new_xs)
