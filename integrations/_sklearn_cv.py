@@ -30,16 +30,26 @@ def _steps_from(learner: Learner, batch: TaskBatch, params: Params, done: int, s
 def _adapt_path(learner: Learner, batch: TaskBatch, candidates: list[int]) -> Iterator[tuple[int, Params]]:
     """``(steps, fast weights)`` after each step count in ``candidates`` (ascending), along one trajectory.
 
-    Each candidate continues from the previous one, which is exactly what a fresh fit of that many
-    steps computes: the meta-learned rates do not depend on the step, and only steps past the
-    meta-trained ones are safeguarded. A generator, so that a caller may stop early.
+    With the base inner loop each candidate continues from the previous one, which is exactly what a
+    fresh fit of that many steps computes: the meta-learned rates do not depend on the step, and only
+    steps past the meta-trained ones are safeguarded. A learner with its own inner loop (such as
+    iMAML's proximal steps) refits each candidate within its meta-trained steps and continues beyond
+    them with its own safeguarded steps. A generator, so that a caller may stop early.
     """
+    own_loop = type(learner).adapt_batch is not Learner.adapt_batch
+    trained = learner.inner_steps
     params, done = None, 0
     for steps in candidates:
-        if params is None:
-            params = learner.adapt_batch(batch, steps)
-        elif steps > done:
-            params = _steps_from(learner, batch, params, done, steps - done)
+        if params is None or (own_loop and steps <= trained):
+            done = min(steps, trained) if own_loop else steps
+            params = learner.adapt_batch(batch, done)
+        if steps > done:
+            more = steps - done
+            params = (
+                learner.adapt_batch(batch, more, start=params)
+                if own_loop
+                else _steps_from(learner, batch, params, done, more)
+            )
         done = steps
         yield steps, params
 

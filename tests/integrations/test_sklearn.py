@@ -240,3 +240,21 @@ def test_probabilities_shrink_toward_the_class_frequencies_only_where_the_folds_
     # On noise most of the weight goes to the frequencies, and the probabilities move toward them.
     assert np.mean(weights) >= 0.5
     assert all(shrunk <= unshrunk for shrunk, unshrunk in gaps) and any(s < u for s, u in gaps)
+
+
+@pytest.mark.parametrize("make", [am.learners.MetaSGD, am.learners.IMAML], ids=["base loop", "own loop"])
+def test_each_candidate_of_the_step_path_is_the_fresh_fit_of_that_many_steps(make):
+    import torch
+
+    from automl_meta.integrations._sklearn_cv import _adapt_path
+
+    learner = make(am.models.TabularNet(hidden=8, depth=1, max_features=4, max_outputs=3), inner_steps=2)
+    learner.setup("classification", 4, 3, torch.Generator().manual_seed(0))
+    learner.to(torch.float64)
+    batch = am.tasks.SyntheticTabular("classification", n_features=4, n_classes=3, shots=12).sample(3, rng=0)
+    batch = batch.to(torch.float64)
+    candidates = [0, 1, 2, 4, 7]
+    for steps, params in _adapt_path(learner, batch, candidates):
+        fresh = learner.adapt_batch(batch, steps)
+        for name in fresh:
+            torch.testing.assert_close(params[name], fresh[name], rtol=1e-9, atol=1e-12)
