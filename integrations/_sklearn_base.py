@@ -25,12 +25,12 @@ from sklearn.utils.validation import (
 from automl_meta._validation import check_int_at_least, check_optional_int
 from automl_meta.artifacts import MetaArtifact, bundled, load
 from automl_meta.artifacts._scaling import _standardise_features
-from automl_meta.engine import functional_apply, resolve_device
+from automl_meta.engine import Params, functional_apply, resolve_device
 from automl_meta.learners import Learner
 from automl_meta.tasks import TaskBatch
 from automl_meta.tasks.batch import TaskType
 
-from ._sklearn_cv import _adapt_path, _folds, _stalled
+from ._sklearn_cv import Scores, _adapt_path, _folds, _select_steps
 from ._sklearn_encoding import _categorical_columns, _make_encoder
 from ._sklearn_input import _check_serves, _check_tabular_artifact, _feature_scaling
 from ._sklearn_rows import _fit_on_many_rows, _output_chunks, _row_threshold, _subsample
@@ -237,22 +237,26 @@ class _MetaLearnedEstimator(BaseEstimator):
         n_cv = k * len(cv)
         x_folds = torch.as_tensor(self._members(X, tasks[:n_cv]), dtype=self._dtype, device=self._device)
         eval_weight = torch.as_tensor(weight * held_out, dtype=torch.float64)
-        scores, best, kept = {}, -1, {}
+
+        @torch.no_grad()
+        def score(params: Params) -> tuple[float, dict[str, Any]]:
+            out = apply({n: t[:n_cv] for n, t in params.items()}, x_folds)[..., : self._member_outputs()]
+            out = out.to("cpu", torch.float64).reshape(k, len(cv), *out.shape[1:])
+            return self._held_out_score(out, targets, eval_weight)
+
         with torch.no_grad():
-            for steps, params in _adapt_path(self._learner, self._batch(X, targets, weights, tasks), candidates):
-                out = apply({n: t[:n_cv] for n, t in params.items()}, x_folds)[..., : self._member_outputs()]
-                out = out.to("cpu", torch.float64).reshape(k, len(cv), *out.shape[1:])
-                scores[steps] = self._held_out_score(out, targets, eval_weight)
-                if best < 0 or scores[steps][0] < scores[best][0]:  # ties go to fewer steps
-                    best, kept = steps, params  # only the best so far is kept: it holds every member
-                if _stalled([loss for loss, _ in scores.values()]):
-                    break
-        if len(candidates) > 1:
+            path = _adapt_path(self._learner, self._batch(X, targets, weights, tasks), candidates)
+            best, kept, scores = _select_steps(path, score)
+        self._keep_choice(scores, best, several=len(candidates) > 1)
+        self.params_ = {n: t[n_cv:] for n, t in kept.items()}
+        return True
+
+    def _keep_choice(self, scores: Scores, best: int, *, several: bool) -> None:
+        """Record the chosen step count (with ``several`` candidates) and set the settings fitted with it."""
+        if several:
             self.cv_loss_by_adapt_steps_ = {steps: loss for steps, (loss, _) in scores.items()}
             self.adapt_steps_ = best
         self.__dict__.update(scores[best][1])
-        self.params_ = {n: t[n_cv:] for n, t in kept.items()}
-        return True
 
     def _step_candidates(self) -> list[int]:
         """Step counts to cross-validate; with ``adapt_steps`` given, only it, when held-out settings need the folds."""

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from automl_meta.engine import Params, batched_adapt, functional_apply
+from automl_meta.engine.inner_loop import Data
 from automl_meta.learners import Learner
 from automl_meta.tasks import TaskBatch
 
 
-def _steps_from(learner: Learner, batch: TaskBatch, params: Params, done: int, steps: int) -> Params:
-    """``steps`` more gradient steps of every task, ``done`` taken already (safeguarded past meta-training)."""
+def _steps_from(learner: Learner, support: Data | list[Data], params: Params, done: int, steps: int) -> Params:
+    """``steps`` more gradient steps of every task, ``done`` taken already (safeguarded past meta-training).
+
+    ``support``: every task's support data, or mini-batches of it taken in turn (see :func:`~automl_meta.engine.adapt`).
+    """
     kwargs = learner._engine_kwargs(steps)
     kwargs.update(initialize=None, safeguard_after=max(0, learner.inner_steps - done))
     with torch.no_grad():
@@ -21,7 +26,7 @@ def _steps_from(learner: Learner, batch: TaskBatch, params: Params, done: int, s
             functional_apply(learner.model),
             params,
             learner.inner_rates(),
-            batch.support(),
+            support,
             params_batched=True,
             **kwargs,
         )
@@ -48,7 +53,7 @@ def _adapt_path(learner: Learner, batch: TaskBatch, candidates: list[int]) -> It
             params = (
                 learner.adapt_batch(batch, more, start=params)
                 if own_loop
-                else _steps_from(learner, batch, params, done, more)
+                else _steps_from(learner, batch.support(), params, done, more)
             )
         done = steps
         yield steps, params
@@ -67,6 +72,27 @@ def _stalled(losses: list[float]) -> bool:
         return False
     best_before = min(losses[:-_PATIENCE])
     return all(not loss < best_before for loss in losses[-_PATIENCE:])
+
+
+Scores = dict[int, tuple[float, dict[str, Any]]]  # steps -> (held-out loss, settings fitted on held-out rows)
+
+
+def _select_steps(
+    path: Iterable[tuple[int, Params]], score: Callable[[Params], tuple[float, dict[str, Any]]]
+) -> tuple[int, Params, Scores]:
+    """The step count of lowest held-out loss along ``path`` (ties: fewer steps), its weights and every score.
+
+    The path stops once the losses have stalled (see ``_stalled``); only the best weights so far are kept.
+    """
+    scores: Scores = {}
+    best, kept = -1, {}
+    for steps, params in path:
+        scores[steps] = score(params)
+        if best < 0 or scores[steps][0] < scores[best][0]:
+            best, kept = steps, params
+        if _stalled([loss for loss, _ in scores.values()]):
+            break
+    return best, kept, scores
 
 
 def _folds(

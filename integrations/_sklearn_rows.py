@@ -3,28 +3,32 @@
 The learner was meta-trained on support sets of at most ``_support_size`` rows (128 for the bundled
 artifacts), and its full-batch adaptation costs time and memory in proportion to the rows, times the
 members, the folds and the candidate step counts. Above ``_row_threshold`` rows (``_ROWS_PER_SUPPORT``
-support sets: 2,048 rows) a fit therefore goes another way, whose cost is linear in the rows with a
+support sets: 512 rows) a fit therefore goes another way, whose cost is linear in the rows with a
 small constant:
 
-1. ``_split`` draws a validation sample (``_row_threshold`` draws, at most a fifth of the rows) and
-   sets the other rows aside for training. Draws are with replacement, in proportion to the sample
-   weights (a weight of 2 is a repeated row: a draw is one from the table with its rows repeated), and
-   stratified by class for classification; a row drawn several times gets that count as its weight.
+1. ``_split`` draws a validation sample (at most ``_VALIDATION_SUPPORTS`` support sets of draws: 2,048,
+   and at most a fifth of the rows) and sets the other rows aside for training. Draws are with
+   replacement, in proportion to the sample weights (a weight of 2 is a repeated row: a draw is one
+   from the table with its rows repeated), and stratified by class for classification; a row drawn
+   several times gets that count as its weight.
 2. ``_head_on_all_rows`` fits the TabularNet's closed-form ridge head (what ``initialize_from_support``
    fits on a support set) on *all* rows, accumulating the normal equations chunk by chunk, so that
    every row informs the model at a cost linear in the rows and with bounded memory.
-3. From that head, the members take the learner's gradient steps (``_path``) on mini-batches of
-   ``_row_threshold`` draws from the training rows, a new mini-batch for each step while the rows
-   last, along one trajectory through the candidate step counts. The step count, and the output code's
-   temperature, are chosen on the validation sample instead of by cross-validation.
+3. From that head, the members take the learner's gradient steps on mini-batches of the training
+   rows (``_mini_batches``: disjoint, ``_BATCH_SUPPORTS`` support sets each, every class in
+   proportion), the next mini-batch at each step, along one trajectory through the candidate step
+   counts. The step count, and the output code's temperature, are chosen on the validation sample
+   instead of by cross-validation, and the search stops early as cross-validation's does.
 
-The draws come from the estimator's ``random_state``. Below the threshold nothing changes.
-``_output_chunks`` runs the model on chunks of rows, so predicting needs bounded memory too.
+The model runs in float32 on this path (in float64 below it): half the time, with rounding far
+below the noise of a mini-batch. The draws come from the estimator's ``random_state``. Below the
+threshold nothing changes. ``_output_chunks`` runs the model on chunks of rows, so predicting needs
+bounded memory too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,12 +41,14 @@ from automl_meta.learners import Learner
 from automl_meta.models import TabularNet
 from automl_meta.tasks import TaskBatch
 
-from ._sklearn_cv import _adapt_path, _steps_from
+from ._sklearn_cv import _adapt_path, _select_steps, _steps_from
 
 if TYPE_CHECKING:
     from ._sklearn_base import _MetaLearnedEstimator
 
-_ROWS_PER_SUPPORT = 16  # the threshold, in meta-trained support sets: 2,048 rows for the bundled artifacts
+_ROWS_PER_SUPPORT = 4  # the threshold, in meta-trained support sets: 512 rows for the bundled artifacts
+_BATCH_SUPPORTS = 2  # rows of a mini-batch, in support sets: 256
+_VALIDATION_SUPPORTS = 16  # the validation sample's draws at most, in support sets: 2,048
 _DEFAULT_SUPPORT = 128  # an artifact whose manifest does not record its support size
 _CHUNK_ROWS = 4096  # rows per chunk of the head's fit and of predictions: a few MB of activations per member
 
@@ -107,13 +113,22 @@ def _mini_batches(
     rng: np.random.RandomState,
     by_class: bool,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rows, weights) of up to ``n`` mini-batches of ``size`` draws from ``rows`` (as many as the rows fill).
+    """(rows, weights) of up to ``n`` disjoint mini-batches of at most ``size`` of ``rows``, each row with its weight.
 
-    At most ``size`` rows make one batch, each row with its own weight.
+    The rows are shuffled; with ``by_class`` each class is spread evenly along the order, so that every
+    mini-batch holds the classes in proportion. Only the rows the ``n`` batches need are used.
     """
-    if len(rows) <= size:
-        return [(rows, weight[rows])]
-    return [_draw(targets, weight, rows, size, rng, by_class) for _ in range(max(1, min(n, len(rows) // size)))]
+    order = rng.permutation(rows)
+    if by_class:
+        labels = targets[order]
+        position = np.empty(len(order))
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)
+            position[members] = (np.arange(len(members)) + rng.uniform()) / len(members)
+        order = order[np.argsort(position, kind="stable")]
+    n_batches = max(1, min(n, -(-len(order) // size)))
+    batches = np.array_split(order[: n_batches * size], n_batches)
+    return [(np.sort(b), weight[np.sort(b)]) for b in batches]
 
 
 @torch.no_grad()
@@ -133,14 +148,16 @@ def _head_on_all_rows(est: _MetaLearnedEstimator, X: np.ndarray, targets: np.nda
         support = est._batch(X[rows], targets[rows], weight[None, rows]).support()
         h = embed(support["x"])
         root = support["mask"].sqrt()[..., None]
-        ha = torch.cat([h, torch.ones_like(h[..., :1])], -1) * root
-        ta = _head_targets(support["y"], support["class_mask"]) * root
+        # The normal equations in float64 whatever the model's dtype: they sum over every row.
+        ha = (torch.cat([h, torch.ones_like(h[..., :1])], -1) * root).double()
+        ta = (_head_targets(support["y"], support["class_mask"]) * root).double()
         gram = ha.mT @ ha if gram is None else gram + ha.mT @ ha
         cross = ha.mT @ ta if cross is None else cross + ha.mT @ ta
     assert gram is not None and cross is not None  # X has rows (checked by validation)
-    ridge = init["log_ridge"].exp() * torch.eye(width, dtype=gram.dtype, device=gram.device)
+    ridge = init["log_ridge"].double().exp() * torch.eye(width, dtype=gram.dtype, device=gram.device)
     coef = torch.linalg.solve(gram + ridge, cross)
-    coef = torch.nn.functional.pad(coef, (0, model.out_features - coef.shape[-1])) / init["log_scale"].exp()
+    coef = torch.nn.functional.pad(coef, (0, model.out_features - coef.shape[-1])) / init["log_scale"].double().exp()
+    coef = coef.to(init["log_scale"].dtype)
     start_params = {name: t.expand(n_members, *t.shape).clone() for name, t in init.items()}
     return {**start_params, "head.weight": coef[:, :-1].mT.contiguous(), "head.bias": coef[:, -1].contiguous()}
 
@@ -153,20 +170,21 @@ def _head_targets(y: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     return y * present[:, None]
 
 
-def _path(learner: Learner, batches: list[TaskBatch], start: Params, candidates: list[int]) -> dict[int, Params]:
-    """Fast weights after each step count in ``candidates`` (ascending), along one trajectory from ``start``.
+def _path(
+    learner: Learner, batches: list[TaskBatch], start: Params, candidates: list[int]
+) -> Iterator[tuple[int, Params]]:
+    """``(steps, fast weights)`` after each step count in ``candidates`` (ascending), one trajectory from ``start``.
 
-    Step ``i`` (from 0) is taken on ``batches[i % len(batches)]``.
+    Step ``i`` (from 0) is taken on ``batches[i % len(batches)]``. A generator, so that a caller may stop early.
     """
-    path, params, done = {}, start, 0
+    supports = [b.support() for b in batches]
+    params, done = start, 0
     for steps in candidates:
-        while done < steps:
-            if len(batches) == 1:
-                params, done = _steps_from(learner, batches[0], params, done, steps - done), steps
-            else:
-                params, done = _steps_from(learner, batches[done % len(batches)], params, done, 1), done + 1
-        path[steps] = params
-    return path
+        if steps > done:
+            first = done % len(supports)
+            params = _steps_from(learner, supports[first:] + supports[:first], params, done, steps - done)
+            done = steps
+        yield steps, params
 
 
 def _uses_head_on_all_rows(learner: Learner) -> bool:
@@ -187,40 +205,39 @@ def _fit_on_many_rows(
     ``candidates`` are the step counts to choose among on the validation sample (none: ``est``'s
     fixed step count, and no validation).
     """
-    by_class, size = est._task_type == "classification", _row_threshold(est.artifact_)
-    (valid, valid_weight), rest = _split(targets, weight, size, rng, by_class)
+    est.artifact_.learner.to(dtype=torch.float32)
+    by_class, support = est._task_type == "classification", _support_size(est.artifact_)
+    (valid, valid_weight), rest = _split(targets, weight, _VALIDATION_SUPPORTS * support, rng, by_class)
     steps = candidates or [est._steps()]
-    drawn = _mini_batches(targets, weight, rest, size, max(steps), rng, by_class)
+    drawn = _mini_batches(targets, weight, rest, _BATCH_SUPPORTS * support, max(max(steps), 1), rng, by_class)
     batches = [est._batch(X[rows], targets[rows], w[None]) for rows, w in drawn]
     if _uses_head_on_all_rows(est._learner):
         path = _path(est._learner, batches, _head_on_all_rows(est, X, targets, weight), steps)
     else:  # another model or inner loop: its own start, fitted to one mini-batch
-        path = dict(_adapt_path(est._learner, batches[0], steps))
-    best = steps[0]
-    if candidates:
-        scores = _validation_scores(est, path, X[valid], targets[valid], valid_weight)
-        best = min(scores, key=lambda s: (scores[s][0], s))
-        if len(candidates) > 1:
-            est.cv_loss_by_adapt_steps_ = {s: loss for s, (loss, _) in scores.items()}
-            est.adapt_steps_ = best
-        est.__dict__.update(scores[best][1])
-    est.params_ = path[best]
+        path = _adapt_path(est._learner, batches[0], steps)
+    if not candidates:
+        est.params_ = dict(path)[steps[0]]
+        return
+    best, kept, scores = _select_steps(path, _validation_scorer(est, X[valid], targets[valid], valid_weight))
+    est._keep_choice(scores, best, several=len(candidates) > 1)
+    est.params_ = kept
 
 
-def _validation_scores(
-    est: _MetaLearnedEstimator, path: dict[int, Params], X: np.ndarray, targets: np.ndarray, weight: np.ndarray
-) -> dict[int, tuple[float, dict[str, Any]]]:
-    """The held-out score (and settings fitted on the held-out rows) of each step count on the validation rows."""
+def _validation_scorer(
+    est: _MetaLearnedEstimator, X: np.ndarray, targets: np.ndarray, weight: np.ndarray
+) -> Callable[[Params], tuple[float, dict[str, Any]]]:
+    """The held-out score (and settings fitted on the held-out rows) of fast weights on the validation rows."""
     cv = est._cv_members()
     apply = torch.vmap(functional_apply(est._learner.model))
     x = torch.as_tensor(est._members(X, cv), dtype=est._dtype, device=est._device)
     w = torch.as_tensor(weight[None], dtype=torch.float64)
-    scores = {}
-    with torch.no_grad():
-        for steps, params in path.items():
-            out = apply({n: t[cv] for n, t in params.items()}, x)[..., : est._member_outputs()]
-            scores[steps] = est._held_out_score(out.to("cpu", torch.float64)[None], targets, w)
-    return scores
+
+    @torch.no_grad()
+    def score(params: Params) -> tuple[float, dict[str, Any]]:
+        out = apply({n: t[cv] for n, t in params.items()}, x)[..., : est._member_outputs()]
+        return est._held_out_score(out.to("cpu", torch.float64)[None], targets, w)
+
+    return score
 
 
 def _subsample(

@@ -72,11 +72,11 @@ class MetaLearnedClassifier(ClassifierMixin, _MetaLearnedEstimator):
         log-loss is used (the folds adapt as one batch, so this costs about one fit's time).
         The candidates are tried in ascending order along one trajectory, and the search stops
         once two in a row fail to improve the held-out loss. With too few rows to split, the
-        artifact's meta-validated default is used. Tables of more than 2,048 rows (16 of the
-        artifact's meta-training support sets) are fitted at a cost linear in the rows: the model's
-        closed-form head on all rows, the gradient steps on mini-batches of 2,048 rows drawn in
-        proportion to the weights, and the step count chosen on a held-out sample instead of folds
-        (see "Large tables" in the documentation).
+        artifact's meta-validated default is used. Tables of more than 512 rows (4 of the
+        artifact's meta-training support sets) are fitted at a cost linear in the rows, in float32:
+        the model's closed-form head on all rows, the gradient steps on disjoint mini-batches of
+        256 rows, and the step count chosen on a held-out sample instead of folds (see "Large
+        tables" in the documentation).
     n_ensemble : int, default=4
         Members adapted at once, each seeing the features in another order; their
         probabilities are averaged. Wide tables and many classes use more (see above).

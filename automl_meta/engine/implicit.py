@@ -83,8 +83,8 @@ def proximal_adapt(
     start : dict of Tensor, optional
         Where to start (to continue an earlier adaptation); the anchor stays ``anchor``.
     safeguard_after : int, optional
-        Steps after the first ``safeguard_after`` are cut to 1/4, then 1/16, until they do
-        not raise the proximal objective, or skipped (see :func:`~automl_meta.engine.adapt`).
+        Steps after the first ``safeguard_after`` are not taken where they would raise the
+        proximal objective, and then tried at a quarter of the size (see :func:`~automl_meta.engine.adapt`).
     curvature_cap : bool, default=False
         Cap the step sizes at ``1 / (lam + h)``, ``h`` the support loss's largest curvature at the
         start (see :func:`capped_rates`), so the loop converges however sharp the task is.
@@ -99,9 +99,10 @@ def proximal_adapt(
     fast = dict(anchor if start is None else start)
     if curvature_cap:
         rates = capped_rates(lambda f: task_loss(apply(f, support["x"]), support, task_type), fast, rates, lam=lam)
+    scale = None
     for i in range(steps):
         if safeguard_after is not None and i >= safeguard_after:
-            fast = _safeguarded_step(objective, fast, rates)
+            fast, scale = _safeguarded_step(objective, fast, rates, scale)
             continue
         g = grad(objective)(fast)
         fast = {k: fast[k] - rates[k] * g[k] for k in fast}

@@ -10,7 +10,7 @@ step sizes) and one task's support data and returns the task's fast weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -22,10 +22,11 @@ from .losses import masked_accuracy, task_loss
 Params = dict[str, Tensor]
 Data = dict[str, Tensor]
 
-# Safeguarded steps try the step scaled by 1, 1/4 and 1/16 and keep the largest that does not raise the
-# support loss (or none). Every candidate is evaluated for every task (no branching under vmap), so
-# few, widely spaced scales keep long adaptation cheap.
-_BACKTRACK_SCALES = (1.0, 0.25, 0.0625)
+# Safeguarded steps: the first of a run tries the step scaled by 1, 1/4 and 1/16 (in one batched evaluation:
+# no branching under vmap) and keeps the largest that does not raise the support loss, or none; later ones try
+# one scale, each task's own: doubled (up to 1) after a step taken, cut to a quarter after one refused. That
+# costs a gradient and one more loss evaluation a step, however long the adaptation.
+_FIRST_SCALES, _SHRINK, _GROW = (1.0, 0.25, 0.0625), 0.25, 2.0
 
 
 def functional_apply(module: torch.nn.Module) -> Callable[[Params, Tensor], Tensor]:
@@ -41,7 +42,7 @@ def adapt(
     apply: Callable[[Params, Tensor], Tensor],
     params: Params,
     rates: Params,
-    support: Data,
+    support: Data | Sequence[Data],
     *,
     steps: int,
     task_type: str,
@@ -60,8 +61,9 @@ def adapt(
         Starting point (the meta-learned initialisation).
     rates : dict of Tensor
         Step size for each adapted parameter: a scalar or a tensor of the parameter's shape.
-    support : dict of Tensor
-        ``{"x", "y", "mask", "class_mask"}`` of one task.
+    support : dict of Tensor, or a sequence of them
+        ``{"x", "y", "mask", "class_mask"}`` of one task; a sequence holds mini-batches of its
+        rows, step ``i`` taken on ``support[i % len(support)]`` (``initialize`` sees the first).
     steps : int
         Number of gradient steps.
     names : iterable of str, optional
@@ -70,10 +72,11 @@ def adapt(
         Treat the inner gradients as constants, so meta-gradients skip second derivatives.
     safeguard_after : int, optional
         Steps after the first ``safeguard_after`` are safeguarded: they use the rates'
-        magnitudes, and the step is cut to 1/4 and then 1/16 until it does not raise the
-        support loss, or skipped. Rates
-        meta-learned for a few steps can overshoot when applied for more; this keeps
-        longer adaptation from diverging while leaving the meta-trained steps exact.
+        magnitudes times a scale of each task's own: the first is cut to 1/4, then 1/16, until
+        it does not raise the support loss, or skipped; later ones try the last scale doubled
+        (up to 1) after a step taken, or cut to 1/4 after one refused. Rates meta-learned for
+        a few steps can overshoot when applied for more; this keeps longer adaptation from
+        diverging while leaving the meta-trained steps exact.
     initialize : callable, optional
         ``initialize(params, support) -> params``: a task-dependent starting point computed
         from the support set before the first step (for example a head fitted in closed form,
@@ -84,18 +87,21 @@ def adapt(
     dict of Tensor
         All parameters after adaptation.
     """
+    batches = [support] if isinstance(support, dict) else list(support)
     if initialize is not None:
-        params = initialize(params, support)
+        params = initialize(params, batches[0])
     names = list(params) if names is None else list(names)
     frozen = {k: v for k, v in params.items() if k not in names}
 
-    def support_loss(fast: Params) -> Tensor:
-        return task_loss(apply({**frozen, **fast}, support["x"]), support, task_type)
+    def loss_on(data: Data) -> Callable[[Params], Tensor]:
+        return lambda fast: task_loss(apply({**frozen, **fast}, data["x"]), data, task_type)
 
     fast = {k: params[k] for k in names}
+    scale: Tensor | None = None
     for i in range(steps):
+        support_loss = loss_on(batches[i % len(batches)])
         if safeguard_after is not None and i >= safeguard_after:
-            fast = _safeguarded_step(support_loss, fast, rates)
+            fast, scale = _safeguarded_step(support_loss, fast, rates, scale)
             continue
         g = grad(support_loss)(fast)
         if first_order:
@@ -104,26 +110,30 @@ def adapt(
     return {**frozen, **fast}
 
 
-def _safeguarded_step(support_loss: Callable[[Params], Tensor], fast: Params, rates: Params) -> Params:
+def _safeguarded_step(
+    support_loss: Callable[[Params], Tensor], fast: Params, rates: Params, scale: Tensor | None
+) -> tuple[Params, Tensor]:
+    """A step that does not raise the loss, at ``scale`` (None: the first, searched) times the rates; the next scale."""
     g, current = grad_and_value(support_loss)(fast)
+    scales = current.new_tensor(_FIRST_SCALES) if scale is None else scale[None]
     # |rate|: a meta-learned rate may be negative (useful in the trained steps); a safeguarded step must descend.
-    scales = torch.tensor(_BACKTRACK_SCALES, dtype=current.dtype, device=current.device)
     candidates = {k: fast[k] - scales.reshape(-1, *([1] * fast[k].dim())) * (rates[k].abs() * g[k]) for k in fast}
-    losses = vmap(support_loss)(candidates)  # all scales in one batched evaluation
+    losses = vmap(support_loss)(candidates)
     ok = (losses <= current) & torch.isfinite(losses)
     first_ok = ok & (torch.cumsum(ok.to(torch.int64), 0) == 1)
     # torch.where, not a weighted sum: a diverged candidate may hold inf/NaN.
     chosen = fast
-    for j in reversed(range(len(_BACKTRACK_SCALES))):
+    for j in reversed(range(len(scales))):
         chosen = {k: torch.where(first_ok[j], candidates[k][j], chosen[k]) for k in fast}
-    return chosen
+    taken = (first_ok * scales).sum()
+    return chosen, torch.where(ok.any(), (taken * _GROW).clamp(max=1.0), scales[-1] * _SHRINK)
 
 
 def batched_adapt(
     apply: Callable[[Params, Tensor], Tensor],
     params: Params,
     rates: Params,
-    support: Data,
+    support: Data | Sequence[Data],
     *,
     params_batched: bool = False,
     **kwargs: Any,

@@ -35,8 +35,8 @@ class IMAML(Learner):
     The formula is exact at the minimiser of the proximal objective; give the inner loop
     enough steps to get close to it. Each task's step size is ``inner_lr`` capped at
     ``1 / (lam + h)``, ``h`` the largest curvature of its support loss at the start (power
-    iteration on Hessian-vector products), and every step is safeguarded (cut to 1/4, then
-    1/16, or skipped when it would raise the proximal objective). The loop is never
+    iteration on Hessian-vector products), and every step is safeguarded (not taken when it
+    would raise the proximal objective, the next one then a quarter of the size). The loop is never
     differentiated, so neither costs the meta-gradient anything. The cap matters: meta-training
     sharpens the initialisation (it pays when the inner problem is solved), and with a fixed
     step the inner loop stops moving once the curvature passes ``2 / inner_lr``; the implicit

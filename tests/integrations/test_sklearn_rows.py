@@ -13,7 +13,7 @@ from automl_meta.integrations.sklearn import MetaLearnedClassifier, MetaLearnedR
 
 @pytest.fixture
 def small_threshold(monkeypatch):
-    """The large-table path from 256 rows (2 support sets of 128) instead of 2,048, so tests stay quick."""
+    """The large-table path from 256 rows (2 support sets of 128) instead of 512, so tests stay quick."""
     monkeypatch.setattr(rows, "_ROWS_PER_SUPPORT", 2)
     return 256
 
@@ -24,19 +24,19 @@ def _linear_rule(n, n_features=10, seed=0):
     return X, (X[:, :3] @ np.array([1.5, -1.0, 0.5]) > 0).astype(np.int64)
 
 
-def test_the_threshold_is_16_of_the_bundled_artifacts_meta_trained_support_sets():
+def test_the_threshold_is_4_of_the_bundled_artifacts_meta_trained_support_sets():
     artifact = am.load("default-tabular-classification")
     assert rows._support_size(artifact) == 128  # shots=(8, 128) in the manifest's task family
-    assert rows._row_threshold(artifact) == 2048
+    assert rows._row_threshold(artifact) == 512
 
 
 def test_a_linear_rule_on_30000_rows_is_learned_with_bounded_batches(monkeypatch):
     seen = {"adapted": [], "members": []}
     steps_from, members = rows._steps_from, MetaLearnedClassifier._members
 
-    def spy_steps(learner, batch, *args):
-        seen["adapted"].append(batch.x_support.shape[1])
-        return steps_from(learner, batch, *args)
+    def spy_steps(learner, supports, params, done, steps):
+        seen["adapted"].extend(s["x"].shape[1] for s in supports[:steps])  # the mini-batch of each step
+        return steps_from(learner, supports, params, done, steps)
 
     def spy_members(self, X, tasks=None):
         seen["members"].append(len(X))
@@ -47,11 +47,11 @@ def test_a_linear_rule_on_30000_rows_is_learned_with_bounded_batches(monkeypatch
     X, y = _linear_rule(32_000)
     clf = MetaLearnedClassifier(random_state=0).fit(X[:30_000], y[:30_000])
     assert clf.score(X[30_000:], y[30_000:]) > 0.95
-    # Every gradient step saw at most 2,048 rows, and no array of the model's input held more than 4,096.
-    assert seen["adapted"] and max(seen["adapted"]) <= 2048
-    assert len(seen["adapted"]) > 1  # mini-batches: more than one call
+    # Every gradient step saw one mini-batch of 256 rows, and no array of the model's input held more than 4,096.
+    assert seen["adapted"] and set(seen["adapted"]) == {256}
     assert max(seen["members"]) <= rows._CHUNK_ROWS
-    assert set(clf.cv_loss_by_adapt_steps_) == {0, *clf.artifact_.validated_adapt_steps}
+    assert set(clf.cv_loss_by_adapt_steps_) <= {0, *clf.artifact_.validated_adapt_steps}
+    assert clf.params_["head.weight"].dtype == torch.float32  # the large-table path runs in float32
 
 
 def test_the_chunked_head_is_the_closed_form_head_of_all_rows(monkeypatch):
@@ -102,6 +102,22 @@ def test_weights_are_counts_on_the_large_table_path(small_threshold):
     share = {name: est.predict_proba(X_new)[:, 1].mean() for name, est in fits.items()}
     assert abs(share["w"] - 0.75) < 0.08 and abs(share["r"] - 0.75) < 0.08
     assert abs(share["u"] - 0.5) < 0.08
+
+
+def test_mini_batches_are_disjoint_and_hold_every_class_in_proportion():
+    r = np.random.RandomState(0)
+    targets = np.r_[np.zeros(900, np.int64), np.ones(90, np.int64), np.full(10, 2)]
+    weight = r.uniform(0.5, 2.0, len(targets))
+    pool = np.arange(0, len(targets), 1)
+    batches = rows._mini_batches(targets, weight, pool, 250, 10, r, by_class=True)
+    assert [len(b) for b, _ in batches] == [250] * 4
+    together = np.concatenate([b for b, _ in batches])
+    assert len(np.unique(together)) == len(targets)  # disjoint, and every row used
+    for b, w in batches:
+        np.testing.assert_array_equal(w, weight[b])
+        np.testing.assert_allclose(np.bincount(targets[b], minlength=3), [225, 22.5, 2.5], atol=1)
+    few = rows._mini_batches(targets, weight, pool, 250, 2, r, by_class=False)
+    assert [len(b) for b, _ in few] == [250, 250]  # only the rows the batches need
 
 
 def test_draws_follow_the_weights_and_keep_every_class():

@@ -72,3 +72,35 @@ def test_safeguarded_extra_steps_never_raise_the_support_loss():
     for before, after in zip(losses, losses[1:]):
         assert torch.all(after <= before + 1e-5)
     assert torch.isfinite(losses[-1]).all()
+
+
+def _one_weight_task(x: float, y: float) -> dict[str, torch.Tensor]:
+    """Support data of a task whose loss is ``(w * x - y) ** 2`` for the model ``x -> w * x``."""
+    t = lambda v: torch.tensor([[v]], dtype=torch.float64)  # noqa: E731
+    return {"x": t(x), "y": t(y), "mask": torch.ones(1, dtype=torch.float64), "class_mask": torch.ones(1)}
+
+
+def _scale(params, x):
+    return x * params["w"]
+
+
+def test_safeguarded_steps_search_their_first_scale_then_keep_adjusting_it():
+    support, w = _one_weight_task(1.0, 0.0), torch.tensor(1.0, dtype=torch.float64)
+    rates = {"w": torch.tensor(1.5, dtype=torch.float64)}  # loss w**2, gradient 2w: a full step goes to -2w
+    run = lambda steps: float(  # noqa: E731
+        am.engine.adapt(_scale, {"w": w}, rates, support, steps=steps, task_type="regression", safeguard_after=0)["w"]
+    )
+    assert run(1) == 0.25  # the full step would raise the loss; a quarter of it does not
+    assert run(2) == 0.25 - 0.5 * 1.5 * 0.5  # taken: the scale doubles to 1/2, -0.125
+    assert run(3) == -0.125  # at scale 1 the step would go to 0.25 and raise the loss: not taken
+    assert run(4) == -0.125 + 0.25 * 1.5 * 0.25  # the next at a quarter: -0.03125
+
+
+def test_mini_batches_take_the_steps_in_turn():
+    first, second = _one_weight_task(1.0, 2.0), _one_weight_task(2.0, 1.0)
+    rates, w = {"w": torch.tensor(0.1, dtype=torch.float64)}, {"w": torch.tensor(0.0, dtype=torch.float64)}
+    step = lambda p, s: am.engine.adapt(_scale, p, rates, s, steps=1, task_type="regression")  # noqa: E731
+    expected = step(step(step(w, first), second), first)["w"]
+    got = am.engine.adapt(_scale, w, rates, [first, second], steps=3, task_type="regression")["w"]
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert not torch.equal(got, am.engine.adapt(_scale, w, rates, first, steps=3, task_type="regression")["w"])
