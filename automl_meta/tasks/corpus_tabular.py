@@ -10,7 +10,7 @@ import numpy as np
 from ..exceptions import TaskError
 from .batch import TASK_TYPES, Task, TaskType
 from .distribution import TaskDistribution
-from .tabular import _range
+from .tabular import _range, _standardised_by
 
 if TYPE_CHECKING:
     from ..corpus import CorpusTask
@@ -55,13 +55,6 @@ def _encode(task: Any) -> tuple[np.ndarray, np.ndarray, int]:
     if y.min() < 0 or y.max() >= n_classes or n_classes < 2:
         raise TaskError(f"Task {task.name!r} must have class codes 0..n_classes-1 and at least 2 classes.")
     return X, y, n_classes
-
-
-def _standardise(support: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both sets standardised with the support set's statistics (constant columns: scale 1)."""
-    mean, std = support.mean(0), support.std(0)
-    scale = np.where(std > 1e-8, std, 1.0)
-    return (support - mean) / scale, (query - mean) / scale
 
 
 class CorpusTabular(TaskDistribution):
@@ -157,8 +150,8 @@ class CorpusTabular(TaskDistribution):
         m = int(rng.integers(min(self.feature_range[0], width), min(self.feature_range[1], width) + 1))
         cols = rng.choice(width, size=m, replace=False)
         s, q = self._rows(len(y), rng)
-        xs, xq = _standardise(X[np.ix_(s, cols)], X[np.ix_(q, cols)])
-        xs, xq = np.clip(xs, -6, 6), np.clip(xq, -6, 6)
+        support = X[np.ix_(s, cols)]
+        xs, xq = _standardised_by(support, support, X[np.ix_(q, cols)])
         if self.task_type == "classification":
             labels, c = self._labels(y, n_classes, rng)
             return Task(xs, labels[s], xq, labels[q], task_type="classification", n_classes=c)

@@ -30,6 +30,17 @@ def _range(value: Any, name: str, minimum: int) -> tuple[int, int]:  # any user 
     return int(lo), int(hi)
 
 
+def _standardised_by(reference: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
+    """Each array standardised with the columns' statistics over ``reference`` (the support rows), clipped at 6.
+
+    Constant columns keep scale 1. The estimators standardise with the training rows' statistics and clip
+    alike, so tasks look like what a fitted model sees.
+    """
+    mean, std = reference.mean(0), reference.std(0)
+    scale = np.where(std > 1e-8, std, 1.0)
+    return [np.clip((a - mean) / scale, -6, 6) for a in arrays]
+
+
 class SyntheticTabular(TaskDistribution):
     """Tabular tasks of varied shape drawn from random generating mechanisms.
 
@@ -173,8 +184,7 @@ class SyntheticTabular(TaskDistribution):
         else:
             X = self._inputs(n, f, rng)
             scores = self._scores(mech, X, c, rng)
-        mean, std = X[:k].mean(0), X[:k].std(0)
-        X = np.clip((X - mean) / np.where(std > 1e-8, std, 1.0), -6, 6)
+        (X,) = _standardised_by(X[:k], X)
         if self.task_type == "classification":
             scores = (scores - scores.mean(0)) / (scores.std(0) + 1e-8)
             y = (scores + rng.normal(scale=rng.uniform(0, 1.5), size=c)).argmax(1)  # random class bias
