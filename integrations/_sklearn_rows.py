@@ -11,15 +11,21 @@ small constant:
    replacement, in proportion to the sample weights (a weight of 2 is a repeated row: a draw is one
    from the table with its rows repeated), and stratified by class for classification; a row drawn
    several times gets that count as its weight.
-2. ``_head_on_all_rows`` fits the TabularNet's closed-form ridge head (what ``initialize_from_support``
-   fits on a support set) on *all* rows, accumulating the normal equations chunk by chunk, so that
-   every row informs the model at a cost linear in the rows and with bounded memory.
-3. From that head, the members take the learner's gradient steps on mini-batches of the training
-   rows (``_mini_batches``: disjoint, ``_BATCH_SUPPORTS`` support sets each, every class in
+2. Classification: ``_head_on_all_rows`` fits the TabularNet's closed-form ridge head (what
+   ``initialize_from_support`` fits on a support set) on *all* rows, accumulating the normal equations
+   chunk by chunk, so that every row informs the model at a cost linear in the rows and with bounded
+   memory. From that head, the members take the learner's gradient steps on mini-batches of the
+   training rows (``_mini_batches``: disjoint, ``_BATCH_SUPPORTS`` support sets each, every class in
    proportion), the next mini-batch at each step, along one trajectory through the candidate step
-   counts. The step count, and the output code's temperature, are chosen on the validation sample
-   instead of by cross-validation, and the search stops early as cross-validation's does.
+   counts.
+3. Regression: the members adapt, as in meta-training, on one support set of ``_STEP_SUPPORTS``
+   support sets of training rows (2,048, every step on the same rows, the head fitted to them), and
+   the head is then refitted in closed form on all rows for the adapted body. Squared error's head
+   has that closed-form optimum: started from the all-rows head, a mini-batch's head gradient is only
+   sampling noise, which the meta-learned rates amplify (the held-out loss rose from the first step).
 
+The step count, and the output code's temperature, are chosen on the validation sample instead of
+by cross-validation, and the search stops early as cross-validation's does.
 The model runs in float32 on this path (in float64 below it): half the time, with rounding far
 below the noise of a mini-batch. The draws come from the estimator's ``random_state``. Below the
 threshold nothing changes. ``_output_chunks`` runs the model on chunks of rows, so predicting needs
@@ -47,7 +53,8 @@ if TYPE_CHECKING:
     from ._sklearn_base import _MetaLearnedEstimator
 
 _ROWS_PER_SUPPORT = 4  # the threshold, in meta-trained support sets: 512 rows for the bundled artifacts
-_BATCH_SUPPORTS = 2  # rows of a mini-batch, in support sets: 256
+_BATCH_SUPPORTS = 2  # rows of a classification mini-batch, in support sets: 256
+_STEP_SUPPORTS = 16  # rows regression's steps take, in support sets: 2,048
 _VALIDATION_SUPPORTS = 16  # the validation sample's draws at most, in support sets: 2,048
 _DEFAULT_SUPPORT = 128  # an artifact whose manifest does not record its support size
 _CHUNK_ROWS = 4096  # rows per chunk of the head's fit and of predictions: a few MB of activations per member
@@ -132,21 +139,24 @@ def _mini_batches(
 
 
 @torch.no_grad()
-def _head_on_all_rows(est: _MetaLearnedEstimator, X: np.ndarray, targets: np.ndarray, weight: np.ndarray) -> Params:
-    """Every member's starting weights: the initialisation with the ridge head fitted on all rows.
+def _head_on_all_rows(
+    est: _MetaLearnedEstimator, X: np.ndarray, targets: np.ndarray, weight: np.ndarray, params: Params | None = None
+) -> Params:
+    """Every member's ``params`` (default: the initialisation) with the ridge head refitted on all rows.
 
     The same fit as :meth:`TabularNet.initialize_from_support` on each member's view of the whole
     table, with the normal equations accumulated over chunks of ``_CHUNK_ROWS`` rows.
     """
     model: Any = est._learner.model
-    init = est._learner.init_params()
     n_members, width = len(est.member_features_), model.hidden + 1
-    embed = torch.vmap(lambda x: functional_call(model, init, (x,), {"embed_only": True}))
+    if params is None:
+        params = {name: t.expand(n_members, *t.shape).clone() for name, t in est._learner.init_params().items()}
+    embed = torch.vmap(lambda p, x: functional_call(model, p, (x,), {"embed_only": True}))
     gram = cross = None
     for start in range(0, len(X), _CHUNK_ROWS):
         rows = slice(start, start + _CHUNK_ROWS)
         support = est._batch(X[rows], targets[rows], weight[None, rows]).support()
-        h = embed(support["x"])
+        h = embed(params, support["x"])
         root = support["mask"].sqrt()[..., None]
         # The normal equations in float64 whatever the model's dtype: they sum over every row.
         ha = (torch.cat([h, torch.ones_like(h[..., :1])], -1) * root).double()
@@ -154,12 +164,11 @@ def _head_on_all_rows(est: _MetaLearnedEstimator, X: np.ndarray, targets: np.nda
         gram = ha.mT @ ha if gram is None else gram + ha.mT @ ha
         cross = ha.mT @ ta if cross is None else cross + ha.mT @ ta
     assert gram is not None and cross is not None  # X has rows (checked by validation)
-    ridge = init["log_ridge"].double().exp() * torch.eye(width, dtype=gram.dtype, device=gram.device)
-    coef = torch.linalg.solve(gram + ridge, cross)
-    coef = torch.nn.functional.pad(coef, (0, model.out_features - coef.shape[-1])) / init["log_scale"].double().exp()
-    coef = coef.to(init["log_scale"].dtype)
-    start_params = {name: t.expand(n_members, *t.shape).clone() for name, t in init.items()}
-    return {**start_params, "head.weight": coef[:, :-1].mT.contiguous(), "head.bias": coef[:, -1].contiguous()}
+    eye = torch.eye(width, dtype=gram.dtype, device=gram.device)
+    coef = torch.linalg.solve(gram + params["log_ridge"].double().exp()[:, None, None] * eye, cross)
+    coef = torch.nn.functional.pad(coef, (0, model.out_features - coef.shape[-1]))
+    coef = (coef / params["log_scale"].double().exp()[:, None, None]).to(params["log_scale"].dtype)
+    return {**params, "head.weight": coef[:, :-1].mT.contiguous(), "head.bias": coef[:, -1].contiguous()}
 
 
 def _head_targets(y: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -209,18 +218,25 @@ def _fit_on_many_rows(
     by_class, support = est._task_type == "classification", _support_size(est.artifact_)
     (valid, valid_weight), rest = _split(targets, weight, _VALIDATION_SUPPORTS * support, rng, by_class)
     steps = candidates or [est._steps()]
-    drawn = _mini_batches(targets, weight, rest, _BATCH_SUPPORTS * support, max(max(steps), 1), rng, by_class)
-    batches = [est._batch(X[rows], targets[rows], w[None]) for rows, w in drawn]
-    if _uses_head_on_all_rows(est._learner):
-        path = _path(est._learner, batches, _head_on_all_rows(est, X, targets, weight), steps)
-    else:  # another model or inner loop: its own start, fitted to one mini-batch
-        path = _adapt_path(est._learner, batches[0], steps)
-    if not candidates:
-        est.params_ = dict(path)[steps[0]]
-        return
-    best, kept, scores = _select_steps(path, _validation_scorer(est, X[valid], targets[valid], valid_weight))
-    est._keep_choice(scores, best, several=len(candidates) > 1)
-    est.params_ = kept
+    closed_form = _uses_head_on_all_rows(est._learner)
+    if by_class:
+        drawn = _mini_batches(targets, weight, rest, _BATCH_SUPPORTS * support, max(max(steps), 1), rng, by_class)
+        batches = [est._batch(X[rows], targets[rows], w[None]) for rows, w in drawn]
+        path = (
+            _path(est._learner, batches, _head_on_all_rows(est, X, targets, weight), steps)
+            if closed_form  # another model or inner loop: its own start, fitted to one mini-batch
+            else _adapt_path(est._learner, batches[0], steps)
+        )
+    else:
+        ((rows, w),) = _mini_batches(targets, weight, rest, _STEP_SUPPORTS * support, 1, rng, by_class)
+        path = _adapt_path(est._learner, est._batch(X[rows], targets[rows], w[None]), steps)
+    if candidates:
+        best, kept, scores = _select_steps(path, _validation_scorer(est, X[valid], targets[valid], valid_weight))
+        est._keep_choice(scores, best, several=len(candidates) > 1)
+    else:
+        kept = dict(path)[steps[0]]
+    # Regression: the head that squared error asks of the adapted body, in closed form on every row.
+    est.params_ = _head_on_all_rows(est, X, targets, weight, kept) if closed_form and not by_class else kept
 
 
 def _validation_scorer(

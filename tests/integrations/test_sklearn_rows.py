@@ -159,3 +159,29 @@ def test_continuing_on_a_large_table_steps_on_a_subsample(small_threshold, monke
     assert sizes and max(sizes) <= small_threshold
     assert not torch.equal(before["head.weight"], clf.params_["head.weight"])
     assert clf.score(X, y) > 0.85
+
+
+def test_regression_steps_on_one_subsample_and_refits_the_head_on_every_row(small_threshold, monkeypatch):
+    monkeypatch.setattr(rows, "_STEP_SUPPORTS", 3)  # steps on 384 rows, so that the refit has rows to add
+    r = np.random.default_rng(1)
+    X = r.normal(size=(1500, 5))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0, 0.3]) + np.sin(2 * X[:, 0]) + 0.1 * r.normal(size=1500)
+    seen = []
+    adapt_path = rows._adapt_path
+
+    def spy(learner, batch, candidates):
+        seen.append(batch.x_support.shape[1])
+        return adapt_path(learner, batch, candidates)
+
+    monkeypatch.setattr(rows, "_adapt_path", spy)
+    reg = MetaLearnedRegressor(random_state=0).fit(X[:1200], y[:1200])
+    assert seen == [384]
+    assert reg.score(X[1200:], y[1200:]) > 0.9
+    model = reg._learner.model
+    targets = reg._prepare_targets(y[:1200, None], np.ones(1200), reset=False)
+    support = reg._batch(X[:1200], targets, np.ones((1, 1200)))
+    member = {k: v[0].double() for k, v in reg.params_.items()}  # the model runs in float32 on this path
+    data = {k: v[0].double() if v.is_floating_point() else v[0] for k, v in support.support().items()}
+    expected = model.double().initialize_from_support(member, data)
+    for name in ("head.weight", "head.bias"):  # the ridge fit of all 1,200 rows, not of the 384 steps' rows
+        torch.testing.assert_close(member[name], expected[name], rtol=1e-4, atol=1e-6)
