@@ -222,9 +222,10 @@ def _fit_on_many_rows(
     if by_class:
         drawn = _mini_batches(targets, weight, rest, _BATCH_SUPPORTS * support, max(max(steps), 1), rng, by_class)
         batches = [est._batch(X[rows], targets[rows], w[None]) for rows, w in drawn]
+        # Another model or inner loop starts as its own adaptation does, fitted to one mini-batch.
         path = (
             _path(est._learner, batches, _head_on_all_rows(est, X, targets, weight), steps)
-            if closed_form  # another model or inner loop: its own start, fitted to one mini-batch
+            if closed_form
             else _adapt_path(est._learner, batches[0], steps)
         )
     else:
