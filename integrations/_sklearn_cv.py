@@ -35,11 +35,13 @@ def _steps_from(learner: Learner, support: Data | list[Data], params: Params, do
 def _adapt_path(learner: Learner, batch: TaskBatch, candidates: list[int]) -> Iterator[tuple[int, Params]]:
     """``(steps, fast weights)`` after each step count in ``candidates`` (ascending), along one trajectory.
 
-    With the base inner loop each candidate continues from the previous one, which is exactly what a
-    fresh fit of that many steps computes: the meta-learned rates do not depend on the step, and only
-    steps past the meta-trained ones are safeguarded. A learner with its own inner loop (such as
-    iMAML's proximal steps) refits each candidate within its meta-trained steps and continues beyond
-    them with its own safeguarded steps. A generator, so that a caller may stop early.
+    With the base inner loop each candidate continues from the previous one: the meta-learned rates do
+    not depend on the step, and only steps past the meta-trained ones are safeguarded. That is exactly
+    what a fresh fit of that many steps computes unless a safeguarded step was refused: a safeguarded
+    step's scale is kept within one call of the inner loop, so each continuation searches it afresh.
+    A learner with its own inner loop (such as iMAML's proximal steps) refits each candidate within its
+    meta-trained steps and continues beyond them with its own safeguarded steps. A generator, so that a
+    caller may stop early.
     """
     own_loop = type(learner).adapt_batch is not Learner.adapt_batch
     trained = learner.inner_steps
