@@ -16,12 +16,11 @@ knowledge file) is tuned in every search space of its task type, per seed, by
 
 Every trial scores ``automl_meta.knowledge._objective.cross_validated_loss``, the objective the knowledge
 was built with. A failed fit (NaN) is told to Optuna as a failed trial, as the knowledge build does; in
-the regret it counts as the worst loss (regret 1 until a finite loss), the effect the older
-``warmstart_hpo.py`` gets from capping such losses. The normalized regret after t trials is (best loss
-of the first t - best loss any case saw on the (task, space)) / (worst finite loss any case saw there -
-that best). Headline, per space and averaged over each task's spaces: Meta@10 vs TPE@50 (Meta no higher)
-and Meta@5 vs WS-CMA-ES@10 (Meta lower), as paired differences per (task, seed), averaged over seeds
-per task, with a 95% percentile bootstrap interval over tasks.
+the regret it counts as the worst loss (regret 1 until a finite loss). The normalized regret after t
+trials is (best loss of the first t - best loss any case saw on the (task, space)) / (worst finite loss
+any case saw there - that best). Headline, per space and averaged over each task's spaces: Meta@10 vs
+TPE@50 (Meta no higher) and Meta@5 vs WS-CMA-ES@10 (Meta lower), as paired differences per (task, seed),
+averaged over seeds per task, with a 95% percentile bootstrap interval over tasks.
 
 Cases are appended to ``<out>/runs/warmstart_real/cases.jsonl`` as they finish (a killed run resumes;
 ``--fresh`` starts over) and copied to ``<out>/warmstart_real_cases.jsonl.gz``, kept with the results so

@@ -35,10 +35,9 @@ from ._transfer import _SourceModel, processes_of, transfer
 _logger = logging.getLogger("automl_meta.integrations.optuna")
 
 # The version of the sampling behaviour. Bump it by hand whenever MetaLearnedSampler (or the processes of
-# ``_transfer``) would propose other configurations for the same store, task and seed within the first 50
-# trials with knowledge=None: the warm-start benchmark (50-trial studies on its own store) keys its kept
-# results by it, and runs again only the cases of another version. (The cap on the study's own trials changes
-# proposals from trial 101 on only.) studies/warmstart_real.py keys its cases by the knowledge file as well.
+# ``_transfer``) would propose other configurations for the same knowledge, store, task and seed:
+# studies/warmstart_real.py keys its kept cases by it (and by the knowledge file), and runs again only the
+# cases of another version.
 _SAMPLER_VERSION = "217fa7b16753a16e"
 
 _Slot = tuple[str, int]  # a search space of the knowledge: (Pipeline prefix it was loaded for, its index)

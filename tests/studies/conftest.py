@@ -13,11 +13,11 @@ STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 @pytest.fixture
 def run_quick_study(tmp_path):
-    """``run_quick_study("name")`` runs ``studies/name.py --quick --out tmp_path`` and returns tmp_path."""
+    """``run_quick_study("name", *args)`` runs ``studies/name.py --quick --out tmp_path *args``; returns tmp_path."""
 
-    def run(name: str, timeout: int = 600) -> Path:
+    def run(name: str, *args: str, timeout: int = 600) -> Path:
         done = subprocess.run(
-            [sys.executable, str(STUDIES / f"{name}.py"), "--quick", "--out", str(tmp_path)],
+            [sys.executable, str(STUDIES / f"{name}.py"), "--quick", "--out", str(tmp_path), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
