@@ -1,4 +1,4 @@
-"""Four worker processes x 50 trials on one PostgreSQL / MariaDB database, recorder on: nothing lost or doubled."""
+"""Four worker processes x 25 trials on one PostgreSQL / MariaDB database, recorder on: nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from automl_meta.store import ExperienceStore
 
 from ._optuna_knowledge import new_similar, quadratic
 
-WORKERS, TRIALS = 4, 50
+WORKERS, TRIALS = 4, 25
 
 
 def test_four_workers_on_one_server(server_url):
