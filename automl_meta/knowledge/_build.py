@@ -5,7 +5,8 @@ same configurations on every task: the cross-evaluations the portfolio compares 
 TPE trials that start from the design's results, each with :func:`._objective.cross_validated_loss`.
 Each finished run is appended as one JSON line to ``<out>/<task type>/<space>.jsonl`` and each task's
 meta-features to ``<out>/metafeatures.jsonl``, so a killed build resumes where it stopped and the lines
-can be committed as they come. :func:`pack` turns the lines into a knowledge file.
+can be committed as they come. :func:`build_cross` then runs the cross-evaluation round
+(:mod:`._cross`), and :func:`._pack.pack` turns the lines into a knowledge file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spaces import SPACES
+from ._cross import choose, cross_path, run_cross
 from ._objective import ESTIMATORS, cross_validated_loss, default_config
 
 
@@ -103,6 +105,11 @@ def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, A
     }
 
 
+def _cross_pair(space: str, task_name: str, configs: list[dict[str, Any]], settings: BuildSettings) -> dict[str, Any]:
+    """:func:`._cross.run_cross` in a worker: the task loaded there."""
+    return run_cross(space, _tasks(settings.split, settings.max_rows)[task_name], configs)
+
+
 def _describe(task: Any) -> dict[str, Any]:
     from ..metafeatures import describe
 
@@ -148,24 +155,48 @@ def pending(out: Path, settings: BuildSettings) -> Iterator[tuple[str, str, str]
 
 def build(out: Path, settings: BuildSettings, jobs: int = 1, progress: bool = True) -> int:
     """Run every pending (space, task) run with ``jobs`` processes; return how many ran now."""
-    from tqdm.auto import tqdm
-
     _check_settings(out, settings)
     _describe_missing(out, settings)
-    todo = list(pending(out, settings))
-    bar = tqdm(total=len(todo), desc="knowledge runs", unit="run", disable=not progress)
+    todo = [
+        (runs_path(out, tt, space), run_pair, (space, task, settings)) for tt, space, task in pending(out, settings)
+    ]
+    return _run_all(todo, jobs, progress, "knowledge runs")
+
+
+def build_cross(out: Path, settings: BuildSettings, n: int, jobs: int = 1, progress: bool = True) -> int:
+    """The cross-evaluation round (:mod:`._cross`) after a finished tuning round; how many runs ran now."""
+    _check_settings(out, settings)
+    if next(pending(out, settings), None) is not None:
+        raise ValueError(f"The tuning round in {out} is not finished: run build() to the end before the cross round.")
+    configs = choose(out, {tt: {s: runs_path(out, tt, s) for s in spaces} for tt, spaces in ESTIMATORS.items()}, n)
+    tasks = sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+    todo = []
+    for task in tasks:
+        for space in ESTIMATORS[task.task_type]:
+            path = cross_path(out, task.task_type, space)
+            if configs[task.task_type][space] and task.name not in _done(path):
+                todo.append((path, _cross_pair, (space, task.name, configs[task.task_type][space], settings)))
+    return _run_all(todo, jobs, progress, "cross-evaluation runs")
+
+
+def _run_all(todo: list[tuple[Path, Any, tuple]], jobs: int, progress: bool, desc: str) -> int:
+    """Run ``fn(*args)`` of every ``(path, fn, args)`` in ``jobs`` processes, appending each record to its path."""
+    from tqdm.auto import tqdm
+
+    if not todo:  # nothing to run: no worker processes to start
+        return 0
+    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not progress)
     with ProcessPoolExecutor(jobs, initializer=_worker_init) as pool:
         queue = iter(todo)
-        running: dict[Future, tuple[str, str, str]] = {}
+        running: dict[Future, Path] = {}
         while True:
             while len(running) < 2 * jobs and (item := next(queue, None)) is not None:
-                running[pool.submit(run_pair, item[1], item[2], settings)] = item
+                running[pool.submit(item[1], *item[2])] = item[0]
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                task_type, space, _task = running.pop(future)
-                _append(runs_path(out, task_type, space), future.result())
+                _append(running.pop(future), future.result())
                 bar.update(1)
     bar.close()
     return len(todo)
