@@ -83,6 +83,14 @@ def step_prefix(space: str, task_type: str) -> str:
     return ESTIMATORS[task_type][space].rpartition(".")[2].lower() + "__"
 
 
+def case_version(name: str, space: str) -> str:
+    """What a case's losses depend on: :func:`sampler_version`, and for the SVMs the objective's iteration cap."""
+    from automl_meta.knowledge._objective import SVM_MAX_ITER
+
+    svm = f"; svm max_iter {SVM_MAX_ITER}" if space in ("svc", "svr") else ""
+    return sampler_version(name) + svm
+
+
 def sampler_version(name: str) -> str:
     """What a case's losses depend on besides task and seed: sampler, knowledge file (if read), scikit-learn."""
     import optuna
@@ -194,7 +202,7 @@ def run_case(task_name: str, space: str, name: str, seed: int, trials: int) -> d
     from automl_meta.spaces import SPACES
 
     prefix = step_prefix(space, evaluation_tasks()[task_name].task_type)
-    version = sampler_version(name)
+    version = case_version(name, space)
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # an empty store, the user's untouched
         wall, cpu = time.perf_counter(), time.process_time()
         sampler, n_source = make_sampler(name, seed, task_name, space, prefix, f"sqlite:///{tmp}/experience.db")
@@ -233,7 +241,7 @@ def run_case(task_name: str, space: str, name: str, seed: int, trials: int) -> d
         "cache_hits": hits,
         "source_trials": n_source,
         # A knowledge file repacked during the case: which one the sampler read is unknown, so the case reruns.
-        "version": version if sampler_version(name) == version else "knowledge file changed during the case",
+        "version": version if case_version(name, space) == version else "knowledge file changed during the case",
     }
 
 
@@ -271,8 +279,7 @@ def load_cases(log: Path, snapshot: Path, fresh: bool) -> list[dict[str, Any]]:
         with gzip.open(snapshot, "rt") as f:
             log.write_text(f.read())
     done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    current = {n: sampler_version(n) for n in SAMPLERS}
-    kept = [c for c in done if c.get("version") == current[c["sampler"]]]
+    kept = [c for c in done if c.get("version") == case_version(c["sampler"], c["space"])]
     if len(kept) < len(done):
         stale = sorted({c["sampler"] for c in done if c not in kept})
         print(f"{len(done) - len(kept)} cases ran another version of {', '.join(stale)}: they run again", flush=True)

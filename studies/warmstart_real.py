@@ -355,8 +355,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{len(names)} tasks, {len(wanted)} (task, space) pairs, {seeds} seed(s): {len(units)} units to run", flush=True
     )
     cases.run_pending(units, done, log, snapshot, args.jobs)
-    current = {n: cases.sampler_version(n) for n in cases.SAMPLERS}
-    if stale := sum(c["version"] != current[c["sampler"]] for c in done):
+    if stale := sum(c["version"] != cases.case_version(c["sampler"], c["space"]) for c in done):
         print(f"{stale} cases ran with another knowledge file (it changed during the run): run again to redo them")
     pairs = set(wanted)
     selected = {  # the last case of each key counts
@@ -365,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if (c["task"], c["space"]) in pairs
         and c["seed"] < seeds
         and len(c["values"]) == trials[c["sampler"]]
-        and c["version"] == current[c["sampler"]]
+        and c["version"] == cases.case_version(c["sampler"], c["space"])
     }
     summary = report(out, list(selected.values()), trials, seeds, quick=args.quick, expected=len(wanted))
     if summary["pairs"]:
