@@ -6,8 +6,11 @@ tuning it to them. For a meta-train task T of a knowledge block (a search space 
 sampler is given T's meta-features with T excluded (``exclude_tasks``), and a study runs on a lookup
 objective: the loss T measured at the configuration it ran that is nearest to the trial's (Euclidean in
 the unit cube; log scale where the range is; categories one-hot). T ran 24 configurations (the shared
-design and 8 TPE trials), so the landscape is a step function whose best step lies where T's own TPE
-search went; the objective is deterministic, so no sampler gains from repeating a lucky draw. The
+design and 8 TPE trials; with a knowledge file that has the cross-evaluation round, 8 more), so the
+landscape is a step function whose best step lies where T's own TPE search went; the objective is
+deterministic, so no sampler gains from repeating a lucky draw. The cross-evaluated configurations were
+chosen from every task's best, T's included, and stay in the file when T is excluded: with them the
+regret here is optimistic, a reason more to take evidence from ``warmstart_real.py`` alone. The
 regret after t trials is (best loss of the first t - T's best) / (T's worst - T's best).
 
     python studies/sampler_loo.py                      # 8 tasks per block, all samplers: about 10 CPU minutes
