@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import tempfile
 import warnings
@@ -37,28 +36,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
 
+from automl_meta.knowledge._cross import unit  # the unit cube of the knowledge build's medoids
+
 TRIALS = {"MetaLearnedSampler": 10, "TPESampler": 50, "RandomSampler": 20}
 BUDGETS = (1, 5, 10, 20, 50)
 PREFIX = "est__"  # a Pipeline step, as a user's study has
-
-
-def unit(distributions: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
-    """A configuration in the unit cube (log scale where the range is; categories one-hot; absent 0.5)."""
-    from optuna.distributions import CategoricalDistribution
-
-    out: list[float] = []
-    for name, d in distributions.items():
-        value = config.get(name)
-        if isinstance(d, CategoricalDistribution):
-            out += [float(value == c) for c in d.choices]
-        elif value is None:
-            out.append(0.5)
-        else:
-            low, high, x = float(d.low), float(d.high), float(value)
-            if d.log:
-                low, high, x = math.log(low), math.log(high), math.log(max(x, low))
-            out.append((x - low) / (high - low) if high > low else 0.5)
-    return np.array(out)
 
 
 def make_sampler(name: str, kb: Any, t: int, seed: int, store: str, variant: dict[str, Any]) -> Any:

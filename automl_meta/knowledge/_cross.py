@@ -28,8 +28,8 @@ def cross_path(out: Path, task_type: str, space: str) -> Path:
     return out / task_type / f"{space}.cross.jsonl"
 
 
-def _unit(distributions: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
-    """``config`` as a point of the unit cube (inactive parameters at 0.5)."""
+def unit(distributions: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
+    """``config`` as a point of the unit cube (log scale where the range is; categories one-hot; inactive 0.5)."""
     from optuna.distributions import CategoricalDistribution
 
     out: list[float] = []
@@ -111,7 +111,7 @@ def choose(out: Path, runs: dict[str, dict[str, Path]], n: int) -> dict[str, dic
             best = _best_configs(file)
             unique = list({json.dumps(c, sort_keys=True): c for c in best}.values())
             dists = SPACES[space].distributions()
-            points = np.stack([_unit(dists, c) for c in unique]) if unique else np.zeros((0, 0))
+            points = np.stack([unit(dists, c) for c in unique]) if unique else np.zeros((0, 0))
             configs[task_type][space] = [unique[i] for i in medoids(points, n)] if unique else []
     path.write_text(json.dumps({"n": n, "configs": configs}, indent=1, sort_keys=True) + "\n")
     return configs
