@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist worksteal -q
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 
 docs: $(STAMP)
