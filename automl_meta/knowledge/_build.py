@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spaces import SPACES
-from ._cross import choose, cross_path, run_cross
+from ._cross import choose, cross_path, run_cross, run_record
 from ._objective import ESTIMATORS, cross_validated_loss, default_config
 
 
@@ -95,14 +95,7 @@ def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, A
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         configs.append(config)
         losses.append(loss)
-    return {
-        "task": task_name,
-        "fingerprint": task.fingerprint,
-        "rows": task.n_rows,
-        "configs": configs,
-        "losses": [None if not math.isfinite(v) else v for v in losses],
-        "seconds": round(time.perf_counter() - start, 3),
-    }
+    return run_record(task, configs, losses, start)
 
 
 def _cross_pair(space: str, task_name: str, configs: list[dict[str, Any]], settings: BuildSettings) -> dict[str, Any]:

@@ -117,10 +117,9 @@ def choose(out: Path, runs: dict[str, dict[str, Path]], n: int) -> dict[str, dic
     return configs
 
 
-def run_cross(space: str, task: Any, configs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run ``configs`` of ``space`` on one corpus task: one JSON-ready record, as a tuning run's."""
-    start = time.perf_counter()
-    losses = [cross_validated_loss(space, task.task_type, c, task.X, task.y) for c in configs]
+def run_record(task: Any, configs: list[dict[str, Any]], losses: list[float], start: float) -> dict[str, Any]:
+    """The JSON-ready record of one run (tuning or cross-evaluation) of ``configs`` on ``task``, begun at
+    ``perf_counter()`` time ``start``; a failed fit's NaN loss is kept as null."""
     return {
         "task": task.name,
         "fingerprint": task.fingerprint,
@@ -129,3 +128,10 @@ def run_cross(space: str, task: Any, configs: list[dict[str, Any]]) -> dict[str,
         "losses": [None if not math.isfinite(v) else v for v in losses],
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def run_cross(space: str, task: Any, configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run ``configs`` of ``space`` on one corpus task: one JSON-ready record, as a tuning run's."""
+    start = time.perf_counter()
+    losses = [cross_validated_loss(space, task.task_type, c, task.X, task.y) for c in configs]
+    return run_record(task, configs, losses, start)
