@@ -28,7 +28,7 @@ from ._file import KnowledgeBase, SpaceKnowledge, read
 __all__ = ["KnowledgeBase", "SpaceKnowledge", "load", "bundled_path", "BUNDLED_VERSION"]
 
 #: Version of the knowledge file shipped in this release.
-BUNDLED_VERSION = "1"
+BUNDLED_VERSION = "2"
 
 
 def bundled_path() -> Path:

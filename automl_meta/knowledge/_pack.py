@@ -14,7 +14,7 @@ from ..spaces import SPACES
 from ._build import runs_path
 from ._cross import cross_path
 from ._file import KnowledgeBase, SpaceKnowledge
-from ._objective import ESTIMATORS, FOLDS
+from ._objective import ESTIMATORS, FOLDS, SVM_MAX_ITER
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -84,7 +84,8 @@ def pack(out: Path, folder: Path, version: str) -> tuple[Path, Path]:
         "created": datetime.date.today().isoformat(),
         "settings": {**settings, "folds": FOLDS, "n_cross": n_cross},
         "objective": "1 - mean 3-fold cross-validated accuracy (classification) or R^2 (regression, target "
-        "standardised) of make_pipeline(automl_meta.corpus.make_preprocessor(), estimator)",
+        "standardised) of make_pipeline(automl_meta.corpus.make_preprocessor(), estimator); SVC and SVR "
+        f"stop at max_iter={SVM_MAX_ITER}, and a fit stopped there counts as failed (null)",
         "estimators": ESTIMATORS,
         "versions": {"scikit-learn": sklearn.__version__, "optuna": optuna.__version__, "numpy": np.__version__},
         "corpus": cache_key(),
