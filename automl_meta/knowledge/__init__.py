@@ -5,7 +5,8 @@ holds, for every search space of :mod:`automl_meta.spaces` and every meta-traini
 :mod:`automl_meta.corpus`, a tuning run: the space's shared design (scikit-learn's defaults and random
 configurations, the same on every task) and TPE trials after it, each scored by 3-fold
 cross-validation of the estimator in the Pipeline a user would write
-(:func:`automl_meta.corpus.make_preprocessor`). Tasks are described by their meta-features
+(:func:`automl_meta.corpus.make_preprocessor`), and a cross-evaluation run: a few configurations that
+are good on many tasks, measured on every task. Tasks are described by their meta-features
 (:func:`automl_meta.metafeatures.describe`), so that a new dataset finds its neighbours.
 :class:`automl_meta.integrations.optuna.MetaLearnedSampler` reads it by default. The evaluation tasks of
 the corpus are never in it. ``studies/build_knowledge.py`` builds it again (resumable, ``--jobs``).
