@@ -52,14 +52,19 @@ def _checked_grads(work: list[_Work], dtype: torch.dtype) -> tuple[list[Tensor],
     # Norms within the clamp limit mean finite entries that the clamp leaves as they are.
     if _all_within(g_norms, grad_limit(dtype)):
         return xs, gs, g_norms
-    for (gi, pi, _, p), g in zip(work, gs):
-        if not _all_finite(g):
-            raise FloatingPointError(
-                f"The gradient of parameter {pi} in group {gi} (shape {tuple(p.shape)}) contains NaN or "
-                "inf, so no parameter was updated. Check the loss for overflow (e.g. log of 0), lower the "
-                "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step()."
-            )
+    if (bad := _first_nonfinite(work, gs)) is not None:
+        gi, pi, _, p = bad
+        raise FloatingPointError(
+            f"The gradient of parameter {pi} in group {gi} (shape {tuple(p.shape)}) contains NaN or "
+            "inf, so no parameter was updated. Check the loss for overflow (e.g. log of 0), lower the "
+            "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step()."
+        )
     return xs, [clamp_grad(g) for g in gs], None
+
+
+def _first_nonfinite(work: list[_Work], tensors: list[Tensor]) -> _Work | None:
+    """The work item of the first of ``tensors`` (one per item) that holds NaN or inf, if any."""
+    return next((item for item, t in zip(work, tensors) if not _all_finite(t)), None)
 
 
 def _all_within(norms: list[Tensor], limit: float) -> bool:
@@ -241,14 +246,14 @@ class LearnedOptimizer(torch.optim.Optimizer):
             for i, d in zip(scaled, delta):
                 new_xs[i] = xs[i] + d
         new_ps = [x.to(p.dtype) for x, p in zip(new_xs, ps)]
-        if not _all_within(list(torch._foreach_norm(new_ps)), math.inf):
-            for (gi, pi, _, p), new_p in zip(work, new_ps):
-                if not _all_finite(new_p):
-                    raise FloatingPointError(
-                        f"The learned update of parameter {pi} in group {gi} is not finite in {p.dtype}, so no "
-                        "parameter was updated. The parameters or gradients are far outside the range the "
-                        "optimizer was trained on (or of the dtype); rescale the inputs or the loss."
-                    )
+        finite = _all_within(list(torch._foreach_norm(new_ps)), math.inf)
+        if not finite and (bad := _first_nonfinite(work, new_ps)) is not None:
+            gi, pi, _, p = bad
+            raise FloatingPointError(
+                f"The learned update of parameter {pi} in group {gi} is not finite in {p.dtype}, so no "
+                "parameter was updated. The parameters or gradients are far outside the range the "
+                "optimizer was trained on (or of the dtype); rescale the inputs or the loss."
+            )
         return ps, states, steps, new_ps, new_states
 
     def state_dict(self) -> dict[str, Any]:
