@@ -174,6 +174,18 @@ def test_non_finite_gradients_raise_and_leave_the_model_unchanged(name, value):
     assert not opt.state  # nothing was half-applied
 
 
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_an_update_that_overflows_raises_names_the_parameter_and_leaves_the_model_unchanged(name):
+    a, b = nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(2, dtype=torch.float16))
+    # The second group's scale turns a finite learned step into inf in float16: no parameter may be written.
+    opt = LearnedOptimizer([{"params": [a]}, {"params": [b], "lr": 1e12}], artifact=RULES[name])
+    a.grad, b.grad = torch.ones(3), torch.ones(2, dtype=torch.float16)
+    with pytest.raises(FloatingPointError, match="update of parameter 0 in group 1 is not finite in torch.float16"):
+        opt.step()
+    assert torch.equal(a.detach(), torch.ones(3)) and torch.equal(b.detach(), torch.ones(2, dtype=torch.float16))
+    assert all("step" not in s or int(s["step"]) == 0 for s in opt.state.values())
+
+
 def test_float64_parameters_use_a_float64_rule():
     model, X, y = make_problem()
     model.double()
