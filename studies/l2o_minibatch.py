@@ -1,0 +1,337 @@
+"""The default learned optimizer, untuned, against tuned Adam and AdamW on held-out mini-batch training.
+
+Twelve problems never used in meta-training (``studies/_l2o_problems.py``: four convolutional, four real
+tables from the corpus's evaluation tasks, an MLP autoencoder, a deep tanh network, two MLPs; 1,500 to
+3,000 mini-batch steps). Methods: ``default-l2o`` with no tuning; Adam at each of 7 log-spaced learning
+rates (1e-4 to 1e-1, 1e-3 among them); AdamW (weight decay 0.01) with a cosine schedule to 0 at each of
+the same 7. Every method starts from the same weights and sees the same mini-batches.
+
+Per problem and method: the final training loss (the whole training split, evaluated after the last
+step), the test loss at the end and at its best evaluation (every 1/50 of the run), the steps to reach
+tuned Adam's final training loss, the wall time per step, and divergence (a non-finite loss, or a final
+training loss above the starting one). "Adam (tuned)" and "AdamW-cos (tuned)" are the best of their 7
+rates in hindsight by final training loss; for test losses the reference is Adam tuned in hindsight on
+final test loss. In the same run, ``optimizer.step()`` is timed on a 10k- and a 1M-parameter MLP against
+``torch.optim.Adam(foreach=True)``.
+
+Finished problems are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes (``--fresh``
+starts over); ``--jobs 2`` trains two problems at a time. ``--quick``: two problems, 60 steps, 3 rates.
+Writes ``l2o_minibatch.csv`` (one row per problem and method), ``l2o_minibatch.json`` (the acceptance
+figures of the default learned optimizer and the step-cost ratios) and ``l2o_minibatch.png`` (curves).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _l2o_problems import PROBLEMS, Problem, make_problem
+from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
+
+import automl_meta as am
+
+LRS = np.logspace(-4, -1, 7)  # 1e-4 ... 1e-1, half a decade apart (includes 1e-3)
+QUICK_LRS = np.array([1e-3, 1e-2, 1e-1])
+N_EVALS = 50  # evaluations of both splits per run (and one before the first step)
+DEFAULT = "L2O (default)"
+QUICK_PROBLEMS = ("digits/cnn-small", "table-regression-2/mlp-2x128")
+
+
+def optimizers(lrs: np.ndarray, steps: int) -> dict[str, Callable[[Any], tuple[Any, Any]]]:
+    """Name -> ``make(params) -> (optimizer, scheduler or None)``."""
+    artifact = am.load("default-l2o")
+    out: dict[str, Callable[[Any], tuple[Any, Any]]] = {
+        DEFAULT: lambda ps: (am.optim.LearnedOptimizer(ps, artifact=artifact), None)
+    }
+    for lr in lrs:
+        out[f"Adam lr={lr:.3g}"] = lambda ps, lr=lr: (torch.optim.Adam(ps, lr=float(lr), foreach=True), None)
+
+        def adamw(ps: Any, lr: float = float(lr)) -> tuple[Any, Any]:
+            opt = torch.optim.AdamW(ps, lr=lr, weight_decay=0.01, foreach=True)
+            return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+
+        out[f"AdamW-cos lr={lr:.3g}"] = adamw
+    return out
+
+
+def _evaluate(problem: Problem, model: nn.Module) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad():
+        train = float(problem.loss(model(problem.Xtr), problem.ytr))
+        test = float(problem.loss(model(problem.Xte), problem.yte))
+    model.train()
+    return train, test
+
+
+def train_run(problem: Problem, make: Callable[[Any], tuple[Any, Any]], steps: int, seed: int = 0) -> dict:
+    """Mini-batch training; both splits' losses at ``N_EVALS`` evenly spaced steps, and the time per step."""
+    model = problem.build(seed)
+    opt, schedule = make(model.parameters())
+    gen = torch.Generator().manual_seed(seed)  # every method sees the same batches
+    n, batch = len(problem.Xtr), problem.spec.batch
+    every = max(steps // N_EVALS, 1)
+    at, train, test = [0], *([v] for v in _evaluate(problem, model))
+    order, pos, seconds, diverged = torch.randperm(n, generator=gen), 0, 0.0, False
+    for step in range(1, steps + 1):
+        if pos + batch > n:  # a new epoch
+            order, pos = torch.randperm(n, generator=gen), 0
+        rows = order[pos : pos + batch]
+        pos += batch
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = problem.loss(model(problem.Xtr[rows]), problem.ytr[rows])
+        if not torch.isfinite(loss):
+            diverged = True
+            break
+        loss.backward()
+        try:
+            opt.step()
+        except FloatingPointError:  # LearnedOptimizer refuses non-finite gradients
+            diverged = True
+            break
+        if schedule is not None:
+            schedule.step()
+        seconds += time.perf_counter() - start
+        if step % every == 0 or step == steps:
+            at.append(step)
+            for curve, v in zip((train, test), _evaluate(problem, model)):
+                curve.append(v)
+    done = at[-1]
+    diverged = diverged or not math.isfinite(train[-1]) or train[-1] > train[0] or done < steps
+    return {"at": at, "train": train, "test": test, "ms_per_step": 1e3 * seconds / max(done, 1), "diverged": diverged}
+
+
+def _best(runs: dict[str, dict], prefix: str, key: str) -> str:
+    """The run of ``prefix`` with the lowest final ``key`` loss (non-diverged ones first)."""
+    names = [n for n in runs if n.startswith(prefix)]
+    ok = [n for n in names if not runs[n]["diverged"]] or names
+
+    def final(n: str) -> float:
+        v = runs[n][key][-1]
+        return v if math.isfinite(v) else math.inf
+
+    return min(ok, key=final)
+
+
+def steps_to_reach(run: dict, target: float) -> float:
+    """First evaluated step at which the training loss is at or below ``target`` (inf if never)."""
+    for step, v in zip(run["at"], run["train"]):
+        if math.isfinite(v) and v <= target * (1 + 1e-9):
+            return float(step)
+    return math.inf
+
+
+def summarise(name: str, runs: dict[str, dict]) -> dict[str, dict]:
+    """Rows of one problem: the default, the tuned baselines and Adam at 1e-3, against the references."""
+    chosen = {
+        DEFAULT: DEFAULT,
+        "Adam (tuned)": _best(runs, "Adam lr=", "train"),
+        "AdamW-cos (tuned)": _best(runs, "AdamW-cos lr=", "train"),
+        "Adam 1e-3": "Adam lr=0.001",
+    }
+    tuned, tuned_test = runs[chosen["Adam (tuned)"]], runs[_best(runs, "Adam lr=", "test")]
+    adam_1e3 = runs["Adam lr=0.001"]
+    tuned_steps = max(steps_to_reach(tuned, tuned["train"][-1]), 1.0)
+    rows = {}
+    for label, run_name in chosen.items():
+        r = runs[run_name]
+        reach = steps_to_reach(r, tuned["train"][-1])
+        rows[label] = {
+            "problem": name,
+            "method": label,
+            "run": run_name,
+            "final_train": r["train"][-1],
+            "final_test": r["test"][-1],
+            "best_test": float(np.nanmin(r["test"])) if np.isfinite(r["test"]).any() else math.nan,
+            "train_vs_tuned_adam": r["train"][-1] / tuned["train"][-1],
+            "test_vs_tuned_adam": r["test"][-1] / tuned_test["test"][-1],
+            "steps_ratio": reach / tuned_steps,
+            "ms_per_step": r["ms_per_step"],
+            "diverged": r["diverged"],
+            "train_le_adam_1e3": r["train"][-1] <= adam_1e3["train"][-1],
+        }
+    return rows
+
+
+def step_cost(quick: bool) -> dict[str, dict[str, float]]:
+    """Median ``step()`` time of ``default-l2o`` and foreach Adam on a 10k- and a 1M-parameter MLP."""
+    widths = {"10k": (64, 96, 32, 10), "1M": (512, 1024, 512, 10)}
+    reps = 5 if quick else 50
+    out = {}
+    for size, (a, b, c, d) in widths.items():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Linear(b, c), nn.ReLU(), nn.Linear(c, d))
+        nn.functional.cross_entropy(model(torch.randn(64, a)), torch.randint(0, d, (64,))).backward()
+        ms = {}
+        for label, make in (
+            ("Adam", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
+            (DEFAULT, lambda ps: am.optim.LearnedOptimizer(ps, artifact="default-l2o")),
+        ):
+            opt = make(model.parameters())
+            for _ in range(3):  # state creation and warm-up
+                opt.step()
+            samples = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                opt.step()
+                samples.append(time.perf_counter() - t)
+            ms[label] = 1e3 * float(np.median(samples))
+        n_params = sum(p.numel() for p in model.parameters())
+        out[size] = {
+            "n_params": n_params,
+            "adam_ms": ms["Adam"],
+            "l2o_ms": ms[DEFAULT],
+            "ratio": ms[DEFAULT] / ms["Adam"],
+        }
+    return out
+
+
+def run_problem(job: tuple[str, int, np.ndarray, Path]) -> None:
+    """Train one problem with every method and keep its results in the cache folder."""
+    name, steps, lrs, cache = job
+    torch.set_num_threads(1)
+    problem = make_problem(name)
+    t = time.perf_counter()
+    runs = {label: train_run(problem, make, steps) for label, make in optimizers(lrs, steps).items()}
+    entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "runs": runs}
+    path = cache / (name.replace("/", "_") + ".json")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entry))
+    tmp.replace(path)  # a killed run never leaves half a result
+    print(f"{problem.name}: {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def acceptance(rows: list[dict[str, dict]], cost: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The default's figures against the targets: shares of problems, divergences, step-cost ratios."""
+    mine = [r[DEFAULT] for r in rows]
+    share = lambda flags: float(np.mean(flags))  # noqa: E731 - short local helper
+    return {
+        "problems": len(mine),
+        "train_le_adam_1e3": share([r["train_le_adam_1e3"] for r in mine]),
+        "train_le_tuned_adam": share([r["train_vs_tuned_adam"] <= 1.0 for r in mine]),
+        "test_within_1.1x_tuned_adam": share([r["test_vs_tuned_adam"] <= 1.1 for r in mine]),
+        "divergences": int(sum(r["diverged"] for r in mine)),
+        "step_ratio_10k": cost["10k"]["ratio"],
+        "step_ratio_1M": cost["1M"]["ratio"],
+        "targets": {
+            "train_le_adam_1e3": 0.9,
+            "train_le_tuned_adam": 0.5,
+            "test_within_1.1x_tuned_adam": 0.8,
+            "divergences": 0,
+            "step_ratio": 1.5,
+        },
+    }
+
+
+def _geomean(values: list[float]) -> float:
+    logs = [math.log(max(v, 1e-12)) if math.isfinite(v) else math.log(1e6) for v in values]
+    return float(np.exp(np.mean(logs)))
+
+
+def report(results: list[dict], rows: list[dict[str, dict]], cost: dict, out: Path) -> dict[str, Any]:
+    labels = list(rows[0])
+    headers = list(rows[0][DEFAULT])
+    write_csv(out / "l2o_minibatch.csv", headers, [[r[m][h] for h in headers] for r in rows for m in labels])
+    table = []
+    for label in labels:
+        mine = [r[label] for r in rows]
+        table.append(
+            [
+                label,
+                _geomean([r["train_vs_tuned_adam"] for r in mine]),
+                _geomean([r["test_vs_tuned_adam"] for r in mine]),
+                float(np.median([r["steps_ratio"] for r in mine])),
+                f"{np.mean([r['train_le_adam_1e3'] for r in mine]):.0%}",
+                int(sum(r["diverged"] for r in mine)),
+                float(np.median([r["ms_per_step"] for r in mine])),
+            ]
+        )
+    print(f"\n{len(rows)} held-out mini-batch problems; losses are geometric means relative to tuned Adam")
+    print_table(
+        ["method", "train / tuned Adam", "test / tuned Adam", "median steps ratio", "train <= Adam 1e-3",
+         "divergences", "ms/step"],
+        table,
+    )  # fmt: skip
+    print_table(
+        ["model", "parameters", "Adam step() ms", "L2O step() ms", "ratio"],
+        [[k, v["n_params"], v["adam_ms"], v["l2o_ms"], v["ratio"]] for k, v in cost.items()],
+    )
+    summary = {**acceptance(rows, cost), "step_cost": cost}
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("targets", "step_cost")}, indent=1))
+    write_json(out / "l2o_minibatch.json", summary)
+    plot(results, out / "l2o_minibatch.png")
+    return summary
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(len(results), 4)
+    fig, axes = plt.subplots(
+        math.ceil(len(results) / cols), cols, figsize=(4.2 * cols, 3.4 * math.ceil(len(results) / cols)), squeeze=False
+    )
+    for ax, res in zip(axes.flat, results):
+        runs = res["runs"]
+        shown = {DEFAULT: DEFAULT, "Adam (tuned)": _best(runs, "Adam lr=", "train"), "Adam 1e-3": "Adam lr=0.001",
+                 "AdamW-cos (tuned)": _best(runs, "AdamW-cos lr=", "train")}  # fmt: skip
+        for (label, name), color in zip(shown.items(), ("C3", "C0", "C7", "C2")):
+            r = runs[name]
+            tag = label if name == label else f"{label} ({name.split('=')[-1]})"
+            ax.plot(r["at"], r["train"], color=color, lw=1.3, label=f"{tag} train")
+            ax.plot(r["at"], r["test"], color=color, lw=1.0, ls="--")
+        ax.set_yscale("log")
+        ax.set_title(res["problem"], fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (solid train, dashed test)", fontsize=7)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(results) :]:
+        ax.axis("off")
+    save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = parser(__doc__, "two problems, 60 steps, 3 learning rates (seconds)")
+    p.add_argument("--fresh", action="store_true", help="ignore finished problems of an earlier run")
+    p.add_argument("--jobs", type=int, default=1, help="problems trained in parallel (single-threaded processes)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = output_dir(args.out, args.quick)
+    cache = out / "runs" / "l2o_minibatch"
+    if args.fresh and cache.exists():
+        shutil.rmtree(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    names = list(QUICK_PROBLEMS if args.quick else PROBLEMS)
+    lrs = QUICK_LRS if args.quick else LRS
+    steps = {n: 60 if args.quick else PROBLEMS[n].steps for n in names}
+    path = lambda n: cache / (n.replace("/", "_") + ".json")  # noqa: E731 - short local helper
+    todo = sorted((n for n in names if not path(n).exists()), key=lambda n: -steps[n] * PROBLEMS[n].batch)
+    jobs = [(n, steps[n], lrs, cache) for n in todo]  # the longest first: balanced workers
+    if args.jobs > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(min(args.jobs, len(jobs))) as pool:
+            pool.map(run_problem, jobs, chunksize=1)
+    else:
+        for job in jobs:
+            run_problem(job)
+    results = [json.loads(path(n).read_text()) for n in names]
+    rows = [summarise(r["problem"], r["runs"]) for r in results]
+    return report(results, rows, step_cost(args.quick), out)
+
+
+if __name__ == "__main__":
+    main()

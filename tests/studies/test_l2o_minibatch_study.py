@@ -1,0 +1,72 @@
+"""The held-out mini-batch suite of the learned-optimizer study, and its quick run end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from .conftest import STUDIES
+
+
+@pytest.fixture
+def suite(monkeypatch):
+    monkeypatch.syspath_prepend(str(STUDIES))
+    import _l2o_problems
+
+    return _l2o_problems
+
+
+def test_the_suite_has_the_families_and_horizons_it_promises(suite):
+    PROBLEMS = suite.PROBLEMS
+    families = [s.family for s in PROBLEMS.values()]
+    assert len(PROBLEMS) >= 12
+    assert families.count("cnn") >= 3 and families.count("tabular") >= 3
+    assert sum(s.steps > 2000 for s in PROBLEMS.values()) >= 2
+
+
+def test_real_tables_are_held_out_evaluation_tasks_split_and_scaled_on_training_rows(suite):
+    table_tasks, make_problem = suite.table_tasks, suite.make_problem
+    for task_type in ("classification", "regression"):
+        tasks = table_tasks(task_type)
+        assert len(tasks) == 2 and all(t.split == "evaluation" and t.n_rows >= 3000 for t in tasks)
+    problem = make_problem("table-regression-1/mlp-2x128")
+    assert problem.kind == "regression" and table_tasks("regression")[0].name in problem.name
+    n = len(problem.Xtr) + len(problem.Xte)
+    assert abs(len(problem.Xte) / n - 0.25) < 0.01
+    assert problem.Xtr.mean(0).abs().max() < 1e-4 and abs(float(problem.ytr.mean())) < 1e-4
+    assert problem.Xte.shape[1] == problem.Xtr.shape[1]
+
+
+def test_every_problem_builds_and_its_loss_is_finite_from_the_same_start(suite):
+    for name, spec in suite.PROBLEMS.items():
+        if spec.family == "tabular":
+            continue  # the corpus tables are covered above (loading them all is slow)
+        problem = suite.make_problem(name)
+        a, b = problem.build(), problem.build()
+        assert all(x.equal(y) for x, y in zip(a.parameters(), b.parameters()))
+        loss = problem.loss(a(problem.Xtr[:8]), problem.ytr[:8])
+        assert math.isfinite(loss.detach().item())
+
+
+def test_quick_study_writes_results(run_quick_study):
+    tmp_path = run_quick_study("l2o_minibatch")
+    assert "train <= Adam 1e-3" in run_quick_study.stdout
+    summary = json.loads((tmp_path / "l2o_minibatch.json").read_text())
+    assert summary["problems"] == 2
+    for key in ("train_le_adam_1e3", "train_le_tuned_adam", "test_within_1.1x_tuned_adam"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["step_cost"]["10k"]["n_params"] < 20_000 < 1_000_000 <= summary["step_cost"]["1M"]["n_params"]
+    assert all(v["ratio"] > 0 for v in summary["step_cost"].values())
+    with open(tmp_path / "l2o_minibatch.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 4
+    for row in rows:
+        if row["method"] == "Adam (tuned)":
+            assert float(row["train_vs_tuned_adam"]) == 1.0 and float(row["steps_ratio"]) == 1.0
+        if row["method"] == "Adam 1e-3":
+            assert row["train_le_adam_1e3"] == "True"
+        assert float(row["best_test"]) <= float(row["final_test"])
+    assert (tmp_path / "l2o_minibatch.png").stat().st_size > 10_000
