@@ -108,7 +108,11 @@ def train_run(problem: Problem, make: Callable[[Any], tuple[Any, Any]], steps: i
             for curve, v in zip((train, test), _evaluate(problem, model)):
                 curve.append(v)
     done = at[-1]
-    diverged = diverged or not math.isfinite(train[-1]) or train[-1] > train[0] or done < steps
+    if diverged:  # the run ends here, with no usable model: its final losses are NaN
+        at.append(step)
+        train.append(math.nan)
+        test.append(math.nan)
+    diverged = diverged or not math.isfinite(train[-1]) or train[-1] > train[0]
     return {"at": at, "train": train, "test": test, "ms_per_step": 1e3 * seconds / max(done, 1), "diverged": diverged}
 
 
