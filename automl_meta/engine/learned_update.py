@@ -64,12 +64,15 @@ def batched_unroll(
     first_step: int,
     steps: int,
     weights: Params | None = None,
+    grad_data: Callable[[int], dict[str, Tensor]] | None = None,
 ) -> tuple[Tensor, Params, States]:
     """Train every task of a batch for ``steps`` steps with ``rule``.
 
     Gradients of the inner loss are treated as constants (no second derivatives,
     as in Andrychowicz et al. 2016), so meta-gradients flow through the parameter
-    and state trajectory and the rule's outputs.
+    and state trajectory and the rule's outputs. With ``grad_data``, step ``t``
+    (counted from ``first_step``) takes its gradient on ``grad_data(t)``, for example
+    a mini-batch, while the recorded losses stay those on ``data``.
 
     Returns
     -------
@@ -84,7 +87,8 @@ def batched_unroll(
     losses = []
     for k in range(steps):
         losses.append(task_loss(params, data))
-        g = task_grad({n: p.detach() for n, p in params.items()}, data)
+        on = data if grad_data is None else grad_data(first_step + k)
+        g = task_grad({n: p.detach() for n, p in params.items()}, on)
         step = torch.tensor(float(first_step + k), dtype=losses[-1].dtype, device=losses[-1].device)
         params, states = batched_rule_step(rule, params, g, states, step, weights)
     losses.append(task_loss(params, data))

@@ -84,10 +84,37 @@ class OptimizeeBatch:
     val: dict[str, Tensor]
     loss: Callable[[Params, dict[str, Tensor]], Tensor]
     description: dict[str, Any] = field(default_factory=dict)
+    row_keys: tuple[str, ...] = ()  # keys of ``train`` whose second axis indexes rows (what a mini-batch draws)
 
     @property
     def n_tasks(self) -> int:
         return next(iter(self.params.values())).shape[0]
+
+    def minibatch(self, size: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """``size`` rows of every task's training data, drawn without replacement (the others keys whole).
+
+        A task's real rows (``mask`` 1) are drawn before its padding, so a task with fewer rows than
+        ``size`` gives all of them plus padding, which the loss ignores. Without ``row_keys`` (or with
+        ``size`` at least the rows), the whole training data.
+
+        >>> import torch
+        >>> batch = OptimizeeTasks(quadratic_fraction=0.0).sample(2, rng=0)
+        >>> part = batch.minibatch(8, torch.Generator().manual_seed(0))
+        >>> tuple(part["x"].shape[:2]), bool(part["mask"].all())
+        ((2, 8), True)
+        """
+        rows = self.train[self.row_keys[0]].shape[1] if self.row_keys else 0
+        if size >= rows:
+            return self.train
+        scores = torch.rand(self.n_tasks, rows, generator=generator).to(self.train[self.row_keys[0]].device)
+        if "mask" in self.train:
+            scores = scores + self.train["mask"]  # real rows score above 1, padding below
+        index = scores.topk(size, dim=1).indices
+        out = dict(self.train)
+        for key in self.row_keys:
+            v = self.train[key]
+            out[key] = v.gather(1, index.reshape(*index.shape, *([1] * (v.dim() - 2))).expand(-1, -1, *v.shape[2:]))
+        return out
 
     def to(self, dtype: torch.dtype) -> OptimizeeBatch:
         def cast(d: Params) -> Params:
@@ -183,7 +210,7 @@ class OptimizeeTasks:
             "b": torch.as_tensor(rng.normal(size=(n, d)), dtype=torch.float32),
         }
         x0 = {"x": torch.as_tensor(rng.normal(size=(n, d)), dtype=torch.float32)}
-        return OptimizeeBatch(x0, data, data, _quadratic_loss, {"kind": "quadratic", "dim": d})
+        return OptimizeeBatch(x0, data, data, _quadratic_loss, {"kind": "quadratic", "dim": d}, ("A", "b"))
 
     def _mlps(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
         task_type = "regression" if rng.random() < self.regression_fraction else "classification"
@@ -200,6 +227,7 @@ class OptimizeeTasks:
             tasks.query(),
             loss,
             {"kind": "mlp", "task_type": task_type, "width": width, "depth": depth, "activation": activation},
+            ("x", "y", "mask"),
         )
 
     def get_config(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Each *episode* draws a batch of training problems (:class:`~automl_meta.tasks.OptimizeeTasks`)
 and trains all of them at once (vmapped) with the learned rule for ``horizon`` steps, cut into
 truncations of ``unroll`` steps. After each truncation the rule's weights take one outer step on
-the truncation's meta-loss, the mean over tasks and steps of ``log(loss_t / loss_0)``, estimated
+the truncation's meta-loss (:mod:`._meta_objective`: the mean over tasks and steps of
+``log(loss_t / loss_0)``, optionally with a held-out term and mini-batch gradients), estimated
 either by backpropagation through the truncation (truncated BPTT) or by antithetic evolution
 strategies (ES), which stays well-behaved where long unrolls make backpropagated gradients explode.
 """
@@ -13,41 +14,37 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._validation import check_nonnegative_int, check_positive_float, check_positive_int
+from .._validation import check_nonnegative_float, check_nonnegative_int, check_positive_float, check_positive_int
 from ..artifacts import MetaArtifact
 from ..engine import Params
-from ..engine.learned_update import States, batched_init_states, batched_unroll
+from ..engine.learned_update import States, batched_init_states
 from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch, OptimizeeTasks
+from ._meta_objective import (
+    Initial,
+    MiniBatches,
+    check_batch_size,
+    initial_losses,
+    moved,
+    truncation_loss,
+)
 from ._outer_loop import OuterLoop, seeded_rng
 from .callbacks import Callback
 from .distributed import current_group
 
 ESTIMATORS = ("tbptt", "es")
-_LOG_FLOOR = 1e-12  # losses are floored here inside the log: a task trained to zero loss stays finite
 
 
-def relative_log_losses(losses: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-    """``log(loss_t / loss_0)`` for losses of shape (steps, n_tasks); NaN losses count as 10x the start."""
-    ratio = torch.log(losses.clamp_min(_LOG_FLOOR)) - torch.log(initial.clamp_min(_LOG_FLOOR))
-    return torch.where(torch.isfinite(ratio), ratio, torch.full_like(ratio, math.log(10.0)))
-
-
-def _moved(batch: OptimizeeBatch, device: torch.device) -> OptimizeeBatch:
-    """``batch`` with its tensors on ``device`` (its loss function holds no tensors)."""
-    if device.type == "cpu":
-        return batch
-
-    def move(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(device) for k, v in d.items()}
-
-    return replace(batch, params=move(batch.params), train=move(batch.train), val=move(batch.val))
+def _check_rule_and_estimator(rule: Any, estimator: str) -> None:
+    if not isinstance(rule, UpdateRule):
+        raise TypeError(f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}.")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
 
 
 class UnrolledTrainer(OuterLoop):
@@ -77,6 +74,12 @@ class UnrolledTrainer(OuterLoop):
         Learning rate of the outer Adam optimizer.
     clip_grad_norm : float, default=1.0
         Clip the meta-gradient to this global norm.
+    batch_size : int or (int, int), optional
+        Inner gradients on mini-batches of this many rows of each task's training data (a range: a
+        size drawn log-uniformly per problem batch), as users train; by default the whole training data.
+    val_weight : float, default=0.0
+        Weight of the held-out term of the meta-loss: ``log(val_t / val_0)`` on each task's held-out
+        data after each truncation, so that the rule learns not to overfit.
     n_validation_batches : int, default=4
         Fixed held-out problem batches, trained for ``validation_horizon`` steps at each
         validation; the best rule by mean relative log-loss is kept. 0 turns validation off.
@@ -123,6 +126,7 @@ class UnrolledTrainer(OuterLoop):
     """
 
     _unit_key, _best_key, _bar_unit = "episode", "best_episode", "ep"
+    _batches: MiniBatches | None = None  # the mini-batches of the problem batch being trained
     _smoothing = 0.1
 
     def __init__(
@@ -139,6 +143,8 @@ class UnrolledTrainer(OuterLoop):
         es_sigma: float = 0.01,
         outer_lr: float = 1e-3,
         clip_grad_norm: float = 1.0,
+        batch_size: int | tuple[int, int] | None = None,
+        val_weight: float = 0.0,
         n_validation_batches: int = 4,
         validation_horizon: int | None = None,
         eval_every: int = 25,
@@ -151,12 +157,7 @@ class UnrolledTrainer(OuterLoop):
         verbose: int = 1,
         device: str | torch.device = "cpu",
     ) -> None:
-        if not isinstance(rule, UpdateRule):
-            raise TypeError(
-                f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}."
-            )
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
+        _check_rule_and_estimator(rule, estimator)
         self.rule = rule
         self.problems = problems if problems is not None else OptimizeeTasks()
         self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
@@ -170,6 +171,8 @@ class UnrolledTrainer(OuterLoop):
         self.es_sigma = check_positive_float(es_sigma, "es_sigma")
         self.outer_lr = check_positive_float(outer_lr, "outer_lr")
         self.clip_grad_norm = check_positive_float(clip_grad_norm, "clip_grad_norm")
+        self.batch_size = check_batch_size(batch_size)
+        self.val_weight = check_nonnegative_float(val_weight, "val_weight")
         self.n_validation_batches = check_nonnegative_int(n_validation_batches, "n_validation_batches")
         self.validation_horizon = check_positive_int(validation_horizon or 4 * self.horizon, "validation_horizon")
         self.eval_every = check_positive_int(eval_every, "eval_every")
@@ -203,6 +206,9 @@ class UnrolledTrainer(OuterLoop):
             "validation_horizon": self.validation_horizon,
             "eval_every": self.eval_every,
             "seed": self.seed,
+            # Only when set: runs and checkpoints made before these options keep their fingerprints.
+            **({"batch_size": list(self.batch_size)} if self.batch_size else {}),
+            **({"val_weight": self.val_weight} if self.val_weight else {}),
         }
 
     def _fingerprint(self) -> dict[str, Any]:
@@ -216,23 +222,16 @@ class UnrolledTrainer(OuterLoop):
         params: Params,
         states: States,
         first_step: int,
-        initial: torch.Tensor,
+        initial: Initial,
         weights: Params | None = None,
     ) -> tuple[torch.Tensor, Params, States]:
-        losses, params, states = batched_unroll(
-            self.rule,
-            batch.loss,
-            params,
-            states,
-            batch.train,
-            first_step=first_step,
-            steps=self.unroll,
-            weights=weights,
-        )
-        return relative_log_losses(losses[1:], initial).mean(), params, states
+        return truncation_loss(
+            self.rule, batch, params, states, first_step=first_step, steps=self.unroll, initial=initial,
+            val_weight=self.val_weight, batches=self._batches, weights=weights,
+        )  # fmt: skip
 
     def _tbptt(
-        self, batch: OptimizeeBatch, params: Params, states: States, first_step: int, initial: torch.Tensor
+        self, batch: OptimizeeBatch, params: Params, states: States, first_step: int, initial: Initial
     ) -> tuple[float, Params, States]:
         meta_loss, params, states = self._truncation_loss(batch, params, states, first_step, initial)
         if torch.isfinite(meta_loss):
@@ -246,7 +245,7 @@ class UnrolledTrainer(OuterLoop):
         params: Params,
         states: States,
         first_step: int,
-        initial: torch.Tensor,
+        initial: Initial,
         iteration: int,
     ) -> tuple[float, Params, States]:
         gen = torch.Generator().manual_seed(int(seeded_rng(self.seed, 2, iteration).integers(2**62)))
@@ -306,7 +305,7 @@ class UnrolledTrainer(OuterLoop):
         self.rule.to(device=self.device, dtype=torch.float32).train()
         self.optimizer = torch.optim.Adam(self.rule.parameters(), lr=self.outer_lr)
         self._val_batches = [
-            _moved(self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i)), self.device)
+            moved(self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 1, i)), self.device)
             for i in range(self.n_validation_batches)
         ]
         self._reset_progress()
@@ -324,11 +323,11 @@ class UnrolledTrainer(OuterLoop):
 
     def _step(self) -> dict[str, Any]:
         """One episode: ``horizon // unroll`` truncations, each followed by an outer update."""
-        batch = _moved(self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.episode)), self.device)
+        batch = moved(self.problems.sample(self.meta_batch_size, seeded_rng(self.seed, 0, self.episode)), self.device)
         params = batch.params
         states = batched_init_states(self.rule, params)
-        with torch.no_grad():
-            initial = torch.vmap(batch.loss)(params, batch.train)
+        initial = initial_losses(batch, params)
+        self._batches = self._mini_batches(0, self.episode)
         truncations = self.horizon // self.unroll
         losses, norms, skipped = [], [], False
         for k in range(truncations):
@@ -353,16 +352,21 @@ class UnrolledTrainer(OuterLoop):
     def _validation_enabled(self) -> bool:
         return self.n_validation_batches > 0
 
+    def _mini_batches(self, *key: int) -> MiniBatches | None:
+        return None if self.batch_size is None else MiniBatches(self.batch_size, self.seed, key)
+
     @torch.no_grad()
     def _validation_logs(self) -> dict[str, float]:
-        """Mean relative log-loss of the rule over the validation problems and ``validation_horizon`` steps."""
+        """The meta-loss of the rule over the validation problems and ``validation_horizon`` steps."""
         scores = []
-        for batch in self._val_batches:
+        for i, batch in enumerate(self._val_batches):
             states = batched_init_states(self.rule, batch.params)
-            losses, _, _ = batched_unroll(
-                self.rule, batch.loss, batch.params, states, batch.train, first_step=1, steps=self.validation_horizon
-            )
-            scores.append(float(relative_log_losses(losses[1:], losses[0]).mean()))
+            self._batches = self._mini_batches(1, i)
+            loss, _, _ = truncation_loss(
+                self.rule, batch, batch.params, states, first_step=1, steps=self.validation_horizon,
+                initial=initial_losses(batch, batch.params), val_weight=self.val_weight, batches=self._batches,
+            )  # fmt: skip
+            scores.append(float(loss))
         return {"val_loss": float(np.mean(scores))}
 
     def _artifact(self) -> MetaArtifact:

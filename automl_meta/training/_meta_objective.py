@@ -1,0 +1,113 @@
+"""The meta-objective of :class:`~automl_meta.training.UnrolledTrainer` over one truncation of inner training.
+
+The meta-loss of a truncation is the mean over tasks and steps of ``log(loss_t / loss_0)`` on each task's
+training data, plus, with a ``val_weight``, that weight times ``log(val_t / val_0)`` on the task's held-out
+data after the truncation's last step: a rule that drives the training loss down by overfitting pays for it.
+Inner gradients are taken on the whole training data, or on mini-batches of it (:class:`MiniBatches`), as
+users train; the training loss in the meta-loss is always the whole training data's, so that the
+meta-objective measures progress rather than the luck of a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from .._validation import check_nonnegative_float
+from ..engine import Params
+from ..engine.learned_update import States, batched_unroll
+from ..learners import UpdateRule
+from ..tasks import OptimizeeBatch
+from ._outer_loop import seeded_rng
+
+Initial = tuple[torch.Tensor, torch.Tensor]  # each task's training and held-out loss before its first step
+_LOG_FLOOR = 1e-12  # losses are floored here inside the log: a task trained to zero loss stays finite
+
+
+def relative_log_losses(losses: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+    """``log(loss_t / loss_0)`` for losses of shape (steps, n_tasks); NaN losses count as 10x the start."""
+    ratio = torch.log(losses.clamp_min(_LOG_FLOOR)) - torch.log(initial.clamp_min(_LOG_FLOOR))
+    return torch.where(torch.isfinite(ratio), ratio, torch.full_like(ratio, math.log(10.0)))
+
+
+def moved(batch: OptimizeeBatch, device: torch.device) -> OptimizeeBatch:
+    """``batch`` with its tensors on ``device`` (its loss function holds no tensors)."""
+    if device.type == "cpu":
+        return batch
+
+    def move(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(device) for k, v in d.items()}
+
+    return replace(batch, params=move(batch.params), train=move(batch.train), val=move(batch.val))
+
+
+def check_batch_size(value: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """None, or the (low, high) range of mini-batch sizes; raise ValueError otherwise."""
+    if value is None:
+        return None
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    ints = isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(v, (int, np.integer)) for v in pair)
+    if not ints or not 1 <= pair[0] <= pair[1]:
+        raise ValueError(f"batch_size must be None, an int or a (low, high) pair of ints >= 1, got {value!r}.")
+    return int(pair[0]), int(pair[1])
+
+
+@dataclass(frozen=True)
+class MiniBatches:
+    """The mini-batches of one problem batch: a size drawn log-uniformly from ``sizes``, fresh rows each step.
+
+    Every draw depends only on ``(seed, *key, step)`` (``key`` names the batch, e.g. its episode), so
+    ES's antithetic pairs see the same batches and a resumed run draws the ones an uninterrupted run would.
+    """
+
+    sizes: tuple[int, int]
+    seed: int
+    key: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        lo, hi = self.sizes
+        u = seeded_rng(self.seed, 3, *self.key).random()
+        return int(round(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))))
+
+    def __call__(self, batch: OptimizeeBatch, step: int) -> dict[str, torch.Tensor]:
+        gen = torch.Generator().manual_seed(int(seeded_rng(self.seed, 4, *self.key, step).integers(2**62)))
+        return batch.minibatch(self.size, gen)
+
+
+def truncation_loss(
+    rule: UpdateRule,
+    batch: OptimizeeBatch,
+    params: Params,
+    states: States,
+    *,
+    first_step: int,
+    steps: int,
+    initial: Initial,
+    val_weight: float = 0.0,
+    batches: MiniBatches | None = None,
+    weights: Params | None = None,
+) -> tuple[torch.Tensor, Params, States]:
+    """The meta-loss of ``steps`` inner steps from ``params`` (module docstring); the tasks' new params and states.
+
+    ``initial`` holds each task's training and held-out loss before its first step.
+    """
+    grad_data = None if batches is None else (lambda step: batches(batch, step))
+    losses, params, states = batched_unroll(
+        rule, batch.loss, params, states, batch.train, first_step=first_step, steps=steps, weights=weights,
+        grad_data=grad_data,
+    )  # fmt: skip
+    meta_loss = relative_log_losses(losses[1:], initial[0]).mean()
+    if check_nonnegative_float(val_weight, "val_weight") > 0:
+        val = torch.vmap(batch.loss)(params, batch.val)
+        meta_loss = meta_loss + val_weight * relative_log_losses(val[None], initial[1]).mean()
+    return meta_loss, params, states
+
+
+def initial_losses(batch: OptimizeeBatch, params: Params) -> Initial:
+    """Each task's training and held-out loss at ``params`` (no gradients)."""
+    with torch.no_grad():
+        return torch.vmap(batch.loss)(params, batch.train), torch.vmap(batch.loss)(params, batch.val)
