@@ -16,6 +16,7 @@ final test loss. In the same run, ``optimizer.step()`` is timed on a 10k- and a 
 
 Finished problems are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes (``--fresh``
 starts over); ``--jobs 2`` trains two problems at a time. ``--quick``: two problems, 60 steps, 3 rates.
+``--rule PATH --out DIR`` measures another learned optimizer (an artifact) in place of ``default-l2o``.
 Writes ``l2o_minibatch.csv`` (one row per problem and method), ``l2o_minibatch.json`` (the acceptance
 figures of the default learned optimizer and the step-cost ratios) and ``l2o_minibatch.png`` (curves).
 """
@@ -48,9 +49,9 @@ DEFAULT = "L2O (default)"
 QUICK_PROBLEMS = ("digits/cnn-small", "table-regression-2/mlp-2x128")
 
 
-def optimizers(lrs: np.ndarray, steps: int) -> dict[str, Callable[[Any], tuple[Any, Any]]]:
-    """Name -> ``make(params) -> (optimizer, scheduler or None)``."""
-    artifact = am.load("default-l2o")
+def optimizers(lrs: np.ndarray, steps: int, rule: str = "default-l2o") -> dict[str, Callable[[Any], tuple[Any, Any]]]:
+    """Name -> ``make(params) -> (optimizer, scheduler or None)``; ``rule`` is the learned optimizer's artifact."""
+    artifact = am.load(rule)
     out: dict[str, Callable[[Any], tuple[Any, Any]]] = {
         DEFAULT: lambda ps: (am.optim.LearnedOptimizer(ps, artifact=artifact), None)
     }
@@ -168,7 +169,7 @@ def summarise(name: str, runs: dict[str, dict]) -> dict[str, dict]:
     return rows
 
 
-def step_cost(quick: bool) -> dict[str, dict[str, float]]:
+def step_cost(quick: bool, rule: str = "default-l2o") -> dict[str, dict[str, float]]:
     """Median ``step()`` time of ``default-l2o`` and foreach Adam on a 10k- and a 1M-parameter MLP."""
     widths = {"10k": (64, 96, 32, 10), "1M": (512, 1024, 512, 10)}
     reps = 5 if quick else 50
@@ -180,7 +181,7 @@ def step_cost(quick: bool) -> dict[str, dict[str, float]]:
         ms = {}
         for label, make in (
             ("Adam", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
-            (DEFAULT, lambda ps: am.optim.LearnedOptimizer(ps, artifact="default-l2o")),
+            (DEFAULT, lambda ps: am.optim.LearnedOptimizer(ps, artifact=rule)),
         ):
             opt = make(model.parameters())
             for _ in range(3):  # state creation and warm-up
@@ -201,13 +202,13 @@ def step_cost(quick: bool) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_problem(job: tuple[str, int, np.ndarray, Path]) -> None:
+def run_problem(job: tuple[str, int, np.ndarray, Path, str]) -> None:
     """Train one problem with every method and keep its results in the cache folder."""
-    name, steps, lrs, cache = job
+    name, steps, lrs, cache, rule = job
     torch.set_num_threads(1)
     problem = make_problem(name)
     t = time.perf_counter()
-    runs = {label: train_run(problem, make, steps) for label, make in optimizers(lrs, steps).items()}
+    runs = {label: train_run(problem, make, steps) for label, make in optimizers(lrs, steps, rule).items()}
     entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "runs": runs}
     path = cache / (name.replace("/", "_") + ".json")
     tmp = path.with_suffix(".tmp")
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__, "two problems, 60 steps, 3 learning rates (seconds)")
     p.add_argument("--fresh", action="store_true", help="ignore finished problems of an earlier run")
     p.add_argument("--jobs", type=int, default=1, help="problems trained in parallel (single-threaded processes)")
+    p.add_argument("--rule", default="default-l2o", help="the learned optimizer (artifact path); give --out with it")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = {n: 60 if args.quick else PROBLEMS[n].steps for n in names}
     path = lambda n: cache / (n.replace("/", "_") + ".json")  # noqa: E731 - short local helper
     todo = sorted((n for n in names if not path(n).exists()), key=lambda n: -steps[n] * PROBLEMS[n].batch)
-    jobs = [(n, steps[n], lrs, cache) for n in todo]  # the longest first: balanced workers
+    jobs = [(n, steps[n], lrs, cache, args.rule) for n in todo]  # the longest first: balanced workers
     if args.jobs > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
@@ -334,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             run_problem(job)
     results = [json.loads(path(n).read_text()) for n in names]
     rows = [summarise(r["problem"], r["runs"]) for r in results]
-    return report(results, rows, step_cost(args.quick), out)
+    return report(results, rows, step_cost(args.quick, args.rule), out)
 
 
 if __name__ == "__main__":

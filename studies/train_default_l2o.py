@@ -43,7 +43,9 @@ RULES = {
 }
 
 
-def train(name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool) -> am.MetaArtifact:
+def train(
+    name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict
+) -> am.MetaArtifact:
     trainer = am.training.UnrolledTrainer(
         RULES[name](seed),
         am.tasks.OptimizeeTasks(),
@@ -60,6 +62,7 @@ def train(name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, q
         resume=True,
         seed=seed,
         verbose=0,
+        **regime,
     )
     return trainer.fit()
 
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         "--default", choices=sorted(RULES), default="hyper_controller", help="the rule bundled as default-l2o"
     )
     p.add_argument("--only", choices=sorted(RULES), help="train only this rule")
+    p.add_argument("--batch-size", type=int, nargs=2, metavar=("LOW", "HIGH"), help="mini-batch inner gradients")
+    p.add_argument("--val-weight", type=float, default=0.0, help="weight of the held-out term of the meta-loss")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -80,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in [args.only] if args.only else RULES:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
-        artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick)
+        regime = {"batch_size": tuple(args.batch_size) if args.batch_size else None, "val_weight": args.val_weight}
+        artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
         print(
             f"{name}: best validation relative log-loss {artifact.metrics['val_loss']:.4f} at episode "
