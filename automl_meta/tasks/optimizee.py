@@ -1,4 +1,4 @@
-"""Training problems for learned optimizers: quadratics and small MLPs on synthetic tabular tasks.
+"""Training problems for learned optimizers: quadratics, small MLPs on synthetic tabular tasks, small CNNs.
 
 A learned optimizer is meta-trained by running it on many small training
 problems (*optimizees*). :class:`OptimizeeTasks` draws them: each draw is an
@@ -20,11 +20,14 @@ from torch import Tensor
 
 from ..engine.losses import task_loss
 from ..exceptions import TaskError
+from ._images import image_tasks
 from .distribution import as_generator, check_count
 from .tabular import SyntheticTabular
 
 Params = dict[str, Tensor]
-KINDS = ("quadratic", "mlp")
+KINDS = ("quadratic", "mlp", "cnn")
+_IMAGE_SIZES = (6, 12)  # side of the synthetic images of the convolutional problems
+_CHANNELS = (4, 16)  # channels of their two convolutions
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
@@ -52,6 +55,30 @@ def init_mlp(widths: Sequence[int], n_tasks: int, rng: np.random.Generator) -> P
         params[f"w{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, b, a)), dtype=torch.float32)
         params[f"b{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, b)), dtype=torch.float32)
     return params
+
+
+def cnn_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
+    """Two 3 x 3 convolutions (padding 1), global average pooling and a linear head: ``{"w0", ..., "b2"}``."""
+    act = ACTIVATIONS[activation]
+    h = act(torch.nn.functional.conv2d(x, params["w0"], params["b0"], padding=1))
+    h = act(torch.nn.functional.conv2d(h, params["w1"], params["b1"], padding=1))
+    return h.mean((-2, -1)) @ params["w2"].T + params["b2"]
+
+
+def init_cnn(channels: Sequence[int], n_out: int, n_tasks: int, rng: np.random.Generator) -> Params:
+    """PyTorch's default initialisation (uniform within 1/sqrt(fan-in)) of :func:`cnn_apply`'s parameters."""
+    c0, c1, c2 = channels
+    shapes = {"w0": (c1, c0, 3, 3), "w1": (c2, c1, 3, 3), "w2": (n_out, c2)}
+    params = {}
+    for i, (name, shape) in enumerate(shapes.items()):
+        bound = 1 / math.sqrt(int(np.prod(shape[1:])))
+        params[name] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, *shape)), dtype=torch.float32)
+        params[f"b{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, shape[0])), dtype=torch.float32)
+    return params
+
+
+def _cnn_loss(params: Params, data: dict[str, Tensor], *, activation: str) -> Tensor:
+    return task_loss(cnn_apply(params, data["x"], activation), data, "classification")
 
 
 def _mlp_loss(params: Params, data: dict[str, Tensor], *, activation: str, task_type: str) -> Tensor:
@@ -131,7 +158,8 @@ class OptimizeeTasks:
     small MLPs of one drawn width, depth and activation, each trained on its own
     synthetic tabular task from :class:`SyntheticTabular` (classification or
     regression; the support set is the training data, the query set the
-    validation data).
+    validation data), or, with ``cnn_fraction``, a batch of small convolutional
+    networks on synthetic images.
 
     Parameters
     ----------
@@ -147,6 +175,10 @@ class OptimizeeTasks:
         Probability that an MLP batch is regression rather than classification.
     n_features, n_classes, shots :
         Passed to :class:`SyntheticTabular` (``shots`` is the training-set size).
+    cnn_fraction : float, default=0.0
+        Probability that a batch that is not quadratics is small convolutional networks (two 3 x 3
+        convolutions of 4-16 channels, global average pooling, a linear head) classifying synthetic
+        6 x 6 to 12 x 12 images (shifted class patterns in noise), with ``n_classes`` and ``shots``.
 
     Examples
     --------
@@ -168,14 +200,17 @@ class OptimizeeTasks:
         n_features: int | tuple[int, int] = (2, 16),
         n_classes: int | tuple[int, int] = (2, 5),
         shots: int | tuple[int, int] = (64, 128),
+        cnn_fraction: float = 0.0,
     ) -> None:
-        for name, value in (("quadratic_fraction", quadratic_fraction), ("regression_fraction", regression_fraction)):
+        fractions = {"quadratic_fraction": quadratic_fraction, "regression_fraction": regression_fraction}
+        for name, value in {**fractions, "cnn_fraction": cnn_fraction}.items():
             if not 0.0 <= value <= 1.0:
                 raise TaskError(f"{name} must be in [0, 1], got {value!r}.")
         unknown = set(activations) - set(ACTIVATIONS)
         if unknown or not activations:
             raise TaskError(f"activations must be a non-empty subset of {sorted(ACTIVATIONS)}, got {activations!r}.")
         self.quadratic_fraction, self.regression_fraction = float(quadratic_fraction), float(regression_fraction)
+        self.cnn_fraction = float(cnn_fraction)
         self.quadratic_dims = self._pair(quadratic_dims, "quadratic_dims")
         self.widths, self.depths = self._pair(widths, "widths"), self._pair(depths, "depths")
         self.activations = tuple(activations)
@@ -197,7 +232,26 @@ class OptimizeeTasks:
         rng = as_generator(rng)
         if rng.random() < self.quadratic_fraction:
             return self._quadratics(n_tasks, rng)
+        if self.cnn_fraction and rng.random() < self.cnn_fraction:  # drawn only when used: same streams as before
+            return self._cnns(n_tasks, rng)
         return self._mlps(n_tasks, rng)
+
+    def _cnns(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
+        tab = self.tabular["classification"]
+        size = int(rng.integers(_IMAGE_SIZES[0], _IMAGE_SIZES[1] + 1))
+        channels = [1, *(int(c) for c in rng.integers(_CHANNELS[0], _CHANNELS[1] + 1, 2))]
+        classes = int(rng.integers(tab.class_range[0], tab.class_range[1] + 1))
+        shots = int(rng.integers(tab.shot_range[0], tab.shot_range[1] + 1))
+        activation = self.activations[rng.integers(len(self.activations))]
+        train, val = image_tasks(n, rng, size=size, n_classes=classes, shots=shots, query_shots=64)
+        return OptimizeeBatch(
+            init_cnn(channels, classes, n, rng),
+            train,
+            val,
+            partial(_cnn_loss, activation=activation),
+            {"kind": "cnn", "size": size, "channels": channels[1:], "classes": classes, "activation": activation},
+            ("x", "y", "mask"),
+        )
 
     def _quadratics(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
         d = int(rng.integers(self.quadratic_dims[0], self.quadratic_dims[1] + 1))
@@ -242,6 +296,7 @@ class OptimizeeTasks:
             "n_features": list(tab.feature_range),
             "n_classes": list(tab.class_range),
             "shots": list(tab.shot_range),
+            **({"cnn_fraction": self.cnn_fraction} if self.cnn_fraction else {}),  # older fingerprints stay valid
         }
 
     def describe(self) -> dict[str, Any]:

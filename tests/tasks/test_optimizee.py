@@ -42,3 +42,32 @@ def test_bad_settings_are_refused():
         OptimizeeTasks(activations=("swish?",))
     with pytest.raises(TaskError, match="widths"):
         OptimizeeTasks(widths=(0, 4))
+
+
+def test_convolutional_problems_learn_shift_tolerant_patterns_that_carry_to_held_out_images():
+    tasks = OptimizeeTasks(quadratic_fraction=0.0, cnn_fraction=1.0, n_classes=3, shots=96)
+    batch = tasks.sample(2, rng=2)
+    size = batch.description["size"]
+    assert batch.description["kind"] == "cnn" and batch.train["x"].shape == (2, 96, 1, size, size)
+    assert batch.params["w0"].shape[1:] == (batch.description["channels"][0], 1, 3, 3)
+    losses = vmap(batch.loss)
+    start_train, start_val = losses(batch.params, batch.train), losses(batch.params, batch.val)
+    assert torch.allclose(start_train, torch.log(torch.tensor(3.0)), atol=0.2)  # chance at initialisation
+    params = dict(batch.params)
+    opt_state = {k: torch.zeros_like(v) for k, v in params.items()}
+    for _ in range(300):  # plain momentum SGD on the training images
+        g = vmap(grad(batch.loss))(params, batch.train)
+        opt_state = {k: 0.9 * opt_state[k] + g[k] for k in params}
+        params = {k: params[k] - 0.1 * opt_state[k] for k in params}
+    assert (losses(params, batch.train) < 0.5 * start_train).all()
+    assert (losses(params, batch.val) < 0.5 * start_val).all()  # the patterns, not the noise, were learned
+
+
+def test_convolutional_problems_are_off_by_default_and_out_of_the_config_until_asked_for():
+    assert "cnn_fraction" not in OptimizeeTasks().get_config()
+    assert all(OptimizeeTasks().sample(2, rng=s).description["kind"] != "cnn" for s in range(20))
+    kinds = {OptimizeeTasks(cnn_fraction=0.5).sample(2, rng=s).description["kind"] for s in range(20)}
+    assert kinds == {"quadratic", "mlp", "cnn"}
+    assert OptimizeeTasks(cnn_fraction=0.5).get_config()["cnn_fraction"] == 0.5
+    with pytest.raises(TaskError, match="cnn_fraction"):
+        OptimizeeTasks(cnn_fraction=1.5)
