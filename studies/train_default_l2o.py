@@ -15,7 +15,9 @@ artifacts go to ``studies/results/l2o/`` for ``studies/l2o_vs_adam.py``; the one
 ``automl_meta/artifacts/bundled/default-l2o.ameta``.
 
 Run ``python studies/train_default_l2o.py`` (about 15 minutes on one core), or ``--quick`` for a
-seconds-long smoke run written under studies/results/quick/.
+seconds-long smoke run written under studies/results/quick/. ``--batch-size LOW HIGH``, ``--val-weight``
+and ``--cnn-fraction`` meta-train for mini-batch training instead (see ``UnrolledTrainer`` and
+``OptimizeeTasks``); with ``--out`` the result stays out of the package.
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ RULES = {
 
 
 def train(
-    name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict
+    name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict, cnn_fraction: float
 ) -> am.MetaArtifact:
     trainer = am.training.UnrolledTrainer(
         RULES[name](seed),
-        am.tasks.OptimizeeTasks(),
+        am.tasks.OptimizeeTasks(cnn_fraction=cnn_fraction),
         meta_batch_size=2 if quick else 8,
         episodes=episodes,
         horizon=20 if quick else 100,
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", choices=sorted(RULES), help="train only this rule")
     p.add_argument("--batch-size", type=int, nargs=2, metavar=("LOW", "HIGH"), help="mini-batch inner gradients")
     p.add_argument("--val-weight", type=float, default=0.0, help="weight of the held-out term of the meta-loss")
+    p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
         regime = {"batch_size": tuple(args.batch_size) if args.batch_size else None, "val_weight": args.val_weight}
-        artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime)
+        artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, args.cnn_fraction)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
         print(
             f"{name}: best validation relative log-loss {artifact.metrics['val_loss']:.4f} at episode "
