@@ -361,10 +361,10 @@ class UnrolledTrainer(OuterLoop):
         scores = []
         for i, batch in enumerate(self._val_batches):
             states = batched_init_states(self.rule, batch.params)
-            self._batches = self._mini_batches(1, i)
             loss, _, _ = truncation_loss(
                 self.rule, batch, batch.params, states, first_step=1, steps=self.validation_horizon,
-                initial=initial_losses(batch, batch.params), val_weight=self.val_weight, batches=self._batches,
+                initial=initial_losses(batch, batch.params), val_weight=self.val_weight,
+                batches=self._mini_batches(1, i),
             )  # fmt: skip
             scores.append(float(loss))
         return {"val_loss": float(np.mean(scores))}
