@@ -38,6 +38,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _l2o_problems import PROBLEMS, Problem, make_problem
+from _parallel import run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
 
 import automl_meta as am
@@ -326,14 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     path = lambda n: cache / (n.replace("/", "_") + ".json")  # noqa: E731 - short local helper
     todo = sorted((n for n in names if not path(n).exists()), key=lambda n: -steps[n] * PROBLEMS[n].batch)
     jobs = [(n, steps[n], lrs, cache, args.rule) for n in todo]  # the longest first: balanced workers
-    if args.jobs > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(min(args.jobs, len(jobs))) as pool:
-            pool.map(run_problem, jobs, chunksize=1)
-    else:
-        for job in jobs:
-            run_problem(job)
+    run_each(run_problem, jobs, args.jobs)
     results = [json.loads(path(n).read_text()) for n in names]
     rows = [summarise(r["problem"], r["runs"]) for r in results]
     return report(results, rows, step_cost(args.quick, args.rule), out)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parallel import run_each
 from _report import RESULTS, output_dir, parser, print_table, save_figure, write_csv, write_json
 
 import automl_meta as am
@@ -299,14 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
     todo = [(d, a) for d, a in grid if not (cache / f"{d}_{a}.json").exists()]
     todo.sort(key=lambda t: (t[0] != "digits", t[1] != "4x128-relu"))  # the longest first: balanced workers
     jobs = [(d, a, steps, cache, learned) for d, a in todo]
-    if args.jobs > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(min(args.jobs, len(jobs))) as pool:
-            pool.map(run_task, jobs, chunksize=1)
-    else:
-        for job in jobs:
-            run_task(job)
+    run_each(run_task, jobs, args.jobs)
     results = [json.loads((cache / f"{d}_{a}.json").read_text()) for d, a in grid]
 
     labels = list(results[0]["rows"])
