@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _l2o_problems import PROBLEMS, Problem, make_problem
-from _parallel import run_each
+from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
 
 import automl_meta as am
@@ -211,10 +210,7 @@ def run_problem(job: tuple[str, int, np.ndarray, Path, str]) -> None:
     t = time.perf_counter()
     runs = {label: train_run(problem, make, steps) for label, make in optimizers(lrs, steps, rule).items()}
     entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "runs": runs}
-    path = cache / (name.replace("/", "_") + ".json")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entry))
-    tmp.replace(path)  # a killed run never leaves half a result
+    keep(cache / (name.replace("/", "_") + ".json"), entry)
     print(f"{problem.name}: {time.perf_counter() - t:.0f} s", flush=True)
 
 
@@ -317,10 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
-    cache = out / "runs" / "l2o_minibatch"
-    if args.fresh and cache.exists():
-        shutil.rmtree(cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = job_cache(out, "l2o_minibatch", args.fresh)
     names = list(QUICK_PROBLEMS if args.quick else PROBLEMS)
     lrs = QUICK_LRS if args.quick else LRS
     steps = {n: 60 if args.quick else PROBLEMS[n].steps for n in names}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _parallel import run_each
+from _parallel import job_cache, keep, run_each
 from _report import RESULTS, output_dir, parser, print_table, save_figure, write_csv, write_json
 
 import automl_meta as am
@@ -274,9 +273,7 @@ def run_task(job) -> None:
     runs = {name: train_run(task, make, steps) for name, make in methods(learned).items()}
     rows = summarise(task["name"], runs)
     entry = {"task": task["name"], "runs": runs, "rows": rows, "chosen": {k: v["run"] for k, v in rows.items()}}
-    tmp = cache / f".{dataset}_{arch}.json.tmp"
-    tmp.write_text(json.dumps(entry))
-    tmp.replace(cache / f"{dataset}_{arch}.json")  # a killed run never leaves half a result
+    keep(cache / f"{dataset}_{arch}.json", entry)
     print(f"{task['name']}: {time.perf_counter() - t:.0f} s", flush=True)
 
 
@@ -287,10 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
-    cache = out / "runs" / "l2o_vs_adam"
-    if args.fresh and cache.exists():
-        shutil.rmtree(cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = job_cache(out, "l2o_vs_adam", args.fresh)
     if args.quick:
         grid, steps = [("iris", "4x64-tanh"), ("diabetes", "4x64-tanh")], 60
     else:
