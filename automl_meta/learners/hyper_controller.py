@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -35,6 +36,24 @@ def _buffer(space: dict[str, Tensor], key: str, like: Tensor) -> Tensor:
     ):
         buf = space[key] = torch.empty_like(like)
     return buf
+
+
+def _decay_(params: list[Tensor], keep: list[float]) -> None:
+    """``params[i] *= keep[i]``, skipped when every factor rounds to 1 in the parameters' dtype (the
+    product would be the parameters themselves): a weight decay of about 1e-8 per step costs a pass."""
+    if any(1.0 - k >= torch.finfo(params[0].dtype).eps / 4 or k > 1.0 for k in keep):
+        torch._foreach_mul_(params, keep)
+
+
+@functools.lru_cache(maxsize=64)
+def _static_features(
+    shapes: tuple[tuple[int, int], ...], dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
+    """For tensors of these (numel, dim): their sizes, their fixed features (log-size, whether a vector)
+    and the progress time scales, made once per model rather than on every controller call."""
+    n = torch.tensor([float(k) for k, _ in shapes], dtype=dtype, device=device)
+    fixed = torch.tensor([(math.log10(k) / 6, float(d <= 1)) for k, d in shapes], dtype=dtype, device=device)
+    return n, fixed, torch.tensor(TIMESCALES, dtype=dtype, device=device)
 
 
 class HyperController(UpdateRule):
@@ -73,6 +92,11 @@ class HyperController(UpdateRule):
     hidden_size : int, default=20
     wd_max : float, default=0.01
         Largest weight decay the controller can set.
+    interval : int, default=1
+        The controller runs on steps 1, 1 + interval, 1 + 2 interval, ...; the steps in between keep its
+        last learning rate, momentum and weight decay and cost what the base optimizer's step costs
+        (features, LSTM and head are skipped). Its state then also holds those two rates ("beta",
+        "wd"). A rule is meta-trained with the interval it is used with.
     seed : int, default=0
 
     Examples
@@ -87,15 +111,19 @@ class HyperController(UpdateRule):
     """
 
     name: ClassVar[str] = "hyper_controller"
+    in_place: ClassVar[bool] = True
     n_features = 7 + len(TIMESCALES)
 
-    def __init__(self, *, base: str = "adam", hidden_size: int = 20, wd_max: float = 0.01, seed: int = 0) -> None:
+    def __init__(
+        self, *, base: str = "adam", hidden_size: int = 20, wd_max: float = 0.01, interval: int = 1, seed: int = 0
+    ) -> None:
         super().__init__(seed=seed)
         if base not in BASES:
             raise ValueError(f"base must be one of {BASES}, got {base!r}.")
         self.base = base
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.wd_max = check_positive_float(wd_max, "wd_max")
+        self.interval = check_positive_int(interval, "interval")
         gen, h = self._generator(), self.hidden_size
         self.input_map = self._init_linear(nn.Linear(self.n_features, 4 * h), gen)
         self.hidden_map = self._init_linear(nn.Linear(h, 4 * h, bias=False), gen)
@@ -114,7 +142,10 @@ class HyperController(UpdateRule):
             if self.base == "adam"
             else {"m": torch.zeros_like(param)}
         )
-        return {**moments, "h": h, "c": h.clone(), "u_lr": scalar, "log_g_avg": scalar.clone(), "lr": scalar.clone()}
+        state = {**moments, "h": h, "c": h.clone(), "u_lr": scalar, "log_g_avg": scalar.clone(), "lr": scalar.clone()}
+        if self.interval > 1:  # the rates the steps between controller calls reuse
+            state.update(beta=scalar.clone(), wd=scalar.clone())
+        return state
 
     def _features(self, param: Tensor, g: Tensor, state: State, step: Tensor) -> tuple[Tensor, Tensor]:
         first = step <= 1
@@ -144,9 +175,21 @@ class HyperController(UpdateRule):
         g = clamp_grad(grad)
         x, log_g = self._features(param, g, state, step)
         h, c, u, lr = self._controller(x, state["h"], state["c"])
+        first = step <= 1
+        rates = {
+            "h": h,
+            "c": c,
+            "u_lr": u[0],
+            "log_g_avg": torch.where(first, log_g, 0.9 * state["log_g_avg"] + 0.1 * log_g),
+            "lr": lr,
+        }
         beta = MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[1]
         wd = self.wd_max * u[2]
-        first = step <= 1
+        if self.interval > 1:  # between calls, the controller's outputs and state stay as they were
+            call = torch.remainder(step - 1, self.interval) == 0
+            rates.update(beta=beta, wd=wd)
+            rates = {k: torch.where(call, v, state[k]) for k, v in rates.items()}
+            beta, wd, lr = rates["beta"], rates["wd"], rates["lr"]
         if self.base == "adam":
             # Started at the first gradient (instead of zero plus bias correction): exact for any beta_t.
             m = torch.where(first, g, beta * state["m"] + (1 - beta) * g)
@@ -158,8 +201,7 @@ class HyperController(UpdateRule):
             direction = m
             moments = {"m": m}
         new_param = param - lr * (direction + wd * param)
-        log_g_avg = torch.where(first, log_g, 0.9 * state["log_g_avg"] + 0.1 * log_g)
-        return new_param, {**moments, "h": h, "c": c, "u_lr": u[0], "log_g_avg": log_g_avg, "lr": lr}
+        return new_param, {**moments, **rates}
 
     def foreach_step(
         self,
@@ -175,63 +217,165 @@ class HyperController(UpdateRule):
         See :meth:`UpdateRule.foreach_step`.
         """
         step = torch.stack(steps)
-        first = step <= 1
-        x, log_g = self._foreach_features(params, grads, states, step, grad_norms)
-        h, c, u, lr = self._controller(x, torch.stack([s["h"] for s in states]), torch.stack([s["c"] for s in states]))
+        hosts = step.tolist()
+        rates = self._foreach_rates(params, grads, states, step, grad_norms) if self._due(hosts) else self._kept(states)
         ws = workspace if workspace is not None else [{} for _ in params]
-        new_params, moments = self._foreach_update(params, grads, states, first, u, lr, ws)
-        log_g_avg = torch.where(first, log_g, 0.9 * torch.stack([s["log_g_avg"] for s in states]) + 0.1 * log_g)
+        new_params, moments = self._foreach_update(params, grads, states, hosts, rates, ws)
         per_tensor: dict[str, Any] = dict(moments)
-        per_tensor.update(
-            h=h.unbind(), c=c.unbind(), u_lr=u[:, 0].unbind(), log_g_avg=log_g_avg.unbind(), lr=lr.unbind()
-        )
+        per_tensor.update((k, rates[k].unbind()) for k in self._rate_keys())
         return new_params, [dict(zip(per_tensor, row)) for row in zip(*per_tensor.values())]
+
+    def foreach_step_(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[State],
+        steps: list[Tensor],
+        grad_norms: list[Tensor] | None = None,
+        scales: list[float] | None = None,
+        workspace: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """:meth:`foreach_step` in place: ``params`` and the tensors of ``states`` are overwritten.
+
+        See :meth:`UpdateRule.foreach_step_`. For finite parameters and gradients clamped to
+        :func:`grad_limit`, an Adam-based entry moves by at most ``lr_max * scale / sqrt(1 - 0.999)``
+        (about ``scale``), an SGD-based one by at most ``scale * grad_limit / (1 - 0.99)``. The
+        workspace keeps each tensor's rates on the host for the steps between controller calls.
+        """
+        step = torch.stack(steps)
+        hosts = step.tolist()
+        ws = workspace if workspace is not None else [{} for _ in params]
+        if self._due(hosts):
+            rates = self._foreach_rates(params, grads, states, step, grad_norms)
+            for k in self._rate_keys():
+                for state, value in zip(states, rates[k].unbind()):
+                    state[k] = value
+            lr, beta, wd = torch.stack([rates["lr"], rates["beta"], rates["wd"]]).tolist()
+            for w, state, row in zip(ws, states, zip(lr, beta, wd)):
+                w["rates"] = (state["lr"], row)  # valid while the state holds this very tensor
+        else:  # between the controller's calls: its last rates
+            lr, beta, wd = (list(r) for r in zip(*self._host_rates(states, ws)))
+        if scales is not None:
+            lr = [r * c for r, c in zip(lr, scales)]
+        m = [s["m"] for s in states]
+        keep, neg_lr = [1 - r * w for r, w in zip(lr, wd)], [-r for r in lr]
+        if self.base == "sgd":
+            torch._foreach_mul_(m, beta)
+            torch._foreach_add_(m, grads)
+            _decay_(params, keep)
+            torch._foreach_add_(params, torch._foreach_mul(m, neg_lr))
+            return
+        m_weight, v_decay, v_weight = self._adam_weights(hosts, beta)
+        v = [s["v"] for s in states]
+        torch._foreach_lerp_(m, grads, m_weight)
+        torch._foreach_mul_(v, v_decay)
+        torch._foreach_addcmul_(v, grads, grads, v_weight)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, _EPS)
+        _decay_(params, keep)
+        torch._foreach_addcdiv_(params, m, denom, neg_lr)
+
+    @staticmethod
+    def _host_rates(states: list[State], ws: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+        """Each tensor's (lr, beta, wd): from the workspace when it belongs to the state, else one host transfer."""
+        if all(w.get("rates", (None,))[0] is s["lr"] for w, s in zip(ws, states)):
+            return [w["rates"][1] for w in ws]
+        n = len(states)
+        flat = torch.stack([s[k] for k in ("lr", "beta", "wd") for s in states]).tolist()
+        for w, state, row in zip(ws, states, zip(flat[:n], flat[n : 2 * n], flat[2 * n :])):
+            w["rates"] = (state["lr"], row)
+        return [w["rates"][1] for w in ws]
+
+    def _rate_keys(self) -> tuple[str, ...]:
+        keys = ("h", "c", "u_lr", "log_g_avg", "lr")
+        return keys + ("beta", "wd") if self.interval > 1 else keys
+
+    def _due(self, steps: list[float]) -> bool:
+        """Whether any tensor is due for a controller call at these step numbers."""
+        return self.interval == 1 or any((t - 1) % self.interval == 0 for t in steps)
+
+    def _kept(self, states: list[State]) -> dict[str, Tensor]:
+        return {k: torch.stack([s[k] for s in states]) for k in self._rate_keys()}
+
+    def _foreach_rates(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[State],
+        step: Tensor,
+        grad_norms: list[Tensor] | None,
+    ) -> dict[str, Tensor]:
+        """The controller's state and rates, one row per tensor: new for the tensors due for a call, the
+        others' as they were."""
+        x, log_g, log_g_avg = self._foreach_features(params, grads, states, step, grad_norms)
+        h, c, u, lr = self._controller(
+            x, *torch.stack([s[k] for k in ("h", "c") for s in states]).view(2, len(states), -1)
+        )
+        rates = {
+            "h": h,
+            "c": c,
+            "u_lr": u[:, 0],
+            "log_g_avg": torch.where(step <= 1, log_g, 0.9 * log_g_avg + 0.1 * log_g),
+            "lr": lr,
+            "beta": MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[:, 1],
+            "wd": self.wd_max * u[:, 2],
+        }
+        if self.interval > 1 and not torch.all(call := torch.remainder(step - 1, self.interval) == 0):
+            kept = self._kept(states)
+            rates = {k: torch.where(call.view(-1, *[1] * (v.dim() - 1)), v, kept[k]) for k, v in rates.items()}
+        return rates
+
+    @staticmethod
+    def _adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float], list[float]]:
+        """Per tensor: the weight of the gradient in m, the decay of v and the weight of g**2 in v.
+
+        A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
+        """
+        first = [t <= 1 for t in steps]
+        return (
+            [1.0 if f else 1 - b for f, b in zip(first, beta)],
+            [0.0 if f else ADAM_BETA2 for f in first],
+            [1.0 if f else 1 - ADAM_BETA2 for f in first],
+        )
 
     def _foreach_features(
         self, params: list[Tensor], g: list[Tensor], states: list[State], step: Tensor, g_norms: list[Tensor] | None
-    ) -> tuple[Tensor, Tensor]:
-        """:meth:`_features` of every tensor, one row each, from foreach norms and one dot product per tensor."""
-        n = torch.tensor([float(p.numel()) for p in params], dtype=step.dtype, device=step.device)
-        root_n = n.sqrt()
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`_features` of every tensor, one row each (from foreach norms and one dot product per
+        tensor), with the tensors' log gradient sizes and their running averages."""
+        n, fixed, scales = _static_features(tuple((p.numel(), p.dim()) for p in params), step.dtype, step.device)
         m = [s["m"] for s in states]
-        g_rms = torch.stack(torch._foreach_norm(g) if g_norms is None else g_norms) / root_n
-        m_rms = torch.stack(torch._foreach_norm(m)) / root_n
+        norms = [*(torch._foreach_norm(g) if g_norms is None else g_norms), *torch._foreach_norm(m + params)]
+        g_rms, m_rms, p_rms = (torch.stack(norms) / n.repeat(3).sqrt()).view(3, -1)
         dot = torch.stack([torch.dot(a.reshape(-1), b.reshape(-1)) for a, b in zip(g, m)])
         cos = dot / (g_rms * m_rms * n + _EPS)
         log_g = torch.log10(g_rms + 1e-16)
-        log_g_avg = torch.stack([s["log_g_avg"] for s in states])
+        log_g_avg, u_lr = torch.stack([s[k] for k in ("log_g_avg", "u_lr") for s in states]).view(2, -1)
         trend = torch.where(step <= 1, torch.zeros_like(log_g), (log_g - log_g_avg).clamp(-5, 5))
-        p_rms = torch.stack(torch._foreach_norm(params)) / root_n
-        shapes = [(math.log10(p.numel()) / 6, float(p.dim() <= 1)) for p in params]
-        fixed = torch.tensor(shapes, dtype=step.dtype, device=step.device)
-        u_lr = torch.stack([s["u_lr"] for s in states])
         scalars = torch.stack([cos, trend, log_g / 5, torch.log10(p_rms + 1e-8) / 3, u_lr], 1)
-        scales = torch.tensor(TIMESCALES, dtype=step.dtype, device=step.device)
-        return torch.cat([scalars, fixed, torch.tanh(step[:, None] / scales)], 1), log_g
+        return torch.cat([scalars, fixed, torch.tanh(step[:, None] / scales)], 1), log_g, log_g_avg
 
     def _foreach_update(
         self,
         params: list[Tensor],
         g: list[Tensor],
         states: list[State],
-        first: Tensor,
-        u: Tensor,
-        lr: Tensor,
+        steps: list[float],
+        rates: dict[str, Tensor],
         ws: list[dict[str, Tensor]],
     ) -> tuple[list[Tensor], dict[str, list[Tensor]]]:
-        """Every tensor's new value and moments, from the controller's outputs ``u`` and ``lr``.
+        """Every tensor's new value and moments, from the rates of :meth:`_foreach_rates`.
 
         ``param - lr * (direction + wd * param)`` is applied as ``param * (1 - lr * wd) - lr * direction``;
         the per-tensor rates come to the host once, as the scalars of the foreach ops. Results go to
         workspace buffers (``ws``): fresh allocations of large tensors cost page faults on every step.
         """
-        beta = MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[:, 1]
-        keep, neg_lr = 1 - lr * (self.wd_max * u[:, 2]), -lr
+        lr, beta_, wd = torch.stack([rates["lr"], rates["beta"], rates["wd"]]).tolist()
+        keep_, neg_lr_ = [1 - r * w for r, w in zip(lr, wd)], [-r for r in lr]
         new_params = [_buffer(w, "param", x) for w, x in zip(ws, params)]
         m_old = [s["m"] for s in states]
         m = [_buffer(w, "m", t) for w, t in zip(ws, m_old)]
         if self.base == "sgd":
-            beta_, keep_, neg_lr_ = torch.stack([beta, keep, neg_lr]).tolist()
             for i, x in enumerate(params):
                 torch.mul(m_old[i], beta_[i], out=m[i])
                 torch.mul(x, keep_[i], out=new_params[i])
@@ -239,17 +383,7 @@ class HyperController(UpdateRule):
             for i, new in enumerate(new_params):
                 new.add_(m[i], alpha=neg_lr_[i])
             return new_params, {"m": m}
-        # A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
-        one = torch.ones_like(beta)
-        m_weight, v_decay, v_weight, keep_, neg_lr_ = torch.stack(
-            [
-                torch.where(first, one, 1 - beta),
-                torch.where(first, 0.0, one * ADAM_BETA2),
-                torch.where(first, one, one * (1 - ADAM_BETA2)),
-                keep,
-                neg_lr,
-            ]
-        ).tolist()
+        m_weight, v_decay, v_weight = self._adam_weights(steps, beta_)
         v_old = [s["v"] for s in states]
         v, denom = [_buffer(w, "v", t) for w, t in zip(ws, v_old)], [_buffer(w, "denom", t) for w, t in zip(ws, v_old)]
         for i, x in enumerate(params):
@@ -264,4 +398,7 @@ class HyperController(UpdateRule):
         return new_params, {"m": m, "v": v}
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"base": self.base, "hidden_size": self.hidden_size, "wd_max": self.wd_max, **super()._config_kwargs()}
+        config: dict[str, Any] = {"base": self.base, "hidden_size": self.hidden_size, "wd_max": self.wd_max}
+        if self.interval > 1:  # absent at 1, so that earlier rules' configs stay as they were
+            config["interval"] = self.interval
+        return {**config, **super()._config_kwargs()}

@@ -67,6 +67,9 @@ class UpdateRule(nn.Module):
 
     name: ClassVar[str] = "update_rule"
     meta_learns: ClassVar[tuple[str, ...]] = ("update_rule",)
+    #: Whether :meth:`foreach_step_` is implemented: updates in place whose size is bounded for finite
+    #: inputs, so an optimizer may write them without checking the results first.
+    in_place: ClassVar[bool] = False
     task_type = None  # learned optimizers are not tied to classification or regression
 
     def __init__(self, *, seed: int = 0) -> None:
@@ -129,6 +132,25 @@ class UpdateRule(nn.Module):
         """
         outs = [self(p, g, s, t) for p, g, s, t in zip(params, grads, states, steps)]
         return [o[0] for o in outs], [o[1] for o in outs]
+
+    def foreach_step_(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[State],
+        steps: list[Tensor],
+        grad_norms: list[Tensor] | None = None,
+        scales: list[float] | None = None,
+        workspace: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """:meth:`foreach_step` in place, for rules with :attr:`in_place`: ``params`` and the tensors of
+        ``states`` are overwritten, and each tensor's change is multiplied by its entry of ``scales``.
+        ``workspace`` is as for :meth:`foreach_step`: one dict per tensor that the caller keeps.
+
+        Implementations bound every entry's change for finite parameters and clamped gradients (saying
+        how, in their docstring), so that a finite float32 or float64 parameter stays finite.
+        """
+        raise NotImplementedError(f"The {self.name!r} rule has no in-place step; use foreach_step.")
 
     # -- configuration ------------------------------------------------------------------------------
     def _config_kwargs(self) -> dict[str, Any]:

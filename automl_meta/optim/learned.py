@@ -23,6 +23,10 @@ _T = TypeVar("_T")  # what step()'s closure returns
 # Half-precision parameters are updated by the rule in float32 (their state is float32 too), as AMP users expect.
 _HALF = (torch.float16, torch.bfloat16)
 _Work = tuple[int, int, float, Tensor]  # group index, index in the group, lr, parameter
+# Largest group lr for which an in-place rule writes its update straight into float32/float64 parameters: its
+# change per entry stays far below the dtype's range (UpdateRule.foreach_step_), so it cannot make them
+# non-finite. Larger scales go through the checked path, which refuses a non-finite result before writing.
+_IN_PLACE_MAX_SCALE = 1e3
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -46,8 +50,10 @@ def _checked_grads(work: list[_Work], dtype: torch.dtype) -> tuple[list[Tensor],
 
     Raises FloatingPointError, naming the parameter, when a gradient holds NaN or inf.
     """
-    xs = [p.detach().to(dtype) for _, _, _, p in work]  # copies only for float16 and bfloat16
-    gs = [cast(Tensor, p.grad).to(dtype) for _, _, _, p in work]
+    if _own_dtype(work, dtype):  # no conversion: spare a call per tensor
+        xs, gs = [p.detach() for *_, p in work], [cast(Tensor, p.grad) for *_, p in work]
+    else:  # float16 and bfloat16: float32 copies
+        xs, gs = [p.detach().to(dtype) for *_, p in work], [cast(Tensor, p.grad).to(dtype) for *_, p in work]
     g_norms = list(torch._foreach_norm(gs))
     # Norms within the clamp limit mean finite entries that the clamp leaves as they are.
     if _all_within(g_norms, grad_limit(dtype)):
@@ -60,6 +66,11 @@ def _checked_grads(work: list[_Work], dtype: torch.dtype) -> tuple[list[Tensor],
             "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step()."
         )
     return xs, [clamp_grad(g) for g in gs], None
+
+
+def _own_dtype(work: list[_Work], dtype: torch.dtype) -> bool:
+    """Whether every parameter is of the compute dtype (a batch may mix float16 and bfloat16 with float32)."""
+    return all(p.dtype == dtype for *_, p in work)
 
 
 def _first_nonfinite(work: list[_Work], tensors: list[Tensor]) -> _Work | None:
@@ -120,11 +131,13 @@ class LearnedOptimizer(torch.optim.Optimizer):
     ``torch.optim.Adam``.
 
     All tensors of one dtype and device are updated together (for the ``HyperController`` rule: one
-    controller call and ``torch._foreach_*`` updates). To spare fresh allocations on every step, the rule
-    may reuse buffers of each parameter's size from step to step; the ``HyperController`` keeps four (the
-    retired moments, the new values and a denominator) besides its two moments. A state tensor taken from
-    :meth:`state_dict` without copying may therefore be overwritten two steps later (``torch.optim.Adam``
-    overwrites its own at once); state given to :meth:`load_state_dict` is never written to.
+    controller call and ``torch._foreach_*`` updates). A rule whose steps are bounded (the
+    ``HyperController``) updates float32 and float64 parameters and their state in place, as
+    ``torch.optim.Adam`` does, while each group's ``lr`` is at most 1000; otherwise the new values are
+    computed aside and checked before any is written, and the rule may reuse buffers of each
+    parameter's size from step to step. A state tensor taken from :meth:`state_dict` without copying
+    may therefore be overwritten by later steps; state given to :meth:`load_state_dict` is copied, and
+    never written to.
 
     The rule follows the parameters' device: each parameter is updated where it lives (CPU, CUDA or
     MPS) by a copy of the rule on that device, and its state is kept there, so a model moved with
@@ -164,7 +177,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         self.artifact_source = source
         self._rules: dict[tuple[torch.dtype, torch.device], UpdateRule] = {}
         # Per parameter, buffers the rule reuses for its outputs from step to step (see UpdateRule.foreach_step).
-        self._workspace: dict[Tensor, dict[str, Tensor]] = {}
+        self._workspace: dict[Tensor, dict[str, Any]] = {}
         super().__init__(params, {"lr": float(lr)})
 
     def _rule_for(self, p: Tensor) -> UpdateRule:
@@ -198,8 +211,11 @@ class LearnedOptimizer(torch.optim.Optimizer):
                     raise RuntimeError("LearnedOptimizer does not support sparse gradients.")
                 batches.setdefault((_compute_dtype(p.dtype), p.device), []).append((gi, pi, group["lr"], p))
         checked = [(work, dtype, *_checked_grads(work, dtype)) for (dtype, _), work in batches.items()]
-        results = [self._batch_update(*batch) for batch in checked]
-        for ps, states, steps, new_ps, new_states in results:  # all checked first: all or nothing
+        in_place = [batch for batch in checked if self._in_place(batch[0], batch[1])]
+        results = [self._batch_update(*batch) for batch in checked if not self._in_place(batch[0], batch[1])]
+        for batch in in_place:  # after every checked batch passed: all or nothing
+            self._update_in_place(*batch)
+        for ps, states, steps, new_ps, new_states in results:
             torch._foreach_copy_(ps, new_ps)
             for p, state, step, new_state in zip(ps, states, steps, new_states):
                 self._recycle(p, state, new_state)
@@ -221,18 +237,40 @@ class LearnedOptimizer(torch.optim.Optimizer):
                     del space[k]
                 space["live:" + k] = new
 
+    def _in_place(self, work: list[_Work], dtype: torch.dtype) -> bool:
+        """Whether the rule may update these parameters in place (see the class notes)."""
+        return self.rule.in_place and _own_dtype(work, dtype) and all(lr <= _IN_PLACE_MAX_SCALE for *_, lr, _ in work)
+
+    def _states_and_steps(self, work: list[_Work], xs: list[Tensor]) -> tuple[UpdateRule, list[Any], list[Tensor]]:
+        """The rule for these parameters, their states (made on their first step) and their new step numbers."""
+        rule = self._rule_for(work[0][3])
+        states = [self.state[p] for *_, p in work]
+        for state, x in zip(states, xs):
+            if not state:
+                state.update(rule.init_state(x))
+                state["step"] = torch.zeros((), dtype=x.dtype, device=x.device)
+        steps = list(torch._foreach_add([state["step"] for state in states], 1.0))
+        return rule, states, steps
+
+    def _update_in_place(
+        self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
+    ) -> None:
+        """Update parameters of the parameters' own dtype in place (``xs`` are views of them)."""
+        rule, states, steps = self._states_and_steps(work, xs)
+        scales = [lr for *_, lr, _ in work]
+        workspace = [self._workspace.setdefault(p, {}) for *_, p in work]
+        rule.foreach_step_(
+            xs, gs, states, steps, g_norms, None if all(lr == 1.0 for lr in scales) else scales, workspace
+        )
+        for state, step in zip(states, steps):
+            state["step"] = step
+
     def _batch_update(
         self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
     ) -> tuple[Any, ...]:
         """The checked new values and states of parameters sharing a compute dtype and device (none written)."""
         ps = [p for _, _, _, p in work]
-        rule = self._rule_for(ps[0])
-        states = [self.state[p] for p in ps]
-        for state, x in zip(states, xs):
-            if not state:
-                state.update(rule.init_state(x))
-                state["step"] = torch.zeros((), dtype=dtype, device=x.device)
-        steps = list((torch.stack([state["step"] for state in states]).to(dtype) + 1).unbind())
+        rule, states, steps = self._states_and_steps(work, xs)
         rule_states = [
             {k: v if v.dtype == dtype else v.to(dtype) for k, v in state.items() if k != "step"} for state in states
         ]
@@ -284,10 +322,12 @@ class LearnedOptimizer(torch.optim.Optimizer):
         params = self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
         self._workspace.clear()
-        for key, p in params.items():  # torch casts state to the parameter's dtype: half ones keep float32 state
-            if key in state_dict["state"] and _compute_dtype(p.dtype) != p.dtype:
+        # Copies (torch may keep the given tensors), in the rule's dtype: half parameters keep float32 state.
+        for key, p in params.items():
+            if key in state_dict["state"]:
                 self.state[p] = {
-                    k: v.to(device=p.device, dtype=_compute_dtype(p.dtype)) for k, v in state_dict["state"][key].items()
+                    k: v.to(device=p.device, dtype=_compute_dtype(p.dtype), copy=True)
+                    for k, v in state_dict["state"][key].items()
                 }
 
     def _check_loadable(self, state_dict: dict[str, Any]) -> dict[Any, Tensor]:

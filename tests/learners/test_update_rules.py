@@ -13,8 +13,14 @@ from automl_meta.learners import HyperController, LSTMOptimizer, MLPOptimizer
 from automl_meta.learners.hyper_controller import LR_RANGES
 from automl_meta.learners.lstm_optimizer import preprocess_gradient
 
-RULES = [LSTMOptimizer, MLPOptimizer, HyperController, lambda **kw: HyperController(base="sgd", **kw)]
-IDS = ["lstm", "mlp", "controller-adam", "controller-sgd"]
+RULES = [
+    LSTMOptimizer,
+    MLPOptimizer,
+    HyperController,
+    lambda **kw: HyperController(base="sgd", **kw),
+    lambda **kw: HyperController(interval=3, **kw),
+]
+IDS = ["lstm", "mlp", "controller-adam", "controller-sgd", "controller-every-3"]
 
 
 @pytest.mark.parametrize("make", RULES, ids=IDS)
@@ -23,7 +29,7 @@ def test_update_keeps_shape_and_vmapped_equals_loop(make):
     gen = torch.Generator().manual_seed(0)
     P, G = torch.randn(4, 3, 5, generator=gen), torch.randn(4, 3, 5, generator=gen)
     S = vmap(rule.init_state)(P)
-    step = torch.tensor(2.0)
+    step = torch.tensor(4.0)  # not the first step; a call step of a controller with interval 3
     batched, _ = vmap(lambda p, g, s: rule(p, g, s, step))(P, G, S)
     looped = torch.stack([rule(P[i], G[i], rule.init_state(P[i]), step)[0] for i in range(4)])
     assert batched.shape == P.shape
@@ -83,9 +89,35 @@ def test_controller_starts_as_adam_near_its_initial_rate():
     torch.testing.assert_close(new_p, -lr * torch.sign(g), atol=1e-5, rtol=1e-3)
 
 
+@pytest.mark.parametrize("base", ["adam", "sgd"])
+def test_a_controller_with_an_interval_sets_its_rates_only_on_its_call_steps(base):
+    rule = HyperController(base=base, interval=4, seed=0).requires_grad_(False)
+    every = HyperController(base=base, seed=0).requires_grad_(False)  # same weights, a call on every step
+    gen = torch.Generator().manual_seed(0)
+    p = torch.randn(10, generator=gen)
+    state, lrs = rule.init_state(p), []
+    for t in range(1, 10):
+        g = torch.randn(10, generator=gen) * 10.0 ** (t % 3)
+        before = {k: v.clone() for k, v in state.items()}
+        p_new, state = rule(p, g, state, torch.tensor(float(t)))
+        lrs.append(float(state["lr"]))
+        if t % 4 == 1:  # a call: the controller's step, as the rule without interval takes it from this state
+            ref, ref_state = every(p, g, {k: before[k] for k in every.init_state(p)}, torch.tensor(float(t)))
+            torch.testing.assert_close(p_new, ref)
+            assert not torch.equal(state["h"], before["h"])
+        else:  # between calls: the controller's state and rates stay, the moments move on
+            for k in ("h", "c", "u_lr", "log_g_avg", "lr", "beta", "wd"):
+                assert torch.equal(state[k], before[k]), k
+            assert not torch.equal(state["m"], before["m"]) and not torch.equal(p_new, p)
+        p = p_new
+    assert lrs[0] == lrs[3] and lrs[4] == lrs[7] and lrs[3] != lrs[4]
+
+
 def test_bad_arguments_are_refused_clearly():
     with pytest.raises(ValueError, match="base must be one of"):
         HyperController(base="rmsprop")
+    with pytest.raises(ValueError, match="interval"):
+        HyperController(interval=0)
     with pytest.raises(ValueError, match="hidden_size"):
         LSTMOptimizer(hidden_size=0)
     with pytest.raises(ValueError, match="hidden_sizes"):

@@ -11,7 +11,7 @@ from torch import nn
 
 import automl_meta as am
 from automl_meta.learners import HyperController, LSTMOptimizer, MLPOptimizer
-from automl_meta.optim import LearnedOptimizer
+from automl_meta.optim import LearnedOptimizer, learned
 
 RULES = {
     "lstm": LSTMOptimizer(seed=0),
@@ -213,9 +213,12 @@ def test_artifacts_are_accepted_by_object_path_and_name(tmp_path):
         am.load(path).adapt(np.zeros((3, 1)), np.zeros(3))
 
 
-@pytest.mark.parametrize("base", ["adam", "sgd"])
-def test_batched_controller_step_matches_the_rule_applied_per_tensor(base):
-    rule = HyperController(base=base, seed=0).requires_grad_(False)
+@pytest.mark.parametrize("path", ["in-place", "checked"])
+@pytest.mark.parametrize(("base", "interval"), [("adam", 1), ("sgd", 1), ("adam", 3), ("sgd", 2)])
+def test_batched_controller_step_matches_the_rule_applied_per_tensor(base, interval, path, monkeypatch):
+    if path == "checked":  # no scale is small enough for writing in place: every step is computed aside
+        monkeypatch.setattr(learned, "_IN_PLACE_MAX_SCALE", -1.0)
+    rule = HyperController(base=base, interval=interval, seed=0).requires_grad_(False)
     model, X, y = make_problem()
     params = list(model.parameters())
     ref = [p.detach().clone() for p in params]
@@ -231,7 +234,9 @@ def test_batched_controller_step_matches_the_rule_applied_per_tensor(base):
             if p.grad is not None:
                 counts[i] += 1
                 ref[i], ref_states[i] = rule(ref[i], p.grad, ref_states[i], torch.tensor(float(counts[i])))
+        moments = opt.state[params[1]].get("m")
         opt.step()
+        assert (opt.state[params[1]]["m"] is moments) == (path == "in-place" and k > 0)
         for p, r, s, n in zip(params, ref, ref_states, counts):
             torch.testing.assert_close(p.detach(), r)
             assert set(opt.state[p]) == set(s) | {"step"} and float(opt.state[p]["step"]) == n
