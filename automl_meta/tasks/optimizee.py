@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,8 +21,12 @@ from torch import Tensor
 from ..engine.losses import task_loss
 from ..exceptions import TaskError
 from ._images import image_tasks
+from .corpus_tabular import CorpusTabular
 from .distribution import as_generator, check_count
 from .tabular import SyntheticTabular
+
+if TYPE_CHECKING:
+    from ..corpus import CorpusTask
 
 Params = dict[str, Tensor]
 KINDS = ("quadratic", "mlp", "cnn")
@@ -159,7 +163,7 @@ class OptimizeeTasks:
     synthetic tabular task from :class:`SyntheticTabular` (classification or
     regression; the support set is the training data, the query set the
     validation data), or, with ``cnn_fraction``, a batch of small convolutional
-    networks on synthetic images.
+    networks on synthetic images; with ``real_fraction``, some MLP batches train on real tables.
 
     Parameters
     ----------
@@ -179,6 +183,13 @@ class OptimizeeTasks:
         Probability that a batch that is not quadratics is small convolutional networks (two 3 x 3
         convolutions of 4-16 channels, global average pooling, a linear head) classifying synthetic
         6 x 6 to 12 x 12 images (shifted class patterns in noise), with ``n_classes`` and ``shots``.
+    real_tasks : sequence of CorpusTask, default=()
+        Real tables (:func:`automl_meta.corpus.load_corpus`, for example its ``"meta-train"`` split)
+        that MLP batches may train on instead of synthetic tasks, seen as :class:`CorpusTabular` sees
+        them (random rows and columns, ``n_features`` columns at most, at most the largest of
+        ``n_classes`` classes, ``shots`` training rows).
+    real_fraction : float, default=0.0
+        Probability that an MLP batch trains on ``real_tasks`` of its task type (when there are any).
 
     Examples
     --------
@@ -201,9 +212,11 @@ class OptimizeeTasks:
         n_classes: int | tuple[int, int] = (2, 5),
         shots: int | tuple[int, int] = (64, 128),
         cnn_fraction: float = 0.0,
+        real_tasks: Sequence[CorpusTask] = (),
+        real_fraction: float = 0.0,
     ) -> None:
         fractions = {"quadratic_fraction": quadratic_fraction, "regression_fraction": regression_fraction}
-        for name, value in {**fractions, "cnn_fraction": cnn_fraction}.items():
+        for name, value in {**fractions, "cnn_fraction": cnn_fraction, "real_fraction": real_fraction}.items():
             if not 0.0 <= value <= 1.0:
                 raise TaskError(f"{name} must be in [0, 1], got {value!r}.")
         unknown = set(activations) - set(ACTIVATIONS)
@@ -217,6 +230,21 @@ class OptimizeeTasks:
         self.tabular = {
             t: SyntheticTabular(t, n_features=n_features, n_classes=n_classes, shots=shots, query_shots=64)
             for t in ("classification", "regression")
+        }
+        self.real_fraction = float(real_fraction)
+        if real_fraction and not real_tasks:
+            raise TaskError("real_fraction > 0 needs real_tasks, e.g. automl_meta.corpus.load_corpus('meta-train').")
+        self.real = self._real_tables(real_tasks, n_features, shots) if real_fraction else {}
+
+    def _real_tables(self, tasks: Sequence[CorpusTask], n_features: Any, shots: Any) -> dict[str, CorpusTabular]:
+        """The real tables of each task type, seen like the synthetic tasks (columns, classes, rows)."""
+        most_classes = self.tabular["classification"].class_range[1]
+        return {
+            t: CorpusTabular(
+                of_type, task_type=t, n_features=n_features, n_classes=most_classes, shots=shots, query_shots=64
+            )
+            for t in ("classification", "regression")
+            if (of_type := [task for task in tasks if task.task_type == t])
         }
 
     @staticmethod
@@ -271,7 +299,9 @@ class OptimizeeTasks:
         width = int(rng.integers(self.widths[0], self.widths[1] + 1))
         depth = int(rng.integers(self.depths[0], self.depths[1] + 1))
         activation = self.activations[rng.integers(len(self.activations))]
-        family = self.tabular[task_type]
+        family: SyntheticTabular | CorpusTabular = self.tabular[task_type]
+        if self.real_fraction and rng.random() < self.real_fraction and task_type in self.real:
+            family = self.real[task_type]  # drawn only when used: same streams as before
         tasks = family.sample(n, rng)
         params = init_mlp([family.n_features, *[width] * depth, family.n_outputs], n, rng)
         loss = partial(_mlp_loss, activation=activation, task_type=task_type)
@@ -280,7 +310,14 @@ class OptimizeeTasks:
             tasks.support(),
             tasks.query(),
             loss,
-            {"kind": "mlp", "task_type": task_type, "width": width, "depth": depth, "activation": activation},
+            {
+                "kind": "mlp",
+                "task_type": task_type,
+                "width": width,
+                "depth": depth,
+                "activation": activation,
+                "data": "real" if isinstance(family, CorpusTabular) else "synthetic",
+            },
             ("x", "y", "mask"),
         )
 
@@ -297,7 +334,11 @@ class OptimizeeTasks:
             "n_classes": list(tab.class_range),
             "shots": list(tab.shot_range),
             **({"cnn_fraction": self.cnn_fraction} if self.cnn_fraction else {}),  # older fingerprints stay valid
+            **({"real_fraction": self.real_fraction, "real_tasks": self._real_names()} if self.real_fraction else {}),
         }
+
+    def _real_names(self) -> list[str]:
+        return sorted(name for family in self.real.values() for name in family.names)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable description (stored in artifact manifests)."""

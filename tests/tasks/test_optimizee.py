@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.func import grad, vmap
 
+from automl_meta.corpus import load_corpus
 from automl_meta.exceptions import TaskError
 from automl_meta.tasks import OptimizeeTasks
 
@@ -71,3 +72,28 @@ def test_convolutional_problems_are_off_by_default_and_out_of_the_config_until_a
     assert OptimizeeTasks(cnn_fraction=0.5).get_config()["cnn_fraction"] == 0.5
     with pytest.raises(TaskError, match="cnn_fraction"):
         OptimizeeTasks(cnn_fraction=1.5)
+
+
+def test_real_tables_train_some_mlp_batches_from_their_own_rows_and_enter_the_config():
+    tables = load_corpus("meta-train", max_rows=300)
+    tables = [t for t in tables if t.task_type == "classification"][:3] + [
+        t for t in tables if t.task_type == "regression"
+    ][:3]
+    tasks = OptimizeeTasks(quadratic_fraction=0.0, real_tasks=tables, real_fraction=0.5, n_features=(2, 6))
+    config = tasks.get_config()
+    assert config["real_fraction"] == 0.5 and config["real_tasks"] == sorted(t.name for t in tables)
+    batches = [tasks.sample(3, rng=s) for s in range(30)]
+    assert {b.description["data"] for b in batches} == {"real", "synthetic"}
+    real = [b for b in batches if b.description["data"] == "real"]
+    assert {b.description["task_type"] for b in real} == {"classification", "regression"}
+    for b in real:  # columns standardised and clipped, padded to the widest draw; finite losses
+        x, mask = b.train["x"], b.train["mask"]
+        assert x.shape[-1] == 6 and torch.isfinite(vmap(b.loss)(b.params, b.train)).all()
+        assert x.abs().max() <= 6.0 and (mask.sum(1) >= 1).all()
+    again = OptimizeeTasks(quadratic_fraction=0.0, real_tasks=tables, real_fraction=0.5, n_features=(2, 6))
+    assert torch.equal(again.sample(3, rng=7).train["x"], tasks.sample(3, rng=7).train["x"])
+    assert "real_fraction" not in OptimizeeTasks().get_config()
+    with pytest.raises(TaskError, match="needs real_tasks"):
+        OptimizeeTasks(real_fraction=0.5)
+    with pytest.raises(TaskError, match="real_fraction"):
+        OptimizeeTasks(real_tasks=tables, real_fraction=-0.1)
