@@ -17,7 +17,9 @@ artifacts go to ``studies/results/l2o/`` for ``studies/l2o_vs_adam.py``; the one
 Run ``python studies/train_default_l2o.py`` (about 15 minutes on one core), or ``--quick`` for a
 seconds-long smoke run written under studies/results/quick/. ``--batch-size LOW HIGH``, ``--val-weight``
 and ``--cnn-fraction`` meta-train for mini-batch training instead (see ``UnrolledTrainer`` and
-``OptimizeeTasks``); with ``--out`` the result stays out of the package.
+``OptimizeeTasks``), ``--interval`` calls the controller every that many steps (``HyperController``),
+``--real-fraction`` trains that share of the MLPs on the corpus's meta-training tables (never on its
+evaluation tables, which the held-out studies use); with ``--out`` the result stays out of the package.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,18 +42,25 @@ BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # 15 minutes on one idle core (about twice that on a busy shared machine).
 EPISODES = {"hyper_controller": (224, 56), "mlp_optimizer": (93, 31), "lstm_optimizer": (54, 18)}
 RULES = {
-    "hyper_controller": lambda seed: am.learners.HyperController(base="adam", seed=seed),
-    "mlp_optimizer": lambda seed: am.learners.MLPOptimizer(seed=seed),
-    "lstm_optimizer": lambda seed: am.learners.LSTMOptimizer(seed=seed),
+    "hyper_controller": lambda seed, interval: am.learners.HyperController(base="adam", interval=interval, seed=seed),
+    "mlp_optimizer": lambda seed, interval: am.learners.MLPOptimizer(seed=seed),
+    "lstm_optimizer": lambda seed, interval: am.learners.LSTMOptimizer(seed=seed),
 }
 
 
+def problems(cnn_fraction: float, real_fraction: float) -> am.tasks.OptimizeeTasks:
+    """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables."""
+    real = am.corpus.load_corpus("meta-train", max_rows=2000) if real_fraction else ()
+    return am.tasks.OptimizeeTasks(cnn_fraction=cnn_fraction, real_tasks=real, real_fraction=real_fraction)
+
+
 def train(
-    name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict, cnn_fraction: float
+    name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict, tasks: Any
 ) -> am.MetaArtifact:
+    interval = regime.pop("interval")
     trainer = am.training.UnrolledTrainer(
-        RULES[name](seed),
-        am.tasks.OptimizeeTasks(cnn_fraction=cnn_fraction),
+        RULES[name](seed, interval),
+        tasks,
         meta_batch_size=2 if quick else 8,
         episodes=episodes,
         horizon=20 if quick else 100,
@@ -79,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, nargs=2, metavar=("LOW", "HIGH"), help="mini-batch inner gradients")
     p.add_argument("--val-weight", type=float, default=0.0, help="weight of the held-out term of the meta-loss")
     p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
+    p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
+    p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -88,8 +100,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in [args.only] if args.only else RULES:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
-        regime = {"batch_size": tuple(args.batch_size) if args.batch_size else None, "val_weight": args.val_weight}
-        artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, args.cnn_fraction)
+        regime = {
+            "batch_size": tuple(args.batch_size) if args.batch_size else None,
+            "val_weight": args.val_weight,
+            "interval": args.interval,
+        }
+        tasks = problems(args.cnn_fraction, args.real_fraction)
+        artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
         print(
             f"{name}: best validation relative log-loss {artifact.metrics['val_loss']:.4f} at episode "
