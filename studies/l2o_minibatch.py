@@ -16,7 +16,9 @@ final test loss. In the same run, ``optimizer.step()`` is timed on a 10k- and a 
 
 Finished problems are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes (``--fresh``
 starts over); ``--jobs 2`` trains two problems at a time. ``--quick``: two problems, 60 steps, 3 rates.
-``--rule PATH --out DIR`` measures another learned optimizer (an artifact) in place of ``default-l2o``.
+``--rule PATH --out DIR`` measures another learned optimizer (an artifact) in place of ``default-l2o``;
+``--baselines`` takes the Adam and AdamW runs from an earlier run's cache (same problems and steps)
+instead of training them again.
 Writes ``l2o_minibatch.csv`` (one row per problem and method), ``l2o_minibatch.json`` (the acceptance
 figures of the default learned optimizer and the step-cost ratios) and ``l2o_minibatch.png`` (curves).
 """
@@ -27,7 +29,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -210,13 +212,26 @@ def step_cost(quick: bool, rule: str = "default-l2o") -> dict[str, dict[str, flo
     return out
 
 
-def run_problem(job: tuple[str, int, np.ndarray, Path, str]) -> None:
-    """Train one problem with every method and keep its results in the cache folder."""
-    name, steps, lrs, cache, rule = job
+def _reusable(baselines: Path | None, name: str, steps: int, labels: Collection[str]) -> dict[str, dict]:
+    """The baseline runs (every method but the learned optimizer) of ``name`` kept in another run's cache."""
+    path = None if baselines is None else baselines / (name.replace("/", "_") + ".json")
+    if path is None or not path.exists():
+        return {}
+    entry = json.loads(path.read_text())
+    if entry["steps"] != steps:
+        return {}
+    return {k: v for k, v in entry["runs"].items() if k != DEFAULT and k in labels}
+
+
+def run_problem(job: tuple[str, int, np.ndarray, Path, str, Path | None]) -> None:
+    """Train one problem with every method (but baselines kept elsewhere) and keep its results in the cache."""
+    name, steps, lrs, cache, rule, baselines = job
     torch.set_num_threads(1)
     problem = make_problem(name)
     t = time.perf_counter()
-    runs = {label: train_run(problem, make, steps) for label, make in optimizers(lrs, steps, rule).items()}
+    methods = optimizers(lrs, steps, rule)
+    reused = _reusable(baselines, name, steps, methods)
+    runs = {label: reused.get(label) or train_run(problem, make, steps) for label, make in methods.items()}
     entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "runs": runs}
     keep(cache / (name.replace("/", "_") + ".json"), entry)
     print(f"{problem.name}: {time.perf_counter() - t:.0f} s", flush=True)
@@ -318,6 +333,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--fresh", action="store_true", help="ignore finished problems of an earlier run")
     p.add_argument("--jobs", type=int, default=1, help="problems trained in parallel (single-threaded processes)")
     p.add_argument("--rule", default="default-l2o", help="the learned optimizer (artifact path); give --out with it")
+    p.add_argument(
+        "--baselines", type=Path, help="an earlier run's cache folder (<out>/runs/l2o_minibatch): reuse its baselines"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -327,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = {n: 60 if args.quick else PROBLEMS[n].steps for n in names}
     path = lambda n: cache / (n.replace("/", "_") + ".json")  # noqa: E731 - short local helper
     todo = sorted((n for n in names if not path(n).exists()), key=lambda n: -steps[n] * PROBLEMS[n].batch)
-    jobs = [(n, steps[n], lrs, cache, args.rule) for n in todo]  # the longest first: balanced workers
+    jobs = [(n, steps[n], lrs, cache, args.rule, args.baselines) for n in todo]  # the longest first: balanced
     run_each(run_problem, jobs, args.jobs)
     results = [json.loads(path(n).read_text()) for n in names]
     rows = [summarise(r["problem"], r["runs"]) for r in results]
