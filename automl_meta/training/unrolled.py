@@ -25,14 +25,7 @@ from ..engine import Params
 from ..engine.learned_update import States, batched_init_states
 from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch, OptimizeeTasks
-from ._meta_objective import (
-    Initial,
-    MiniBatches,
-    check_batch_size,
-    initial_losses,
-    moved,
-    truncation_loss,
-)
+from ._meta_objective import Initial, MiniBatches, check_batch_size, initial_losses, moved, truncation_loss
 from ._outer_loop import OuterLoop, seeded_rng
 from .callbacks import Callback
 from .distributed import current_group
@@ -64,6 +57,12 @@ class UnrolledTrainer(OuterLoop):
         Inner training steps of an episode.
     unroll : int, default=20
         Steps per truncation; must divide ``horizon``.
+    updates_per_episode : int, optional
+        How many of an episode's ``horizon // unroll`` truncations, drawn at random (by seed and
+        episode), are followed by an outer update; the others only train the problems, without
+        gradients. Long horizons (thousands of steps, like real training runs) then cost about a third
+        of their full price per step while the rule still learns from late truncations. By default
+        every truncation.
     estimator : {"tbptt", "es"}, default="tbptt"
         Truncated backpropagation through time, or antithetic evolution strategies.
     es_pairs : int, default=8
@@ -138,6 +137,7 @@ class UnrolledTrainer(OuterLoop):
         episodes: int = 500,
         horizon: int = 100,
         unroll: int = 20,
+        updates_per_episode: int | None = None,
         estimator: str = "tbptt",
         es_pairs: int = 8,
         es_sigma: float = 0.01,
@@ -166,6 +166,13 @@ class UnrolledTrainer(OuterLoop):
         self.unroll = check_positive_int(unroll, "unroll")
         if self.horizon % self.unroll:
             raise ValueError(f"unroll ({unroll}) must divide horizon ({horizon}).")
+        truncations = self.horizon // self.unroll
+        self.updates_per_episode = check_positive_int(updates_per_episode or truncations, "updates_per_episode")
+        if self.updates_per_episode > truncations:
+            raise ValueError(
+                f"updates_per_episode ({updates_per_episode}) exceeds the {truncations} truncations of an "
+                f"episode (horizon {horizon} / unroll {unroll})."
+            )
         self.estimator = estimator
         self.es_pairs = check_positive_int(es_pairs, "es_pairs")
         self.es_sigma = check_positive_float(es_sigma, "es_sigma")
@@ -209,6 +216,11 @@ class UnrolledTrainer(OuterLoop):
             # Only when set: runs and checkpoints made before these options keep their fingerprints.
             **({"batch_size": list(self.batch_size)} if self.batch_size else {}),
             **({"val_weight": self.val_weight} if self.val_weight else {}),
+            **(
+                {"updates_per_episode": self.updates_per_episode}
+                if self.updates_per_episode < self.horizon // self.unroll
+                else {}
+            ),
         }
 
     def _fingerprint(self) -> dict[str, Any]:
@@ -253,22 +265,12 @@ class UnrolledTrainer(OuterLoop):
         grads = {k: torch.zeros_like(v) for k, v in weights.items()}
         for _ in range(self.es_pairs):
             noise = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device) for k, v in weights.items()}
-            plus = self._truncation_loss(
-                batch,
-                params,
-                states,
-                first_step,
-                initial,
-                {k: w + self.es_sigma * noise[k] for k, w in weights.items()},
-            )[0]
-            minus = self._truncation_loss(
-                batch,
-                params,
-                states,
-                first_step,
-                initial,
-                {k: w - self.es_sigma * noise[k] for k, w in weights.items()},
-            )[0]
+            plus, minus = (
+                self._truncation_loss(batch, params, states, first_step, initial, perturbed)[0]
+                for perturbed in (
+                    {k: w + sign * self.es_sigma * noise[k] for k, w in weights.items()} for sign in (1, -1)
+                )
+            )
             scale = (plus - minus) / (2 * self.es_sigma * self.es_pairs)
             for k in grads:
                 grads[k] += scale * noise[k]
@@ -329,10 +331,15 @@ class UnrolledTrainer(OuterLoop):
         initial = initial_losses(batch, params)
         self._batches = self._mini_batches(0, self.episode)
         truncations = self.horizon // self.unroll
+        updated = self._updated_truncations(truncations)
         losses, norms, skipped = [], [], False
         for k in range(truncations):
             iteration = self.episode * truncations + k
             first_step = k * self.unroll + 1
+            if k not in updated:  # only trains the problems on: no meta-gradient, no outer update
+                with torch.no_grad():
+                    _, params, states = self._truncation_loss(batch, params, states, first_step, initial)
+                continue
             if self.estimator == "tbptt":
                 meta_loss, params, states = self._tbptt(batch, params, states, first_step, initial)
             else:
@@ -344,6 +351,13 @@ class UnrolledTrainer(OuterLoop):
             params = {n: p.detach() for n, p in params.items()}
             states = {n: {k2: v.detach() for k2, v in s.items()} for n, s in states.items()}
         return {"loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)), "skipped": skipped}
+
+    def _updated_truncations(self, truncations: int) -> set[int]:
+        """The truncations of this episode followed by an outer update (all, unless fewer were asked for)."""
+        if self.updates_per_episode >= truncations:
+            return set(range(truncations))
+        rng = seeded_rng(self.seed, 5, self.episode)
+        return {int(k) for k in rng.choice(truncations, size=self.updates_per_episode, replace=False)}
 
     def _counts_toward_running(self, logs: dict[str, Any]) -> bool:
         # An episode whose updates were partly skipped still reports its (finite) mean meta-loss.

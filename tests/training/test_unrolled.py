@@ -75,9 +75,33 @@ def test_es_meta_training_runs_end_to_end():
     assert artifact.training["estimator"] == "es" and artifact.metrics["skipped_updates"] == 0
 
 
+def test_sparse_updates_train_through_the_whole_horizon_and_update_after_some_truncations(monkeypatch):
+    t = trainer(HyperController(seed=0), horizon=40, unroll=5, updates_per_episode=3, episodes=3)
+    seen = []
+    real = UnrolledTrainer._truncation_loss
+
+    def spy(self, batch, params, states, first_step, initial, weights=None):
+        seen.append((self.episode, first_step, torch.is_grad_enabled()))
+        return real(self, batch, params, states, first_step, initial, weights)
+
+    monkeypatch.setattr(UnrolledTrainer, "_truncation_loss", spy)
+    artifact = t.fit()
+    assert artifact.training["updates_per_episode"] == 3
+    assert int(t.optimizer.state_dict()["state"][0]["step"]) == 3 * 3  # outer steps: 3 per episode
+    for episode in range(3):
+        steps = [(first, grad) for e, first, grad in seen if e == episode]
+        assert [first for first, _ in steps] == list(range(1, 40, 5))  # every truncation, in order
+        assert sum(grad for _, grad in steps) == 3
+    updated = [tuple(first for e, first, grad in seen if e == ep and grad) for ep in range(3)]
+    assert len(set(updated)) > 1  # drawn anew for each episode
+    assert "updates_per_episode" not in trainer(horizon=40, unroll=5, updates_per_episode=8).config()
+
+
 def test_bad_settings_are_refused_clearly():
     with pytest.raises(ValueError, match="must divide"):
         trainer(horizon=25, unroll=10)
+    with pytest.raises(ValueError, match="exceeds the 2 truncations"):
+        trainer(horizon=20, unroll=10, updates_per_episode=3)
     with pytest.raises(ValueError, match="estimator"):
         trainer(estimator="pes?")
     with pytest.raises(TypeError, match="UpdateRule"):
