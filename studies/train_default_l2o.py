@@ -15,11 +15,17 @@ artifacts go to ``studies/results/l2o/`` for ``studies/l2o_vs_adam.py``; the one
 ``automl_meta/artifacts/bundled/default-l2o.ameta``.
 
 Run ``python studies/train_default_l2o.py`` (about 15 minutes on one core), or ``--quick`` for a
-seconds-long smoke run written under studies/results/quick/. ``--batch-size LOW HIGH``, ``--val-weight``
-and ``--cnn-fraction`` meta-train for mini-batch training instead (see ``UnrolledTrainer`` and
-``OptimizeeTasks``), ``--interval`` calls the controller every that many steps (``HyperController``),
-``--real-fraction`` trains that share of the MLPs on the corpus's meta-training tables (never on its
-evaluation tables, which the held-out studies use); with ``--out`` the result stays out of the package.
+seconds-long smoke run written under studies/results/quick/. Options meta-train for other regimes:
+
+- ``--batch-size LOW HIGH``, ``--val-weight``: mini-batch inner gradients and a held-out term in the
+  meta-loss (``UnrolledTrainer``);
+- ``--cnn-fraction``, ``--real-fraction``: that share of small CNNs, and of MLPs on the corpus's
+  meta-training tables (never its evaluation tables, which the held-out studies use) (``OptimizeeTasks``);
+- ``--interval``: the controller runs every that many steps (``HyperController``);
+- ``--horizon``, ``--updates``, ``--episodes``: the inner run's length, how many of its truncations update
+  the rule (``UnrolledTrainer(updates_per_episode=...)``, for long runs), and the number of episodes.
+
+With ``--out`` the result stays out of the package.
 """
 
 from __future__ import annotations
@@ -57,18 +63,21 @@ def problems(cnn_fraction: float, real_fraction: float) -> am.tasks.OptimizeeTas
 def train(
     name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict, tasks: Any
 ) -> am.MetaArtifact:
-    interval = regime.pop("interval")
+    regime = dict(regime)
+    interval, horizon = regime.pop("interval"), regime.pop("horizon")
+    if quick:  # seconds: a short horizon, every truncation updated
+        horizon, regime["updates_per_episode"] = 20, None
     trainer = am.training.UnrolledTrainer(
         RULES[name](seed, interval),
         tasks,
         meta_batch_size=2 if quick else 8,
         episodes=episodes,
-        horizon=20 if quick else 100,
+        horizon=horizon,
         unroll=10 if quick else 20,
         outer_lr=2e-3,
         clip_grad_norm=1.0,
         n_validation_batches=1 if quick else 2,
-        validation_horizon=40 if quick else 400,
+        validation_horizon=40 if quick else max(400, 2 * horizon),
         eval_every=eval_every,
         checkpoint_dir=run_dir / name,
         resume=True,
@@ -91,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
+    p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
+    p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
+    p.add_argument("--episodes", type=int, help="episodes (default: the rule's budget)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -100,10 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     for name in [args.only] if args.only else RULES:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
+        if args.episodes and not args.quick:
+            episodes, eval_every = args.episodes, max(1, args.episodes // 4)
         regime = {
             "batch_size": tuple(args.batch_size) if args.batch_size else None,
             "val_weight": args.val_weight,
             "interval": args.interval,
+            "horizon": args.horizon,
+            "updates_per_episode": args.updates,
         }
         tasks = problems(args.cnn_fraction, args.real_fraction)
         artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
