@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _report import RESULTS, output_dir, parser
 
 import automl_meta as am
+from automl_meta.corpus import load_corpus
 
 BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # (episodes, validate/checkpoint every) per rule: sized so that the three runs together take about
@@ -56,7 +57,7 @@ RULES = {
 
 def problems(cnn_fraction: float, real_fraction: float) -> am.tasks.OptimizeeTasks:
     """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables."""
-    real = am.corpus.load_corpus("meta-train", max_rows=2000) if real_fraction else ()
+    real = load_corpus("meta-train", max_rows=2000) if real_fraction else ()
     return am.tasks.OptimizeeTasks(cnn_fraction=cnn_fraction, real_tasks=real, real_fraction=real_fraction)
 
 
