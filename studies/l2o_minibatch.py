@@ -11,7 +11,8 @@ step), the test loss at the end and at its best evaluation (every 1/50 of the ru
 tuned Adam's final training loss, the wall time per step, and divergence (a non-finite loss, or a final
 training loss above the starting one). "Adam (tuned)" and "AdamW-cos (tuned)" are the best of their 7
 rates in hindsight by final training loss; for test losses the reference is Adam tuned in hindsight on
-final test loss. In the same run, ``optimizer.step()`` is timed on a 10k- and a 1M-parameter MLP against
+final test loss (the json also gives the share within 1.1x of the "Adam (tuned)" run's test loss). In
+the same run, ``optimizer.step()`` is timed on a 10k- and a 1M-parameter MLP against
 ``torch.optim.Adam(foreach=True)``, in blocks of whole controller intervals (see ``step_cost``).
 
 Finished problems are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes (``--fresh``
@@ -163,6 +164,7 @@ def summarise(name: str, runs: dict[str, dict]) -> dict[str, dict]:
             "best_test": float(np.nanmin(r["test"])) if np.isfinite(r["test"]).any() else math.nan,
             "train_vs_tuned_adam": r["train"][-1] / tuned["train"][-1],
             "test_vs_tuned_adam": r["test"][-1] / tuned_test["test"][-1],
+            "test_vs_train_tuned_adam": r["test"][-1] / tuned["test"][-1],
             "steps_ratio": reach / tuned_steps,
             "ms_per_step": r["ms_per_step"],
             "diverged": r["diverged"],
@@ -246,6 +248,9 @@ def acceptance(rows: list[dict[str, dict]], cost: dict[str, dict[str, float]]) -
         "train_le_adam_1e3": share([r["train_le_adam_1e3"] for r in mine]),
         "train_le_tuned_adam": share([r["train_vs_tuned_adam"] <= 1.0 for r in mine]),
         "test_within_1.1x_tuned_adam": share([r["test_vs_tuned_adam"] <= 1.1 for r in mine]),
+        # The same against Adam tuned on training loss (the "Adam (tuned)" of the other figures): a weaker
+        # reference wherever the best training rate overfits; reported beside, not as, the target.
+        "test_within_1.1x_train_tuned_adam": share([r["test_vs_train_tuned_adam"] <= 1.1 for r in mine]),
         "divergences": int(sum(r["diverged"] for r in mine)),
         "step_ratio_10k": cost["10k"]["ratio"],
         "step_ratio_1M": cost["1M"]["ratio"],
