@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, ClassVar
 
@@ -10,50 +9,17 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import check_positive_float, check_positive_int
+from ._many_tensors import ADAM_BETA2, EPS, features, host_rates, remember_rates, update_, update_into
 from .update_rule import TIMESCALES, State, UpdateRule, clamp_grad, progress_features, rms
 
 BASES = ("adam", "sgd")
 # Learning-rate ranges of the controller's output, (min, max, initial), per base optimizer.
 LR_RANGES = {"adam": (1e-5, 0.03, 3e-3), "sgd": (1e-5, 1.0, 1e-2)}
 MOMENTUM_RANGE = (0.0, 0.99)
-ADAM_BETA2 = 0.999
-_EPS = 1e-8
 
 
 def _logit(u: float) -> float:
     return math.log(u / (1 - u))
-
-
-def _buffer(space: dict[str, Tensor], key: str, like: Tensor) -> Tensor:
-    """``space[key]`` if it fits ``like`` (and is not ``like`` itself), else a new one stored there."""
-    buf = space.get(key)
-    if (
-        buf is None
-        or buf.shape != like.shape
-        or buf.dtype != like.dtype
-        or buf.device != like.device
-        or buf.data_ptr() == like.data_ptr()
-    ):
-        buf = space[key] = torch.empty_like(like)
-    return buf
-
-
-def _decay_(params: list[Tensor], keep: list[float]) -> None:
-    """``params[i] *= keep[i]``, skipped when every factor rounds to 1 in the parameters' dtype (the
-    product would be the parameters themselves): a weight decay of about 1e-8 per step costs a pass."""
-    if any(1.0 - k >= torch.finfo(params[0].dtype).eps / 4 or k > 1.0 for k in keep):
-        torch._foreach_mul_(params, keep)
-
-
-@functools.lru_cache(maxsize=64)
-def _static_features(
-    shapes: tuple[tuple[int, int], ...], dtype: torch.dtype, device: torch.device
-) -> tuple[Tensor, Tensor, Tensor]:
-    """For tensors of these (numel, dim): their sizes, their fixed features (log-size, whether a vector)
-    and the progress time scales, made once per model rather than on every controller call."""
-    n = torch.tensor([float(k) for k, _ in shapes], dtype=dtype, device=device)
-    fixed = torch.tensor([(math.log10(k) / 6, float(d <= 1)) for k, d in shapes], dtype=dtype, device=device)
-    return n, fixed, torch.tensor(TIMESCALES, dtype=dtype, device=device)
 
 
 class HyperController(UpdateRule):
@@ -151,7 +117,7 @@ class HyperController(UpdateRule):
         first = step <= 1
         g_rms = rms(g)
         m = state["m"]
-        cos = (g * m).sum() / (g_rms * rms(m) * g.numel() + _EPS)
+        cos = (g * m).sum() / (g_rms * rms(m) * g.numel() + EPS)
         log_g = torch.log10(g_rms + 1e-16)
         trend = torch.where(first, torch.zeros_like(log_g), (log_g - state["log_g_avg"]).clamp(-5, 5))
         numel = torch.tensor(math.log10(param.numel()) / 6, dtype=g.dtype, device=g.device)
@@ -194,7 +160,7 @@ class HyperController(UpdateRule):
             # Started at the first gradient (instead of zero plus bias correction): exact for any beta_t.
             m = torch.where(first, g, beta * state["m"] + (1 - beta) * g)
             v = torch.where(first, g.square(), ADAM_BETA2 * state["v"] + (1 - ADAM_BETA2) * g.square())
-            direction = m / (v.sqrt() + _EPS)
+            direction = m / (v.sqrt() + EPS)
             moments = {"m": m, "v": v}
         else:
             m = beta * state["m"] + g
@@ -216,11 +182,14 @@ class HyperController(UpdateRule):
 
         See :meth:`UpdateRule.foreach_step`.
         """
-        step = torch.stack(steps)
-        hosts = step.tolist()
-        rates = self._foreach_rates(params, grads, states, step, grad_norms) if self._due(hosts) else self._kept(states)
+        hosts = torch.stack(steps).tolist()
+        if self._due(hosts):
+            rates = self._foreach_rates(params, grads, states, hosts, grad_norms)
+        else:
+            rates = {k: torch.stack([s[k] for s in states]) for k in self._rate_keys()}
+        lr, beta, wd = torch.stack([rates["lr"], rates["beta"], rates["wd"]]).tolist()
         ws = workspace if workspace is not None else [{} for _ in params]
-        new_params, moments = self._foreach_update(params, grads, states, hosts, rates, ws)
+        new_params, moments = update_into(self.base, params, grads, states, hosts, (lr, beta, wd), ws)
         per_tensor: dict[str, Any] = dict(moments)
         per_tensor.update((k, rates[k].unbind()) for k in self._rate_keys())
         return new_params, [dict(zip(per_tensor, row)) for row in zip(*per_tensor.values())]
@@ -242,49 +211,20 @@ class HyperController(UpdateRule):
         (about ``scale``), an SGD-based one by at most ``scale * grad_limit / (1 - 0.99)``. The
         workspace keeps each tensor's rates on the host for the steps between controller calls.
         """
-        step = torch.stack(steps)
-        hosts = step.tolist()
+        hosts = torch.stack(steps).tolist()
         ws = workspace if workspace is not None else [{} for _ in params]
         if self._due(hosts):
-            rates = self._foreach_rates(params, grads, states, step, grad_norms)
+            rates = self._foreach_rates(params, grads, states, hosts, grad_norms)
             for k in self._rate_keys():
                 for state, value in zip(states, rates[k].unbind()):
                     state[k] = value
             lr, beta, wd = torch.stack([rates["lr"], rates["beta"], rates["wd"]]).tolist()
-            for w, state, row in zip(ws, states, zip(lr, beta, wd)):
-                w["rates"] = (state["lr"], row)  # valid while the state holds this very tensor
+            remember_rates(states, ws, lr, beta, wd)
         else:  # between the controller's calls: its last rates
-            lr, beta, wd = (list(r) for r in zip(*self._host_rates(states, ws)))
+            lr, beta, wd = host_rates(states, ws)
         if scales is not None:
             lr = [r * c for r, c in zip(lr, scales)]
-        m = [s["m"] for s in states]
-        keep, neg_lr = [1 - r * w for r, w in zip(lr, wd)], [-r for r in lr]
-        if self.base == "sgd":
-            torch._foreach_mul_(m, beta)
-            torch._foreach_add_(m, grads)
-            _decay_(params, keep)
-            torch._foreach_add_(params, torch._foreach_mul(m, neg_lr))
-            return
-        m_weight, v_decay, v_weight = self._adam_weights(hosts, beta)
-        v = [s["v"] for s in states]
-        torch._foreach_lerp_(m, grads, m_weight)
-        torch._foreach_mul_(v, v_decay)
-        torch._foreach_addcmul_(v, grads, grads, v_weight)
-        denom = torch._foreach_sqrt(v)
-        torch._foreach_add_(denom, _EPS)
-        _decay_(params, keep)
-        torch._foreach_addcdiv_(params, m, denom, neg_lr)
-
-    @staticmethod
-    def _host_rates(states: list[State], ws: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
-        """Each tensor's (lr, beta, wd): from the workspace when it belongs to the state, else one host transfer."""
-        if all(w.get("rates", (None,))[0] is s["lr"] for w, s in zip(ws, states)):
-            return [w["rates"][1] for w in ws]
-        n = len(states)
-        flat = torch.stack([s[k] for k in ("lr", "beta", "wd") for s in states]).tolist()
-        for w, state, row in zip(ws, states, zip(flat[:n], flat[n : 2 * n], flat[2 * n :])):
-            w["rates"] = (state["lr"], row)
-        return [w["rates"][1] for w in ws]
+        update_(self.base, params, grads, states, hosts, (lr, beta, wd))
 
     def _rate_keys(self) -> tuple[str, ...]:
         keys = ("h", "c", "u_lr", "log_g_avg", "lr")
@@ -294,20 +234,17 @@ class HyperController(UpdateRule):
         """Whether any tensor is due for a controller call at these step numbers."""
         return self.interval == 1 or any((t - 1) % self.interval == 0 for t in steps)
 
-    def _kept(self, states: list[State]) -> dict[str, Tensor]:
-        return {k: torch.stack([s[k] for s in states]) for k in self._rate_keys()}
-
     def _foreach_rates(
         self,
         params: list[Tensor],
         grads: list[Tensor],
         states: list[State],
-        step: Tensor,
+        steps: list[float],
         grad_norms: list[Tensor] | None,
     ) -> dict[str, Tensor]:
         """The controller's state and rates, one row per tensor: new for the tensors due for a call, the
         others' as they were."""
-        x, log_g, log_g_avg = self._foreach_features(params, grads, states, step, grad_norms)
+        x, log_g_avg = features(params, grads, states, steps, grad_norms)
         h, c, u, lr = self._controller(
             x, *torch.stack([s[k] for k in ("h", "c") for s in states]).view(2, len(states), -1)
         )
@@ -315,87 +252,18 @@ class HyperController(UpdateRule):
             "h": h,
             "c": c,
             "u_lr": u[:, 0],
-            "log_g_avg": torch.where(step <= 1, log_g, 0.9 * log_g_avg + 0.1 * log_g),
+            "log_g_avg": log_g_avg,
             "lr": lr,
             "beta": MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[:, 1],
             "wd": self.wd_max * u[:, 2],
         }
-        if self.interval > 1 and not torch.all(call := torch.remainder(step - 1, self.interval) == 0):
-            kept = self._kept(states)
-            rates = {k: torch.where(call.view(-1, *[1] * (v.dim() - 1)), v, kept[k]) for k, v in rates.items()}
+        due = [self.interval == 1 or (t - 1) % self.interval == 0 for t in steps]
+        if not all(due):  # tensors whose step counts fell behind the others' (no gradient on some step)
+            call = torch.tensor(due, device=x.device)
+            for k, v in rates.items():
+                kept = torch.stack([s[k] for s in states])
+                rates[k] = torch.where(call.view(-1, *[1] * (v.dim() - 1)), v, kept)
         return rates
-
-    @staticmethod
-    def _adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float], list[float]]:
-        """Per tensor: the weight of the gradient in m, the decay of v and the weight of g**2 in v.
-
-        A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
-        """
-        first = [t <= 1 for t in steps]
-        return (
-            [1.0 if f else 1 - b for f, b in zip(first, beta)],
-            [0.0 if f else ADAM_BETA2 for f in first],
-            [1.0 if f else 1 - ADAM_BETA2 for f in first],
-        )
-
-    def _foreach_features(
-        self, params: list[Tensor], g: list[Tensor], states: list[State], step: Tensor, g_norms: list[Tensor] | None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`_features` of every tensor, one row each (from foreach norms and one dot product per
-        tensor), with the tensors' log gradient sizes and their running averages."""
-        n, fixed, scales = _static_features(tuple((p.numel(), p.dim()) for p in params), step.dtype, step.device)
-        m = [s["m"] for s in states]
-        norms = [*(torch._foreach_norm(g) if g_norms is None else g_norms), *torch._foreach_norm(m + params)]
-        g_rms, m_rms, p_rms = (torch.stack(norms) / n.repeat(3).sqrt()).view(3, -1)
-        dot = torch.stack([torch.dot(a.reshape(-1), b.reshape(-1)) for a, b in zip(g, m)])
-        cos = dot / (g_rms * m_rms * n + _EPS)
-        log_g = torch.log10(g_rms + 1e-16)
-        log_g_avg, u_lr = torch.stack([s[k] for k in ("log_g_avg", "u_lr") for s in states]).view(2, -1)
-        trend = torch.where(step <= 1, torch.zeros_like(log_g), (log_g - log_g_avg).clamp(-5, 5))
-        scalars = torch.stack([cos, trend, log_g / 5, torch.log10(p_rms + 1e-8) / 3, u_lr], 1)
-        return torch.cat([scalars, fixed, torch.tanh(step[:, None] / scales)], 1), log_g, log_g_avg
-
-    def _foreach_update(
-        self,
-        params: list[Tensor],
-        g: list[Tensor],
-        states: list[State],
-        steps: list[float],
-        rates: dict[str, Tensor],
-        ws: list[dict[str, Tensor]],
-    ) -> tuple[list[Tensor], dict[str, list[Tensor]]]:
-        """Every tensor's new value and moments, from the rates of :meth:`_foreach_rates`.
-
-        ``param - lr * (direction + wd * param)`` is applied as ``param * (1 - lr * wd) - lr * direction``;
-        the per-tensor rates come to the host once, as the scalars of the foreach ops. Results go to
-        workspace buffers (``ws``): fresh allocations of large tensors cost page faults on every step.
-        """
-        lr, beta_, wd = torch.stack([rates["lr"], rates["beta"], rates["wd"]]).tolist()
-        keep_, neg_lr_ = [1 - r * w for r, w in zip(lr, wd)], [-r for r in lr]
-        new_params = [_buffer(w, "param", x) for w, x in zip(ws, params)]
-        m_old = [s["m"] for s in states]
-        m = [_buffer(w, "m", t) for w, t in zip(ws, m_old)]
-        if self.base == "sgd":
-            for i, x in enumerate(params):
-                torch.mul(m_old[i], beta_[i], out=m[i])
-                torch.mul(x, keep_[i], out=new_params[i])
-            torch._foreach_add_(m, g)
-            for i, new in enumerate(new_params):
-                new.add_(m[i], alpha=neg_lr_[i])
-            return new_params, {"m": m}
-        m_weight, v_decay, v_weight = self._adam_weights(steps, beta_)
-        v_old = [s["v"] for s in states]
-        v, denom = [_buffer(w, "v", t) for w, t in zip(ws, v_old)], [_buffer(w, "denom", t) for w, t in zip(ws, v_old)]
-        for i, x in enumerate(params):
-            torch.lerp(m_old[i], g[i], m_weight[i], out=m[i])
-            torch.mul(v_old[i], v_decay[i], out=v[i])
-            torch.mul(x, keep_[i], out=new_params[i])
-        torch._foreach_addcmul_(v, g, g, v_weight)
-        for i, t in enumerate(v):
-            torch.sqrt(t, out=denom[i])
-        torch._foreach_add_(denom, _EPS)
-        torch._foreach_addcdiv_(new_params, m, denom, neg_lr_)
-        return new_params, {"m": m, "v": v}
 
     def _config_kwargs(self) -> dict[str, Any]:
         config: dict[str, Any] = {"base": self.base, "hidden_size": self.hidden_size, "wd_max": self.wd_max}

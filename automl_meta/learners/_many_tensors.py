@@ -1,0 +1,175 @@
+"""The :class:`~automl_meta.learners.HyperController`'s step for many tensors at once.
+
+Per-tensor statistics come from a few foreach reductions and one transfer to the host, where the
+controller's features are plain arithmetic on a handful of numbers per tensor (small tensor operations
+cost more in dispatch than in arithmetic); the updates are ``torch._foreach_*`` operations with one
+scalar per tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .update_rule import TIMESCALES, State
+
+ADAM_BETA2 = 0.999
+EPS = 1e-8
+
+
+def features(
+    params: list[Tensor], grads: list[Tensor], states: list[State], steps: list[float], grad_norms: list[Tensor] | None
+) -> tuple[Tensor, Tensor]:
+    """Rows of the controller's features (as ``HyperController._features`` makes them for one tensor),
+    and each tensor's new running average of its log gradient size."""
+    k = len(params)
+    m = [s["m"] for s in states]
+    g_norms = grad_norms if grad_norms is not None else list(torch._foreach_norm(grads))
+    kept = [s[key] for key in ("log_g_avg", "u_lr") for s in states]
+    host = torch.stack([*g_norms, *torch._foreach_norm(m + params), *kept]).tolist()
+    gn, mn, pn, avg, u_lr = (host[i * k : (i + 1) * k] for i in range(5))
+    # cos(g, m) from the length of the sum of the unit vectors, |g/|g| + m/|m||^2 = 1 + 1 + 2 cos: one
+    # foreach reduction instead of a dot product per tensor, and exact to rounding (no cancellation).
+    unit = torch._foreach_mul(grads, [1.0 / x if x > 0 else 0.0 for x in gn])
+    torch._foreach_add_(unit, torch._foreach_mul(m, [1.0 / x if x > 0 else 0.0 for x in mn]))
+    sums = torch.stack(torch._foreach_norm(unit)).tolist()
+    rows, new_avg = [], []
+    for i, p in enumerate(params):
+        n = p.numel()
+        both = gn[i] * mn[i]
+        cos = (sums[i] ** 2 - (gn[i] > 0) - (mn[i] > 0)) / 2 * both / (both + EPS)  # as dot / (|g| |m| + eps)
+        log_g = math.log10(gn[i] / math.sqrt(n) + 1e-16)
+        first = steps[i] <= 1
+        trend = 0.0 if first else min(max(log_g - avg[i], -5.0), 5.0)
+        log_p = math.log10(pn[i] / math.sqrt(n) + 1e-8)
+        shape = [math.log10(n) / 6, float(p.dim() <= 1)]
+        rows.append([cos, trend, log_g / 5, log_p / 3, u_lr[i], *shape, *(math.tanh(steps[i] / t) for t in TIMESCALES)])
+        new_avg.append(log_g if first else 0.9 * avg[i] + 0.1 * log_g)
+    dtype, device = params[0].dtype, params[0].device
+    return torch.tensor(rows, dtype=dtype, device=device), torch.tensor(new_avg, dtype=dtype, device=device)
+
+
+def host_rates(states: list[State], ws: list[dict[str, Any]]) -> tuple[list[float], list[float], list[float]]:
+    """Each tensor's learning rate, momentum and weight decay, from the workspace when it was filled from
+    this very state (between controller calls), else with one transfer to the host."""
+    if not all(w.get("rates", (None,))[0] is s["lr"] for w, s in zip(ws, states)):
+        n = len(states)
+        flat = torch.stack([s[k] for k in ("lr", "beta", "wd") for s in states]).tolist()
+        remember_rates(states, ws, flat[:n], flat[n : 2 * n], flat[2 * n :])
+    lr, beta, wd = zip(*(w["rates"][1] for w in ws))
+    return list(lr), list(beta), list(wd)
+
+
+def remember_rates(
+    states: list[State], ws: list[dict[str, Any]], lr: list[float], beta: list[float], wd: list[float]
+) -> None:
+    """Keep the rates on the host, tied to the state's learning-rate tensor (a new state invalidates them)."""
+    for w, state, row in zip(ws, states, zip(lr, beta, wd)):
+        w["rates"] = (state["lr"], row)
+
+
+def adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float], list[float]]:
+    """Per tensor: the weight of the gradient in m, the decay of v and the weight of g**2 in v.
+
+    A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
+    """
+    first = [t <= 1 for t in steps]
+    return (
+        [1.0 if f else 1 - b for f, b in zip(first, beta)],
+        [0.0 if f else ADAM_BETA2 for f in first],
+        [1.0 if f else 1 - ADAM_BETA2 for f in first],
+    )
+
+
+def decay_(params: list[Tensor], keep: list[float]) -> None:
+    """``params[i] *= keep[i]``, skipped when every factor rounds to 1 in the parameters' dtype (the
+    product would be the parameters themselves): a weight decay of about 1e-8 per step costs a pass."""
+    if any(1.0 - k >= torch.finfo(params[0].dtype).eps / 4 or k > 1.0 for k in keep):
+        torch._foreach_mul_(params, keep)
+
+
+def update_(
+    base: str,
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[State],
+    steps: list[float],
+    rates: tuple[list[float], list[float], list[float]],
+) -> None:
+    """The base optimizer's step with per-tensor ``(lr, beta, wd)``, in place on ``params`` and the moments."""
+    lr, beta, wd = rates
+    m = [s["m"] for s in states]
+    keep, neg_lr = [1 - r * w for r, w in zip(lr, wd)], [-r for r in lr]
+    if base == "sgd":
+        torch._foreach_mul_(m, beta)
+        torch._foreach_add_(m, grads)
+        decay_(params, keep)
+        torch._foreach_add_(params, torch._foreach_mul(m, neg_lr))
+        return
+    m_weight, v_decay, v_weight = adam_weights(steps, beta)
+    v = [s["v"] for s in states]
+    torch._foreach_lerp_(m, grads, m_weight)
+    torch._foreach_mul_(v, v_decay)
+    torch._foreach_addcmul_(v, grads, grads, v_weight)
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_add_(denom, EPS)
+    decay_(params, keep)
+    torch._foreach_addcdiv_(params, m, denom, neg_lr)
+
+
+def buffer(space: dict[str, Tensor], key: str, like: Tensor) -> Tensor:
+    """``space[key]`` if it fits ``like`` (and is not ``like`` itself), else a new one stored there."""
+    buf = space.get(key)
+    if (
+        buf is None
+        or buf.shape != like.shape
+        or buf.dtype != like.dtype
+        or buf.device != like.device
+        or buf.data_ptr() == like.data_ptr()
+    ):
+        buf = space[key] = torch.empty_like(like)
+    return buf
+
+
+def update_into(
+    base: str,
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[State],
+    steps: list[float],
+    rates: tuple[list[float], list[float], list[float]],
+    ws: list[dict[str, Tensor]],
+) -> tuple[list[Tensor], dict[str, list[Tensor]]]:
+    """:func:`update_` into workspace buffers, leaving ``params`` and the states as they are.
+
+    Fresh allocations of large tensors cost page faults on every step, hence the buffers.
+    """
+    lr, beta, wd = rates
+    keep, neg_lr = [1 - r * w for r, w in zip(lr, wd)], [-r for r in lr]
+    new_params = [buffer(w, "param", x) for w, x in zip(ws, params)]
+    m_old = [s["m"] for s in states]
+    m = [buffer(w, "m", t) for w, t in zip(ws, m_old)]
+    if base == "sgd":
+        for i, x in enumerate(params):
+            torch.mul(m_old[i], beta[i], out=m[i])
+            torch.mul(x, keep[i], out=new_params[i])
+        torch._foreach_add_(m, grads)
+        for i, new in enumerate(new_params):
+            new.add_(m[i], alpha=neg_lr[i])
+        return new_params, {"m": m}
+    m_weight, v_decay, v_weight = adam_weights(steps, beta)
+    v_old = [s["v"] for s in states]
+    v, denom = [buffer(w, "v", t) for w, t in zip(ws, v_old)], [buffer(w, "denom", t) for w, t in zip(ws, v_old)]
+    for i, x in enumerate(params):
+        torch.lerp(m_old[i], grads[i], m_weight[i], out=m[i])
+        torch.mul(v_old[i], v_decay[i], out=v[i])
+        torch.mul(x, keep[i], out=new_params[i])
+    torch._foreach_addcmul_(v, grads, grads, v_weight)
+    for i, t in enumerate(v):
+        torch.sqrt(t, out=denom[i])
+    torch._foreach_add_(denom, EPS)
+    torch._foreach_addcdiv_(new_params, m, denom, neg_lr)
+    return new_params, {"m": m, "v": v}
