@@ -19,7 +19,8 @@ Finished tasks are kept under ``<out>/runs/l2o_vs_adam/`` so a killed run resume
 over); ``--jobs 2`` trains two tasks at a time. ``--quick`` runs two small tasks for 60 steps (seconds).
 Writes ``l2o_vs_adam.csv`` (one row per task and method), ``l2o_vs_adam.json`` (headline figures for the
 default learned optimizer), ``l2o_vs_adam_details.json`` (every method's summary and the step overhead) and
-``l2o_vs_adam.png`` (loss curves).
+``l2o_vs_adam.png`` (loss curves). ``--rule PATH --out DIR`` measures another controller artifact in place
+of the trained one, and ``--baselines`` takes the other methods' runs from an earlier run's cache.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -264,15 +266,30 @@ def plot(results: list[dict], path: Path, names: list[str]) -> None:
     save_figure(fig, path)
 
 
+def _reusable(baselines: Path | None, dataset: str, arch: str, steps: int, names: Collection[str]) -> dict:
+    """The runs of every method but the controller that another run's cache kept for this task."""
+    path = None if baselines is None else baselines / f"{dataset}_{arch}.json"
+    if path is None or not path.exists():
+        return {}
+    entry = json.loads(path.read_text())
+    if entry.get("steps") != steps:
+        return {}
+    label = LEARNED_LABELS["hyper_controller"]
+    return {k: v for k, v in entry["runs"].items() if k != label and k in names}
+
+
 def run_task(job) -> None:
-    """Train one held-out task with every method and keep its results in the cache folder."""
-    dataset, arch, steps, cache, learned = job
+    """Train one held-out task with every method (but runs kept elsewhere) and keep its results in the cache."""
+    dataset, arch, steps, cache, learned, baselines = job
     torch.set_num_threads(1)
     task = make_task(dataset, arch)
     t = time.perf_counter()
-    runs = {name: train_run(task, make, steps) for name, make in methods(learned).items()}
+    made = methods(learned)
+    reused = _reusable(baselines, dataset, arch, steps, made)
+    runs = {name: reused.get(name) or train_run(task, make, steps) for name, make in made.items()}
     rows = summarise(task["name"], runs)
-    entry = {"task": task["name"], "runs": runs, "rows": rows, "chosen": {k: v["run"] for k, v in rows.items()}}
+    chosen = {k: v["run"] for k, v in rows.items()}
+    entry = {"task": task["name"], "steps": steps, "runs": runs, "rows": rows, "chosen": chosen}
     keep(cache / f"{dataset}_{arch}.json", entry)
     print(f"{task['name']}: {time.perf_counter() - t:.0f} s", flush=True)
 
@@ -281,6 +298,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "two small tasks, 60 steps (seconds)")
     p.add_argument("--fresh", action="store_true", help="ignore finished tasks of an earlier run")
     p.add_argument("--jobs", type=int, default=1, help="tasks trained in parallel (single-threaded processes)")
+    p.add_argument("--rule", help="a controller artifact measured in place of the trained one; give --out with it")
+    p.add_argument("--baselines", type=Path, help="an earlier run's cache folder: reuse its other methods' runs")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -290,10 +309,12 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         grid, steps = [(d, a) for d in DATASETS for a in ARCHITECTURES], HORIZON
     learned = learned_artifacts(args.quick)
+    if args.rule:
+        learned["hyper_controller"] = args.rule
     default_name = LEARNED_LABELS[am.load("default-l2o").learner.name]
     todo = [(d, a) for d, a in grid if not (cache / f"{d}_{a}.json").exists()]
     todo.sort(key=lambda t: (t[0] != "digits", t[1] != "4x128-relu"))  # the longest first: balanced workers
-    jobs = [(d, a, steps, cache, learned) for d, a in todo]
+    jobs = [(d, a, steps, cache, learned, args.baselines) for d, a in todo]
     run_each(run_task, jobs, args.jobs)
     results = [json.loads((cache / f"{d}_{a}.json").read_text()) for d, a in grid]
 
