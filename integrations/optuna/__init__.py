@@ -16,8 +16,7 @@
    configurations.
 2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
    confidence bound) among small steps around the study's best trial, never one the study has already
-   run; the steps double with each transfer trial that does not improve on the best (up to 8 times). The
-   prediction is a ranking-weighted ensemble of Gaussian processes: one per past task (fitted
+   run. The prediction is a ranking-weighted ensemble of Gaussian processes: one per past task (fitted
    to Gaussian-copula scores of its losses, so that tasks on different scales share one scale, with a
    length scale per parameter) and one fitted to the study's own trials. The weights start as the
    similarities of the neighbours and move, as the study's trials accumulate, to how well each process
