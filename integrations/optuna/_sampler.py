@@ -38,7 +38,7 @@ _logger = logging.getLogger("automl_meta.integrations.optuna")
 # ``_transfer``) would propose other configurations for the same knowledge, store, task and seed:
 # studies/warmstart_real.py keys its kept cases by it (and by the knowledge file), and runs again only the
 # cases of another version.
-_SAMPLER_VERSION = "a2c72a209be98538"
+_SAMPLER_VERSION = "217fa7b16753a16e"
 
 _Slot = tuple[str, int]  # a search space of the knowledge: (Pipeline prefix it was loaded for, its index)
 
@@ -321,13 +321,7 @@ class MetaLearnedSampler(BaseSampler):
             return {}
         assert self._rng is not None
         return transfer(
-            study,
-            encoding,
-            models,
-            self._rng,
-            n_candidates=self._n_candidates,
-            prior_weight=self._prior_weight,
-            first=self._n_portfolio,
+            study, encoding, models, self._rng, n_candidates=self._n_candidates, prior_weight=self._prior_weight
         )
 
     def _handed_over(self, trial: FrozenTrial) -> bool:

@@ -270,10 +270,6 @@ def expected_minimum(reached: np.ndarray, mean: np.ndarray, spread: float) -> np
 
 # -- the transfer phase: steps around the best trial, judged by the past tasks' processes and the study's own --
 _TRUST_STEPS = (0.02, 0.05, 0.1)  # step sizes of the transfer phase's candidates, in the unit cube
-# Each transfer trial after the best one that did not improve on it doubles the steps, up to 2**3 (steps of up
-# to 0.8): a trust region that widens when the region around the best is exhausted or flat (as TuRBO's,
-# Eriksson et al., 2019), so that a study whose first trials all landed on a plateau can still leave it.
-_MAX_DOUBLINGS = 3
 _CONFIDENCE = 2.0  # standard deviations of the study's own process an unexplored step is credited with
 
 
@@ -310,7 +306,6 @@ def transfer(
     *,
     n_candidates: int,
     prior_weight: float,
-    first: int = 0,
 ) -> dict[str, Any]:
     """The candidate of lowest optimistic predicted loss, among steps around the study's best trial.
 
@@ -325,8 +320,6 @@ def transfer(
     steps into directions the study has not tried beat tiny moves next to the best trial. The study's own
     process and the ranking see at most ``_OWN_RECENT + _OWN_BEST`` results (:func:`._own._kept`), and the
     trials' unit vectors are remembered (:func:`._own.own_results`), so that a trial's cost hardly grows with the study.
-    The steps double with each result since the best one, counting only results from the ``first``-th on (the
-    first of the transfer phase), up to ``2 ** _MAX_DOUBLINGS`` times.
     """
     own, units = own_results(study, encoding)
     prior = np.array([m.weight for m in models] + [0.0])
@@ -345,9 +338,7 @@ def transfer(
         a = prior_weight / (prior_weight + len(own))  # the similarities fade with every own trial, kept or not
         weights = a * prior + (1 - a) * ranked
     centres = np.repeat(Uo[np.argmin(y)][None, :], k, axis=0)
-    stale = len(own) - 1 - max(int(np.argmin(own)), first - 1)  # transfer results since the best, none better
-    widen = 2.0 ** min(max(stale, 0), _MAX_DOUBLINGS)
-    scales = widen * np.array(_TRUST_STEPS)[rng.randint(len(_TRUST_STEPS), size=(k, 1))]
+    scales = np.array(_TRUST_STEPS)[rng.randint(len(_TRUST_STEPS), size=(k, 1))]
     cand = snap(encoding, encoding.perturb(rng, centres, scales))  # integers, steps and categories rounded
     done = {u.tobytes() for u in units}
     fresh = np.array([u.tobytes() not in done for u in cand])
