@@ -40,6 +40,18 @@ def _check_rule_and_estimator(rule: Any, estimator: str) -> None:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
 
 
+def _check_truncations(horizon: Any, unroll: Any, updates: Any) -> tuple[int, int, int]:
+    """``(horizon, unroll, updates per episode)`` checked (updates: every truncation when None)."""
+    horizon, unroll = check_positive_int(horizon, "horizon"), check_positive_int(unroll, "unroll")
+    if horizon % unroll:
+        raise ValueError(f"unroll ({unroll}) must divide horizon ({horizon}).")
+    truncations = horizon // unroll
+    updates = check_positive_int(truncations if updates is None else updates, "updates_per_episode")
+    if updates > truncations:
+        raise ValueError(f"updates_per_episode ({updates}) exceeds the {truncations} truncations of an episode.")
+    return horizon, unroll, updates
+
+
 class UnrolledTrainer(OuterLoop):
     """Meta-train a learned optimizer (an :class:`~automl_meta.learners.UpdateRule`).
 
@@ -162,17 +174,7 @@ class UnrolledTrainer(OuterLoop):
         self.problems = problems if problems is not None else OptimizeeTasks()
         self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
         self.episodes = check_positive_int(episodes, "episodes")
-        self.horizon = check_positive_int(horizon, "horizon")
-        self.unroll = check_positive_int(unroll, "unroll")
-        if self.horizon % self.unroll:
-            raise ValueError(f"unroll ({unroll}) must divide horizon ({horizon}).")
-        truncations = self.horizon // self.unroll
-        self.updates_per_episode = check_positive_int(updates_per_episode or truncations, "updates_per_episode")
-        if self.updates_per_episode > truncations:
-            raise ValueError(
-                f"updates_per_episode ({updates_per_episode}) exceeds the {truncations} truncations of an "
-                f"episode (horizon {horizon} / unroll {unroll})."
-            )
+        self.horizon, self.unroll, self.updates_per_episode = _check_truncations(horizon, unroll, updates_per_episode)
         self.estimator = estimator
         self.es_pairs = check_positive_int(es_pairs, "es_pairs")
         self.es_sigma = check_positive_float(es_sigma, "es_sigma")

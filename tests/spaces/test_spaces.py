@@ -34,8 +34,11 @@ def _data(classifier: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _make(cls: type):
-    """A small instance: forests at 20 trees keep the test fast (the spaces leave n_estimators alone)."""
-    return cls(n_estimators=20) if "n_estimators" in cls().get_params() else cls()
+    """A small, seeded instance: forests at 20 trees keep the test fast (the spaces leave n_estimators alone);
+    a fixed random_state keeps what converges independent of the global random state other tests leave."""
+    params = cls().get_params()
+    kwargs = {"n_estimators": 20} if "n_estimators" in params else {}
+    return cls(**kwargs, **({"random_state": 0} if "random_state" in params else {}))
 
 
 @pytest.fixture(autouse=True)
