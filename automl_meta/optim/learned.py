@@ -176,7 +176,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
         self.rule = rule.eval().requires_grad_(False)
         self.artifact_source = source
         self._rules: dict[tuple[torch.dtype, torch.device], UpdateRule] = {}
-        # Per parameter, buffers the rule reuses for its outputs from step to step (see UpdateRule.foreach_step).
+        # Per parameter, what the rule keeps from step to step: buffers for its outputs, its rates on the host
+        # (see UpdateRule.foreach_step and foreach_step_).
         self._workspace: dict[Tensor, dict[str, Any]] = {}
         super().__init__(params, {"lr": float(lr)})
 
@@ -211,9 +212,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
                     raise RuntimeError("LearnedOptimizer does not support sparse gradients.")
                 batches.setdefault((_compute_dtype(p.dtype), p.device), []).append((gi, pi, group["lr"], p))
         checked = [(work, dtype, *_checked_grads(work, dtype)) for (dtype, _), work in batches.items()]
-        in_place = [batch for batch in checked if self._in_place(batch[0], batch[1])]
-        results = [self._batch_update(*batch) for batch in checked if not self._in_place(batch[0], batch[1])]
-        for batch in in_place:  # after every checked batch passed: all or nothing
+        in_place = [self._in_place(batch[0], batch[1]) for batch in checked]
+        results = [self._batch_update(*batch) for batch, direct in zip(checked, in_place) if not direct]
+        for batch in (batch for batch, direct in zip(checked, in_place) if direct):  # after all checks: all or nothing
             self._update_in_place(*batch)
         for ps, states, steps, new_ps, new_states in results:
             torch._foreach_copy_(ps, new_ps)
