@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _l2o_problems import PROBLEMS, Problem, make_problem
 from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
+from _step_timing import step_ms
 
 import automl_meta as am
 
@@ -192,18 +193,7 @@ def step_cost(quick: bool, rule: str = "default-l2o") -> dict[str, dict[str, flo
             ("Adam", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
             (DEFAULT, lambda ps: am.optim.LearnedOptimizer(ps, artifact=rule)),
         ):
-            opt = make(model.parameters())
-            interval = getattr(getattr(opt, "rule", None), "interval", 1)
-            block = interval * max(1, math.ceil(20 / interval))
-            for _ in range(block):  # state creation and warm-up
-                opt.step()
-            samples = []
-            for _ in range(reps):
-                t = time.perf_counter()
-                for _ in range(block):
-                    opt.step()
-                samples.append((time.perf_counter() - t) / block)
-            ms[label] = 1e3 * float(np.median(samples))
+            ms[label] = step_ms(make(model.parameters()), reps, at_least=20)
         n_params = sum(p.numel() for p in model.parameters())
         out[size] = {
             "n_params": n_params,

@@ -39,6 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from _parallel import job_cache, keep, run_each
 from _report import RESULTS, output_dir, parser, print_table, save_figure, write_csv, write_json
+from _step_timing import step_ms
 
 import automl_meta as am
 
@@ -225,18 +226,7 @@ def step_overhead(learned: dict[str, Path | str], quick: bool) -> dict[str, dict
     reps = 5 if quick else 30
     times = {}
     for name, make in optimizers.items():
-        opt = make(model.parameters())
-        block = getattr(getattr(opt, "rule", None), "interval", 1)  # whole controller intervals: calls count fully
-        for _ in range(3):  # warm up (state creation)
-            opt.step()
-        samples = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            for _ in range(block):
-                opt.step()
-            samples.append((time.perf_counter() - t) / block)
-        times[name] = float(np.median(samples)) * 1e3
-        del opt
+        times[name] = step_ms(make(model.parameters()), reps, warmup=3)
     return {name: {"ms": ms, "ratio_vs_adam": ms / times["Adam"], "n_params": n_params} for name, ms in times.items()}
 
 
