@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +29,23 @@ def run_quick_study(tmp_path):
         return tmp_path
 
     return run
+
+
+def marked_copy(cache: Path, kept: Path) -> Path:
+    """A copy of a study's cache folder at ``kept`` whose every run carries a marker (its file's name), to
+    tell runs reused from it from runs trained again."""
+    shutil.copytree(cache, kept)
+    for path in kept.glob("*.json"):
+        entry = json.loads(path.read_text())
+        for run in entry["runs"].values():
+            run["marker"] = path.name
+        path.write_text(json.dumps(entry))
+    return kept
+
+
+def assert_reused_all_but(cache: Path, trained: str) -> None:
+    """Every run in ``cache`` came marked from :func:`marked_copy`, but ``trained``, which was trained again."""
+    for path in cache.glob("*.json"):
+        runs = json.loads(path.read_text())["runs"]
+        assert "marker" not in runs.pop(trained)
+        assert runs and all(run["marker"] == path.name for run in runs.values())

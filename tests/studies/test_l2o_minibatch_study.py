@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 
 import pytest
 
-from .conftest import STUDIES
+from .conftest import STUDIES, assert_reused_all_but, marked_copy
 
 
 @pytest.fixture
@@ -75,15 +74,6 @@ def test_quick_study_writes_results(run_quick_study):
 
 def test_another_rule_reuses_the_baselines_kept_by_an_earlier_run(run_quick_study):
     cache = run_quick_study("l2o_minibatch") / "runs" / "l2o_minibatch"
-    kept = cache.parent / "kept"
-    shutil.copytree(cache, kept)
-    for path in kept.glob("*.json"):  # marked, to tell reused runs from runs trained again
-        entry = json.loads(path.read_text())
-        for run in entry["runs"].values():
-            run["marker"] = path.name
-        path.write_text(json.dumps(entry))
+    kept = marked_copy(cache, cache.parent / "kept")
     run_quick_study("l2o_minibatch", "--fresh", "--baselines", str(kept))
-    for path in cache.glob("*.json"):
-        runs = json.loads(path.read_text())["runs"]
-        assert "marker" not in runs.pop("L2O (default)")  # the learned optimizer is always trained
-        assert runs and all(run["marker"] == path.name for run in runs.values())
+    assert_reused_all_but(cache, "L2O (default)")  # the learned optimizer is always trained

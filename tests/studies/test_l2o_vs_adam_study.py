@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 
 import automl_meta as am
+
+from .conftest import assert_reused_all_but, marked_copy
 
 
 def test_quick_study_writes_results(run_quick_study):
@@ -40,16 +41,7 @@ def test_quick_study_writes_results(run_quick_study):
 
 def test_another_controller_reuses_the_other_methods_runs_kept_by_an_earlier_run(run_quick_study, tmp_path):
     cache = run_quick_study("l2o_vs_adam") / "runs" / "l2o_vs_adam"
-    kept = tmp_path / "kept"
-    shutil.copytree(cache, kept)
-    for path in kept.glob("*.json"):  # marked, to tell reused runs from runs trained again
-        entry = json.loads(path.read_text())
-        for run in entry["runs"].values():
-            run["marker"] = path.name
-        path.write_text(json.dumps(entry))
+    kept = marked_copy(cache, tmp_path / "kept")
     rule = am.MetaArtifact(am.learners.HyperController(interval=5, seed=1)).save(tmp_path / "candidate.ameta")
     run_quick_study("l2o_vs_adam", "--fresh", "--rule", str(rule), "--baselines", str(kept))
-    for path in cache.glob("*.json"):
-        runs = json.loads(path.read_text())["runs"]
-        assert "marker" not in runs.pop("L2O controller")  # the controller is always trained
-        assert runs and all(run["marker"] == path.name for run in runs.values())
+    assert_reused_all_but(cache, "L2O controller")  # the controller is always trained
