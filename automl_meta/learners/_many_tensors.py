@@ -3,11 +3,12 @@
 Per-tensor statistics come from a few foreach reductions and one transfer to the host, where the
 controller's features are plain arithmetic on a handful of numbers per tensor (small tensor operations
 cost more in dispatch than in arithmetic); the updates are ``torch._foreach_*`` operations with one
-scalar per tensor.
+scalar per tensor, given as 0-dim tensors where a Python number would be converted on every call.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -71,24 +72,46 @@ def remember_rates(
         w["rates"] = (state["lr"], row)
 
 
-def adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float], list[float]]:
-    """Per tensor: the weight of the gradient in m, the decay of v and the weight of g**2 in v.
+def adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float]]:
+    """Per tensor: the weight of the gradient in m and of g**2 in v (as lerp weights).
 
     A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
     """
     first = [t <= 1 for t in steps]
-    return (
-        [1.0 if f else 1 - b for f, b in zip(first, beta)],
-        [0.0 if f else ADAM_BETA2 for f in first],
-        [1.0 if f else 1 - ADAM_BETA2 for f in first],
-    )
+    return [1.0 if f else 1 - b for f, b in zip(first, beta)], [1.0 if f else 1 - ADAM_BETA2 for f in first]
 
 
-def decay_(params: list[Tensor], keep: list[float]) -> None:
+def constants(ws: list[dict[str, Any]], key: str, values: list[float], like: Tensor) -> list[Tensor]:
+    """``values`` as 0-dim tensors of ``like``'s dtype and device, kept in the workspace under ``key``.
+
+    On the CPU, a foreach operation with one Python number per tensor converts every number to a tensor
+    on each call; with tensors it costs about half as much. The tensors are made again when a value changes.
+    """
+    kept = [w.get(key) for w in ws]
+    if all(c is not None and c[0] == x and _fits(c[1], like) for c, x in zip(kept, values)):
+        return [c[1] for c in kept]  # type: ignore[index]
+    made = torch.tensor(values, dtype=like.dtype, device=like.device).unbind()
+    for w, x, t in zip(ws, values, made):
+        w[key] = (x, t)
+    return list(made)
+
+
+def _fits(t: Tensor, like: Tensor) -> bool:
+    return t.dtype == like.dtype and t.device == like.device
+
+
+@functools.cache
+def constant(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """One 0-dim tensor per value, dtype and device, for foreach operations that add the same number to
+    every tensor (see :func:`constants`); never written to."""
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
+def decay_(params: list[Tensor], keep: list[float], ws: list[dict[str, Any]]) -> None:
     """``params[i] *= keep[i]``, skipped when every factor rounds to 1 in the parameters' dtype (the
     product would be the parameters themselves): a weight decay of about 1e-8 per step costs a pass."""
     if any(1.0 - k >= torch.finfo(params[0].dtype).eps / 4 or k > 1.0 for k in keep):
-        torch._foreach_mul_(params, keep)
+        torch._foreach_mul_(params, constants(ws, "keep", keep, params[0]))
 
 
 def update_(
@@ -98,25 +121,30 @@ def update_(
     states: list[State],
     steps: list[float],
     rates: tuple[list[float], list[float], list[float]],
+    ws: list[dict[str, Any]],
 ) -> None:
-    """The base optimizer's step with per-tensor ``(lr, beta, wd)``, in place on ``params`` and the moments."""
+    """The base optimizer's step with per-tensor ``(lr, beta, wd)``, in place on ``params`` and the moments.
+
+    ``ws`` (one dict per tensor, kept by the caller) holds the step's constants as tensors (:func:`constants`).
+    """
     lr, beta, wd = rates
     m = [s["m"] for s in states]
     keep, neg_lr = [1 - r * w for r, w in zip(lr, wd)], [-r for r in lr]
     if base == "sgd":
-        torch._foreach_mul_(m, beta)
+        torch._foreach_mul_(m, constants(ws, "beta", beta, m[0]))
         torch._foreach_add_(m, grads)
-        decay_(params, keep)
+        decay_(params, keep, ws)
         torch._foreach_add_(params, torch._foreach_mul(m, neg_lr))
         return
-    m_weight, v_decay, v_weight = adam_weights(steps, beta)
+    m_weight, v_weight = adam_weights(steps, beta)
     v = [s["v"] for s in states]
     torch._foreach_lerp_(m, grads, m_weight)
-    torch._foreach_mul_(v, v_decay)
-    torch._foreach_addcmul_(v, grads, grads, v_weight)
+    # v + w (g^2 - v) is Adam's 0.999 v + 0.001 g^2 (exactly g^2 on the first step, w = 1), in two foreach
+    # calls that take Python numbers cheaply (a multiplication by one number per tensor does not).
+    torch._foreach_lerp_(v, torch._foreach_mul(grads, grads), v_weight)
     denom = torch._foreach_sqrt(v)
-    torch._foreach_add_(denom, EPS)
-    decay_(params, keep)
+    torch._foreach_add_(denom, [constant(EPS, v[0].dtype, v[0].device)] * len(v))
+    decay_(params, keep, ws)
     torch._foreach_addcdiv_(params, m, denom, neg_lr)
 
 
@@ -160,16 +188,15 @@ def update_into(
         for i, new in enumerate(new_params):
             new.add_(m[i], alpha=neg_lr[i])
         return new_params, {"m": m}
-    m_weight, v_decay, v_weight = adam_weights(steps, beta)
+    m_weight, v_weight = adam_weights(steps, beta)
     v_old = [s["v"] for s in states]
     v, denom = [buffer(w, "v", t) for w, t in zip(ws, v_old)], [buffer(w, "denom", t) for w, t in zip(ws, v_old)]
-    for i, x in enumerate(params):
+    for i, x in enumerate(params):  # the arithmetic of update_, operation for operation
         torch.lerp(m_old[i], grads[i], m_weight[i], out=m[i])
-        torch.mul(v_old[i], v_decay[i], out=v[i])
+        torch.mul(grads[i], grads[i], out=denom[i])
+        torch.lerp(v_old[i], denom[i], v_weight[i], out=v[i])
+        torch.sqrt(v[i], out=denom[i])
         torch.mul(x, keep[i], out=new_params[i])
-    torch._foreach_addcmul_(v, grads, grads, v_weight)
-    for i, t in enumerate(v):
-        torch.sqrt(t, out=denom[i])
     torch._foreach_add_(denom, EPS)
     torch._foreach_addcdiv_(new_params, m, denom, neg_lr)
     return new_params, {"m": m, "v": v}

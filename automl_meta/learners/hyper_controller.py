@@ -224,7 +224,7 @@ class HyperController(UpdateRule):
             lr, beta, wd = host_rates(states, ws)
         if scales is not None:
             lr = [r * c for r, c in zip(lr, scales)]
-        update_(self.base, params, grads, states, hosts, (lr, beta, wd))
+        update_(self.base, params, grads, states, hosts, (lr, beta, wd), ws)
 
     def _rate_keys(self) -> tuple[str, ...]:
         keys = ("h", "c", "u_lr", "log_g_avg", "lr")

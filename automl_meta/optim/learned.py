@@ -16,6 +16,7 @@ from .._validation import check_nonnegative_float
 from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
 from ..learners import UpdateRule
+from ..learners._many_tensors import constant
 from ..learners.update_rule import clamp_grad, grad_limit
 
 DEFAULT_ARTIFACT = "default-l2o"
@@ -80,7 +81,7 @@ def _first_nonfinite(work: list[_Work], tensors: list[Tensor]) -> _Work | None:
 
 def _all_within(norms: list[Tensor], limit: float) -> bool:
     """Whether every norm is below ``limit`` (one host sync for all; NaN is not)."""
-    return bool((torch.stack(norms) < limit).all())
+    return all(n < limit for n in torch.stack(norms).tolist())
 
 
 def _all_finite(t: Tensor) -> bool:
@@ -250,8 +251,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
             if not state:
                 state.update(rule.init_state(x))
                 state["step"] = torch.zeros((), dtype=x.dtype, device=x.device)
-        steps = list(torch._foreach_add([state["step"] for state in states], 1.0))
-        return rule, states, steps
+        counts = [state["step"] for state in states]
+        one = constant(1.0, counts[0].dtype, counts[0].device)  # cheaper than the number 1.0 (see constants)
+        return rule, states, list(torch._foreach_add(counts, [one] * len(counts)))
 
     def _update_in_place(
         self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
