@@ -72,13 +72,17 @@ def remember_rates(
         w["rates"] = (state["lr"], row)
 
 
-def adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float]]:
-    """Per tensor: the weight of the gradient in m and of g**2 in v (as lerp weights).
+def adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float], list[float]]:
+    """Per tensor: the weight of the gradient in m, the decay of v and the weight of g**2 in v.
 
     A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
     """
     first = [t <= 1 for t in steps]
-    return [1.0 if f else 1 - b for f, b in zip(first, beta)], [1.0 if f else 1 - ADAM_BETA2 for f in first]
+    return (
+        [1.0 if f else 1 - b for f, b in zip(first, beta)],
+        [0.0 if f else ADAM_BETA2 for f in first],
+        [1.0 if f else 1 - ADAM_BETA2 for f in first],
+    )
 
 
 def constants(ws: list[dict[str, Any]], key: str, values: list[float], like: Tensor) -> list[Tensor]:
@@ -136,12 +140,11 @@ def update_(
         decay_(params, keep, ws)
         torch._foreach_add_(params, torch._foreach_mul(m, neg_lr))
         return
-    m_weight, v_weight = adam_weights(steps, beta)
+    m_weight, v_decay, v_weight = adam_weights(steps, beta)
     v = [s["v"] for s in states]
     torch._foreach_lerp_(m, grads, m_weight)
-    # v + w (g^2 - v) is Adam's 0.999 v + 0.001 g^2 (exactly g^2 on the first step, w = 1), in two foreach
-    # calls that take Python numbers cheaply (a multiplication by one number per tensor does not).
-    torch._foreach_lerp_(v, torch._foreach_mul(grads, grads), v_weight)
+    torch._foreach_mul_(v, constants(ws, "v_decay", v_decay, v[0]))
+    torch._foreach_addcmul_(v, grads, grads, v_weight)
     denom = torch._foreach_sqrt(v)
     torch._foreach_add_(denom, [constant(EPS, v[0].dtype, v[0].device)] * len(v))
     decay_(params, keep, ws)
@@ -188,15 +191,16 @@ def update_into(
         for i, new in enumerate(new_params):
             new.add_(m[i], alpha=neg_lr[i])
         return new_params, {"m": m}
-    m_weight, v_weight = adam_weights(steps, beta)
+    m_weight, v_decay, v_weight = adam_weights(steps, beta)
     v_old = [s["v"] for s in states]
     v, denom = [buffer(w, "v", t) for w, t in zip(ws, v_old)], [buffer(w, "denom", t) for w, t in zip(ws, v_old)]
     for i, x in enumerate(params):  # the arithmetic of update_, operation for operation
         torch.lerp(m_old[i], grads[i], m_weight[i], out=m[i])
-        torch.mul(grads[i], grads[i], out=denom[i])
-        torch.lerp(v_old[i], denom[i], v_weight[i], out=v[i])
-        torch.sqrt(v[i], out=denom[i])
+        torch.mul(v_old[i], v_decay[i], out=v[i])
         torch.mul(x, keep[i], out=new_params[i])
+    torch._foreach_addcmul_(v, grads, grads, v_weight)
+    for i, t in enumerate(v):
+        torch.sqrt(t, out=denom[i])
     torch._foreach_add_(denom, EPS)
     torch._foreach_addcdiv_(new_params, m, denom, neg_lr)
     return new_params, {"m": m, "v": v}
