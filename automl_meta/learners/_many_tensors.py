@@ -145,7 +145,7 @@ def update_(
     torch._foreach_lerp_(m, grads, m_weight)
     torch._foreach_mul_(v, constants(ws, "v_decay", v_decay, v[0]))
     torch._foreach_addcmul_(v, grads, grads, v_weight)
-    denom = torch._foreach_sqrt(v)
+    denom = [torch.sqrt(t, out=buffer(w, "denom", t)) for w, t in zip(ws, v)]  # no new large tensor per step
     torch._foreach_add_(denom, [constant(EPS, v[0].dtype, v[0].device)] * len(v))
     decay_(params, keep, ws)
     torch._foreach_addcdiv_(params, m, denom, neg_lr)
