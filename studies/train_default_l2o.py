@@ -22,6 +22,8 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
 - ``--cnn-fraction``, ``--real-fraction``: that share of small CNNs, and of MLPs on the corpus's
   meta-training tables (never its evaluation tables, which the held-out studies use) (``OptimizeeTasks``);
 - ``--interval``: the controller runs every that many steps (``HyperController``);
+- ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
+  gain per controller call (``HyperController(hypergradient=...)``);
 - ``--horizon``, ``--updates``, ``--episodes``: the inner run's length, how many of its truncations update
   the rule (``UnrolledTrainer(updates_per_episode=...)``, for long runs), and the number of episodes.
 
@@ -54,10 +56,12 @@ BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # (episodes, validate/checkpoint every) per rule: sized so that the three runs together take about
 # 15 minutes on one idle core (about twice that on a busy shared machine).
 EPISODES = {"hyper_controller": (224, 56), "mlp_optimizer": (93, 31), "lstm_optimizer": (54, 18)}
-RULES = {
-    "hyper_controller": lambda seed, interval: am.learners.HyperController(base="adam", interval=interval, seed=seed),
-    "mlp_optimizer": lambda seed, interval: am.learners.MLPOptimizer(seed=seed),
-    "lstm_optimizer": lambda seed, interval: am.learners.LSTMOptimizer(seed=seed),
+RULES = {  # (seed, interval, hypergradient gain) -> rule; the last two apply to the controller only
+    "hyper_controller": lambda seed, interval, gain: am.learners.HyperController(
+        base="adam", interval=interval, hypergradient=gain, seed=seed
+    ),
+    "mlp_optimizer": lambda seed, interval, gain: am.learners.MLPOptimizer(seed=seed),
+    "lstm_optimizer": lambda seed, interval, gain: am.learners.LSTMOptimizer(seed=seed),
 }
 
 
@@ -71,11 +75,11 @@ def train(
     name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict, tasks: Any
 ) -> am.MetaArtifact:
     regime = dict(regime)
-    interval, horizon = regime.pop("interval"), regime.pop("horizon")
+    interval, horizon, gain = regime.pop("interval"), regime.pop("horizon"), regime.pop("hypergradient")
     if quick:  # seconds: a short horizon, every truncation updated
         horizon, regime["updates_per_episode"] = 20, None
     trainer = am.training.UnrolledTrainer(
-        RULES[name](seed, interval),
+        RULES[name](seed, interval, gain),
         tasks,
         meta_batch_size=2 if quick else 8,
         episodes=episodes,
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val-weight", type=float, default=0.0, help="weight of the held-out term of the meta-loss")
     p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
+    p.add_argument("--hypergradient", type=float, default=0.0, help="hyper_controller: hypergradient gain per call")
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": tuple(args.batch_size) if args.batch_size else None,
             "val_weight": args.val_weight,
             "interval": args.interval,
+            "hypergradient": args.hypergradient,
             "horizon": args.horizon,
             "updates_per_episode": args.updates,
         }

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_float, check_positive_int
+from .._validation import check_nonnegative_float, check_positive_float, check_positive_int
 from ._many_tensors import ADAM_BETA2, EPS, features, host_rates, remember_rates, update_, update_into
 from .update_rule import TIMESCALES, State, UpdateRule, clamp_grad, progress_features, rms
 
@@ -16,6 +16,9 @@ BASES = ("adam", "sgd")
 # Learning-rate ranges of the controller's output, (min, max, initial), per base optimizer.
 LR_RANGES = {"adam": (1e-5, 0.03, 3e-3), "sgd": (1e-5, 1.0, 1e-2)}
 MOMENTUM_RANGE = (0.0, 0.99)
+# With a hypergradient gain, the controller's learning-rate output is a factor within [1/span, span]
+# of the tensor's hypergradient-adapted rate.
+HYPERGRADIENT_SPAN = 4.0
 
 
 def _logit(u: float) -> float:
@@ -63,6 +66,15 @@ class HyperController(UpdateRule):
         last learning rate, momentum and weight decay and cost what the base optimizer's step costs
         (features, LSTM and head are skipped). Its state then also holds those two rates ("beta",
         "wd"). A rule is meta-trained with the interval it is used with.
+    hypergradient : float, default=0.0
+        With a positive gain ``kappa``, each tensor's learning rate is
+        ``exp(ell_t) * 4 ** (2 u_t[0] - 1)`` (clipped to ``[lr_min, lr_max]``): the controller sets a
+        factor within [1/4, 4] of a rate ``exp(ell_t)`` that follows the hypergradient at every controller
+        call, ``ell <- ell + kappa * cos(g_t, m_{t-1})`` (Baydin et al., 2018, normalized and
+        multiplicative). The rate rises while gradients keep the momentum's direction (steps too short)
+        and falls while they turn against it (steps overshoot or only noise is left), so it can travel
+        far from its start over thousands of steps, which a controller meta-trained on short runs does
+        not learn. 0 leaves the learning rate to the controller alone.
     seed : int, default=0
 
     Examples
@@ -81,7 +93,14 @@ class HyperController(UpdateRule):
     n_features = 7 + len(TIMESCALES)
 
     def __init__(
-        self, *, base: str = "adam", hidden_size: int = 20, wd_max: float = 0.01, interval: int = 1, seed: int = 0
+        self,
+        *,
+        base: str = "adam",
+        hidden_size: int = 20,
+        wd_max: float = 0.01,
+        interval: int = 1,
+        hypergradient: float = 0.0,
+        seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
         if base not in BASES:
@@ -90,6 +109,7 @@ class HyperController(UpdateRule):
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.wd_max = check_positive_float(wd_max, "wd_max")
         self.interval = check_positive_int(interval, "interval")
+        self.hypergradient = check_nonnegative_float(hypergradient, "hypergradient")
         gen, h = self._generator(), self.hidden_size
         self.input_map = self._init_linear(nn.Linear(self.n_features, 4 * h), gen)
         self.hidden_map = self._init_linear(nn.Linear(h, 4 * h, bias=False), gen)
@@ -97,7 +117,8 @@ class HyperController(UpdateRule):
         lr_min, lr_max, lr_init = LR_RANGES[base]
         with torch.no_grad():
             self.input_map.bias[h : 2 * h] = 1.0  # forget gates start open
-            u_lr = math.log(lr_init / lr_min) / math.log(lr_max / lr_min)
+            # Without a hypergradient, u = 0.5 gives lr_init; with one, a factor of 1 (its rate starts there).
+            u_lr = 0.5 if self.hypergradient else math.log(lr_init / lr_min) / math.log(lr_max / lr_min)
             self.head.bias.copy_(torch.tensor([_logit(u_lr), _logit(0.9 / MOMENTUM_RANGE[1]), -8.0]))
 
     def init_state(self, param: Tensor) -> State:
@@ -111,6 +132,8 @@ class HyperController(UpdateRule):
         state = {**moments, "h": h, "c": h.clone(), "u_lr": scalar, "log_g_avg": scalar.clone(), "lr": scalar.clone()}
         if self.interval > 1:  # the rates the steps between controller calls reuse
             state.update(beta=scalar.clone(), wd=scalar.clone())
+        if self.hypergradient:
+            state["log_lr"] = torch.full_like(scalar, math.log(LR_RANGES[self.base][2]))
         return state
 
     def _features(self, param: Tensor, g: Tensor, state: State, step: Tensor) -> tuple[Tensor, Tensor]:
@@ -127,21 +150,35 @@ class HyperController(UpdateRule):
         )
         return torch.cat([scalars, progress_features(step)]), log_g
 
-    def _controller(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The LSTM cell and head on features ``x`` (any leading axes): ``(h, c, u, lr)``."""
+    def _controller(
+        self, x: Tensor, h: Tensor, c: Tensor, log_lr: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The LSTM cell and head on features ``x`` (any leading axes): ``(h, c, u, lr)``; ``log_lr`` is
+        the hypergradient's log-rate when there is one."""
         gates = self.input_map(x) + self.hidden_map(h)
         i, f, cand, o = gates.chunk(4, -1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(cand)
         h = torch.sigmoid(o) * torch.tanh(c)
         u = torch.sigmoid(self.head(h))  # alpha_t = sigmoid(W h_t + b), mapped to each hyperparameter's range
         lr_min, lr_max, _ = LR_RANGES[self.base]
-        return h, c, u, lr_min * (lr_max / lr_min) ** u[..., 0]
+        if log_lr is None:
+            return h, c, u, lr_min * (lr_max / lr_min) ** u[..., 0]
+        factor = math.log(HYPERGRADIENT_SPAN) * (2 * u[..., 0] - 1)
+        return h, c, u, (log_lr + factor).exp().clamp(lr_min, lr_max)
+
+    def _next_log_lr(self, log_lr: Tensor, cos: Tensor, first: Tensor) -> Tensor:
+        """The hypergradient step of the log-rate, ``ell + kappa cos(g_t, m_{t-1})`` within the rate's range
+        (none on the first step, which has no momentum yet)."""
+        lr_min, lr_max, _ = LR_RANGES[self.base]
+        moved = (log_lr + self.hypergradient * cos).clamp(math.log(lr_min), math.log(lr_max))
+        return torch.where(first, log_lr, moved)
 
     def forward(self, param: Tensor, grad: Tensor, state: State, step: Tensor) -> tuple[Tensor, State]:
         g = clamp_grad(grad)
         x, log_g = self._features(param, g, state, step)
-        h, c, u, lr = self._controller(x, state["h"], state["c"])
         first = step <= 1
+        log_lr = self._next_log_lr(state["log_lr"], x[0], first) if self.hypergradient else None
+        h, c, u, lr = self._controller(x, state["h"], state["c"], log_lr)
         rates = {
             "h": h,
             "c": c,
@@ -149,6 +186,8 @@ class HyperController(UpdateRule):
             "log_g_avg": torch.where(first, log_g, 0.9 * state["log_g_avg"] + 0.1 * log_g),
             "lr": lr,
         }
+        if log_lr is not None:
+            rates["log_lr"] = log_lr
         beta = MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[1]
         wd = self.wd_max * u[2]
         if self.interval > 1:  # between calls, the controller's outputs and state stay as they were
@@ -227,8 +266,9 @@ class HyperController(UpdateRule):
         update_(self.base, params, grads, states, hosts, (lr, beta, wd), ws)
 
     def _rate_keys(self) -> tuple[str, ...]:
-        keys = ("h", "c", "u_lr", "log_g_avg", "lr")
-        return keys + ("beta", "wd") if self.interval > 1 else keys
+        keys: tuple[str, ...] = ("h", "c", "u_lr", "log_g_avg", "lr")
+        keys += ("beta", "wd") if self.interval > 1 else ()
+        return keys + ("log_lr",) if self.hypergradient else keys
 
     def _due(self, steps: list[float]) -> bool:
         """Whether any tensor is due for a controller call at these step numbers."""
@@ -245,9 +285,12 @@ class HyperController(UpdateRule):
         """The controller's state and rates, one row per tensor: new for the tensors due for a call, the
         others' as they were."""
         x, log_g_avg = features(params, grads, states, steps, grad_norms)
-        h, c, u, lr = self._controller(
-            x, *torch.stack([s[k] for k in ("h", "c") for s in states]).view(2, len(states), -1)
-        )
+        log_lr = None
+        if self.hypergradient:
+            first = torch.tensor([t <= 1 for t in steps], device=x.device)
+            log_lr = self._next_log_lr(torch.stack([s["log_lr"] for s in states]), x[:, 0], first)
+        h0, c0 = torch.stack([s[k] for k in ("h", "c") for s in states]).view(2, len(states), -1)
+        h, c, u, lr = self._controller(x, h0, c0, log_lr)
         rates = {
             "h": h,
             "c": c,
@@ -257,6 +300,8 @@ class HyperController(UpdateRule):
             "beta": MOMENTUM_RANGE[0] + (MOMENTUM_RANGE[1] - MOMENTUM_RANGE[0]) * u[:, 1],
             "wd": self.wd_max * u[:, 2],
         }
+        if log_lr is not None:
+            rates["log_lr"] = log_lr
         due = [self.interval == 1 or (t - 1) % self.interval == 0 for t in steps]
         if not all(due):  # tensors whose step counts fell behind the others' (no gradient on some step)
             call = torch.tensor(due, device=x.device)
@@ -269,4 +314,6 @@ class HyperController(UpdateRule):
         config: dict[str, Any] = {"base": self.base, "hidden_size": self.hidden_size, "wd_max": self.wd_max}
         if self.interval > 1:  # absent at 1, so that earlier rules' configs stay as they were
             config["interval"] = self.interval
+        if self.hypergradient:  # likewise absent at 0
+            config["hypergradient"] = self.hypergradient
         return {**config, **super()._config_kwargs()}

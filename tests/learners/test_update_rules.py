@@ -10,7 +10,7 @@ from torch.func import vmap
 
 import automl_meta as am
 from automl_meta.learners import HyperController, LSTMOptimizer, MLPOptimizer
-from automl_meta.learners.hyper_controller import LR_RANGES
+from automl_meta.learners.hyper_controller import HYPERGRADIENT_SPAN, LR_RANGES
 from automl_meta.learners.lstm_optimizer import preprocess_gradient
 
 RULES = [
@@ -19,8 +19,9 @@ RULES = [
     HyperController,
     lambda **kw: HyperController(base="sgd", **kw),
     lambda **kw: HyperController(interval=3, **kw),
+    lambda **kw: HyperController(interval=3, hypergradient=0.2, **kw),
 ]
-IDS = ["lstm", "mlp", "controller-adam", "controller-sgd", "controller-every-3"]
+IDS = ["lstm", "mlp", "controller-adam", "controller-sgd", "controller-every-3", "controller-hypergradient"]
 
 
 @pytest.mark.parametrize("make", RULES, ids=IDS)
@@ -113,11 +114,48 @@ def test_a_controller_with_an_interval_sets_its_rates_only_on_its_call_steps(bas
     assert lrs[0] == lrs[3] and lrs[4] == lrs[7] and lrs[3] != lrs[4]
 
 
+def _hypergradient_run(against: bool, gain: float = 0.5, steps: int = 30) -> list[float]:
+    """The rates of a hypergradient controller on gradients that keep one direction, or that point
+    against the momentum (as after steps that overshoot)."""
+    rule = HyperController(hypergradient=gain, seed=0).requires_grad_(False)
+    direction = torch.randn(20, generator=torch.Generator().manual_seed(0))
+    p = torch.zeros(20)
+    state, rates = rule.init_state(p), []
+    for t in range(1, steps + 1):
+        g = -state["m"] if against and t > 1 else direction
+        p, state = rule(p, g, state, torch.tensor(float(t)))
+        rates.append(math.exp(float(state["log_lr"])))
+    return rates
+
+
+def test_the_hypergradient_rate_rises_while_gradients_agree_and_falls_while_they_oppose_the_momentum():
+    steady, flipping = _hypergradient_run(False), _hypergradient_run(True)
+    start = LR_RANGES["adam"][2]
+    assert steady[0] == pytest.approx(start) and flipping[0] == pytest.approx(start)  # no move on step 1
+    assert all(b >= a for a, b in zip(steady, steady[1:]))
+    assert steady[-1] == pytest.approx(LR_RANGES["adam"][1])  # up to the top of the rate's range, no further
+    assert all(b <= a for a, b in zip(flipping, flipping[1:])) and flipping[-1] < start / 10
+
+
+def test_a_hypergradient_controller_scales_its_rate_within_the_span():
+    rule = HyperController(hypergradient=0.2, seed=0).requires_grad_(False)
+    lo, hi, start = LR_RANGES["adam"]
+    for u in (0.0, 0.5, 1.0):
+        rule.head.bias.fill_(math.log(max(u, 1e-9) / max(1 - u, 1e-9)))
+        rule.head.weight.zero_()
+        p = torch.zeros(6)
+        _, state = rule(p, torch.ones(6), rule.init_state(p), torch.tensor(1.0))
+        assert float(state["lr"]) == pytest.approx(start * HYPERGRADIENT_SPAN ** (2 * u - 1), rel=1e-4)
+    assert HyperController(hypergradient=0.0).get_config().get("hypergradient") is None  # earlier configs stay
+
+
 def test_bad_arguments_are_refused_clearly():
     with pytest.raises(ValueError, match="base must be one of"):
         HyperController(base="rmsprop")
     with pytest.raises(ValueError, match="interval"):
         HyperController(interval=0)
+    with pytest.raises(ValueError, match="hypergradient"):
+        HyperController(hypergradient=-0.1)
     with pytest.raises(ValueError, match="hidden_size"):
         LSTMOptimizer(hidden_size=0)
     with pytest.raises(ValueError, match="hidden_sizes"):

@@ -214,11 +214,14 @@ def test_artifacts_are_accepted_by_object_path_and_name(tmp_path):
 
 
 @pytest.mark.parametrize("path", ["in-place", "checked"])
-@pytest.mark.parametrize(("base", "interval"), [("adam", 1), ("sgd", 1), ("adam", 3), ("sgd", 2)])
-def test_batched_controller_step_matches_the_rule_applied_per_tensor(base, interval, path, monkeypatch):
+@pytest.mark.parametrize(
+    ("base", "interval", "gain"),
+    [("adam", 1, 0.0), ("sgd", 1, 0.0), ("adam", 3, 0.0), ("sgd", 2, 0.0), ("adam", 2, 0.5)],
+)
+def test_batched_controller_step_matches_the_rule_applied_per_tensor(base, interval, gain, path, monkeypatch):
     if path == "checked":  # no scale is small enough for writing in place: every step is computed aside
         monkeypatch.setattr(learned, "_IN_PLACE_MAX_SCALE", -1.0)
-    rule = HyperController(base=base, interval=interval, seed=0).requires_grad_(False)
+    rule = HyperController(base=base, interval=interval, hypergradient=gain, seed=0).requires_grad_(False)
     model, X, y = make_problem()
     params = list(model.parameters())
     ref = [p.detach().clone() for p in params]
