@@ -6,6 +6,11 @@ tables from the corpus's evaluation tasks, an MLP autoencoder, a deep tanh netwo
 rates (1e-4 to 1e-1, 1e-3 among them); AdamW (weight decay 0.01) with a cosine schedule to 0 at each of
 the same 7. Every method starts from the same weights and sees the same mini-batches.
 
+Each problem is trained from ``--seeds`` seeds (3; each seed draws other initial weights and another
+order of mini-batches): single runs are too noisy to compare on test loss, as the test loss of one
+method on one problem can differ by 1.8x between two seeds. A method's curves on a problem are the
+geometric means over seeds at each evaluation, and every figure below is computed from them.
+
 Per problem and method: the final training loss (the whole training split, evaluated after the last
 step), the test loss at the end and at its best evaluation (every 1/50 of the run), the steps to reach
 tuned Adam's final training loss, the wall time per step, and divergence (a non-finite loss, or a final
@@ -15,8 +20,9 @@ final test loss (the json also gives the share within 1.1x of the "Adam (tuned)"
 the same run, ``optimizer.step()`` is timed on a 10k- and a 1M-parameter MLP against
 ``torch.optim.Adam(foreach=True)``, in blocks of whole controller intervals (see ``step_cost``).
 
-Finished problems are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes (``--fresh``
-starts over); ``--jobs 2`` trains two problems at a time. ``--quick``: two problems, 60 steps, 3 rates.
+Finished (problem, seed) pairs are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes
+(``--fresh`` starts over); ``--jobs 2`` trains two at a time. ``--quick``: two problems, 60 steps, 3 rates,
+2 seeds.
 ``--rule PATH --out DIR`` measures another learned optimizer (an artifact) in place of ``default-l2o``;
 ``--baselines`` takes the Adam and AdamW runs from an earlier run's cache (same problems and steps)
 instead of training them again.
@@ -51,6 +57,7 @@ QUICK_LRS = np.array([1e-3, 1e-2, 1e-1])
 N_EVALS = 50  # evaluations of both splits per run (and one before the first step)
 DEFAULT = "L2O (default)"
 QUICK_PROBLEMS = ("digits/cnn-small", "table-regression-2/mlp-2x128")
+SEEDS, QUICK_SEEDS = 3, 2
 
 
 def optimizers(lrs: np.ndarray, steps: int, rule: str = "default-l2o") -> dict[str, Callable[[Any], tuple[Any, Any]]]:
@@ -119,6 +126,31 @@ def train_run(problem: Problem, make: Callable[[Any], tuple[Any, Any]], steps: i
         test.append(math.nan)
     diverged = diverged or not math.isfinite(train[-1]) or train[-1] > train[0]
     return {"at": at, "train": train, "test": test, "ms_per_step": 1e3 * seconds / max(done, 1), "diverged": diverged}
+
+
+def combine(seed_runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per method, one run from its runs under several seeds: the geometric mean of each curve at every
+    evaluation (NaN from a divergence on), the mean time per step, diverged if any seed diverged."""
+    out = {}
+    for label in seed_runs[0]:
+        runs = [r[label] for r in seed_runs]
+        full = max(runs, key=lambda r: len(r["at"]))  # a diverged seed's curves stop early
+        out[label] = {
+            "at": full["at"],
+            "train": _mean_curve([r["train"] for r in runs], len(full["at"])),
+            "test": _mean_curve([r["test"] for r in runs], len(full["at"])),
+            "ms_per_step": float(np.mean([r["ms_per_step"] for r in runs])),
+            "diverged": any(r["diverged"] for r in runs),
+            "seeds": len(runs),
+        }
+    return out
+
+
+def _mean_curve(curves: list[list[float]], n: int) -> list[float]:
+    """The geometric mean of curves at each of ``n`` points (NaN where a curve is NaN or has stopped)."""
+    padded = np.array([c + [math.nan] * (n - len(c)) for c in curves], dtype=float)
+    logs = np.log(np.maximum(padded, 1e-12))  # a loss of exactly 0 counts as 1e-12, as in _geomean
+    return [float(v) for v in np.exp(logs.mean(axis=0))]
 
 
 def _best(runs: dict[str, dict], prefix: str, key: str) -> str:
@@ -204,9 +236,15 @@ def step_cost(quick: bool, rule: str = "default-l2o") -> dict[str, dict[str, flo
     return out
 
 
-def _reusable(baselines: Path | None, name: str, steps: int, labels: Collection[str]) -> dict[str, dict]:
-    """The baseline runs (every method but the learned optimizer) of ``name`` kept in another run's cache."""
-    path = None if baselines is None else baselines / (name.replace("/", "_") + ".json")
+def _file(name: str, seed: int) -> str:
+    """The cache file of one problem trained from one seed."""
+    return name.replace("/", "_") + f"_seed{seed}.json"
+
+
+def _reusable(baselines: Path | None, name: str, seed: int, steps: int, labels: Collection[str]) -> dict[str, dict]:
+    """The baseline runs (every method but the learned optimizer) of ``name`` and ``seed`` kept in another
+    run's cache."""
+    path = None if baselines is None else baselines / _file(name, seed)
     if path is None or not path.exists():
         return {}
     entry = json.loads(path.read_text())
@@ -215,18 +253,19 @@ def _reusable(baselines: Path | None, name: str, steps: int, labels: Collection[
     return {k: v for k, v in entry["runs"].items() if k != DEFAULT and k in labels}
 
 
-def run_problem(job: tuple[str, int, np.ndarray, Path, str, Path | None]) -> None:
-    """Train one problem with every method (but baselines kept elsewhere) and keep its results in the cache."""
-    name, steps, lrs, cache, rule, baselines = job
+def run_problem(job: tuple[str, int, int, np.ndarray, Path, str, Path | None]) -> None:
+    """Train one problem from one seed with every method (but baselines kept elsewhere) and keep its results
+    in the cache."""
+    name, seed, steps, lrs, cache, rule, baselines = job
     torch.set_num_threads(1)
     problem = make_problem(name)
     t = time.perf_counter()
     methods = optimizers(lrs, steps, rule)
-    reused = _reusable(baselines, name, steps, methods)
-    runs = {label: reused.get(label) or train_run(problem, make, steps) for label, make in methods.items()}
-    entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "runs": runs}
-    keep(cache / (name.replace("/", "_") + ".json"), entry)
-    print(f"{problem.name}: {time.perf_counter() - t:.0f} s", flush=True)
+    reused = _reusable(baselines, name, seed, steps, methods)
+    runs = {label: reused.get(label) or train_run(problem, make, steps, seed) for label, make in methods.items()}
+    entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "seed": seed, "runs": runs}
+    keep(cache / _file(name, seed), entry)
+    print(f"{problem.name}, seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
 
 
 def acceptance(rows: list[dict[str, dict]], cost: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -327,6 +366,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__, "two problems, 60 steps, 3 learning rates (seconds)")
     p.add_argument("--fresh", action="store_true", help="ignore finished problems of an earlier run")
     p.add_argument("--jobs", type=int, default=1, help="problems trained in parallel (single-threaded processes)")
+    p.add_argument("--seeds", type=int, help=f"seeds per problem (default {SEEDS}; {QUICK_SEEDS} with --quick)")
     p.add_argument("--rule", default="default-l2o", help="the learned optimizer (artifact path); give --out with it")
     p.add_argument(
         "--baselines", type=Path, help="an earlier run's cache folder (<out>/runs/l2o_minibatch): reuse its baselines"
@@ -337,12 +377,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cache = job_cache(out, "l2o_minibatch", args.fresh)
     names = list(QUICK_PROBLEMS if args.quick else PROBLEMS)
     lrs = QUICK_LRS if args.quick else LRS
+    seeds = range(args.seeds or (QUICK_SEEDS if args.quick else SEEDS))
     steps = {n: 60 if args.quick else PROBLEMS[n].steps for n in names}
-    path = lambda n: cache / (n.replace("/", "_") + ".json")  # noqa: E731 - short local helper
-    todo = sorted((n for n in names if not path(n).exists()), key=lambda n: -steps[n] * PROBLEMS[n].batch)
-    jobs = [(n, steps[n], lrs, cache, args.rule, args.baselines) for n in todo]  # the longest first: balanced
+    todo = [(n, s) for n in names for s in seeds if not (cache / _file(n, s)).exists()]
+    todo.sort(key=lambda job: -steps[job[0]] * PROBLEMS[job[0]].batch)  # the longest first: balanced
+    jobs = [(n, s, steps[n], lrs, cache, args.rule, args.baselines) for n, s in todo]
     run_each(run_problem, jobs, args.jobs)
-    results = [json.loads(path(n).read_text()) for n in names]
+    results = []
+    for n in names:
+        entries = [json.loads((cache / _file(n, s)).read_text()) for s in seeds]
+        results.append({**entries[0], "seeds": len(entries), "runs": combine([e["runs"] for e in entries])})
     rows = [summarise(r["problem"], r["runs"]) for r in results]
     return report(results, rows, step_cost(args.quick, args.rule), out)
 

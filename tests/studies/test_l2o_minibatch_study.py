@@ -51,6 +51,23 @@ def test_every_problem_builds_and_its_loss_is_finite_from_the_same_start(suite):
         assert math.isfinite(loss.detach().item())
 
 
+def test_runs_from_several_seeds_combine_into_geometric_mean_curves(monkeypatch):
+    monkeypatch.syspath_prepend(str(STUDIES))
+    import l2o_minibatch
+
+    def run(train, test, diverged=False):
+        return {"at": [0, 5, 10][: len(train)], "train": train, "test": test, "ms_per_step": 2.0, "diverged": diverged}
+
+    steady = [{"A": run([1.0, 0.5, 0.1], [1.0, 0.8, 0.4])}, {"A": run([4.0, 2.0, 0.4], [1.0, 0.2, 0.9])}]
+    both = l2o_minibatch.combine(steady)["A"]
+    assert both["train"] == pytest.approx([2.0, 1.0, 0.2]) and both["test"] == pytest.approx([1.0, 0.4, 0.6])
+    assert both["at"] == [0, 5, 10] and both["seeds"] == 2 and not both["diverged"]
+    # A seed that diverged ends early with NaN: the combined run diverged, its final losses are NaN.
+    broken = l2o_minibatch.combine([steady[0], {"A": run([1.0, math.nan], [1.0, math.nan], diverged=True)}])["A"]
+    assert broken["diverged"] and broken["at"] == [0, 5, 10]
+    assert broken["train"][0] == pytest.approx(1.0) and all(math.isnan(v) for v in broken["train"][1:])
+
+
 def test_quick_study_writes_results(run_quick_study):
     tmp_path = run_quick_study("l2o_minibatch")
     assert "train <= Adam 1e-3" in run_quick_study.stdout
@@ -74,6 +91,7 @@ def test_quick_study_writes_results(run_quick_study):
 
 def test_another_rule_reuses_the_baselines_kept_by_an_earlier_run(run_quick_study):
     cache = run_quick_study("l2o_minibatch") / "runs" / "l2o_minibatch"
+    assert len(list(cache.glob("*_seed1.json"))) == 2  # each problem from each seed
     kept = marked_copy(cache, cache.parent / "kept")
     run_quick_study("l2o_minibatch", "--fresh", "--baselines", str(kept))
     assert_reused_all_but(cache, "L2O (default)")  # the learned optimizer is always trained
