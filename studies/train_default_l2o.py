@@ -19,8 +19,9 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
 
 - ``--batch-size LOW HIGH``, ``--val-weight``: mini-batch inner gradients and a held-out term in the
   meta-loss (``UnrolledTrainer``);
-- ``--cnn-fraction``, ``--real-fraction``: that share of small CNNs, and of MLPs on the corpus's
-  meta-training tables (never its evaluation tables, which the held-out studies use) (``OptimizeeTasks``);
+- ``--cnn-fraction``, ``--real-fraction``, ``--autoencoder-fraction``: that share of small CNNs, of MLPs
+  on the corpus's meta-training tables (never its evaluation tables, which the held-out studies use), and
+  of MLP autoencoders on synthetic images (``OptimizeeTasks``);
 - ``--interval``: the controller runs every that many steps (``HyperController``);
 - ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
   gain per controller call (``HyperController(hypergradient=...)``);
@@ -65,10 +66,15 @@ RULES = {  # (seed, interval, hypergradient gain) -> rule; the last two apply to
 }
 
 
-def problems(cnn_fraction: float, real_fraction: float) -> am.tasks.OptimizeeTasks:
+def problems(cnn_fraction: float, real_fraction: float, autoencoder_fraction: float = 0.0) -> am.tasks.OptimizeeTasks:
     """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables."""
     real = load_corpus("meta-train", max_rows=2000) if real_fraction else ()
-    return am.tasks.OptimizeeTasks(cnn_fraction=cnn_fraction, real_tasks=real, real_fraction=real_fraction)
+    return am.tasks.OptimizeeTasks(
+        cnn_fraction=cnn_fraction,
+        real_tasks=real,
+        real_fraction=real_fraction,
+        autoencoder_fraction=autoencoder_fraction,
+    )
 
 
 def train(
@@ -111,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
     p.add_argument("--hypergradient", type=float, default=0.0, help="hyper_controller: hypergradient gain per call")
+    p.add_argument(
+        "--autoencoder-fraction", type=float, default=0.0, help="share of MLP problems that are autoencoders"
+    )
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
@@ -134,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             "horizon": args.horizon,
             "updates_per_episode": args.updates,
         }
-        tasks = problems(args.cnn_fraction, args.real_fraction)
+        tasks = problems(args.cnn_fraction, args.real_fraction, args.autoencoder_fraction)
         artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
         print(

@@ -1,4 +1,5 @@
-"""Training problems for learned optimizers: quadratics, small MLPs on synthetic tabular tasks, small CNNs.
+"""Training problems for learned optimizers: quadratics, small MLPs on synthetic tabular tasks, small CNNs
+and MLP autoencoders.
 
 A learned optimizer is meta-trained by running it on many small training
 problems (*optimizees*). :class:`OptimizeeTasks` draws them: each draw is an
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
     from ..corpus import CorpusTask
 
 Params = dict[str, Tensor]
-KINDS = ("quadratic", "mlp", "cnn")
+KINDS = ("quadratic", "mlp", "cnn", "autoencoder")
 _IMAGE_SIZES = (6, 12)  # side of the synthetic images of the convolutional problems
 _CHANNELS = (4, 16)  # channels of their two convolutions
+_BOTTLENECKS = (4, 16)  # code width of the autoencoders (on images of 36 to 144 pixels)
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
@@ -87,6 +89,10 @@ def _cnn_loss(params: Params, data: dict[str, Tensor], *, activation: str) -> Te
 
 def _mlp_loss(params: Params, data: dict[str, Tensor], *, activation: str, task_type: str) -> Tensor:
     return task_loss(mlp_apply(params, data["x"], activation), data, task_type)
+
+
+def _reconstruction_loss(params: Params, data: dict[str, Tensor], *, activation: str) -> Tensor:
+    return task_loss(mlp_apply(params, data["x"], activation), data, "regression")  # y is x, every pixel
 
 
 def _quadratic_loss(params: Params, data: dict[str, Tensor]) -> Tensor:
@@ -190,6 +196,11 @@ class OptimizeeTasks:
         ``n_classes`` classes, ``shots`` training rows).
     real_fraction : float, default=0.0
         Probability that an MLP batch trains on ``real_tasks`` of its task type (when there are any).
+    autoencoder_fraction : float, default=0.0
+        Probability that a batch that is neither quadratics nor CNNs is MLP autoencoders instead of
+        classifiers or regressors: the synthetic images of the CNNs, flattened, through a
+        ``width``-wide layer to a code of 4-16 units and back, with the mean squared reconstruction
+        error as the loss.
 
     Examples
     --------
@@ -214,16 +225,18 @@ class OptimizeeTasks:
         cnn_fraction: float = 0.0,
         real_tasks: Sequence[CorpusTask] = (),
         real_fraction: float = 0.0,
+        autoencoder_fraction: float = 0.0,
     ) -> None:
         fractions = {"quadratic_fraction": quadratic_fraction, "regression_fraction": regression_fraction}
-        for name, value in {**fractions, "cnn_fraction": cnn_fraction, "real_fraction": real_fraction}.items():
+        fractions.update(cnn_fraction=cnn_fraction, real_fraction=real_fraction)
+        for name, value in {**fractions, "autoencoder_fraction": autoencoder_fraction}.items():
             if not 0.0 <= value <= 1.0:
                 raise TaskError(f"{name} must be in [0, 1], got {value!r}.")
         unknown = set(activations) - set(ACTIVATIONS)
         if unknown or not activations:
             raise TaskError(f"activations must be a non-empty subset of {sorted(ACTIVATIONS)}, got {activations!r}.")
         self.quadratic_fraction, self.regression_fraction = float(quadratic_fraction), float(regression_fraction)
-        self.cnn_fraction = float(cnn_fraction)
+        self.cnn_fraction, self.autoencoder_fraction = float(cnn_fraction), float(autoencoder_fraction)
         self.quadratic_dims = self._pair(quadratic_dims, "quadratic_dims")
         self.widths, self.depths = self._pair(widths, "widths"), self._pair(depths, "depths")
         self.activations = tuple(activations)
@@ -262,6 +275,8 @@ class OptimizeeTasks:
             return self._quadratics(n_tasks, rng)
         if self.cnn_fraction and rng.random() < self.cnn_fraction:  # drawn only when used: same streams as before
             return self._cnns(n_tasks, rng)
+        if self.autoencoder_fraction and rng.random() < self.autoencoder_fraction:
+            return self._autoencoders(n_tasks, rng)
         return self._mlps(n_tasks, rng)
 
     def _cnns(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
@@ -278,6 +293,30 @@ class OptimizeeTasks:
             val,
             partial(_cnn_loss, activation=activation),
             {"kind": "cnn", "size": size, "channels": channels[1:], "classes": classes, "activation": activation},
+            ("x", "y", "mask"),
+        )
+
+    def _autoencoders(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
+        tab = self.tabular["classification"]
+        size = int(rng.integers(_IMAGE_SIZES[0], _IMAGE_SIZES[1] + 1))
+        classes = int(rng.integers(tab.class_range[0], tab.class_range[1] + 1))
+        shots = int(rng.integers(tab.shot_range[0], tab.shot_range[1] + 1))
+        width = int(rng.integers(self.widths[0], self.widths[1] + 1))
+        code = int(rng.integers(_BOTTLENECKS[0], _BOTTLENECKS[1] + 1))
+        activation = self.activations[rng.integers(len(self.activations))]
+        pixels = size * size
+
+        def flat(d: dict[str, Tensor]) -> dict[str, Tensor]:  # the images are both input and target
+            x = d["x"].flatten(2)
+            return {"x": x, "y": x, "mask": d["mask"], "class_mask": torch.ones(n, pixels)}
+
+        train, val = image_tasks(n, rng, size=size, n_classes=classes, shots=shots, query_shots=64)
+        return OptimizeeBatch(
+            init_mlp([pixels, width, code, width, pixels], n, rng),
+            flat(train),
+            flat(val),
+            partial(_reconstruction_loss, activation=activation),
+            {"kind": "autoencoder", "size": size, "width": width, "code": code, "activation": activation},
             ("x", "y", "mask"),
         )
 
@@ -334,6 +373,7 @@ class OptimizeeTasks:
             "n_classes": list(tab.class_range),
             "shots": list(tab.shot_range),
             **({"cnn_fraction": self.cnn_fraction} if self.cnn_fraction else {}),  # older fingerprints stay valid
+            **({"autoencoder_fraction": self.autoencoder_fraction} if self.autoencoder_fraction else {}),
             **({"real_fraction": self.real_fraction, "real_tasks": self._real_names()} if self.real_fraction else {}),
         }
 

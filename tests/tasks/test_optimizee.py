@@ -74,6 +74,44 @@ def test_convolutional_problems_are_off_by_default_and_out_of_the_config_until_a
         OptimizeeTasks(cnn_fraction=1.5)
 
 
+def test_autoencoders_reconstruct_their_images_through_a_narrow_code_and_carry_to_held_out_images():
+    tasks = OptimizeeTasks(quadratic_fraction=0.0, autoencoder_fraction=1.0, n_classes=3, shots=96, widths=32)
+    batch = tasks.sample(2, rng=3)
+    d = batch.description
+    pixels = d["size"] ** 2
+    assert d["kind"] == "autoencoder" and 4 <= d["code"] <= 16
+    assert batch.train["x"].shape == (2, 96, pixels) and torch.equal(batch.train["y"], batch.train["x"])
+    assert [tuple(batch.params[f"w{i}"].shape[1:]) for i in range(4)] == [
+        (32, pixels),
+        (d["code"], 32),
+        (32, d["code"]),
+        (pixels, 32),
+    ]
+    part = batch.minibatch(16, torch.Generator().manual_seed(0))  # inputs and targets stay the same rows
+    assert part["x"].shape == (2, 16, pixels) and torch.equal(part["y"], part["x"])
+    losses = vmap(batch.loss)
+    start_train, start_val = losses(batch.params, batch.train), losses(batch.params, batch.val)
+    # At initialisation the output is near 0, so the loss is about the pixels' mean square.
+    torch.testing.assert_close(start_train, batch.train["x"].square().mean((1, 2)), rtol=0.2, atol=0.0)
+    params = dict(batch.params)
+    state = {k: torch.zeros_like(v) for k, v in params.items()}
+    for _ in range(300):  # plain momentum SGD on the training images
+        g = vmap(grad(batch.loss))(params, batch.train)
+        state = {k: 0.9 * state[k] + g[k] for k in params}
+        params = {k: params[k] - 0.05 * state[k] for k in params}
+    assert (losses(params, batch.train) < 0.8 * start_train).all()
+    assert (losses(params, batch.val) < 0.8 * start_val).all()  # the patterns, not only the noise
+
+
+def test_autoencoders_are_off_by_default_and_out_of_the_config_until_asked_for():
+    assert "autoencoder_fraction" not in OptimizeeTasks(cnn_fraction=0.3).get_config()
+    kinds = {OptimizeeTasks(autoencoder_fraction=0.5).sample(2, rng=s).description["kind"] for s in range(30)}
+    assert kinds == {"quadratic", "mlp", "autoencoder"}
+    assert OptimizeeTasks(autoencoder_fraction=0.5).get_config()["autoencoder_fraction"] == 0.5
+    with pytest.raises(TaskError, match="autoencoder_fraction"):
+        OptimizeeTasks(autoencoder_fraction=2.0)
+
+
 def test_real_tables_train_some_mlp_batches_from_their_own_rows_and_enter_the_config():
     tables = load_corpus("meta-train", max_rows=300)
     tables = [t for t in tables if t.task_type == "classification"][:3] + [
