@@ -72,7 +72,7 @@ class HyperController(UpdateRule):
         factor within [1/4, 4] of a rate ``exp(ell_t)`` that follows the hypergradient at every controller
         call, ``ell <- ell + kappa * cos(g_t, m_{t-1})`` (Baydin et al., 2018, normalized and
         multiplicative). The rate rises while gradients keep the momentum's direction (steps too short)
-        and falls while they turn against it (steps overshoot or only noise is left), so it can travel
+        and falls while they turn against it (steps overshoot), so it can travel
         far from its start over thousands of steps, which a controller meta-trained on short runs does
         not learn. 0 leaves the learning rate to the controller alone.
     seed : int, default=0
@@ -117,7 +117,7 @@ class HyperController(UpdateRule):
         lr_min, lr_max, lr_init = LR_RANGES[base]
         with torch.no_grad():
             self.input_map.bias[h : 2 * h] = 1.0  # forget gates start open
-            # Without a hypergradient, u = 0.5 gives lr_init; with one, a factor of 1 (its rate starts there).
+            # The first rate is lr_init: directly, or as a factor of 1 (u = 0.5) of the hypergradient's rate.
             u_lr = 0.5 if self.hypergradient else math.log(lr_init / lr_min) / math.log(lr_max / lr_min)
             self.head.bias.copy_(torch.tensor([_logit(u_lr), _logit(0.9 / MOMENTUM_RANGE[1]), -8.0]))
 
