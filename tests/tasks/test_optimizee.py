@@ -45,6 +45,17 @@ def test_bad_settings_are_refused():
         OptimizeeTasks(widths=(0, 4))
 
 
+def _momentum_sgd(batch, lr: float, steps: int = 300) -> dict:
+    """Every task's parameters after plain momentum SGD (0.9) on its full training data."""
+    params = dict(batch.params)
+    state = {k: torch.zeros_like(v) for k, v in params.items()}
+    for _ in range(steps):
+        g = vmap(grad(batch.loss))(params, batch.train)
+        state = {k: 0.9 * state[k] + g[k] for k in params}
+        params = {k: params[k] - lr * state[k] for k in params}
+    return params
+
+
 def test_convolutional_problems_learn_shift_tolerant_patterns_that_carry_to_held_out_images():
     tasks = OptimizeeTasks(quadratic_fraction=0.0, cnn_fraction=1.0, n_classes=3, shots=96)
     batch = tasks.sample(2, rng=2)
@@ -54,12 +65,7 @@ def test_convolutional_problems_learn_shift_tolerant_patterns_that_carry_to_held
     losses = vmap(batch.loss)
     start_train, start_val = losses(batch.params, batch.train), losses(batch.params, batch.val)
     assert torch.allclose(start_train, torch.log(torch.tensor(3.0)), atol=0.2)  # chance at initialisation
-    params = dict(batch.params)
-    opt_state = {k: torch.zeros_like(v) for k, v in params.items()}
-    for _ in range(300):  # plain momentum SGD on the training images
-        g = vmap(grad(batch.loss))(params, batch.train)
-        opt_state = {k: 0.9 * opt_state[k] + g[k] for k in params}
-        params = {k: params[k] - 0.1 * opt_state[k] for k in params}
+    params = _momentum_sgd(batch, lr=0.1)
     assert (losses(params, batch.train) < 0.5 * start_train).all()
     assert (losses(params, batch.val) < 0.5 * start_val).all()  # the patterns, not the noise, were learned
 
@@ -93,12 +99,7 @@ def test_autoencoders_reconstruct_their_images_through_a_narrow_code_and_carry_t
     start_train, start_val = losses(batch.params, batch.train), losses(batch.params, batch.val)
     # At initialisation the output is near 0, so the loss is about the pixels' mean square.
     torch.testing.assert_close(start_train, batch.train["x"].square().mean((1, 2)), rtol=0.2, atol=0.0)
-    params = dict(batch.params)
-    state = {k: torch.zeros_like(v) for k, v in params.items()}
-    for _ in range(300):  # plain momentum SGD on the training images
-        g = vmap(grad(batch.loss))(params, batch.train)
-        state = {k: 0.9 * state[k] + g[k] for k in params}
-        params = {k: params[k] - 0.05 * state[k] for k in params}
+    params = _momentum_sgd(batch, lr=0.05)
     assert (losses(params, batch.train) < 0.8 * start_train).all()
     assert (losses(params, batch.val) < 0.8 * start_val).all()  # the patterns, not only the noise
 
