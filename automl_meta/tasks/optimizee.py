@@ -91,10 +91,6 @@ def _mlp_loss(params: Params, data: dict[str, Tensor], *, activation: str, task_
     return task_loss(mlp_apply(params, data["x"], activation), data, task_type)
 
 
-def _reconstruction_loss(params: Params, data: dict[str, Tensor], *, activation: str) -> Tensor:
-    return task_loss(mlp_apply(params, data["x"], activation), data, "regression")  # y is x, every pixel
-
-
 def _quadratic_loss(params: Params, data: dict[str, Tensor]) -> Tensor:
     r = data["A"] @ params["x"] - data["b"]
     return 0.5 * r.square().mean()
@@ -227,9 +223,14 @@ class OptimizeeTasks:
         real_fraction: float = 0.0,
         autoencoder_fraction: float = 0.0,
     ) -> None:
-        fractions = {"quadratic_fraction": quadratic_fraction, "regression_fraction": regression_fraction}
-        fractions.update(cnn_fraction=cnn_fraction, real_fraction=real_fraction)
-        for name, value in {**fractions, "autoencoder_fraction": autoencoder_fraction}.items():
+        fractions = {
+            "quadratic_fraction": quadratic_fraction,
+            "regression_fraction": regression_fraction,
+            "cnn_fraction": cnn_fraction,
+            "real_fraction": real_fraction,
+            "autoencoder_fraction": autoencoder_fraction,
+        }
+        for name, value in fractions.items():
             if not 0.0 <= value <= 1.0:
                 raise TaskError(f"{name} must be in [0, 1], got {value!r}.")
         unknown = set(activations) - set(ACTIVATIONS)
@@ -315,7 +316,7 @@ class OptimizeeTasks:
             init_mlp([pixels, width, code, width, pixels], n, rng),
             flat(train),
             flat(val),
-            partial(_reconstruction_loss, activation=activation),
+            partial(_mlp_loss, activation=activation, task_type="regression"),  # y is x: every pixel's error
             {"kind": "autoencoder", "size": size, "width": width, "code": code, "activation": activation},
             ("x", "y", "mask"),
         )
