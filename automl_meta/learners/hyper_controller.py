@@ -213,7 +213,7 @@ class HyperController(UpdateRule):
         params: list[Tensor],
         grads: list[Tensor],
         states: list[State],
-        steps: list[Tensor],
+        steps: list[float],
         grad_norms: list[Tensor] | None = None,
         workspace: list[dict[str, Tensor]] | None = None,
     ) -> tuple[list[Tensor], list[State]]:
@@ -221,14 +221,13 @@ class HyperController(UpdateRule):
 
         See :meth:`UpdateRule.foreach_step`.
         """
-        hosts = torch.stack(steps).tolist()
-        if self._due(hosts):
-            rates = self._foreach_rates(params, grads, states, hosts, grad_norms)
+        if self._due(steps):
+            rates = self._foreach_rates(params, grads, states, steps, grad_norms)
         else:
             rates = {k: torch.stack([s[k] for s in states]) for k in self._rate_keys()}
         lr, beta, wd = torch.stack([rates["lr"], rates["beta"], rates["wd"]]).tolist()
         ws = workspace if workspace is not None else [{} for _ in params]
-        new_params, moments = update_into(self.base, params, grads, states, hosts, (lr, beta, wd), ws)
+        new_params, moments = update_into(self.base, params, grads, states, steps, (lr, beta, wd), ws)
         per_tensor: dict[str, Any] = dict(moments)
         per_tensor.update((k, rates[k].unbind()) for k in self._rate_keys())
         return new_params, [dict(zip(per_tensor, row)) for row in zip(*per_tensor.values())]
@@ -238,7 +237,7 @@ class HyperController(UpdateRule):
         params: list[Tensor],
         grads: list[Tensor],
         states: list[State],
-        steps: list[Tensor],
+        steps: list[float],
         grad_norms: list[Tensor] | None = None,
         scales: list[float] | None = None,
         workspace: list[dict[str, Any]] | None = None,
@@ -250,10 +249,9 @@ class HyperController(UpdateRule):
         (about ``scale``), an SGD-based one by at most ``scale * grad_limit / (1 - 0.99)``. The
         workspace keeps each tensor's rates on the host for the steps between controller calls.
         """
-        hosts = torch.stack(steps).tolist()
         ws = workspace if workspace is not None else [{} for _ in params]
-        if self._due(hosts):
-            rates = self._foreach_rates(params, grads, states, hosts, grad_norms)
+        if self._due(steps):
+            rates = self._foreach_rates(params, grads, states, steps, grad_norms)
             for k in self._rate_keys():
                 for state, value in zip(states, rates[k].unbind()):
                     state[k] = value
@@ -263,7 +261,7 @@ class HyperController(UpdateRule):
             lr, beta, wd = host_rates(states, ws)
         if scales is not None:
             lr = [r * c for r, c in zip(lr, scales)]
-        update_(self.base, params, grads, states, hosts, (lr, beta, wd), ws)
+        update_(self.base, params, grads, states, steps, (lr, beta, wd), ws)
 
     def _rate_keys(self) -> tuple[str, ...]:
         keys: tuple[str, ...] = ("h", "c", "u_lr", "log_g_avg", "lr")

@@ -104,7 +104,7 @@ class UpdateRule(nn.Module):
         params: list[Tensor],
         grads: list[Tensor],
         states: list[State],
-        steps: list[Tensor],
+        steps: list[float],
         grad_norms: list[Tensor] | None = None,
         workspace: list[dict[str, Tensor]] | None = None,
     ) -> tuple[list[Tensor], list[State]]:
@@ -116,8 +116,9 @@ class UpdateRule(nn.Module):
             The tensors and their finite gradients, already clamped to :func:`grad_limit`.
         states : list of dict
             Each tensor's state.
-        steps : list of 0-dim Tensor
-            Each tensor's step number (counting from 1).
+        steps : list of float
+            Each tensor's step number (counting from 1), as a Python number: the caller keeps the
+            counts on the host, so a step needs no transfer to learn them.
         grad_norms : list of 0-dim Tensor, optional
             The gradients' L2 norms, when already known.
         workspace : list of dict, optional
@@ -130,7 +131,10 @@ class UpdateRule(nn.Module):
         new_params : list of Tensor
         new_states : list of dict
         """
-        outs = [self(p, g, s, t) for p, g, s, t in zip(params, grads, states, steps)]
+        outs = [
+            self(p, g, s, torch.tensor(t, dtype=p.dtype, device=p.device))
+            for p, g, s, t in zip(params, grads, states, steps)
+        ]
         return [o[0] for o in outs], [o[1] for o in outs]
 
     def foreach_step_(
@@ -138,7 +142,7 @@ class UpdateRule(nn.Module):
         params: list[Tensor],
         grads: list[Tensor],
         states: list[State],
-        steps: list[Tensor],
+        steps: list[float],
         grad_norms: list[Tensor] | None = None,
         scales: list[float] | None = None,
         workspace: list[dict[str, Any]] | None = None,

@@ -16,8 +16,8 @@ from .._validation import check_nonnegative_float
 from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
 from ..learners import UpdateRule
-from ..learners._many_tensors import constant
 from ..learners.update_rule import clamp_grad, grad_limit
+from ._step_counts import count_steps, host_step
 
 DEFAULT_ARTIFACT = "default-l2o"
 _T = TypeVar("_T")  # what step()'s closure returns
@@ -51,8 +51,8 @@ def _checked_grads(work: list[_Work], dtype: torch.dtype) -> tuple[list[Tensor],
 
     Raises FloatingPointError, naming the parameter, when a gradient holds NaN or inf.
     """
-    if _own_dtype(work, dtype):  # no conversion: spare a call per tensor
-        xs, gs = [p.detach() for *_, p in work], [cast(Tensor, p.grad) for *_, p in work]
+    if _own_dtype(work, dtype):  # no conversion: the parameters themselves (step runs without autograd)
+        xs, gs = [p for *_, p in work], [cast(Tensor, p.grad) for *_, p in work]
     else:  # float16 and bfloat16: float32 copies
         xs, gs = [p.detach().to(dtype) for *_, p in work], [cast(Tensor, p.grad).to(dtype) for *_, p in work]
     g_norms = list(torch._foreach_norm(gs))
@@ -217,12 +217,12 @@ class LearnedOptimizer(torch.optim.Optimizer):
         results = [self._batch_update(*batch) for batch, direct in zip(checked, in_place) if not direct]
         for batch in (batch for batch, direct in zip(checked, in_place) if direct):  # after all checks: all or nothing
             self._update_in_place(*batch)
-        for ps, states, steps, new_ps, new_states in results:
+        for ps, states, steps, spaces, new_ps, new_states in results:
             torch._foreach_copy_(ps, new_ps)
-            for p, state, step, new_state in zip(ps, states, steps, new_states):
+            for p, state, new_state in zip(ps, states, new_states):
                 self._recycle(p, state, new_state)
                 state.update(new_state)
-                state["step"] = step
+            count_steps(states, steps, spaces, in_place=False)
         return loss
 
     def _recycle(self, p: Tensor, state: dict[str, Any], new_state: dict[str, Tensor]) -> None:
@@ -243,41 +243,38 @@ class LearnedOptimizer(torch.optim.Optimizer):
         """Whether the rule may update these parameters in place (see the class notes)."""
         return self.rule.in_place and _own_dtype(work, dtype) and all(lr <= _IN_PLACE_MAX_SCALE for *_, lr, _ in work)
 
-    def _states_and_steps(self, work: list[_Work], xs: list[Tensor]) -> tuple[UpdateRule, list[Any], list[Tensor]]:
-        """The rule for these parameters, their states (made on their first step) and their new step numbers."""
+    def _states_and_steps(
+        self, work: list[_Work], xs: list[Tensor]
+    ) -> tuple[UpdateRule, list[Any], list[float], list[dict[str, Any]]]:
+        """The rule for these parameters, their states (made on their first step), their new step numbers
+        and their workspaces."""
         rule = self._rule_for(work[0][3])
         states = [self.state[p] for *_, p in work]
+        spaces = [self._workspace.setdefault(p, {}) for *_, p in work]
         for state, x in zip(states, xs):
             if not state:
                 state.update(rule.init_state(x))
                 state["step"] = torch.zeros((), dtype=x.dtype, device=x.device)
-        counts = [state["step"] for state in states]
-        one = constant(1.0, counts[0].dtype, counts[0].device)  # cheaper than the number 1.0 (see constants)
-        return rule, states, list(torch._foreach_add(counts, [one] * len(counts)))
+        return rule, states, [host_step(state, space) + 1 for state, space in zip(states, spaces)], spaces
 
     def _update_in_place(
         self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
     ) -> None:
         """Update parameters of the parameters' own dtype in place (``xs`` are views of them)."""
-        rule, states, steps = self._states_and_steps(work, xs)
+        rule, states, steps, spaces = self._states_and_steps(work, xs)
         scales = [lr for *_, lr, _ in work]
-        workspace = [self._workspace.setdefault(p, {}) for *_, p in work]
-        rule.foreach_step_(
-            xs, gs, states, steps, g_norms, None if all(lr == 1.0 for lr in scales) else scales, workspace
-        )
-        for state, step in zip(states, steps):
-            state["step"] = step
+        rule.foreach_step_(xs, gs, states, steps, g_norms, None if all(lr == 1.0 for lr in scales) else scales, spaces)
+        count_steps(states, steps, spaces, in_place=True)
 
     def _batch_update(
         self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
     ) -> tuple[Any, ...]:
         """The checked new values and states of parameters sharing a compute dtype and device (none written)."""
         ps = [p for _, _, _, p in work]
-        rule, states, steps = self._states_and_steps(work, xs)
+        rule, states, steps, workspace = self._states_and_steps(work, xs)
         rule_states = [
             {k: v if v.dtype == dtype else v.to(dtype) for k, v in state.items() if k != "step"} for state in states
         ]
-        workspace = [self._workspace.setdefault(p, {}) for p in ps]
         new_xs, new_states = rule.foreach_step(xs, gs, rule_states, steps, g_norms, workspace)
         new_xs = list(new_xs)
         scaled = [i for i, (_, _, lr, _) in enumerate(work) if lr != 1.0]
@@ -295,7 +292,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 "parameter was updated. The parameters or gradients are far outside the range the "
                 "optimizer was trained on (or of the dtype); rescale the inputs or the loss."
             )
-        return ps, states, steps, new_ps, new_states
+        return ps, states, steps, workspace, new_ps, new_states
 
     def state_dict(self) -> dict[str, Any]:
         """Like ``torch.optim.Optimizer.state_dict``, plus a record of the learned rule it belongs to."""

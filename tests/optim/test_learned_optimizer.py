@@ -257,3 +257,20 @@ def test_loaded_state_is_not_written_over_by_later_steps():
     train(model, opt, X, y, 4)
     for entry, original in zip(saved["state"].values(), kept["state"].values()):
         assert all(torch.equal(entry[k], original[k]) for k in original)
+
+
+def test_a_step_count_set_from_outside_is_the_one_the_next_step_continues():
+    model, X, y = make_problem()
+    opt = LearnedOptimizer(model.parameters(), artifact=RULES["controller"])
+    train(model, opt, X, y, 3)
+    model2 = copy.deepcopy(model)
+    opt2 = LearnedOptimizer(model2.parameters(), artifact=RULES["controller"])
+    opt2.load_state_dict(opt.state_dict())
+    for p in model2.parameters():
+        opt2.state[p]["step"] = torch.tensor(100.0)
+    train(model, opt, X, y, 1)
+    train(model2, opt2, X, y, 1)
+    assert [float(opt.state[p]["step"]) for p in model.parameters()] == [4.0] * 4
+    assert [float(opt2.state[p]["step"]) for p in model2.parameters()] == [101.0] * 4
+    # The count enters the rule (its progress features), so the two steps differ.
+    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
