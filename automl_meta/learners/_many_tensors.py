@@ -1,9 +1,10 @@
 """The :class:`~automl_meta.learners.HyperController`'s step for many tensors at once.
 
-Per-tensor statistics come from a few foreach reductions and one transfer to the host, where the
-controller's features are plain arithmetic on a handful of numbers per tensor (small tensor operations
-cost more in dispatch than in arithmetic); the updates are ``torch._foreach_*`` operations with one
-scalar per tensor, given as 0-dim tensors where a Python number would be converted on every call.
+Per-tensor statistics come from a few foreach reductions, a dot product per tensor and one transfer to
+the host, where the controller's features are plain arithmetic on a handful of numbers per tensor (small
+tensor operations cost more in dispatch than in arithmetic); the updates are ``torch._foreach_*``
+operations with one scalar per tensor, given as 0-dim tensors where a Python number would be converted
+on every call.
 """
 
 from __future__ import annotations
