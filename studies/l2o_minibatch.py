@@ -18,7 +18,8 @@ training loss above the starting one). "Adam (tuned)" and "AdamW-cos (tuned)" ar
 rates in hindsight by final training loss; for test losses the reference is Adam tuned in hindsight on
 final test loss (the json also gives the share within 1.1x of the "Adam (tuned)" run's test loss). In
 the same run, ``optimizer.step()`` is timed on a 10k- and a 1M-parameter MLP against
-``torch.optim.Adam(foreach=True)``, in blocks of whole controller intervals (see ``step_cost``).
+``torch.optim.Adam(foreach=True)``, in alternating blocks of whole controller intervals (see
+``step_cost``).
 
 Finished (problem, seed) pairs are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes
 (``--fresh`` starts over); ``--jobs 2`` trains two at a time. ``--quick``: two problems, 60 steps, 3 rates,
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _l2o_problems import PROBLEMS, Problem, make_problem
 from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
-from _step_timing import step_ms
+from _step_timing import step_ms_interleaved
 
 import automl_meta as am
 
@@ -210,8 +211,9 @@ def step_cost(quick: bool, rule: str = "default-l2o") -> dict[str, dict[str, flo
     """``step()`` time of the learned optimizer and foreach Adam on a 10k- and a 1M-parameter MLP.
 
     Steps are timed in blocks that hold a whole number of the rule's controller intervals (20 steps,
-    or one interval if longer), so the steps that call the controller count in their true proportion;
-    the figure is the median over blocks of the time per step.
+    or one interval if longer), so the steps that call the controller count in their true proportion,
+    a block of each optimizer in turn (both see the same state of the machine); the figure is the
+    median over blocks of the time per step.
     """
     widths = {"10k": (64, 96, 32, 10), "1M": (512, 1024, 512, 10)}
     reps = 5 if quick else 50
@@ -220,12 +222,11 @@ def step_cost(quick: bool, rule: str = "default-l2o") -> dict[str, dict[str, flo
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Linear(b, c), nn.ReLU(), nn.Linear(c, d))
         nn.functional.cross_entropy(model(torch.randn(64, a)), torch.randint(0, d, (64,))).backward()
-        ms = {}
-        for label, make in (
-            ("Adam", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
-            (DEFAULT, lambda ps: am.optim.LearnedOptimizer(ps, artifact=rule)),
-        ):
-            ms[label] = step_ms(make(model.parameters()), reps, at_least=20)
+        opts = {
+            "Adam": torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True),
+            DEFAULT: am.optim.LearnedOptimizer(model.parameters(), artifact=rule),
+        }
+        ms = step_ms_interleaved(opts, reps, at_least=20)
         n_params = sum(p.numel() for p in model.parameters())
         out[size] = {
             "n_params": n_params,
