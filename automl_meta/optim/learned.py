@@ -260,7 +260,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
     def _update_in_place(
         self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
     ) -> None:
-        """Update parameters of the parameters' own dtype in place (``xs`` are views of them)."""
+        """Update parameters of the parameters' own dtype in place (``xs`` are the parameters themselves)."""
         rule, states, steps, spaces = self._states_and_steps(work, xs)
         scales = [lr for *_, lr, _ in work]
         rule.foreach_step_(xs, gs, states, steps, g_norms, None if all(lr == 1.0 for lr in scales) else scales, spaces)
