@@ -7,6 +7,10 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
+
+import automl_meta as am
 
 
 def step_ms(opt: Any, reps: int, *, at_least: int = 1, warmup: int | None = None) -> float:
@@ -48,3 +52,49 @@ def step_ms_interleaved(opts: dict[str, Any], reps: int, *, at_least: int = 1) -
             if turn:  # the first turn is the warm-up
                 samples[name].append((time.perf_counter() - t) / block)
     return {name: 1e3 * float(np.median(s)) for name, s in samples.items()}
+
+
+def _cnn(blocks: int, channels: int) -> nn.Module:
+    """A CNN of many small tensors (a convolution and a batch norm per block), as image models have."""
+    layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()]
+    for _ in range(blocks):
+        layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+
+
+def step_cost(rule: str = "default-l2o", quick: bool = False) -> dict[str, dict[str, float]]:
+    """``step()`` time of the learned optimizer ``rule`` and foreach Adam on three models.
+
+    A 10k- and a 1M-parameter MLP (6 tensors each), and a 16-block CNN of 70 small tensors, where the
+    per-tensor work weighs most. Steps are timed by :func:`step_ms_interleaved` in blocks of 20 steps
+    (whole controller intervals); the figures are medians over blocks of the time per step.
+    """
+    models = {
+        "10k": lambda: nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 32), nn.ReLU(), nn.Linear(32, 10)),
+        "1M": lambda: nn.Sequential(
+            nn.Linear(512, 1024), nn.ReLU(), nn.Linear(1024, 512), nn.ReLU(), nn.Linear(512, 10)
+        ),
+        "CNN": lambda: _cnn(16, 16),
+    }
+    inputs = {"10k": (64, 64), "1M": (64, 512), "CNN": (8, 3, 16, 16)}
+    out = {}
+    for size, make in models.items():
+        torch.manual_seed(0)
+        model = make()
+        nn.functional.cross_entropy(
+            model(torch.randn(*inputs[size])), torch.randint(0, 10, (inputs[size][0],))
+        ).backward()
+        opts = {
+            "Adam": torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True),
+            "L2O": am.optim.LearnedOptimizer(model.parameters(), artifact=rule),
+        }
+        ms = step_ms_interleaved(opts, 5 if quick else 50, at_least=20)
+        params = list(model.parameters())
+        out[size] = {
+            "n_params": sum(p.numel() for p in params),
+            "n_tensors": len(params),
+            "adam_ms": ms["Adam"],
+            "l2o_ms": ms["L2O"],
+            "ratio": ms["L2O"] / ms["Adam"],
+        }
+    return out

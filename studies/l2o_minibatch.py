@@ -17,9 +17,9 @@ tuned Adam's final training loss, the wall time per step, and divergence (a non-
 training loss above the starting one). "Adam (tuned)" and "AdamW-cos (tuned)" are the best of their 7
 rates in hindsight by final training loss; for test losses the reference is Adam tuned in hindsight on
 final test loss (the json also gives the share within 1.1x of the "Adam (tuned)" run's test loss). In
-the same run, ``optimizer.step()`` is timed on a 10k- and a 1M-parameter MLP against
-``torch.optim.Adam(foreach=True)``, in alternating blocks of whole controller intervals (see
-``step_cost``).
+the same run, ``optimizer.step()`` is timed on a 10k- and a 1M-parameter MLP and on a CNN of 70 small
+tensors against ``torch.optim.Adam(foreach=True)``, in alternating blocks of whole controller intervals
+(``_step_timing.step_cost``).
 
 Finished (problem, seed) pairs are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes
 (``--fresh`` starts over); ``--jobs 2`` trains two at a time. ``--quick``: two problems, 60 steps, 3 rates,
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _l2o_problems import PROBLEMS, Problem, make_problem
 from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
-from _step_timing import step_ms_interleaved
+from _step_timing import step_cost
 
 import automl_meta as am
 
@@ -207,36 +207,6 @@ def summarise(name: str, runs: dict[str, dict]) -> dict[str, dict]:
     return rows
 
 
-def step_cost(quick: bool, rule: str = "default-l2o") -> dict[str, dict[str, float]]:
-    """``step()`` time of the learned optimizer and foreach Adam on a 10k- and a 1M-parameter MLP.
-
-    Steps are timed in blocks that hold a whole number of the rule's controller intervals (20 steps,
-    or one interval if longer), so the steps that call the controller count in their true proportion,
-    a block of each optimizer in turn (both see the same state of the machine); the figure is the
-    median over blocks of the time per step.
-    """
-    widths = {"10k": (64, 96, 32, 10), "1M": (512, 1024, 512, 10)}
-    reps = 5 if quick else 50
-    out = {}
-    for size, (a, b, c, d) in widths.items():
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Linear(b, c), nn.ReLU(), nn.Linear(c, d))
-        nn.functional.cross_entropy(model(torch.randn(64, a)), torch.randint(0, d, (64,))).backward()
-        opts = {
-            "Adam": torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True),
-            DEFAULT: am.optim.LearnedOptimizer(model.parameters(), artifact=rule),
-        }
-        ms = step_ms_interleaved(opts, reps, at_least=20)
-        n_params = sum(p.numel() for p in model.parameters())
-        out[size] = {
-            "n_params": n_params,
-            "adam_ms": ms["Adam"],
-            "l2o_ms": ms[DEFAULT],
-            "ratio": ms[DEFAULT] / ms["Adam"],
-        }
-    return out
-
-
 def _file(name: str, seed: int) -> str:
     """The cache file of one problem trained from one seed."""
     return name.replace("/", "_") + f"_seed{seed}.json"
@@ -324,8 +294,8 @@ def report(results: list[dict], rows: list[dict[str, dict]], cost: dict, out: Pa
         table,
     )  # fmt: skip
     print_table(
-        ["model", "parameters", "Adam step() ms", "L2O step() ms", "ratio"],
-        [[k, v["n_params"], v["adam_ms"], v["l2o_ms"], v["ratio"]] for k, v in cost.items()],
+        ["model", "parameters", "tensors", "Adam step() ms", "L2O step() ms", "ratio"],
+        [[k, v["n_params"], v["n_tensors"], v["adam_ms"], v["l2o_ms"], v["ratio"]] for k, v in cost.items()],
     )
     summary = {**acceptance(rows, cost), "step_cost": cost}
     print(json.dumps({k: v for k, v in summary.items() if k not in ("targets", "step_cost")}, indent=1))
@@ -389,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         entries = [json.loads((cache / _file(n, s)).read_text()) for s in seeds]
         results.append({**entries[0], "seeds": len(entries), "runs": combine([e["runs"] for e in entries])})
     rows = [summarise(r["problem"], r["runs"]) for r in results]
-    return report(results, rows, step_cost(args.quick, args.rule), out)
+    return report(results, rows, step_cost(args.rule, args.quick), out)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def test_quick_study_writes_results(run_quick_study):
     for key in ("train_le_adam_1e3", "train_le_tuned_adam", "test_within_1.1x_tuned_adam"):
         assert 0.0 <= summary[key] <= 1.0
     assert summary["step_cost"]["10k"]["n_params"] < 20_000 < 1_000_000 <= summary["step_cost"]["1M"]["n_params"]
+    assert summary["step_cost"]["CNN"]["n_tensors"] >= 50  # many small tensors, where per-tensor work weighs most
     assert all(v["ratio"] > 0 for v in summary["step_cost"].values())
     with open(tmp_path / "l2o_minibatch.csv") as f:
         rows = list(csv.DictReader(f))
