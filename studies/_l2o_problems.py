@@ -73,6 +73,26 @@ PROBLEMS: dict[str, Spec] = {
     "digits/mlp-1x512-batch16": Spec("mlp", "digits-flat", "mlp-1x512", 16, 1500),
 }
 
+# A development suite of the same families, networks, batch sizes and lengths, on data that the held-out
+# problems do not use: synthetic images (8 x 8, as the meta-training CNNs see), the corpus's meta-train
+# tables (by the same rule as the evaluation tables), other scikit-learn generators. Candidate rules are
+# compared here, so that the held-out problems judge only the one that is chosen.
+DEV_PROBLEMS: dict[str, Spec] = {
+    "dev/images/cnn-small": Spec("cnn", "images", "cnn-small", 32, 1500),
+    "dev/images/cnn-wide": Spec("cnn", "images", "cnn-wide", 128, 2000),
+    "dev/images/conv-autoencoder": Spec("cnn", "images-recon", "conv-autoencoder", 64, 1500),
+    "dev/image-rows/cnn-1d": Spec("cnn", "image-rows", "cnn-1d", 64, 1500),
+    "dev/table-classification-1/mlp-2x128": Spec("tabular", "dev-table:classification:0", "mlp-2x128", 64, 2000),
+    "dev/table-classification-2/mlp-2x128": Spec("tabular", "dev-table:classification:1", "mlp-2x128", 64, 2000),
+    "dev/table-regression-1/mlp-2x128": Spec("tabular", "dev-table:regression:0", "mlp-2x128", 64, 2000),
+    "dev/table-regression-2/mlp-2x128": Spec("tabular", "dev-table:regression:1", "mlp-2x128", 32, 3000),
+    "dev/friedman2/deep-tanh-8x32": Spec("deep-tanh", "friedman2", "tanh-8x32", 32, 3000),
+    "dev/images/mlp-autoencoder": Spec("autoencoder", "images-flat-recon", "mlp-autoencoder", 64, 2000),
+    "dev/synthetic-30d/mlp-3x256": Spec("mlp", "classification-30d", "mlp-3x256", 128, 1500),
+    "dev/images/mlp-1x512-batch16": Spec("mlp", "images-flat", "mlp-1x512", 16, 1500),
+}
+SUITES = {"held-out": PROBLEMS, "dev": DEV_PROBLEMS}
+
 
 # -- data: (X, y, kind); X of any shape with rows first ---------------------------------------------------
 
@@ -110,11 +130,35 @@ def _classification_20d() -> tuple[np.ndarray, np.ndarray, str]:
     return X, y, "classification"
 
 
-def table_tasks(task_type: str) -> list:
-    """The corpus evaluation tasks of the rule in the module docstring, of one type, in order."""
+def _images(shape: tuple[int, ...], recon: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """4,000 synthetic 8 x 8 images of 10 classes (:mod:`automl_meta.tasks`' generator), one seed."""
+    from automl_meta.tasks._images import image_tasks
+
+    train, _ = image_tasks(1, np.random.default_rng(1), size=8, n_classes=10, shots=4000, query_shots=1)
+    X, y = train["x"][0].numpy(), train["y"][0].numpy()
+    X = X.reshape(len(X), *shape)
+    return (X, X.copy(), "reconstruction") if recon else (X, y, "classification")
+
+
+def _friedman2() -> tuple[np.ndarray, np.ndarray, str]:
+    from sklearn.datasets import make_friedman2
+
+    X, y = make_friedman2(4000, noise=10.0, random_state=1)
+    return X, y, "regression"
+
+
+def _classification_30d() -> tuple[np.ndarray, np.ndarray, str]:
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(5000, 30, n_informative=12, n_classes=3, n_clusters_per_class=3, random_state=1)
+    return X, y, "classification"
+
+
+def table_tasks(task_type: str, split: str = "evaluation") -> list:
+    """The corpus tasks of the rule in the module docstring, of one type and split, in order."""
     from automl_meta.corpus import load_corpus
 
-    tasks = [t for t in load_corpus("evaluation") if t.task_type == task_type and t.n_rows >= 3000]
+    tasks = [t for t in load_corpus(split) if t.task_type == task_type and t.n_rows >= 3000]
     return sorted(tasks, key=lambda t: (-t.X.shape[1], t.name))[:2]
 
 
@@ -126,6 +170,13 @@ DATA: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]] = {
     "waveforms": _waveforms,
     "friedman1": _friedman1,
     "classification-20d": _classification_20d,
+    "images": lambda: _images((1, 8, 8), recon=False),
+    "images-recon": lambda: _images((1, 8, 8), recon=True),
+    "image-rows": lambda: _images((1, 64), recon=False),
+    "images-flat": lambda: _images((64,), recon=False),
+    "images-flat-recon": lambda: _images((64,), recon=True),
+    "friedman2": _friedman2,
+    "classification-30d": _classification_30d,
 }
 
 
@@ -197,18 +248,18 @@ MODELS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
 
 
 def _table(key: str) -> tuple[np.ndarray, np.ndarray, str, str]:
-    _, task_type, i = key.split(":")
-    task = table_tasks(task_type)[int(i)]
+    kind, task_type, i = key.split(":")
+    task = table_tasks(task_type, "meta-train" if kind == "dev-table" else "evaluation")[int(i)]
     return task.X, np.asarray(task.y), task_type, task.name
 
 
 def make_problem(name: str, seed: int = 0) -> Problem:
-    """The named problem of :data:`PROBLEMS`, split and scaled (see the module docstring)."""
+    """The named problem of :data:`PROBLEMS` or :data:`DEV_PROBLEMS`, split and scaled (module docstring)."""
     from sklearn.model_selection import train_test_split
 
-    spec = PROBLEMS[name]
+    spec = PROBLEMS[name] if name in PROBLEMS else DEV_PROBLEMS[name]
     source = ""
-    if spec.data.startswith("table:"):
+    if ":" in spec.data:  # a corpus table
         X, y, kind, source = _table(spec.data)
     else:
         X, y, kind = DATA[spec.data]()

@@ -29,6 +29,9 @@ Finished (problem, seed) pairs are kept under ``<out>/runs/l2o_minibatch/`` so a
 instead of training them again.
 Writes ``l2o_minibatch.csv`` (one row per problem and method), ``l2o_minibatch.json`` (the acceptance
 figures of the default learned optimizer and the step-cost ratios) and ``l2o_minibatch.png`` (curves).
+``--suite dev`` runs the development suite instead (``_l2o_problems.DEV_PROBLEMS``: the same families on
+data the held-out problems do not use) and writes ``l2o_minibatch-dev.*``: compare candidate rules there,
+and measure only the chosen one on the held-out problems.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _l2o_problems import PROBLEMS, Problem, make_problem
+from _l2o_problems import SUITES, Problem, make_problem
 from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
 from _step_timing import step_cost
@@ -269,10 +272,12 @@ def _geomean(values: list[float]) -> float:
     return float(np.exp(np.mean(logs)))
 
 
-def report(results: list[dict], rows: list[dict[str, dict]], cost: dict, out: Path) -> dict[str, Any]:
+def report(
+    results: list[dict], rows: list[dict[str, dict]], cost: dict, out: Path, stem: str = "l2o_minibatch"
+) -> dict[str, Any]:
     labels = list(rows[0])
     headers = list(rows[0][DEFAULT])
-    write_csv(out / "l2o_minibatch.csv", headers, [[r[m][h] for h in headers] for r in rows for m in labels])
+    write_csv(out / f"{stem}.csv", headers, [[r[m][h] for h in headers] for r in rows for m in labels])
     table = []
     for label in labels:
         mine = [r[label] for r in rows]
@@ -287,7 +292,7 @@ def report(results: list[dict], rows: list[dict[str, dict]], cost: dict, out: Pa
                 float(np.median([r["ms_per_step"] for r in mine])),
             ]
         )
-    print(f"\n{len(rows)} held-out mini-batch problems; losses are geometric means relative to tuned Adam")
+    print(f"\n{len(rows)} mini-batch problems ({stem}); losses are geometric means relative to tuned Adam")
     print_table(
         ["method", "train / tuned Adam", "test / tuned Adam", "median steps ratio", "train <= Adam 1e-3",
          "divergences", "ms/step"],
@@ -299,8 +304,8 @@ def report(results: list[dict], rows: list[dict[str, dict]], cost: dict, out: Pa
     )
     summary = {**acceptance(rows, cost), "step_cost": cost}
     print(json.dumps({k: v for k, v in summary.items() if k not in ("targets", "step_cost")}, indent=1))
-    write_json(out / "l2o_minibatch.json", summary)
-    plot(results, out / "l2o_minibatch.png")
+    write_json(out / f"{stem}.json", summary)
+    plot(results, out / f"{stem}.png")
     return summary
 
 
@@ -342,16 +347,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--baselines", type=Path, help="an earlier run's cache folder (<out>/runs/l2o_minibatch): reuse its baselines"
     )
+    p.add_argument(
+        "--suite", choices=sorted(SUITES), default="held-out", help="the held-out problems, or the development suite"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
     cache = job_cache(out, "l2o_minibatch", args.fresh)
-    names = list(QUICK_PROBLEMS if args.quick else PROBLEMS)
+    problems = SUITES[args.suite]
+    # --quick: the two quick problems, or their counterparts in the development suite
+    quick = [list(problems)[list(SUITES["held-out"]).index(n)] for n in QUICK_PROBLEMS]
+    names = quick if args.quick else list(problems)
     lrs = QUICK_LRS if args.quick else LRS
     seeds = range(args.seeds or (QUICK_SEEDS if args.quick else SEEDS))
-    steps = {n: 60 if args.quick else PROBLEMS[n].steps for n in names}
+    steps = {n: 60 if args.quick else problems[n].steps for n in names}
     todo = [(n, s) for n in names for s in seeds if not (cache / _file(n, s)).exists()]
-    todo.sort(key=lambda job: -steps[job[0]] * PROBLEMS[job[0]].batch)  # the longest first: balanced
+    todo.sort(key=lambda job: -steps[job[0]] * problems[job[0]].batch)  # the longest first: balanced
     jobs = [(n, s, steps[n], lrs, cache, args.rule, args.baselines) for n, s in todo]
     run_each(run_problem, jobs, args.jobs)
     results = []
@@ -359,7 +370,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         entries = [json.loads((cache / _file(n, s)).read_text()) for s in seeds]
         results.append({**entries[0], "seeds": len(entries), "runs": combine([e["runs"] for e in entries])})
     rows = [summarise(r["problem"], r["runs"]) for r in results]
-    return report(results, rows, step_cost(args.rule, args.quick), out)
+    stem = "l2o_minibatch" if args.suite == "held-out" else f"l2o_minibatch-{args.suite}"
+    return report(results, rows, step_cost(args.rule, args.quick), out, stem)
 
 
 if __name__ == "__main__":

