@@ -1,4 +1,4 @@
-"""The held-out mini-batch training problems of ``studies/l2o_minibatch.py``.
+"""The held-out mini-batch training problems of ``studies/l2o_minibatch.py``, and a development suite.
 
 Twelve problems as a user trains: mini-batches, convolutional networks, autoencoders, a deep tanh network,
 real tables from the corpus's evaluation tasks, runs of 1,500 to 3,000 steps. None of them may be used to
@@ -11,6 +11,9 @@ the two classification and the two regression tasks with the most columns (ties 
 encoded as a user's Pipeline would (:func:`automl_meta.corpus.make_preprocessor`, fitted on the training
 split). Every problem splits its rows 75/25 (stratified for classification) with seed 0; features (and
 regression targets) are standardised on the training split.
+
+:data:`DEV_PROBLEMS` mirrors them, problem by problem, on other data (the development suite, for choosing
+among candidate rules; it may share sources with meta-training, never with the held-out problems).
 """
 
 from __future__ import annotations
