@@ -119,18 +119,12 @@ def _waveforms(n: int = 3000, length: int = 64, seed: int = 0) -> tuple[np.ndarr
     return X[:, None, :], y, "classification"
 
 
-def _friedman1() -> tuple[np.ndarray, np.ndarray, str]:
-    from sklearn.datasets import make_friedman1
+def _generated(maker: str, kind: str, *args: int, **kwargs: float) -> tuple[np.ndarray, np.ndarray, str]:
+    """Rows from one of scikit-learn's generators (``sklearn.datasets.<maker>``)."""
+    from sklearn import datasets
 
-    X, y = make_friedman1(4000, noise=1.0, random_state=0)
-    return X, y, "regression"
-
-
-def _classification_20d() -> tuple[np.ndarray, np.ndarray, str]:
-    from sklearn.datasets import make_classification
-
-    X, y = make_classification(5000, 20, n_informative=10, n_classes=4, n_clusters_per_class=2, random_state=0)
-    return X, y, "classification"
+    X, y = getattr(datasets, maker)(*args, **kwargs)
+    return X, y, kind
 
 
 def _images(shape: tuple[int, ...], recon: bool) -> tuple[np.ndarray, np.ndarray, str]:
@@ -141,20 +135,6 @@ def _images(shape: tuple[int, ...], recon: bool) -> tuple[np.ndarray, np.ndarray
     X, y = train["x"][0].numpy(), train["y"][0].numpy()
     X = X.reshape(len(X), *shape)
     return (X, X.copy(), "reconstruction") if recon else (X, y, "classification")
-
-
-def _friedman2() -> tuple[np.ndarray, np.ndarray, str]:
-    from sklearn.datasets import make_friedman2
-
-    X, y = make_friedman2(4000, noise=10.0, random_state=1)
-    return X, y, "regression"
-
-
-def _classification_30d() -> tuple[np.ndarray, np.ndarray, str]:
-    from sklearn.datasets import make_classification
-
-    X, y = make_classification(5000, 30, n_informative=12, n_classes=3, n_clusters_per_class=3, random_state=1)
-    return X, y, "classification"
 
 
 def table_tasks(task_type: str, split: str = "evaluation") -> list:
@@ -171,15 +151,33 @@ DATA: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]] = {
     "digits-flat": lambda: _digits((64,), recon=False),
     "digits-flat-recon": lambda: _digits((64,), recon=True),
     "waveforms": _waveforms,
-    "friedman1": _friedman1,
-    "classification-20d": _classification_20d,
+    "friedman1": lambda: _generated("make_friedman1", "regression", 4000, noise=1.0, random_state=0),
+    "classification-20d": lambda: _generated(
+        "make_classification",
+        "classification",
+        5000,
+        20,
+        n_informative=10,
+        n_classes=4,
+        n_clusters_per_class=2,
+        random_state=0,
+    ),
     "images": lambda: _images((1, 8, 8), recon=False),
     "images-recon": lambda: _images((1, 8, 8), recon=True),
     "image-rows": lambda: _images((1, 64), recon=False),
     "images-flat": lambda: _images((64,), recon=False),
     "images-flat-recon": lambda: _images((64,), recon=True),
-    "friedman2": _friedman2,
-    "classification-30d": _classification_30d,
+    "friedman2": lambda: _generated("make_friedman2", "regression", 4000, noise=10.0, random_state=1),
+    "classification-30d": lambda: _generated(
+        "make_classification",
+        "classification",
+        5000,
+        30,
+        n_informative=12,
+        n_classes=3,
+        n_clusters_per_class=3,
+        random_state=1,
+    ),
 }
 
 
