@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 
-from .._validation import check_nonnegative_float
+from .._validation import check_nonnegative_float, check_positive_int
 from ..engine import Params
 from ..engine.learned_update import States, batched_unroll
 from ..learners import UpdateRule
@@ -53,6 +54,20 @@ def check_batch_size(value: int | tuple[int, int] | None) -> tuple[int, int] | N
     if not ints or not 1 <= pair[0] <= pair[1]:
         raise ValueError(f"batch_size must be None, an int or a (low, high) pair of ints >= 1, got {value!r}.")
     return int(pair[0]), int(pair[1])
+
+
+def check_truncations(horizon: Any, unroll: Any, updates: Any, estimator: str) -> tuple[int, int, int]:
+    """``(horizon, unroll, updates per episode)`` checked (updates: every truncation when None)."""
+    horizon, unroll = check_positive_int(horizon, "horizon"), check_positive_int(unroll, "unroll")
+    if horizon % unroll:
+        raise ValueError(f"unroll ({unroll}) must divide horizon ({horizon}).")
+    truncations = horizon // unroll
+    updates = check_positive_int(truncations if updates is None else updates, "updates_per_episode")
+    if updates > truncations:
+        raise ValueError(f"updates_per_episode ({updates}) exceeds the {truncations} truncations of an episode.")
+    if estimator == "pes" and updates < truncations:  # its particles run every truncation anyway
+        raise ValueError("estimator='pes' updates the rule after every truncation: leave updates_per_episode unset.")
+    return horizon, unroll, updates
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ and trains all of them at once (vmapped) with the learned rule for ``horizon`` s
 truncations of ``unroll`` steps. After each truncation the rule's weights take one outer step on
 the truncation's meta-loss (:mod:`._meta_objective`: the mean over tasks and steps of
 ``log(loss_t / loss_0)``, optionally with a held-out term and mini-batch gradients), estimated
-either by backpropagation through the truncation (truncated BPTT) or by antithetic evolution
-strategies (ES), which stays well-behaved where long unrolls make backpropagated gradients explode.
+by backpropagation through the truncation (truncated BPTT), or by evolution strategies
+(:mod:`._evolution`: ES per truncation, or PES, whose perturbed runs persist across the truncations
+of an episode), which stay well-behaved where long unrolls make backpropagated gradients explode.
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ from ..engine import Params
 from ..engine.learned_update import States, batched_init_states
 from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch, OptimizeeTasks
-from ._meta_objective import Initial, MiniBatches, check_batch_size, initial_losses, moved, truncation_loss
+from ._evolution import PersistentParticles, es_gradient, noise, set_grads, weights_of
+from ._meta_objective import (
+    Initial,
+    MiniBatches,
+    check_batch_size,
+    check_truncations,
+    initial_losses,
+    moved,
+    truncation_loss,
+)
 from ._outer_loop import OuterLoop, seeded_rng
 from .callbacks import Callback
 from .distributed import current_group
 
-ESTIMATORS = ("tbptt", "es")
+ESTIMATORS = ("tbptt", "es", "pes")
 
 
 def _check_rule_and_estimator(rule: Any, estimator: str) -> None:
@@ -38,18 +48,6 @@ def _check_rule_and_estimator(rule: Any, estimator: str) -> None:
         raise TypeError(f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}.")
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
-
-
-def _check_truncations(horizon: Any, unroll: Any, updates: Any) -> tuple[int, int, int]:
-    """``(horizon, unroll, updates per episode)`` checked (updates: every truncation when None)."""
-    horizon, unroll = check_positive_int(horizon, "horizon"), check_positive_int(unroll, "unroll")
-    if horizon % unroll:
-        raise ValueError(f"unroll ({unroll}) must divide horizon ({horizon}).")
-    truncations = horizon // unroll
-    updates = check_positive_int(truncations if updates is None else updates, "updates_per_episode")
-    if updates > truncations:
-        raise ValueError(f"updates_per_episode ({updates}) exceeds the {truncations} truncations of an episode.")
-    return horizon, unroll, updates
 
 
 class UnrolledTrainer(OuterLoop):
@@ -75,12 +73,14 @@ class UnrolledTrainer(OuterLoop):
         gradients. Long horizons (thousands of steps, like real training runs) then cost about a third
         of their full price per step while the rule still learns from late truncations. By default
         every truncation.
-    estimator : {"tbptt", "es"}, default="tbptt"
-        Truncated backpropagation through time, or antithetic evolution strategies.
+    estimator : {"tbptt", "es", "pes"}, default="tbptt"
+        Truncated backpropagation through time, antithetic evolution strategies restarted at each
+        truncation, or persistent evolution strategies (:mod:`._evolution`): ES whose perturbed runs
+        go on through the whole horizon, an unbiased estimate over runs of thousands of steps.
     es_pairs : int, default=8
-        Antithetic perturbation pairs per ES estimate.
+        Antithetic perturbation pairs per ES or PES estimate.
     es_sigma : float, default=0.01
-        Standard deviation of the ES perturbations.
+        Standard deviation of the ES or PES perturbations.
     outer_lr : float, default=1e-3
         Learning rate of the outer Adam optimizer.
     clip_grad_norm : float, default=1.0
@@ -174,7 +174,9 @@ class UnrolledTrainer(OuterLoop):
         self.problems = problems if problems is not None else OptimizeeTasks()
         self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
         self.episodes = check_positive_int(episodes, "episodes")
-        self.horizon, self.unroll, self.updates_per_episode = _check_truncations(horizon, unroll, updates_per_episode)
+        self.horizon, self.unroll, self.updates_per_episode = check_truncations(
+            horizon, unroll, updates_per_episode, estimator
+        )
         self.estimator = estimator
         self.es_pairs = check_positive_int(es_pairs, "es_pairs")
         self.es_sigma = check_positive_float(es_sigma, "es_sigma")
@@ -254,32 +256,25 @@ class UnrolledTrainer(OuterLoop):
 
     @torch.no_grad()
     def _es(
-        self,
-        batch: OptimizeeBatch,
-        params: Params,
-        states: States,
-        first_step: int,
-        initial: Initial,
-        iteration: int,
+        self, batch: OptimizeeBatch, params: Params, states: States, first_step: int, initial: Initial, iteration: int
     ) -> tuple[float, Params, States]:
-        gen = torch.Generator().manual_seed(int(seeded_rng(self.seed, 2, iteration).integers(2**62)))
-        weights = {k: v.detach() for k, v in self.rule.named_parameters()}
-        grads = {k: torch.zeros_like(v) for k, v in weights.items()}
-        for _ in range(self.es_pairs):
-            noise = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device) for k, v in weights.items()}
-            plus, minus = (
-                self._truncation_loss(batch, params, states, first_step, initial, perturbed)[0]
-                for perturbed in (
-                    {k: w + sign * self.es_sigma * noise[k] for k, w in weights.items()} for sign in (1, -1)
-                )
-            )
-            scale = (plus - minus) / (2 * self.es_sigma * self.es_pairs)
-            for k in grads:
-                grads[k] += scale * noise[k]
+        def loss(weights: Params) -> torch.Tensor:
+            return self._truncation_loss(batch, params, states, first_step, initial, weights)[0]
+
+        grads = es_gradient(loss, weights_of(self.rule), self.es_pairs, self.es_sigma, noise(self.seed, iteration))
         meta_loss, params, states = self._truncation_loss(batch, params, states, first_step, initial)
-        for k, p in self.rule.named_parameters():
-            p.grad = grads[k]
+        set_grads(self.rule, grads)
         return float(meta_loss), params, states
+
+    def _pes(
+        self, particles: PersistentParticles, batch: OptimizeeBatch, first_step: int, initial: Initial, iteration: int
+    ) -> float:
+        def loss(weights: Params, params: Params, states: States) -> tuple[torch.Tensor, Params, States]:
+            return self._truncation_loss(batch, params, states, first_step, initial, weights)
+
+        grads, meta_loss = particles.estimate(loss, weights_of(self.rule), noise(self.seed, iteration))
+        set_grads(self.rule, grads)
+        return meta_loss
 
     # -- hooks of the outer loop -------------------------------------------------------------------------
     @property
@@ -334,6 +329,7 @@ class UnrolledTrainer(OuterLoop):
         self._batches = self._mini_batches(0, self.episode)
         truncations = self.horizon // self.unroll
         updated = self._updated_truncations(truncations)
+        particles = PersistentParticles(self.es_pairs, self.es_sigma, params, states)
         losses, norms, skipped = [], [], False
         for k in range(truncations):
             iteration = self.episode * truncations + k
@@ -344,8 +340,10 @@ class UnrolledTrainer(OuterLoop):
                 continue
             if self.estimator == "tbptt":
                 meta_loss, params, states = self._tbptt(batch, params, states, first_step, initial)
-            else:
+            elif self.estimator == "es":
                 meta_loss, params, states = self._es(batch, params, states, first_step, initial, iteration)
+            else:
+                meta_loss = self._pes(particles, batch, first_step, initial, iteration)
             finite, norm = self._outer_step(meta_loss, iteration)
             losses.append(meta_loss)
             norms.append(norm)
