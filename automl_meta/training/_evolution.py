@@ -38,14 +38,15 @@ def noise(seed: int, iteration: int) -> torch.Generator:
 
 
 def weights_of(rule: torch.nn.Module) -> Params:
-    """The rule's weights, detached (the point the perturbations are taken around)."""
-    return {k: v.detach() for k, v in rule.named_parameters()}
+    """The rule's trainable weights, detached: the ones perturbed (frozen ones, ``requires_grad=False``, are not)."""
+    return {k: v.detach() for k, v in rule.named_parameters() if v.requires_grad}
 
 
 def set_grads(rule: torch.nn.Module, grads: Params) -> None:
     """Give the rule's weights an estimated gradient, for the outer optimizer to step on."""
     for k, p in rule.named_parameters():
-        p.grad = grads[k]
+        if k in grads:
+            p.grad = grads[k]
 
 
 def _normal_like(weights: Params, generator: torch.Generator) -> Params:

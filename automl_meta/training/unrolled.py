@@ -80,7 +80,8 @@ class UnrolledTrainer(OuterLoop):
     es_pairs : int, default=8
         Antithetic perturbation pairs per ES or PES estimate.
     es_sigma : float, default=0.01
-        Standard deviation of the ES or PES perturbations.
+        Standard deviation of the ES or PES perturbations. Like backpropagation, they leave frozen
+        weights (``requires_grad=False``) alone: freeze part of a trained rule to fine-tune the rest.
     outer_lr : float, default=1e-3
         Learning rate of the outer Adam optimizer.
     clip_grad_norm : float, default=1.0

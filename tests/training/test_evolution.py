@@ -92,6 +92,16 @@ def test_pes_meta_training_runs_end_to_end_and_resumes_exactly(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(full.learner.parameters(), resumed.learner.parameters()))
 
 
+@pytest.mark.parametrize("estimator", ["es", "pes"])
+def test_evolution_strategies_leave_frozen_weights_alone(estimator):
+    t = trainer(estimator=estimator, es_pairs=2, episodes=1)
+    before = {k: v.detach().clone() for k, v in t.rule.named_parameters()}
+    for name, weight in t.rule.named_parameters():
+        weight.requires_grad_(name.startswith("head."))
+    after = dict(t.fit().learner.named_parameters())
+    assert all(torch.equal(after[k], v) != k.startswith("head.") for k, v in before.items())
+
+
 def test_pes_refuses_sparse_updates():
     with pytest.raises(ValueError, match="updates_per_episode"):
         trainer(estimator="pes", updates_per_episode=2)
