@@ -19,14 +19,21 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
 
 - ``--batch-size LOW HIGH``, ``--val-weight``: mini-batch inner gradients and a held-out term in the
   meta-loss (``UnrolledTrainer``);
-- ``--cnn-fraction``, ``--real-fraction``, ``--autoencoder-fraction``: that share of small CNNs, of MLPs
-  on the corpus's meta-training tables (never its evaluation tables, which the held-out studies use), and
-  of MLP autoencoders on synthetic images (``OptimizeeTasks``);
+- ``--quadratic-fraction`` (0.25), ``--cnn-fraction``, ``--real-fraction``, ``--autoencoder-fraction``:
+  that share of random quadratics, of small CNNs, of MLPs on the corpus's meta-training tables (never
+  its evaluation tables, which the held-out studies use), and of MLP autoencoders on synthetic images
+  (``OptimizeeTasks``);
 - ``--interval``: the controller runs every that many steps (``HyperController``);
 - ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
   gain per controller call (``HyperController(hypergradient=...)``);
-- ``--horizon``, ``--updates``, ``--episodes``: the inner run's length, how many of its truncations update
-  the rule (``UnrolledTrainer(updates_per_episode=...)``, for long runs), and the number of episodes.
+- ``--horizon``, ``--unroll``, ``--updates``, ``--episodes``: the inner run's length, the steps per
+  truncation, how many truncations update the rule (``UnrolledTrainer(updates_per_episode=...)``, for long
+  runs), and the number of episodes;
+- ``--estimator``, ``--es-pairs``: the meta-gradient estimate (``tbptt``, ``es`` or ``pes``, whose
+  perturbed runs go through the whole horizon) and its antithetic pairs;
+- ``--init ARTIFACT``: go on meta-training that artifact's rule (same rule and settings), e.g. fine-tune
+  ``default-l2o`` with PES over long runs; ``--train-only PREFIX ...``: only the weights whose names
+  start with these (``head.``: the controller's output layer), the others frozen.
 
 With ``--out`` the result stays out of the package. The shipped ``default-l2o`` (and
 ``studies/results/l2o/hyper_controller.ameta``) is the controller meta-trained for mini-batch training:
@@ -66,10 +73,13 @@ RULES = {  # (seed, interval, hypergradient gain) -> rule; the last two apply to
 }
 
 
-def problems(cnn_fraction: float, real_fraction: float, autoencoder_fraction: float = 0.0) -> am.tasks.OptimizeeTasks:
+def problems(
+    cnn_fraction: float, real_fraction: float, autoencoder_fraction: float = 0.0, quadratic_fraction: float = 0.25
+) -> am.tasks.OptimizeeTasks:
     """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables."""
     real = load_corpus("meta-train", max_rows=2000) if real_fraction else ()
     return am.tasks.OptimizeeTasks(
+        quadratic_fraction=quadratic_fraction,
         cnn_fraction=cnn_fraction,
         real_tasks=real,
         real_fraction=real_fraction,
@@ -77,20 +87,35 @@ def problems(cnn_fraction: float, real_fraction: float, autoencoder_fraction: fl
     )
 
 
+def initialized(rule: am.learners.UpdateRule, path: str) -> am.learners.UpdateRule:
+    """``rule`` with the weights of the artifact at ``path`` (same rule and settings), to go on meta-training it."""
+    learner = am.load(path).learner
+    if learner.get_config() != {**rule.get_config(), "seed": learner.get_config().get("seed")}:
+        raise SystemExit(f"--init {path}: its rule {learner.get_config()} is not {rule.get_config()}")
+    rule.load_state_dict(learner.state_dict())
+    return rule
+
+
 def train(
     name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict, tasks: Any
 ) -> am.MetaArtifact:
     regime = dict(regime)
     interval, horizon, gain = regime.pop("interval"), regime.pop("horizon"), regime.pop("hypergradient")
+    unroll, init, only = regime.pop("unroll"), regime.pop("init"), regime.pop("train_only")
     if quick:  # seconds: a short horizon, every truncation updated
-        horizon, regime["updates_per_episode"] = 20, None
+        horizon, unroll, regime["updates_per_episode"] = 20, 10, None
+    rule = RULES[name](seed, interval, gain)
+    if init is not None:
+        rule = initialized(rule, init)
+    for weight_name, weight in rule.named_parameters():  # the others stay as initialised
+        weight.requires_grad_(not only or weight_name.startswith(tuple(only)))
     trainer = am.training.UnrolledTrainer(
-        RULES[name](seed, interval, gain),
+        rule,
         tasks,
         meta_batch_size=2 if quick else 8,
         episodes=episodes,
         horizon=horizon,
-        unroll=10 if quick else 20,
+        unroll=unroll,
         outer_lr=2e-3,
         clip_grad_norm=1.0,
         n_validation_batches=1 if quick else 2,
@@ -120,10 +145,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--autoencoder-fraction", type=float, default=0.0, help="share of MLP problems that are autoencoders"
     )
+    p.add_argument("--quadratic-fraction", type=float, default=0.25, help="share of random-quadratic problems")
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
     p.add_argument("--episodes", type=int, help="episodes (default: the rule's budget)")
+    p.add_argument("--unroll", type=int, default=20, help="inner steps per truncation (one outer update each)")
+    p.add_argument("--estimator", choices=am.training.unrolled.ESTIMATORS, default="tbptt", help="meta-gradient")
+    p.add_argument("--es-pairs", type=int, default=8, help="antithetic pairs of the es and pes estimators")
+    p.add_argument("--init", help="start from this artifact's weights (same rule and settings) instead of at random")
+    p.add_argument("--train-only", nargs="+", metavar="PREFIX", help="meta-train only the weights of these names")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -142,8 +173,13 @@ def main(argv: list[str] | None = None) -> None:
             "hypergradient": args.hypergradient,
             "horizon": args.horizon,
             "updates_per_episode": args.updates,
+            "unroll": args.unroll,
+            "init": args.init,
+            "train_only": args.train_only,
+            "estimator": args.estimator,
+            "es_pairs": args.es_pairs,
         }
-        tasks = problems(args.cnn_fraction, args.real_fraction, args.autoencoder_fraction)
+        tasks = problems(args.cnn_fraction, args.real_fraction, args.autoencoder_fraction, args.quadratic_fraction)
         artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
         print(

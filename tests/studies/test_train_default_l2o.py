@@ -18,3 +18,15 @@ def test_quick_training_writes_three_rules_and_a_default(run_quick_study):
     p.grad = torch.ones(3)
     am.optim.LearnedOptimizer([p], artifact=default).step()
     assert (p < 1).all()
+
+
+def test_quick_fine_tuning_of_default_l2o_with_pes_changes_only_the_named_weights(run_quick_study):
+    tmp_path = run_quick_study(
+        "train_default_l2o",
+        *("--only", "hyper_controller", "--interval", "10", "--init", "default-l2o"),
+        *("--estimator", "pes", "--es-pairs", "2", "--train-only", "head."),
+    )
+    tuned = am.load(tmp_path / "l2o" / "hyper_controller.ameta")
+    assert tuned.training["estimator"] == "pes" and tuned.training["es_pairs"] == 2
+    start, after = am.load("default-l2o").learner.state_dict(), tuned.learner.state_dict()
+    assert all(torch.equal(after[k], v) != k.startswith("head.") for k, v in start.items())
