@@ -32,7 +32,7 @@ from ._outer_loop import seeded_rng
 TruncationLoss = Callable[[Params, Params, States], tuple[torch.Tensor, Params, States]]
 
 
-def noise(seed: int, iteration: int) -> torch.Generator:
+def perturbation_generator(seed: int, iteration: int) -> torch.Generator:
     """The generator of an outer update's perturbations: a resumed run draws the ones an uninterrupted one would."""
     return torch.Generator().manual_seed(int(seeded_rng(seed, 2, iteration).integers(2**62)))
 

@@ -26,7 +26,7 @@ from ..engine import Params
 from ..engine.learned_update import States, batched_init_states
 from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch, OptimizeeTasks
-from ._evolution import PersistentParticles, es_gradient, noise, set_grads, weights_of
+from ._evolution import PersistentParticles, es_gradient, perturbation_generator, set_grads, weights_of
 from ._meta_objective import (
     Initial,
     MiniBatches,
@@ -262,7 +262,8 @@ class UnrolledTrainer(OuterLoop):
         def loss(weights: Params) -> torch.Tensor:
             return self._truncation_loss(batch, params, states, first_step, initial, weights)[0]
 
-        grads = es_gradient(loss, weights_of(self.rule), self.es_pairs, self.es_sigma, noise(self.seed, iteration))
+        gen = perturbation_generator(self.seed, iteration)
+        grads = es_gradient(loss, weights_of(self.rule), self.es_pairs, self.es_sigma, gen)
         meta_loss, params, states = self._truncation_loss(batch, params, states, first_step, initial)
         set_grads(self.rule, grads)
         return float(meta_loss), params, states
@@ -273,7 +274,7 @@ class UnrolledTrainer(OuterLoop):
         def loss(weights: Params, params: Params, states: States) -> tuple[torch.Tensor, Params, States]:
             return self._truncation_loss(batch, params, states, first_step, initial, weights)
 
-        grads, meta_loss = particles.estimate(loss, weights_of(self.rule), noise(self.seed, iteration))
+        grads, meta_loss = particles.estimate(loss, weights_of(self.rule), perturbation_generator(self.seed, iteration))
         set_grads(self.rule, grads)
         return meta_loss
 
