@@ -11,6 +11,7 @@ meta-objective measures progress rather than the luck of a batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 
 from .._validation import check_nonnegative_float, check_positive_int
 from ..engine import Params
-from ..engine.learned_update import States, batched_unroll
+from ..engine.learned_update import States, batched_init_states, batched_unroll
 from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch
 from ._outer_loop import seeded_rng
@@ -126,3 +127,23 @@ def initial_losses(batch: OptimizeeBatch, params: Params) -> Initial:
     """Each task's training and held-out loss at ``params`` (no gradients)."""
     with torch.no_grad():
         return torch.vmap(batch.loss)(params, batch.train), torch.vmap(batch.loss)(params, batch.val)
+
+
+@torch.no_grad()
+def validation_loss(
+    rule: UpdateRule,
+    batches: Sequence[OptimizeeBatch],
+    *,
+    steps: int,
+    val_weight: float,
+    mini_batches: Callable[[int], MiniBatches | None],
+) -> float:
+    """The mean meta-loss of ``rule`` over runs of ``steps`` steps on ``batches`` (the i-th on ``mini_batches(i)``)."""
+    scores = []
+    for i, batch in enumerate(batches):
+        loss, _, _ = truncation_loss(
+            rule, batch, batch.params, batched_init_states(rule, batch.params), first_step=1, steps=steps,
+            initial=initial_losses(batch, batch.params), val_weight=val_weight, batches=mini_batches(i),
+        )  # fmt: skip
+        scores.append(float(loss))
+    return float(np.mean(scores))

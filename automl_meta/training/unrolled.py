@@ -5,9 +5,8 @@ and trains all of them at once (vmapped) with the learned rule for ``horizon`` s
 truncations of ``unroll`` steps. After each truncation the rule's weights take one outer step on
 the truncation's meta-loss (:mod:`._meta_objective`: the mean over tasks and steps of
 ``log(loss_t / loss_0)``, optionally with a held-out term and mini-batch gradients), estimated
-by backpropagation through the truncation (truncated BPTT), or by evolution strategies
-(:mod:`._evolution`: ES per truncation, or PES, whose perturbed runs persist across the truncations
-of an episode), which stay well-behaved where long unrolls make backpropagated gradients explode.
+by truncated backpropagation through time, or by evolution strategies (:mod:`._evolution`: ES, or
+PES across the truncations of an episode), well-behaved where backpropagated gradients explode.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from ._meta_objective import (
     initial_losses,
     moved,
     truncation_loss,
+    validation_loss,
 )
 from ._outer_loop import OuterLoop, seeded_rng
 from .callbacks import Callback
@@ -81,7 +81,8 @@ class UnrolledTrainer(OuterLoop):
         Antithetic perturbation pairs per ES or PES estimate.
     es_sigma : float, default=0.01
         Standard deviation of the ES or PES perturbations. Like backpropagation, they leave frozen
-        weights (``requires_grad=False``) alone: freeze part of a trained rule to fine-tune the rest.
+        weights (``requires_grad=False``) alone: freeze part of a trained rule to fine-tune the rest
+        (the frozen names are part of the run's settings: ``artifact.training["frozen"]``).
     outer_lr : float, default=1e-3
         Learning rate of the outer Adam optimizer.
     clip_grad_norm : float, default=1.0
@@ -226,7 +227,12 @@ class UnrolledTrainer(OuterLoop):
                 if self.updates_per_episode < self.horizon // self.unroll
                 else {}
             ),
+            **({"frozen": self._frozen()} if self._frozen() else {}),
         }
+
+    def _frozen(self) -> list[str]:
+        """The rule's frozen weights (``requires_grad=False``): meta-training leaves them as they are."""
+        return [name for name, w in self.rule.named_parameters() if not w.requires_grad]
 
     def _fingerprint(self) -> dict[str, Any]:
         cfg = {k: v for k, v in self.config().items() if k != "episodes"}
@@ -371,19 +377,13 @@ class UnrolledTrainer(OuterLoop):
     def _mini_batches(self, *key: int) -> MiniBatches | None:
         return None if self.batch_size is None else MiniBatches(self.batch_size, self.seed, key)
 
-    @torch.no_grad()
     def _validation_logs(self) -> dict[str, float]:
         """The meta-loss of the rule over the validation problems and ``validation_horizon`` steps."""
-        scores = []
-        for i, batch in enumerate(self._val_batches):
-            states = batched_init_states(self.rule, batch.params)
-            loss, _, _ = truncation_loss(
-                self.rule, batch, batch.params, states, first_step=1, steps=self.validation_horizon,
-                initial=initial_losses(batch, batch.params), val_weight=self.val_weight,
-                batches=self._mini_batches(1, i),
-            )  # fmt: skip
-            scores.append(float(loss))
-        return {"val_loss": float(np.mean(scores))}
+        loss = validation_loss(
+            self.rule, self._val_batches, steps=self.validation_horizon, val_weight=self.val_weight,
+            mini_batches=lambda i: self._mini_batches(1, i),
+        )  # fmt: skip
+        return {"val_loss": loss}
 
     def _artifact(self) -> MetaArtifact:
         self.rule.eval()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from automl_meta.engine import batched_init_states
+from automl_meta.exceptions import CheckpointError
 from automl_meta.learners import HyperController
 from automl_meta.tasks import OptimizeeTasks
 from automl_meta.training import UnrolledTrainer
@@ -100,6 +101,20 @@ def test_evolution_strategies_leave_frozen_weights_alone(estimator):
         weight.requires_grad_(name.startswith("head."))
     after = dict(t.fit().learner.named_parameters())
     assert all(torch.equal(after[k], v) != k.startswith("head.") for k, v in before.items())
+
+
+def test_frozen_weights_are_recorded_and_a_resume_with_others_frozen_is_refused(tmp_path):
+    def frozen_trainer(prefix, **kw):
+        t = trainer(estimator="pes", es_pairs=2, checkpoint_dir=tmp_path, checkpoint_every=1, resume=True, **kw)
+        for name, weight in t.rule.named_parameters():
+            weight.requires_grad_(not name.startswith(prefix))
+        return t
+
+    artifact = frozen_trainer("input_map.", episodes=1).fit()
+    assert artifact.training["frozen"] == ["input_map.weight", "input_map.bias"]
+    assert "frozen" not in trainer().config()  # nothing frozen: the fingerprints of earlier runs are kept
+    with pytest.raises(CheckpointError, match="different configuration"):
+        frozen_trainer("head.").fit()
 
 
 def test_pes_refuses_sparse_updates():
