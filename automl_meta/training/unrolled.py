@@ -227,7 +227,7 @@ class UnrolledTrainer(OuterLoop):
                 if self.updates_per_episode < self.horizon // self.unroll
                 else {}
             ),
-            **({"frozen": self._frozen()} if self._frozen() else {}),
+            **({"frozen": frozen} if (frozen := self._frozen()) else {}),
         }
 
     def _frozen(self) -> list[str]:
