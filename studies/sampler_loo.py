@@ -13,9 +13,15 @@ chosen from every task's best, T's included, and stay in the file when T is excl
 regret here is optimistic, a reason more to take evidence from ``warmstart_real.py`` alone. The
 regret after t trials is (best loss of the first t - T's best) / (T's worst - T's best).
 
+``--objective real`` scores every trial on T itself instead (the knowledge build's cross-validated loss,
+at its row cap): the landscape between T's configurations is then the real one, plateaus and narrow
+valleys included, at the cost of real fits (``--jobs``; cases are kept in ``<out>/runs/sampler_loo`` and
+a killed run resumes). A trial that beats T's best has regret 0; a failed fit counts as T's worst.
+
     python studies/sampler_loo.py                      # 8 tasks per block, all samplers: about 10 CPU minutes
     python studies/sampler_loo.py --samplers MetaLearnedSampler --variant '{"n_portfolio": 3}'
     python studies/sampler_loo.py --quick              # 1 task of 3 blocks (seconds)
+    python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2   # about 10 minutes
 
 Writes ``sampler_loo.csv`` (mean regret per sampler, block and budget), ``sampler_loo.json`` (the
 means over blocks and the run's settings) and ``sampler_loo.png`` (regret curves).
@@ -25,15 +31,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
 
 from automl_meta.knowledge._cross import unit  # the unit cube of the knowledge build's medoids
@@ -59,10 +68,20 @@ def make_sampler(name: str, kb: Any, t: int, seed: int, store: str, variant: dic
     return MetaLearnedSampler(task=features, store=store, seed=seed, exclude_tasks=exclude, **variant)
 
 
-def run_case(kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any]) -> np.ndarray:
-    """The regret curve of one sampler on held-out task ``t`` of ``block``."""
+def _real_tasks(max_rows: int) -> dict[str, Any]:
+    """The knowledge build's meta-train tasks by name, at its row cap."""
+    from automl_meta.corpus import load_corpus
+
+    return {t.name: t for t in load_corpus("meta-train", max_rows=max_rows)}
+
+
+def run_case(
+    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None
+) -> np.ndarray:
+    """The regret curve of one sampler on held-out task ``t`` of ``block`` (on T's real data when ``real``)."""
     import optuna
 
+    from automl_meta.knowledge._objective import cross_validated_loss
     from automl_meta.spaces import SPACES
 
     rows, losses = block.runs()[t]
@@ -74,12 +93,17 @@ def run_case(kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[st
         for _ in range(TRIALS[name]):
             trial = study.ask()
             config = {n[len(PREFIX) :]: v for n, v in space.suggest(trial, PREFIX).items()}
-            nearest = int(np.argmin(((U - unit(block.distributions, config)) ** 2).sum(1)))
-            values.append(float(losses[nearest]))
-            study.tell(trial, values[-1])
+            if real is None:
+                loss = float(losses[int(np.argmin(((U - unit(block.distributions, config)) ** 2).sum(1)))])
+            else:  # the estimators' seeds (NumPy's global state) fixed per configuration: repeatable runs
+                np.random.seed(zlib.crc32(repr(sorted(config.items())).encode()))
+                loss = cross_validated_loss(block.space, block.task_type, config, real.X, real.y)
+            ok = math.isfinite(loss)
+            values.append(loss if ok else float(losses.max()))
+            study.tell(trial, loss if ok else None, state=None if ok else optuna.trial.TrialState.FAIL)
     spread = float(losses.max() - losses.min())
     best = np.minimum.accumulate(values)
-    return (best - losses.min()) / spread if spread > 0 else np.zeros_like(best)
+    return np.clip((best - losses.min()) / spread, 0.0, 1.0) if spread > 0 else np.zeros_like(best)
 
 
 def held_out_tasks(block: Any, n: int) -> list[int]:
@@ -120,6 +144,43 @@ def report(out: Path, curves: dict[tuple[str, str, str], np.ndarray], settings: 
     return summary
 
 
+_REAL: dict[str, Any] = {}  # what the real-objective jobs share (set before the workers fork)
+
+
+def _case_path(c: tuple[int, str, int]) -> Path:
+    block = _REAL["blocks"][c[0]]
+    return _REAL["cache"] / f"{block.space}-{block.task_type}-{c[1]}-{c[2]}-{_REAL['seed']}.json"
+
+
+def _real_job(c: tuple[int, str, int]) -> None:
+    """One real-objective case, kept as a file (one thread: ``--jobs`` workers share the cores)."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
+
+    threadpool_limits(1)
+    kb, block = _REAL["kb"], _REAL["blocks"][c[0]]
+    real = _REAL["tasks"][kb.tasks[c[2]]["name"]]
+    curve = run_case(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real)
+    keep(_case_path(c), {"regret": curve.tolist()})
+
+
+def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant: dict[str, Any]) -> dict:
+    """Mean regret curve per (sampler, space, task type); real-objective cases are kept as they finish."""
+    cases = [(b, name, t) for b, block in enumerate(blocks) for name in names for t in held_out_tasks(block, n)]
+    if args.objective == "lookup":
+        runs = {c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant) for c in cases}
+    else:
+        cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh)
+        tasks = _real_tasks(kb.manifest["settings"]["max_rows"])
+        _REAL.update(kb=kb, blocks=blocks, tasks=tasks, cache=cache, seed=args.seed, variant=variant)
+        run_each(_real_job, [c for c in cases if not _case_path(c).exists()], args.jobs)
+        runs = {c: np.array(json.loads(_case_path(c).read_text())["regret"]) for c in cases}
+    curves = {}
+    for b, block in enumerate(blocks):
+        for name in names:
+            curves[name, block.space, block.task_type] = np.mean([r for c, r in runs.items() if c[:2] == (b, name)], 0)
+    return curves
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import optuna
 
@@ -130,6 +191,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--samplers", default=",".join(TRIALS), help=f"comma-separated, of {', '.join(TRIALS)}")
     p.add_argument("--variant", default="{}", help="JSON of MetaLearnedSampler arguments to try")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--objective", choices=("lookup", "real"), default="lookup", help="see above (default lookup)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for --objective real (default 1)")
+    p.add_argument("--fresh", action="store_true", help="with --objective real: drop the kept cases first")
     args = p.parse_args(argv)
     names = args.samplers.split(",")
     if unknown := set(names) - set(TRIALS):
@@ -140,14 +204,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     kb = knowledge.load()
     blocks = kb.blocks[:3] if args.quick else kb.blocks
     n = 1 if args.quick else args.tasks_per_block
-    curves = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's experimental-feature warnings
-        for block in blocks:
-            for name in names:
-                runs = [run_case(kb, block, t, name, args.seed, variant) for t in held_out_tasks(block, n)]
-                curves[name, block.space, block.task_type] = np.mean(runs, 0)
-    settings = {"tasks_per_block": n, "variant": variant, "seed": args.seed, "knowledge": kb.manifest["sha256"]}
+        curves = _curves(args, kb, blocks, names, n, variant)
+    settings = {
+        "tasks_per_block": n,
+        "variant": variant,
+        "seed": args.seed,
+        "objective": args.objective,
+        "knowledge": kb.manifest["sha256"],
+    }
     return report(output_dir(args.out, args.quick), curves, settings)
 
 
