@@ -16,9 +16,10 @@
    configurations.
 2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
    confidence bound) among small steps around the study's best trial, never one the study has already
-   run. The prediction is a ranking-weighted ensemble of Gaussian processes: one per past task (fitted
-   to Gaussian-copula scores of its losses, so that tasks on different scales share one scale, with a
-   length scale per parameter) and one fitted to the study's own trials. The weights start as the
+   run (nor, while any is farther, one nearer than 0.02 of the ranges to a trial it ran). The prediction is
+   a ranking-weighted ensemble of Gaussian processes: one per past task (fitted to Gaussian-copula
+   scores of its losses, so that tasks on different scales share one scale, with a length scale per
+   parameter) and one fitted to the study's own trials. The weights start as the
    similarities of the neighbours and move, as the study's trials accumulate, to how well each process
    orders them, so any past task that behaves like the new one can earn weight.
 3. **Fallback.** Parameters the store has no history for, multi-objective studies and studies without a

@@ -271,6 +271,9 @@ def expected_minimum(reached: np.ndarray, mean: np.ndarray, spread: float) -> np
 # -- the transfer phase: steps around the best trial, judged by the past tasks' processes and the study's own --
 _TRUST_STEPS = (0.02, 0.05, 0.1)  # step sizes of the transfer phase's candidates, in the unit cube
 _CONFIDENCE = 2.0  # standard deviations of the study's own process an unexplored step is credited with
+# A step nearer than this (unit cube) to a trial the study ran is nearly a repeat: it is left out while any
+# candidate is farther. Without it, steps pile up next to a best trial at the edge of the range.
+_MIN_STEP = 0.02
 
 
 @dataclass
@@ -315,7 +318,9 @@ def transfer(
     similarities), to how well each surrogate orders those trials, so a task outside the neighbours can
     earn weight. Candidates are ``n_candidates`` small steps around the best trial (a trust region: the
     portfolio has already chosen the region, and the ensemble knows the landscape better than the study's
-    few trials do), never a configuration the study has already run. Each is credited with
+    few trials do), never a configuration the study has already run, nor one within ``_MIN_STEP`` of one
+    while any candidate is farther (so steps do not pile up next to a best trial at the edge of the
+    range: each would be nearly a repeat). Each is credited with
     ``_CONFIDENCE`` standard deviations of the study's own process (a lower confidence bound), so that
     steps into directions the study has not tried beat tiny moves next to the best trial. The study's own
     process and the ranking see at most ``_OWN_RECENT + _OWN_BEST`` results (:func:`._own._kept`), and the
@@ -342,7 +347,10 @@ def transfer(
     cand = snap(encoding, encoding.perturb(rng, centres, scales))  # integers, steps and categories rounded
     done = {u.tobytes() for u in units}
     fresh = np.array([u.tobytes() not in done for u in cand])
-    if fresh.any():
+    apart = fresh & (_distances(cand, np.stack(units)).min(1) >= _MIN_STEP)
+    if apart.any():
+        cand = cand[apart]
+    elif fresh.any():
         cand = cand[fresh]
     features = encoding.features(cand)
     own_mean, own_std = target.predict(features)

@@ -140,6 +140,26 @@ def test_transfer_phase_steps_around_the_best_trial_and_never_repeats_one(sqlite
         assert abs(configs[i][0] - best["x"]) <= 40 and abs(configs[i][1] - best["y"]) <= 40, (i, configs)
 
 
+def test_transfer_phase_does_not_spend_trials_next_to_earlier_ones_at_the_edge_of_the_range(sqlite_url):
+    # The loss falls towards the top of the range: steps around the best trial pile up at the edge.
+    store = ExperienceStore(sqlite_url)
+    past = TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="past")
+
+    def objective(t):
+        return -t.suggest_float("x", 0.0, 10.0)
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=40, callbacks=[ExperienceRecorder(store=store, task=past)])
+    sampler = MetaLearnedSampler(store=store, task=new(), seed=0, n_portfolio=2)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=12)
+    xs = np.array([t.params["x"] for t in study.trials])
+    # Each transfer trial keeps 0.02 of the range from every earlier trial: nearer would be nearly a repeat.
+    gaps = [np.abs(xs[:i] - xs[i]).min() for i in range(2, len(xs))]
+    assert min(gaps) >= 0.2, xs
+    assert study.best_value < -9.5  # and the study still gets to the edge
+
+
 def test_transfer_learns_from_distant_tasks_when_no_neighbour_ran_the_narrowed_range(sqlite_url):
     # The only neighbour ran x > 0; the study searches x <= 0, where only the distant task has results.
     store = ExperienceStore(sqlite_url)
