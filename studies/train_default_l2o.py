@@ -32,7 +32,8 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
 - ``--estimator``, ``--es-pairs``: the meta-gradient estimate (``tbptt``, ``es`` or ``pes``, whose
   perturbed runs go through the whole horizon) and its antithetic pairs;
 - ``--init ARTIFACT``: go on meta-training that artifact's rule (same rule and settings), e.g. fine-tune
-  ``default-l2o`` with PES over long runs; ``--train-only PREFIX ...``: only the weights whose names
+  ``default-l2o`` with PES over long runs (the new artifact's ``training["init"]`` names it, with its
+  creation time and a checksum of its weights); ``--train-only PREFIX ...``: only the weights whose names
   start with these (``head.``: the controller's output layer), the others frozen.
 
 With ``--out`` the result stays out of the package. The shipped ``default-l2o`` (and
@@ -46,6 +47,7 @@ With ``--out`` the result stays out of the package. The shipped ``default-l2o`` 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import time
@@ -87,13 +89,24 @@ def problems(
     )
 
 
-def initialized(rule: am.learners.UpdateRule, path: str) -> am.learners.UpdateRule:
-    """``rule`` with the weights of the artifact at ``path`` (same rule and settings), to go on meta-training it."""
-    learner = am.load(path).learner
+def weights_sha256(rule: torch.nn.Module) -> str:
+    """A checksum of a rule's weights (names, shapes and values), to tell which weights a run started from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(rule.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def initialized(rule: am.learners.UpdateRule, path: str) -> tuple[am.learners.UpdateRule, dict[str, str]]:
+    """``rule`` with the weights of the artifact at ``path`` (same rule and settings), to go on meta-training it;
+    and the record of where it started (the artifact as named, when it was made, its weights' checksum)."""
+    source = am.load(path)
+    learner = source.learner
     if learner.get_config() != {**rule.get_config(), "seed": learner.get_config().get("seed")}:
         raise SystemExit(f"--init {path}: its rule {learner.get_config()} is not {rule.get_config()}")
     rule.load_state_dict(learner.state_dict())
-    return rule
+    return rule, {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(learner)}
 
 
 def train(
@@ -104,9 +117,9 @@ def train(
     unroll, init, only = regime.pop("unroll"), regime.pop("init"), regime.pop("train_only")
     if quick:  # seconds: a short horizon, every truncation updated
         horizon, unroll, regime["updates_per_episode"] = 20, 10, None
-    rule = RULES[name](seed, interval, gain)
+    rule, started = RULES[name](seed, interval, gain), None
     if init is not None:
-        rule = initialized(rule, init)
+        rule, started = initialized(rule, init)
     for weight_name, weight in rule.named_parameters():  # the others stay as initialised
         weight.requires_grad_(not only or weight_name.startswith(tuple(only)))
     trainer = am.training.UnrolledTrainer(
@@ -127,7 +140,10 @@ def train(
         verbose=0,
         **regime,
     )
-    return trainer.fit()
+    artifact = trainer.fit()
+    if started is not None:  # the run's settings name the frozen weights, not where the others started
+        artifact.training["init"] = started
+    return artifact
 
 
 def main(argv: list[str] | None = None) -> None:
