@@ -43,8 +43,7 @@ def design(space: str, n: int) -> list[dict[str, Any]]:
     """The shared design of ``space``: scikit-learn's defaults, then ``n - 1`` random draws (seeded by name)."""
     import optuna
 
-    seed = int(hashlib.sha256(space.encode()).hexdigest()[:8], 16)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed_of(space)))
     configs = [default_config(SPACES[space])]
     while len(configs) < n:
         configs.append(SPACES[space].suggest(study.ask()))
@@ -70,14 +69,30 @@ def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, A
     """Tune ``space`` on one corpus task: the shared design, then TPE trials; one JSON-ready record."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the design's study too
     task = _tasks(settings.split, settings.max_rows)[task_name]
     start = time.perf_counter()
     configs, losses = [], []
     for config in design(space, settings.n_design):
         configs.append(config)
         losses.append(cross_validated_loss(space, task.task_type, config, task.X, task.y))
-    seed = int(hashlib.sha256(f"{space}/{task_name}".encode()).hexdigest()[:8], 16)
+    more = tuned(space, task, configs, losses, settings.n_tuned, seed_of(f"{space}/{task_name}"))
+    return run_record(task, configs + more[0], losses + more[1], start)
+
+
+def seed_of(text: str) -> int:
+    """A seed named by ``text`` (the same on every machine)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def tuned(
+    space: str, task: Any, configs: list[dict[str, Any]], losses: list[float], n: int, seed: int
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """``n`` TPE trials of ``space`` on ``task`` that start from the results so far (``configs``, ``losses``;
+    NaN for a failed fit); the new configurations and their losses."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=0))
     dists = SPACES[space].distributions()
     for config, loss in zip(configs, losses):
@@ -85,7 +100,8 @@ def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, A
             study.add_trial(
                 optuna.trial.create_trial(params=config, distributions={n: dists[n] for n in config}, value=loss)
             )
-    for _ in range(settings.n_tuned):
+    new_configs, new_losses = [], []
+    for _ in range(n):
         trial = study.ask()
         config = SPACES[space].suggest(trial)
         loss = cross_validated_loss(space, task.task_type, config, task.X, task.y)
@@ -93,9 +109,9 @@ def run_pair(space: str, task_name: str, settings: BuildSettings) -> dict[str, A
             study.tell(trial, loss)
         else:  # a failed fit: TPE learns to avoid the region, the run records NaN
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        configs.append(config)
-        losses.append(loss)
-    return run_record(task, configs, losses, start)
+        new_configs.append(config)
+        new_losses.append(loss)
+    return new_configs, new_losses
 
 
 def _cross_pair(space: str, task_name: str, configs: list[dict[str, Any]], settings: BuildSettings) -> dict[str, Any]:
@@ -109,16 +125,21 @@ def _describe(task: Any) -> dict[str, Any]:
     return {"task": task.name, "metafeatures": describe(task.X, task.y, task.task_type)}
 
 
-def _done(path: Path) -> set[str]:
-    """The tasks a runs file already holds (a line cut short by a crash is ignored and rewritten later)."""
-    done = set()
+def records_of(path: Path) -> list[dict[str, Any]]:
+    """The records of a runs file (a line cut short by a crash is left out)."""
+    out = []
     if path.exists():
         for line in path.read_text().splitlines():
             try:
-                done.add(json.loads(line)["task"])
-            except (ValueError, KeyError):
+                out.append(json.loads(line))
+            except ValueError:
                 continue
-    return done
+    return out
+
+
+def _done(path: Path) -> set[str]:
+    """The tasks a runs file already holds (a line cut short by a crash is ignored and rewritten later)."""
+    return {r["task"] for r in records_of(path) if "task" in r}
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:

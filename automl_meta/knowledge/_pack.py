@@ -11,21 +11,11 @@ import numpy as np
 
 from ..metafeatures import as_vector
 from ..spaces import SPACES
-from ._build import runs_path
+from ._build import records_of, runs_path
 from ._cross import cross_path
+from ._deepen import more_path
 from ._file import KnowledgeBase, SpaceKnowledge
 from ._objective import ESTIMATORS, FOLDS, SVM_MAX_ITER
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    out = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:  # a line cut short by a crash
-                continue
-    return out
 
 
 def _block(space: str, task_type: str, records: list[dict[str, Any]], index: dict[str, int]) -> SpaceKnowledge:
@@ -64,11 +54,11 @@ def pack(out: Path, folder: Path, version: str) -> tuple[Path, Path]:
     from ._file import write
 
     settings = json.loads((out / "settings.json").read_text())
-    described = {r["task"]: r["metafeatures"] for r in _lines(out / "metafeatures.jsonl")}
-    records = {(tt, s): _lines(runs_path(out, tt, s)) for tt in ESTIMATORS for s in ESTIMATORS[tt]}
+    described = {r["task"]: r["metafeatures"] for r in records_of(out / "metafeatures.jsonl")}
+    records = {(tt, s): records_of(runs_path(out, tt, s)) for tt in ESTIMATORS for s in ESTIMATORS[tt]}
     ran = {r["task"]: (tt, r) for (tt, _), rs in records.items() for r in rs}
     # The cross-evaluation round's runs join their block: the same configurations measured on every task.
-    cross = {key: _lines(cross_path(out, *key)) for key in records}
+    cross = {key: records_of(cross_path(out, *key)) for key in records}
     n_cross = json.loads((out / "cross.json").read_text())["n"] if (out / "cross.json").exists() else 0
     names = sorted(n for n in described if n in ran)
     index = {n: i for i, n in enumerate(names)}
@@ -77,12 +67,15 @@ def pack(out: Path, folder: Path, version: str) -> tuple[Path, Path]:
         for n in names
     ]
     used = [(tt, s) for (tt, s), rs in records.items() if any(r["task"] in index for r in rs)]
-    blocks = [_block(s, tt, records[tt, s] + cross[tt, s], index) for tt, s in used]
+    # ... and so do the deepening round's: more configurations of each task's own.
+    more = {key: records_of(more_path(out, *key)) for key in records}
+    n_more = json.loads((out / "more.json").read_text())["n"] if (out / "more.json").exists() else 0
+    blocks = [_block(s, tt, records[tt, s] + cross[tt, s] + more[tt, s], index) for tt, s in used]
     from ..corpus._load import cache_key
 
     manifest = {
         "created": datetime.date.today().isoformat(),
-        "settings": {**settings, "folds": FOLDS, "n_cross": n_cross},
+        "settings": {**settings, "folds": FOLDS, "n_cross": n_cross, "n_more": n_more},
         "objective": "1 - mean 3-fold cross-validated accuracy (classification) or R^2 (regression, target "
         "standardised) of make_pipeline(automl_meta.corpus.make_preprocessor(), estimator); SVC and SVR "
         f"stop at max_iter={SVM_MAX_ITER}, and a fit stopped there counts as failed (null)",
@@ -91,6 +84,7 @@ def pack(out: Path, folder: Path, version: str) -> tuple[Path, Path]:
         "corpus": cache_key(),
         "runs": sum(len(rs) for rs in records.values()),
         "cross_runs": sum(len(rs) for rs in cross.values()),
+        "more_runs": sum(len(rs) for rs in more.values()),
     }
     metafeatures = np.stack([as_vector(described[n]) for n in names]) if names else np.zeros((0, 23))
     return write(KnowledgeBase(manifest, tasks, metafeatures, blocks), folder, version)

@@ -10,6 +10,7 @@ import pytest
 from automl_meta import knowledge
 from automl_meta.knowledge._build import BuildSettings, build, build_cross, design, runs_path
 from automl_meta.knowledge._cross import cross_path, medoids
+from automl_meta.knowledge._deepen import build_more, more_path
 from automl_meta.knowledge._objective import ESTIMATORS, default_config
 from automl_meta.knowledge._pack import pack
 from automl_meta.spaces import SPACES
@@ -65,6 +66,25 @@ def test_a_build_runs_every_space_resumes_packs_and_cross_evaluates(tmp_path):
         finished = [json.dumps(c, sort_keys=True) for c, v in zip(r["configs"], r["losses"]) if v is not None]
         assert mine[: len(finished)] == finished
         assert {json.dumps(c, sort_keys=True) for c in crossed[0]["configs"]} <= set(mine)  # measured everywhere
+
+    # The deepening round: more TPE trials per run, after the others; resumable, one number per folder.
+    assert build_more(out, settings, 2, jobs=1, progress=False) == tuned_runs
+    assert build_more(out, settings, 2, jobs=1, progress=False) == 0
+    with pytest.raises(ValueError, match="runs 2 more trials"):
+        build_more(out, settings, 3, jobs=1, progress=False)
+    deeper = {r["task"]: r for r in map(json.loads, more_path(out, task_type, "k_neighbors").read_text().splitlines())}
+    assert sorted(deeper) == sorted(r["task"] for r in tuned) and all(len(r["configs"]) == 2 for r in deeper.values())
+    kb = knowledge.load(pack(out, tmp_path / "deeper", "t")[1])
+    assert kb.manifest["settings"]["n_more"] == 2 and kb.manifest["more_runs"] == tuned_runs
+    deeper_runs = kb.block("k_neighbors", task_type).runs()
+    for r in tuned:  # each task's runs gained its deepening trials (new configurations; failed fits left out)
+        finished = sum(v is not None for v in deeper[r["task"]]["losses"])
+        assert len(deeper_runs[index[r["task"]]][0]) == len(runs[index[r["task"]]][0]) + finished
+
+
+def test_the_deepening_round_waits_for_the_tuning_round(tmp_path):
+    with pytest.raises(ValueError, match="not finished"):
+        build_more(tmp_path, BuildSettings(n_design=1, n_tuned=1, max_rows=100, max_tasks=1), 2, progress=False)
 
 
 def test_medoids_are_points_of_each_cluster_and_the_same_every_time():
