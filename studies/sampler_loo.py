@@ -15,13 +15,14 @@ regret after t trials is (best loss of the first t - T's best) / (T's worst - T'
 
 ``--objective real`` scores every trial on T itself instead (the knowledge build's cross-validated loss,
 at its row cap): the landscape between T's configurations is then the real one, plateaus and narrow
-valleys included, at the cost of real fits (``--jobs``; cases are kept in ``<out>/runs/sampler_loo`` and
-a killed run resumes). A trial that beats T's best has regret 0; a failed fit counts as T's worst.
+valleys included, at the cost of real fits (``--jobs``; cases are kept in ``<out>/runs/sampler_loo``, per
+variant, knowledge file and sampler version, and a killed run resumes). A trial that beats T's best has
+regret 0; a failed fit counts as T's worst.
 
     python studies/sampler_loo.py                      # 8 tasks per block, all samplers: about 10 CPU minutes
     python studies/sampler_loo.py --samplers MetaLearnedSampler --variant '{"n_portfolio": 3}'
     python studies/sampler_loo.py --quick              # 1 task of 3 blocks (seconds)
-    python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2   # about 10 minutes
+    python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2   # about 4 minutes
 
 Writes ``sampler_loo.csv`` (mean regret per sampler, block and budget), ``sampler_loo.json`` (the
 means over blocks and the run's settings) and ``sampler_loo.png`` (regret curves).
@@ -29,6 +30,7 @@ means over blocks and the run's settings) and ``sampler_loo.png`` (regret curves
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -163,13 +165,22 @@ def _real_job(c: tuple[int, str, int]) -> None:
     keep(_case_path(c), {"regret": curve.tolist()})
 
 
+def _cases_key(kb: Any, variant: dict[str, Any]) -> str:
+    """The folder of kept cases: one per variant, knowledge file and sampler version (any other is a new run)."""
+    from automl_meta.integrations.optuna._sampler import _SAMPLER_VERSION
+
+    key = {"variant": variant, "knowledge": kb.manifest["sha256"], "sampler": _SAMPLER_VERSION}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant: dict[str, Any]) -> dict:
     """Mean regret curve per (sampler, space, task type); real-objective cases are kept as they finish."""
     cases = [(b, name, t) for b, block in enumerate(blocks) for name in names for t in held_out_tasks(block, n)]
     if args.objective == "lookup":
         runs = {c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant) for c in cases}
     else:
-        cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh)
+        cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh) / _cases_key(kb, variant)
+        cache.mkdir(exist_ok=True)
         tasks = _real_tasks(kb.manifest["settings"]["max_rows"])
         _REAL.update(kb=kb, blocks=blocks, tasks=tasks, cache=cache, seed=args.seed, variant=variant)
         run_each(_real_job, [c for c in cases if not _case_path(c).exists()], args.jobs)

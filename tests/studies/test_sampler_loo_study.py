@@ -71,3 +71,12 @@ def test_the_real_objective_fits_each_trials_configuration_on_the_held_out_task_
     regrets = (losses - losses.min()) / (losses.max() - losses.min())
     assert not all(np.isclose(regrets, r).any() for r in curve)
     np.testing.assert_array_equal(curve, study.run_case(kb, block, t, "RandomSampler", 0, {}, real))
+
+
+def test_kept_real_objective_cases_are_not_reused_for_another_variant_or_knowledge_file():
+    study = _study()
+    kb = type("KB", (), {"manifest": {"sha256": "a"}})()
+    other_kb = type("KB", (), {"manifest": {"sha256": "b"}})()
+    assert study._cases_key(kb, {"n_portfolio": 3}) == study._cases_key(kb, {"n_portfolio": 3})
+    assert study._cases_key(kb, {"n_portfolio": 3}) != study._cases_key(kb, {"n_portfolio": 5})
+    assert study._cases_key(kb, {}) != study._cases_key(other_kb, {})
