@@ -133,7 +133,8 @@ def report(out: Path, curves: dict[tuple[str, str, str], np.ndarray], settings: 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, c in overall.items():
         ax.plot(np.arange(1, len(c) + 1), c, label=name)
-    ax.set(xlabel="trials", ylabel="mean normalised regret", yscale="log", title="Leave-one-task-out (lookup)")
+    title = f"Leave-one-task-out ({settings['objective']} objective)"
+    ax.set(xlabel="trials", ylabel="mean normalised regret", yscale="log", title=title)
     ax.legend()
     save_figure(fig, out / "sampler_loo.png")
     summary = {
