@@ -1,16 +1,28 @@
-"""Running a study script's quick mode in a subprocess, as a user would."""
+"""Running a study script's quick mode in a subprocess, as a user would; loading a study's module for tests
+of its functions."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
+
+
+def study_module(name: str) -> ModuleType:
+    """``studies/<name>.py`` loaded as a module (a fresh one each call), to test its functions directly."""
+    spec = importlib.util.spec_from_file_location(name, STUDIES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "metasearchcv_real.py"
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location("metasearchcv_real", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import study_module
 
 
 def test_the_report_pairs_methods_per_task_and_leaves_out_unfinished_tasks(tmp_path, capsys):
-    study = _study()
+    study = study_module("metasearchcv_real")
     rng = np.random.default_rng(0)
     cases = []
     for t, lift in [("a", 0.05), ("b", 0.01), ("c", -0.02)]:

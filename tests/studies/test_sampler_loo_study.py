@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "sampler_loo.py"
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location("sampler_loo", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import study_module
 
 
 def test_configurations_map_to_the_unit_cube_on_each_parameters_scale():
@@ -27,14 +18,14 @@ def test_configurations_map_to_the_unit_cube_on_each_parameters_scale():
         "kind": CategoricalDistribution(["a", "b", "c"]),
         "extra": FloatDistribution(0.0, 1.0),
     }
-    u = _study().unit(dists, {"C": 1.0, "k": 6, "kind": "b"})
+    u = study_module("sampler_loo").unit(dists, {"C": 1.0, "k": 6, "kind": "b"})
     np.testing.assert_allclose(u, [0.5, 0.5, 0.0, 1.0, 0.0, 0.5])  # log midpoint; one-hot; absent: 0.5
 
 
 def test_the_lookup_objective_scores_each_trial_with_a_loss_the_held_out_task_measured():
     from automl_meta import knowledge
 
-    study, kb = _study(), knowledge.load()
+    study, kb = study_module("sampler_loo"), knowledge.load()
     block = kb.blocks[0]
     t = study.held_out_tasks(block, 1)[0]
     losses = block.runs()[t][1]
@@ -47,7 +38,9 @@ def test_the_lookup_objective_scores_each_trial_with_a_loss_the_held_out_task_me
 
 
 def test_a_quick_run_reports_every_sampler_and_block(tmp_path):
-    summary = _study().main(["--quick", "--out", str(tmp_path), "--samplers", "MetaLearnedSampler,RandomSampler"])
+    summary = study_module("sampler_loo").main(
+        ["--quick", "--out", str(tmp_path), "--samplers", "MetaLearnedSampler,RandomSampler"]
+    )
     rows = (tmp_path / "sampler_loo.csv").read_text().splitlines()
     assert rows[0] == "sampler,space,task_type,trials,mean regret"
     assert len(rows) == 1 + 3 * (3 + 4)  # 3 blocks: budgets 1, 5, 10 (Meta) and 1, 5, 10, 20 (Random)
@@ -60,7 +53,7 @@ def test_a_quick_run_reports_every_sampler_and_block(tmp_path):
 def test_the_real_objective_fits_each_trials_configuration_on_the_held_out_task_repeatably():
     from automl_meta import knowledge
 
-    study, kb = _study(), knowledge.load()
+    study, kb = study_module("sampler_loo"), knowledge.load()
     block = next(b for b in kb.blocks if b.space == "ridge" and b.task_type == "regression")
     t = study.held_out_tasks(block, 1)[0]
     real = study._real_tasks(kb.manifest["settings"]["max_rows"])[kb.tasks[t]["name"]]
@@ -74,7 +67,7 @@ def test_the_real_objective_fits_each_trials_configuration_on_the_held_out_task_
 
 
 def test_kept_real_objective_cases_are_not_reused_for_another_variant_or_knowledge_file():
-    study = _study()
+    study = study_module("sampler_loo")
     kb = type("KB", (), {"manifest": {"sha256": "a"}})()
     other_kb = type("KB", (), {"manifest": {"sha256": "b"}})()
     assert study._cases_key(kb, {"n_portfolio": 3}) == study._cases_key(kb, {"n_portfolio": 3})

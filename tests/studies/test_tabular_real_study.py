@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 
-CASES = Path(__file__).resolve().parents[2] / "studies" / "_tabular_real_cases.py"
+from .conftest import study_module
+
 METHODS = ("MetaLearnedClassifier", "LogisticRegression", "RandomForest", "HistGradientBoosting", "MLPClassifier")
-
-
-def _cases_module():
-    spec = importlib.util.spec_from_file_location("_tabular_real_cases", CASES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_quick_run_reports_every_method_at_16_and_64_rows_and_resumes(run_quick_study):
@@ -49,7 +41,7 @@ def test_quick_run_reports_every_method_at_16_and_64_rows_and_resumes(run_quick_
 
 
 def test_subsamples_are_stratified_keep_every_class_and_are_seeded():
-    study = _cases_module()
+    study = study_module("_tabular_real_cases")
     y = np.repeat([0, 1, 2], [3, 50, 200])
     train, test = study.split_rows(y, 16, seed=0, name="t")
     assert len(train) == 16 and set(y[train]) == {0, 1, 2}
@@ -63,7 +55,7 @@ def test_subsamples_are_stratified_keep_every_class_and_are_seeded():
 
 
 def test_a_log_cut_while_writing_keeps_its_whole_cases_and_drops_other_versions(tmp_path):
-    study = _cases_module()
+    study = study_module("_tabular_real_cases")
     log = tmp_path / "cases.jsonl.gz"
     cases = [{"task": "a", "seed": s, "version": {"v": str(s % 2)}, "fingerprint": "f"} for s in range(3)]
     with gzip.open(log, "wt") as f:

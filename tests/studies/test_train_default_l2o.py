@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
 import automl_meta as am
 
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "train_default_l2o.py"
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location("train_default_l2o", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import study_module
 
 
 def test_quick_training_writes_three_rules_and_a_default(run_quick_study):
@@ -45,5 +35,6 @@ def test_quick_fine_tuning_of_default_l2o_with_pes_changes_only_the_named_weight
     # The artifact records where its weights started.
     init = tuned.training["init"]
     assert init["artifact"] == "default-l2o" and init["created"] == am.load("default-l2o").created
-    assert init["weights_sha256"] == _study().weights_sha256(am.load("default-l2o").learner)
-    assert init["weights_sha256"] != _study().weights_sha256(tuned.learner)
+    checksum = study_module("train_default_l2o").weights_sha256
+    assert init["weights_sha256"] == checksum(am.load("default-l2o").learner)
+    assert init["weights_sha256"] != checksum(tuned.learner)
