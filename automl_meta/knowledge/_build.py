@@ -57,6 +57,18 @@ def _tasks(split: str, max_rows: int) -> dict[str, Any]:
     return {t.name: t for t in load_corpus(split, max_rows=max_rows)}
 
 
+def build_tasks(settings: BuildSettings) -> list[Any]:
+    """The corpus tasks a build runs on, by name (only the first ``max_tasks`` for a smoke build)."""
+    return sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+
+
+def after_tuning(out: Path, settings: BuildSettings, round_name: str) -> None:
+    """Check the build's settings, and that its tuning round is finished before ``round_name`` starts."""
+    _check_settings(out, settings)
+    if next(pending(out, settings), None) is not None:
+        raise ValueError(f"The tuning round in {out} is not finished: run build() to the end before {round_name}.")
+
+
 def _worker_init() -> None:
     """One thread per worker: the build runs ``--jobs`` processes side by side."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
@@ -159,7 +171,7 @@ def runs_path(out: Path, task_type: str, space: str) -> Path:
 
 def pending(out: Path, settings: BuildSettings) -> Iterator[tuple[str, str, str]]:
     """The (task type, space, task) runs still to do, task by task, so that a partial build covers whole tasks."""
-    tasks = sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+    tasks = build_tasks(settings)
     done = {(tt, s): _done(runs_path(out, tt, s)) for tt in ESTIMATORS for s in ESTIMATORS[tt]}
     for task in tasks:
         for space in ESTIMATORS[task.task_type]:
@@ -179,11 +191,9 @@ def build(out: Path, settings: BuildSettings, jobs: int = 1, progress: bool = Tr
 
 def build_cross(out: Path, settings: BuildSettings, n: int, jobs: int = 1, progress: bool = True) -> int:
     """The cross-evaluation round (:mod:`._cross`) after a finished tuning round; how many runs ran now."""
-    _check_settings(out, settings)
-    if next(pending(out, settings), None) is not None:
-        raise ValueError(f"The tuning round in {out} is not finished: run build() to the end before the cross round.")
+    after_tuning(out, settings, "the cross round")
     configs = choose(out, {tt: {s: runs_path(out, tt, s) for s in spaces} for tt, spaces in ESTIMATORS.items()}, n)
-    tasks = sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+    tasks = build_tasks(settings)
     todo = []
     for task in tasks:
         for space in ESTIMATORS[task.task_type]:
@@ -232,7 +242,7 @@ def _check_settings(out: Path, settings: BuildSettings) -> None:
 def _describe_missing(out: Path, settings: BuildSettings) -> None:
     path = out / "metafeatures.jsonl"
     done = _done(path)
-    tasks = sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+    tasks = build_tasks(settings)
     for task in tasks:
         if task.name not in done:
             _append(path, _describe(task))

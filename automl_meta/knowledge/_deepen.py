@@ -17,11 +17,11 @@ from typing import Any
 
 from ._build import (
     BuildSettings,
-    _check_settings,
     _done,
     _run_all,
     _tasks,
-    pending,
+    after_tuning,
+    build_tasks,
     records_of,
     runs_path,
     seed_of,
@@ -65,11 +65,9 @@ def build_more(out: Path, settings: BuildSettings, n: int, jobs: int = 1, progre
     ValueError
         When the tuning round is not finished, or a round begun with another ``n`` is to be resumed.
     """
-    _check_settings(out, settings)
-    if next(pending(out, settings), None) is not None:
-        raise ValueError(f"The tuning round in {out} is not finished: run build() to the end before deepening.")
+    after_tuning(out, settings, "deepening")
     _check_round(out, n)
-    tasks = sorted(_tasks(settings.split, settings.max_rows).values(), key=lambda t: t.name)[: settings.max_tasks]
+    tasks = build_tasks(settings)
     todo = []
     for task_type, spaces in ESTIMATORS.items():
         for space in spaces:
