@@ -81,6 +81,13 @@ def run_case(
     kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None
 ) -> np.ndarray:
     """The regret curve of one sampler on held-out task ``t`` of ``block`` (on T's real data when ``real``)."""
+    return regret(block, t, trial_losses(kb, block, t, name, seed, variant, real))
+
+
+def trial_losses(
+    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None
+) -> list[float]:
+    """The loss of each trial of one sampler's study on held-out task ``t`` (a failed fit counts as T's worst)."""
     import optuna
 
     from automl_meta.knowledge._objective import cross_validated_loss
@@ -103,6 +110,12 @@ def run_case(
             ok = math.isfinite(loss)
             values.append(loss if ok else float(losses.max()))
             study.tell(trial, loss if ok else None, state=None if ok else optuna.trial.TrialState.FAIL)
+    return values
+
+
+def regret(block: Any, t: int, values: list[float]) -> np.ndarray:
+    """The normalised regret after each trial, against the losses task ``t`` stored in ``block``."""
+    losses = block.runs()[t][1]
     spread = float(losses.max() - losses.min())
     best = np.minimum.accumulate(values)
     return np.clip((best - losses.min()) / spread, 0.0, 1.0) if spread > 0 else np.zeros_like(best)
@@ -162,8 +175,9 @@ def _real_job(c: tuple[int, str, int]) -> None:
     threadpool_limits(1)
     kb, block = _REAL["kb"], _REAL["blocks"][c[0]]
     real = _REAL["tasks"][kb.tasks[c[2]]["name"]]
-    curve = run_case(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real)
-    keep(_case_path(c), {"regret": curve.tolist()})
+    values = trial_losses(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real)
+    # the raw losses too: runs against another knowledge file (other stored losses of T) stay comparable
+    keep(_case_path(c), {"regret": regret(block, c[2], values).tolist(), "losses": values})
 
 
 def _cases_key(kb: Any, variant: dict[str, Any]) -> str:
