@@ -8,11 +8,12 @@ second round); run the script again to go on where it stopped. ``--pack`` writes
 the runs done so far (into the package by default). Full build: 220 tasks x 8 spaces x (24 + 8)
 configurations, 7.1 CPU hours (5.3 for the tuning round as measured, 1.8 estimated for the cross round):
 about 3.6 hours with ``--jobs 2``. ``--more N`` then deepens every run by N TPE trials that start from all
-of the task's results in the space (``<space>.more.jsonl``; resumable): 16 more cost about 3.5 CPU hours.
+of the task's results in the space (``<space>.more.jsonl``; resumable): 16 more cost about 2.7 CPU hours.
 
     python studies/build_knowledge.py --jobs 2            # run (or resume) the build
     python studies/build_knowledge.py --jobs 2 --more 16  # then deepen every run (resumable)
     python studies/build_knowledge.py --pack              # pack it into automl_meta/knowledge/bundled
+    python studies/build_knowledge.py --pack --no-more    # without the deepening round: the shipped version 2
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rows", type=int, default=800, help="rows per task (subsampled, stratified)")
     parser.add_argument("--max-tasks", type=int, default=None, help="only the first tasks (smoke builds)")
     parser.add_argument("--pack", action="store_true", help="pack the runs done so far into a knowledge file")
+    parser.add_argument(
+        "--no-more", action="store_true", help="with --pack: leave the deepening round's runs out (as in version 2)"
+    )
     parser.add_argument("--into", type=Path, default=bundled_path().parent, help="folder of the knowledge file")
     parser.add_argument("--version", default=BUNDLED_VERSION, help="version of the knowledge file")
     args = parser.parse_args(argv)
     if args.pack:
-        npz, manifest = pack(args.out, args.into, args.version)
+        npz, manifest = pack(args.out, args.into, args.version, deepened=not args.no_more)
         print(f"wrote {manifest} and {npz.name} ({npz.stat().st_size / 1e6:.2f} MB)")
         return 0
     settings = BuildSettings(args.design, args.tuned, args.max_rows, max_tasks=args.max_tasks)

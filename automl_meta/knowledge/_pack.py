@@ -46,8 +46,9 @@ def _block(space: str, task_type: str, records: list[dict[str, Any]], index: dic
     )
 
 
-def pack(out: Path, folder: Path, version: str) -> tuple[Path, Path]:
-    """Write the knowledge file of the build in ``out`` into ``folder`` (tasks that have meta-features only)."""
+def pack(out: Path, folder: Path, version: str, *, deepened: bool = True) -> tuple[Path, Path]:
+    """Write the knowledge file of the build in ``out`` into ``folder`` (tasks that have meta-features only);
+    ``deepened=False`` leaves the deepening round's runs out."""
     import optuna
     import sklearn
 
@@ -67,9 +68,9 @@ def pack(out: Path, folder: Path, version: str) -> tuple[Path, Path]:
         for n in names
     ]
     used = [(tt, s) for (tt, s), rs in records.items() if any(r["task"] in index for r in rs)]
-    # ... and so do the deepening round's: more configurations of each task's own.
-    more = {key: records_of(more_path(out, *key)) for key in records}
-    n_more = json.loads((out / "more.json").read_text())["n"] if (out / "more.json").exists() else 0
+    # ... and so do the deepening round's, unless left out: more configurations of each task's own.
+    more = {key: records_of(more_path(out, *key)) if deepened else [] for key in records}
+    n_more = json.loads((out / "more.json").read_text())["n"] if deepened and (out / "more.json").exists() else 0
     blocks = [_block(s, tt, records[tt, s] + cross[tt, s] + more[tt, s], index) for tt, s in used]
     from ..corpus._load import cache_key
 

@@ -55,6 +55,7 @@ def test_a_build_runs_every_space_resumes_packs_and_cross_evaluates(tmp_path):
 
     npz, manifest = pack(out, tmp_path / "file", "t")
     kb = knowledge.load(manifest)
+    first_sha = kb.manifest["sha256"]
     assert [t["name"] for t in kb.tasks] == sorted({*(r["task"] for r in tuned), *(t["name"] for t in kb.tasks)})
     assert {b.space for b in kb.blocks} >= set(ESTIMATORS[task_type])
     assert kb.manifest["settings"]["n_cross"] == 2 and kb.manifest["cross_runs"] == tuned_runs
@@ -80,6 +81,10 @@ def test_a_build_runs_every_space_resumes_packs_and_cross_evaluates(tmp_path):
     for r in tuned:  # each task's runs gained its deepening trials (new configurations; failed fits left out)
         finished = sum(v is not None for v in deeper[r["task"]]["losses"])
         assert len(deeper_runs[index[r["task"]]][0]) == len(runs[index[r["task"]]][0]) + finished
+    # Left out on request: the file is the one packed before the round, byte for byte.
+    without = knowledge.load(pack(out, tmp_path / "without", "t", deepened=False)[1])
+    assert without.manifest["sha256"] == first_sha and without.manifest["more_runs"] == 0
+    assert without.manifest["settings"]["n_more"] == 0
 
 
 def test_the_deepening_round_waits_for_the_tuning_round(tmp_path):
