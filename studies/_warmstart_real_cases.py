@@ -18,6 +18,7 @@ import os
 import signal
 import tempfile
 import time
+import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def sampler_version(name: str) -> str:
     import optuna
     import sklearn
 
-    base = f"optuna {optuna.__version__}; scikit-learn {sklearn.__version__}"
+    base = f"optuna {optuna.__version__}; scikit-learn {sklearn.__version__}; fits seeded per configuration"
     if name == "RandomSampler" or name == "TPESampler":
         return base
     sha = knowledge_sha()[:16]  # the file grows while the build runs: its cases rerun
@@ -191,8 +192,16 @@ def _loss(task_name: str, space: str, config: dict[str, Any]) -> tuple[float, bo
     if key in _LOSSES:
         return _LOSSES[key], True
     task = evaluation_tasks()[task_name]
+    # The unseeded estimators (forests, boosting, the MLP) draw from NumPy's global state: seeded per
+    # configuration, a configuration scores the same in every case and every run, so runs repeat exactly.
+    np.random.seed(config_seed(config))
     _LOSSES[key] = cross_validated_loss(space, task.task_type, config, task.X, task.y)
     return _LOSSES[key], False
+
+
+def config_seed(config: dict[str, Any], offset: int = 0) -> int:
+    """A seed of NumPy's global state for fitting ``config`` (``offset`` gives another one)."""
+    return (zlib.crc32(repr(sorted(config.items())).encode()) + offset) % 2**32
 
 
 def run_case(task_name: str, space: str, name: str, seed: int, trials: int) -> dict[str, Any]:
@@ -208,6 +217,7 @@ def run_case(task_name: str, space: str, name: str, seed: int, trials: int) -> d
         sampler, n_source = make_sampler(name, seed, task_name, space, prefix, f"sqlite:///{tmp}/experience.db")
         study = optuna.create_study(sampler=sampler)
         values: list[float | None] = []
+        configs: list[dict[str, Any]] = []
         sampling, evaluating, first, hits = 0.0, 0.0, math.nan, 0
         for i in range(trials):
             t0 = time.perf_counter()
@@ -224,6 +234,7 @@ def run_case(task_name: str, space: str, name: str, seed: int, trials: int) -> d
             first = (t1 - t0) + (t3 - t2) if i == 0 else first
             hits += cached
             values.append(loss if ok else None)
+            configs.append(config)
         if name == "MetaLearnedSampler":  # given (X, y), the sampler describes the task on its first trial
             first += description(task_name)[1]
     return {
@@ -233,6 +244,7 @@ def run_case(task_name: str, space: str, name: str, seed: int, trials: int) -> d
         "sampler": name,
         "seed": seed,
         "values": values,
+        "configs": configs,
         "seconds": time.perf_counter() - wall,
         "cpu_seconds": time.process_time() - cpu,
         "sampler_seconds": sampling,
@@ -270,8 +282,10 @@ def init_worker() -> None:
     threadpool_limits(1)
 
 
-def load_cases(log: Path, snapshot: Path, fresh: bool) -> list[dict[str, Any]]:
-    """The finished cases of the current versions (others are dropped, to run again)."""
+def load_cases(log: Path, snapshot: Path, fresh: bool, version: Any = None) -> list[dict[str, Any]]:
+    """The finished cases of the current versions (others are dropped, to run again); ``version`` gives a
+    record's current version (default: :func:`case_version` of its sampler and space)."""
+    version = version or (lambda c: case_version(c["sampler"], c["space"]))
     if fresh:
         log.unlink(missing_ok=True)
         snapshot.unlink(missing_ok=True)
@@ -279,9 +293,9 @@ def load_cases(log: Path, snapshot: Path, fresh: bool) -> list[dict[str, Any]]:
         with gzip.open(snapshot, "rt") as f:
             log.write_text(f.read())
     done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    kept = [c for c in done if c.get("version") == case_version(c["sampler"], c["space"])]
+    kept = [c for c in done if c.get("version") == version(c)]
     if len(kept) < len(done):
-        stale = sorted({c["sampler"] for c in done if c not in kept})
+        stale = sorted({c.get("sampler", "re-scoring") for c in done if c not in kept})
         print(f"{len(done) - len(kept)} cases ran another version of {', '.join(stale)}: they run again", flush=True)
         log.write_text("".join(json.dumps(c) + "\n" for c in kept))
     return kept
@@ -298,20 +312,24 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_pending(units: list, done: list[dict[str, Any]], log: Path, snapshot: Path, jobs: int) -> None:
-    """Run the units with ``jobs`` processes, appending each finished case to the log (and the snapshot)."""
+def run_pending(
+    units: list, done: list[dict[str, Any]], log: Path, snapshot: Path, jobs: int, work: Any = None, desc: str = "cases"
+) -> None:
+    """Run the units with ``jobs`` processes, appending each finished case to the log (and the snapshot);
+    ``work`` runs a unit (default :func:`run_unit`) and returns its records."""
+    work = work or run_unit
     from tqdm.auto import tqdm
 
     signal.signal(signal.SIGTERM, _interrupt)  # a stopped run (kill, a session's end) keeps its cases too
-    bar = tqdm(total=sum(len(u[2]) for u in units), desc="cases", unit="case")
+    bar = tqdm(total=sum(len(u[2]) for u in units), desc=desc, unit="case")
     last = time.monotonic()
     with open(log, "a") as f:
         if jobs > 1:
             pool = mp.get_context("spawn").Pool(jobs, initializer=init_worker)
-            results = pool.imap_unordered(run_unit, units)
+            results = pool.imap_unordered(work, units)
         else:
             init_worker()
-            pool, results = None, map(run_unit, units)
+            pool, results = None, map(work, units)
         try:
             for finished in results:
                 f.writelines(json.dumps(c) + "\n" for c in finished)

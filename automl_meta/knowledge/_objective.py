@@ -92,9 +92,12 @@ def _inside(d: Any, value: Any) -> Any:
 
 
 def cross_validated_loss(
-    space: str, task_type: str, params: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray
+    space: str, task_type: str, params: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, *, seed: int = SEED
 ) -> float:
-    """One minus the mean 3-fold score of the space's estimator at ``params`` on (X, y); NaN if a fit fails."""
+    """One minus the mean 3-fold score of the space's estimator at ``params`` on (X, y); NaN if a fit fails.
+
+    ``seed`` shuffles the folds; the knowledge was built with the default.
+    """
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
@@ -110,9 +113,9 @@ def cross_validated_loss(
         model.set_params(max_iter=SVM_MAX_ITER)
     pipeline = make_pipeline(make_preprocessor(), model)
     if task_type == "classification":
-        cv: Any = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+        cv: Any = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     else:
-        cv = KFold(FOLDS, shuffle=True, random_state=SEED)
+        cv = KFold(FOLDS, shuffle=True, random_state=seed)
         pipeline = TransformedTargetRegressor(regressor=pipeline, transformer=StandardScaler())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence and ill-conditioning warnings are part of the landscape

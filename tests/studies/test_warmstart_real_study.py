@@ -84,3 +84,48 @@ def test_svm_cases_are_keyed_by_the_iteration_cap_and_stale_cases_run_again(stud
     done = cases.load_cases(tmp_path / "log.jsonl", snapshot, fresh=False)
     assert done == [kept]
     assert [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [kept]
+
+
+def test_the_chosen_configuration_is_the_best_so_far_at_the_budget(study):
+    rescore = study.rescore
+    case = {**_case("t", "ridge", "TPESampler", [0.5, None, 0.2, 0.1]), "configs": [{"a": i} for i in range(4)]}
+    assert rescore.chosen(case, 1) == {"a": 0} and rescore.chosen(case, 3) == {"a": 2}
+    assert rescore.chosen(case, 4) == {"a": 3}
+    failed = {**_case("t", "ridge", "TPESampler", [None, None]), "configs": [{"a": 0}, {"a": 1}]}
+    assert rescore.chosen(failed, 2) is None
+
+
+def test_re_scored_regret_is_on_the_search_s_scale_and_waits_for_every_chosen_configuration(study, monkeypatch):
+    rescore = study.rescore
+    monkeypatch.setattr(rescore, "rescore_version", lambda space: "v")
+    values = [0.6, 0.4] + [0.3] * 8
+    meta = {**_case("t", "ridge", "MetaLearnedSampler", values), "configs": [{"a": i} for i in range(10)]}
+    tpe_values = [0.5] * 9 + [0.2] + [0.25] * 40
+    tpe = {**_case("t", "ridge", "TPESampler", tpe_values), "configs": [{"a": 10 + i} for i in range(50)]}
+    curves = study.regret_curves([meta, tpe])  # search scale: best 0.2, worst 0.6
+    assert all(c["scale"] == pytest.approx((0.2, 0.4)) for c in curves)
+    # Meta@5 and Meta@10 chose {"a": 2}; TPE@10 and TPE@50 chose {"a": 19}: two configurations to re-score.
+    units = rescore.pending_units([meta, tpe], [])
+    assert [(t, s, sorted(c["a"] for c in cs)) for t, s, cs in units] == [("t", "ridge", [2, 19])]
+    done = [{"task": "t", "space": "ridge", "config": rescore.config_key({"a": 2}), "loss": 0.28, "version": "v"}]
+    assert rescore.pending_units([meta, tpe], done)[0][2] == [{"a": 19}]
+    assert rescore.rescored_curves(curves, done) == []  # TPE's choice is not re-scored yet
+    # TPE's lucky 0.2 scores 0.32 on other folds; Meta's 0.3 scores 0.28.
+    done.append({"task": "t", "space": "ridge", "config": rescore.config_key({"a": 19}), "loss": 0.32, "version": "v"})
+    again = {c["sampler"]: c["regret"] for c in rescore.rescored_curves(curves, done)}
+    assert again["MetaLearnedSampler"][9] == pytest.approx(0.2) and again["TPESampler"][49] == pytest.approx(0.3)
+    assert np.isnan(again["MetaLearnedSampler"][0]) and again["MetaLearnedSampler"][4] == pytest.approx(0.2)
+    stale = [{**r, "version": "old"} for r in done]
+    assert rescore.rescored_curves(curves, stale) == []
+
+
+def test_cases_keep_the_configurations_and_a_configuration_s_fit_seed_is_fixed(study):
+    cases = study.cases
+    assert cases.config_seed({"a": 1, "b": "x"}) == cases.config_seed({"b": "x", "a": 1})
+    assert cases.config_seed({"a": 1}) != cases.config_seed({"a": 2})
+    assert cases.config_seed({"a": 1}, 1) != cases.config_seed({"a": 1})
+    task = min(cases.evaluation_tasks().values(), key=lambda t: (t.task_type != "classification", t.n_rows))
+    case = cases.run_case(task.name, "random_forest", "RandomSampler", 0, 3)
+    assert len(case["configs"]) == 3 and all(set(c) >= {"max_features", "min_samples_leaf"} for c in case["configs"])
+    cases._LOSSES.clear()  # fitted again, not looked up: the same losses
+    assert cases.run_case(task.name, "random_forest", "RandomSampler", 0, 3)["values"] == case["values"]
