@@ -41,7 +41,8 @@ trials (finishes in about a minute).
     python studies/warmstart_real.py --jobs 2 --samplers TPESampler,RandomSampler   # the baselines alone
 
 Writes ``warmstart_real.csv`` (mean regret and 95% interval per sampler, space and budget),
-``warmstart_real.json`` (headline comparisons, timings) and ``warmstart_real.png`` (regret curves).
+``warmstart_real.json`` (headline comparisons, the re-scored ones under ``rescored``, timings),
+``warmstart_real.png`` (regret curves) and ``warmstart_real_rescored.jsonl.gz`` (the re-scored losses).
 """
 
 from __future__ import annotations
