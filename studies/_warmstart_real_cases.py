@@ -85,11 +85,15 @@ def step_prefix(space: str, task_type: str) -> str:
 
 
 def case_version(name: str, space: str) -> str:
-    """What a case's losses depend on: :func:`sampler_version`, and for the SVMs the objective's iteration cap."""
+    """What a case's losses depend on: :func:`sampler_version` and :func:`objective_version`."""
+    return sampler_version(name) + objective_version(space)
+
+
+def objective_version(space: str) -> str:
+    """What the objective's losses in ``space`` depend on besides scikit-learn: for the SVMs, the iteration cap."""
     from automl_meta.knowledge._objective import SVM_MAX_ITER
 
-    svm = f"; svm max_iter {SVM_MAX_ITER}" if space in ("svc", "svr") else ""
-    return sampler_version(name) + svm
+    return f"; svm max_iter {SVM_MAX_ITER}" if space in ("svc", "svr") else ""
 
 
 def sampler_version(name: str) -> str:

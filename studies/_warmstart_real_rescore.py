@@ -42,10 +42,7 @@ def rescore_version(space: str) -> str:
     """What a re-scored loss depends on: scikit-learn, the seeds, and for the SVMs the iteration cap."""
     import sklearn
 
-    from automl_meta.knowledge._objective import SVM_MAX_ITER
-
-    svm = f"; svm max_iter {SVM_MAX_ITER}" if space in ("svc", "svr") else ""
-    return f"scikit-learn {sklearn.__version__}; seeds {RESCORE_SEEDS}{svm}"
+    return f"scikit-learn {sklearn.__version__}; seeds {RESCORE_SEEDS}{cases.objective_version(space)}"
 
 
 def pending_units(selected: list[dict[str, Any]], done: list[dict[str, Any]]) -> list[tuple[str, str, list]]:
