@@ -37,7 +37,6 @@ import math
 import sys
 import tempfile
 import warnings
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
+from _warmstart_real_cases import config_seed
 
 from automl_meta.knowledge._cross import unit  # the unit cube of the knowledge build's medoids
 
@@ -105,7 +105,7 @@ def trial_losses(
             if real is None:
                 loss = float(losses[int(np.argmin(((U - unit(block.distributions, config)) ** 2).sum(1)))])
             else:  # the estimators' seeds (NumPy's global state) fixed per configuration: repeatable runs
-                np.random.seed(zlib.crc32(repr(sorted(config.items())).encode()))
+                np.random.seed(config_seed(config))
                 loss = cross_validated_loss(block.space, block.task_type, config, real.X, real.y)
             ok = math.isfinite(loss)
             values.append(loss if ok else float(losses.max()))
