@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"
+from .conftest import study_module
 
 
 @pytest.fixture
-def study(monkeypatch):
-    monkeypatch.syspath_prepend(str(STUDIES))
-    import warmstart_real
-
-    return warmstart_real
+def study():
+    """The study's module; its helpers are ``study.cases`` and ``study.rescore``."""
+    return study_module("warmstart_real")
 
 
 def _case(task: str, space: str, sampler: str, values: list, seed: int = 0) -> dict:
