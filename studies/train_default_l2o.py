@@ -23,7 +23,7 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
   that share of random quadratics, of small CNNs, of MLPs on the corpus's meta-training tables (never
   its evaluation tables, which the held-out studies use), and of MLP autoencoders on synthetic images
   (``OptimizeeTasks``);
-- ``--shots LOW HIGH`` (64 128): the range of each problem's training-set size (``OptimizeeTasks(shots=...)``);
+- ``--shots LOW HIGH`` (default 64 128): the range of each problem's training-set size (``OptimizeeTasks(shots=...)``);
   larger sets take longer to memorise, as real training sets do;
 - ``--interval``: the controller runs every that many steps (``HyperController``);
 - ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
@@ -68,7 +68,6 @@ BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # (episodes, validate/checkpoint every) per rule: sized so that the three runs together take about
 # 15 minutes on one idle core (about twice that on a busy shared machine).
 EPISODES = {"hyper_controller": (224, 56), "mlp_optimizer": (93, 31), "lstm_optimizer": (54, 18)}
-SHOTS = (64, 128)  # OptimizeeTasks' default training-set sizes
 RULES = {  # (seed, interval, hypergradient gain) -> rule; the last two apply to the controller only
     "hyper_controller": lambda seed, interval, gain: am.learners.HyperController(
         base="adam", interval=interval, hypergradient=gain, seed=seed
@@ -83,9 +82,10 @@ def problems(
     real_fraction: float,
     autoencoder_fraction: float = 0.0,
     quadratic_fraction: float = 0.25,
-    shots: tuple[int, int] = SHOTS,
+    shots: tuple[int, int] | None = None,
 ) -> am.tasks.OptimizeeTasks:
-    """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables."""
+    """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables;
+    ``shots``: the training-set sizes (None: ``OptimizeeTasks``' own)."""
     real = load_corpus("meta-train", max_rows=2000) if real_fraction else ()
     return am.tasks.OptimizeeTasks(
         quadratic_fraction=quadratic_fraction,
@@ -93,7 +93,7 @@ def problems(
         real_tasks=real,
         real_fraction=real_fraction,
         autoencoder_fraction=autoencoder_fraction,
-        shots=shots,
+        **({} if shots is None else {"shots": shots}),
     )
 
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quadratic-fraction", type=float, default=0.25, help="share of random-quadratic problems")
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
     p.add_argument(
-        "--shots", type=int, nargs=2, default=SHOTS, metavar=("LOW", "HIGH"), help="training rows per problem"
+        "--shots", type=int, nargs=2, metavar=("LOW", "HIGH"), help="training rows per problem (default 64 128)"
     )
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> None:
             "estimator": args.estimator,
             "es_pairs": args.es_pairs,
         }
+        shots = None if args.shots is None else (args.shots[0], args.shots[1])
         tasks = problems(
-            args.cnn_fraction, args.real_fraction, args.autoencoder_fraction, args.quadratic_fraction, tuple(args.shots)
+            args.cnn_fraction, args.real_fraction, args.autoencoder_fraction, args.quadratic_fraction, shots
         )
         artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
