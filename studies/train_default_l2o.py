@@ -24,7 +24,8 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
   its evaluation tables, which the held-out studies use), and of MLP autoencoders on synthetic images
   (``OptimizeeTasks``);
 - ``--shots LOW HIGH`` (default 64 128): the range of each problem's training-set size (``OptimizeeTasks(shots=...)``);
-  larger sets take longer to memorise, as real training sets do;
+  larger sets take longer to memorise, as real training sets do; ``--query-shots`` (64): the held-out rows
+  the held-out term of the meta-loss is measured on;
 - ``--interval``: the controller runs every that many steps (``HyperController``);
 - ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
   gain per controller call (``HyperController(hypergradient=...)``);
@@ -83,9 +84,10 @@ def problems(
     autoencoder_fraction: float = 0.0,
     quadratic_fraction: float = 0.25,
     shots: tuple[int, int] | None = None,
+    query_shots: int | None = None,
 ) -> am.tasks.OptimizeeTasks:
     """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables;
-    ``shots``: the training-set sizes (None: ``OptimizeeTasks``' own)."""
+    ``shots`` and ``query_shots``: the training-set sizes and the held-out rows (None: ``OptimizeeTasks``' own)."""
     real = load_corpus("meta-train", max_rows=2000) if real_fraction else ()
     return am.tasks.OptimizeeTasks(
         quadratic_fraction=quadratic_fraction,
@@ -94,6 +96,7 @@ def problems(
         real_fraction=real_fraction,
         autoencoder_fraction=autoencoder_fraction,
         **({} if shots is None else {"shots": shots}),
+        **({} if query_shots is None else {"query_shots": query_shots}),
     )
 
 
@@ -174,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--shots", type=int, nargs=2, metavar=("LOW", "HIGH"), help="training rows per problem (default 64 128)"
     )
+    p.add_argument("--query-shots", type=int, help="held-out rows per problem (default 64)")
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
     p.add_argument("--episodes", type=int, help="episodes (default: the rule's budget)")
@@ -208,7 +212,12 @@ def main(argv: list[str] | None = None) -> None:
         }
         shots = None if args.shots is None else (args.shots[0], args.shots[1])
         tasks = problems(
-            args.cnn_fraction, args.real_fraction, args.autoencoder_fraction, args.quadratic_fraction, shots
+            args.cnn_fraction,
+            args.real_fraction,
+            args.autoencoder_fraction,
+            args.quadratic_fraction,
+            shots,
+            args.query_shots,
         )
         artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
         path = artifact.save(artifacts_dir / f"{name}.ameta")

@@ -34,6 +34,7 @@ KINDS = ("quadratic", "mlp", "cnn", "autoencoder")
 _IMAGE_SIZES = (6, 12)  # side of the synthetic images of the convolutional problems
 _CHANNELS = (4, 16)  # channels of their two convolutions
 _BOTTLENECKS = (4, 16)  # code width of the autoencoders (on images of 36 to 144 pixels)
+_QUERY_SHOTS = 64  # held-out rows per problem; configs name it only when it differs (older fingerprints stay valid)
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
@@ -181,6 +182,8 @@ class OptimizeeTasks:
         Probability that an MLP batch is regression rather than classification.
     n_features, n_classes, shots :
         Passed to :class:`SyntheticTabular` (``shots`` is the training-set size).
+    query_shots : int, default=64
+        Held-out rows (images) per problem: what the held-out term of a meta-loss is measured on.
     cnn_fraction : float, default=0.0
         Probability that a batch that is not quadratics is small convolutional networks (two 3 x 3
         convolutions of 4-16 channels, global average pooling, a linear head) classifying synthetic
@@ -222,6 +225,7 @@ class OptimizeeTasks:
         real_tasks: Sequence[CorpusTask] = (),
         real_fraction: float = 0.0,
         autoencoder_fraction: float = 0.0,
+        query_shots: int = _QUERY_SHOTS,
     ) -> None:
         fractions = {
             "quadratic_fraction": quadratic_fraction,
@@ -241,8 +245,11 @@ class OptimizeeTasks:
         self.quadratic_dims = self._pair(quadratic_dims, "quadratic_dims")
         self.widths, self.depths = self._pair(widths, "widths"), self._pair(depths, "depths")
         self.activations = tuple(activations)
+        self.query_shots = check_count(query_shots, "query_shots")
         self.tabular = {
-            t: SyntheticTabular(t, n_features=n_features, n_classes=n_classes, shots=shots, query_shots=64)
+            t: SyntheticTabular(
+                t, n_features=n_features, n_classes=n_classes, shots=shots, query_shots=self.query_shots
+            )
             for t in ("classification", "regression")
         }
         self.real_fraction = float(real_fraction)
@@ -255,7 +262,12 @@ class OptimizeeTasks:
         most_classes = self.tabular["classification"].class_range[1]
         return {
             t: CorpusTabular(
-                of_type, task_type=t, n_features=n_features, n_classes=most_classes, shots=shots, query_shots=64
+                of_type,
+                task_type=t,
+                n_features=n_features,
+                n_classes=most_classes,
+                shots=shots,
+                query_shots=self.query_shots,
             )
             for t in ("classification", "regression")
             if (of_type := [task for task in tasks if task.task_type == t])
@@ -287,7 +299,7 @@ class OptimizeeTasks:
         classes = int(rng.integers(tab.class_range[0], tab.class_range[1] + 1))
         shots = int(rng.integers(tab.shot_range[0], tab.shot_range[1] + 1))
         activation = self.activations[rng.integers(len(self.activations))]
-        train, val = image_tasks(n, rng, size=size, n_classes=classes, shots=shots, query_shots=64)
+        train, val = image_tasks(n, rng, size=size, n_classes=classes, shots=shots, query_shots=self.query_shots)
         return OptimizeeBatch(
             init_cnn(channels, classes, n, rng),
             train,
@@ -311,7 +323,7 @@ class OptimizeeTasks:
             x = d["x"].flatten(2)
             return {"x": x, "y": x, "mask": d["mask"], "class_mask": torch.ones(n, pixels)}
 
-        train, val = image_tasks(n, rng, size=size, n_classes=classes, shots=shots, query_shots=64)
+        train, val = image_tasks(n, rng, size=size, n_classes=classes, shots=shots, query_shots=self.query_shots)
         return OptimizeeBatch(
             init_mlp([pixels, width, code, width, pixels], n, rng),
             flat(train),
@@ -376,6 +388,7 @@ class OptimizeeTasks:
             **({"cnn_fraction": self.cnn_fraction} if self.cnn_fraction else {}),  # older fingerprints stay valid
             **({"autoencoder_fraction": self.autoencoder_fraction} if self.autoencoder_fraction else {}),
             **({"real_fraction": self.real_fraction, "real_tasks": self._real_names()} if self.real_fraction else {}),
+            **({"query_shots": self.query_shots} if self.query_shots != _QUERY_SHOTS else {}),
         }
 
     def _real_names(self) -> list[str]:

@@ -136,3 +136,18 @@ def test_real_tables_train_some_mlp_batches_from_their_own_rows_and_enter_the_co
         OptimizeeTasks(real_fraction=0.5)
     with pytest.raises(TaskError, match="real_fraction"):
         OptimizeeTasks(real_tasks=tables, real_fraction=-0.1)
+
+
+def test_held_out_sets_have_query_shots_rows_of_every_kind_and_enter_the_config_only_when_set():
+    assert "query_shots" not in OptimizeeTasks().get_config()
+    tasks = OptimizeeTasks(quadratic_fraction=0.0, cnn_fraction=0.4, autoencoder_fraction=0.5, query_shots=96)
+    assert tasks.get_config()["query_shots"] == 96
+    rows = {}
+    for seed in range(30):
+        batch = tasks.sample(2, rng=seed)
+        rows.setdefault(batch.description["kind"], set()).add(batch.val["x"].shape[1])
+    assert rows == {"mlp": {96}, "cnn": {96}, "autoencoder": {96}}
+    default = OptimizeeTasks(quadratic_fraction=0.0).sample(2, rng=0)
+    assert default.val["x"].shape[1] == 64  # the default held-out size is unchanged
+    with pytest.raises(TaskError, match="query_shots"):
+        OptimizeeTasks(query_shots=0)
