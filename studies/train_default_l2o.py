@@ -18,7 +18,9 @@ Run ``python studies/train_default_l2o.py`` (about 15 minutes on one core), or `
 seconds-long smoke run written under studies/results/quick/. Options meta-train for other regimes:
 
 - ``--batch-size LOW HIGH``, ``--val-weight``: mini-batch inner gradients and a held-out term in the
-  meta-loss (``UnrolledTrainer``);
+  meta-loss (``UnrolledTrainer``); ``--loss-every``: the meta-loss's training term reads the whole
+  training set only every that many steps (``UnrolledTrainer(loss_every=...)``), far cheaper with
+  ``--shots`` in the hundreds;
 - ``--quadratic-fraction`` (0.25), ``--cnn-fraction``, ``--real-fraction``, ``--autoencoder-fraction``:
   that share of random quadratics, of small CNNs, of MLPs on the corpus's meta-training tables (never
   its evaluation tables, which the held-out studies use), and of MLP autoencoders on synthetic images
@@ -166,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", choices=sorted(RULES), help="train only this rule")
     p.add_argument("--batch-size", type=int, nargs=2, metavar=("LOW", "HIGH"), help="mini-batch inner gradients")
     p.add_argument("--val-weight", type=float, default=0.0, help="weight of the held-out term of the meta-loss")
+    p.add_argument(
+        "--loss-every", type=int, default=1, help="steps between the training losses of the meta-loss (default 1)"
+    )
     p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
     p.add_argument("--hypergradient", type=float, default=0.0, help="hyper_controller: hypergradient gain per call")
@@ -200,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         regime = {
             "batch_size": tuple(args.batch_size) if args.batch_size else None,
             "val_weight": args.val_weight,
+            "loss_every": args.loss_every,
             "interval": args.interval,
             "hypergradient": args.hypergradient,
             "horizon": args.horizon,

@@ -65,6 +65,7 @@ def batched_unroll(
     steps: int,
     weights: Params | None = None,
     grad_data: Callable[[int], dict[str, Tensor]] | None = None,
+    loss_every: int = 1,
 ) -> tuple[Tensor, Params, States]:
     """Train every task of a batch for ``steps`` steps with ``rule``.
 
@@ -72,13 +73,16 @@ def batched_unroll(
     as in Andrychowicz et al. 2016), so meta-gradients flow through the parameter
     and state trajectory and the rule's outputs. With ``grad_data``, step ``t``
     (counted from ``first_step``) takes its gradient on ``grad_data(t)``, for example
-    a mini-batch, while the recorded losses stay those on ``data``.
+    a mini-batch, while the recorded losses stay those on ``data``. With
+    ``loss_every`` above 1, the loss on ``data`` is recorded after every
+    ``loss_every``-th step (and after the last) only: when ``data`` is much larger
+    than the mini-batches, evaluating it at every step is most of the cost.
 
     Returns
     -------
-    losses : Tensor of shape (steps + 1, n_tasks)
-        Each task's loss before the first and after each step (differentiable
-        with respect to the rule's weights).
+    losses : Tensor of shape (ceil(steps / loss_every) + 1, n_tasks)
+        Each task's loss before the first step and after every ``loss_every``-th
+        and the last step (differentiable with respect to the rule's weights).
     params, states
         Where the tasks are after the last step.
     """
@@ -86,7 +90,8 @@ def batched_unroll(
     task_grad = vmap(grad(loss))
     losses = []
     for k in range(steps):
-        losses.append(task_loss(params, data))
+        if k % loss_every == 0:
+            losses.append(task_loss(params, data))
         on = data if grad_data is None else grad_data(first_step + k)
         g = task_grad({n: p.detach() for n, p in params.items()}, on)
         step = torch.tensor(float(first_step + k), dtype=losses[-1].dtype, device=losses[-1].device)

@@ -46,6 +46,14 @@ def moved(batch: OptimizeeBatch, device: torch.device) -> OptimizeeBatch:
     return replace(batch, params=move(batch.params), train=move(batch.train), val=move(batch.val))
 
 
+def check_rule_and_estimator(rule: Any, estimator: str, estimators: Sequence[str]) -> None:
+    """Raise TypeError for a rule that is not an UpdateRule, ValueError for an unknown estimator."""
+    if not isinstance(rule, UpdateRule):
+        raise TypeError(f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}.")
+    if estimator not in estimators:
+        raise ValueError(f"estimator must be one of {tuple(estimators)}, got {estimator!r}.")
+
+
 def check_batch_size(value: int | tuple[int, int] | None) -> tuple[int, int] | None:
     """None, or the (low, high) range of mini-batch sizes; raise ValueError otherwise."""
     if value is None:
@@ -57,8 +65,10 @@ def check_batch_size(value: int | tuple[int, int] | None) -> tuple[int, int] | N
     return int(pair[0]), int(pair[1])
 
 
-def check_truncations(horizon: Any, unroll: Any, updates: Any, estimator: str) -> tuple[int, int, int]:
-    """``(horizon, unroll, updates per episode)`` checked (updates: every truncation when None)."""
+def check_truncations(
+    horizon: Any, unroll: Any, updates: Any, estimator: str, loss_every: Any = 1
+) -> tuple[int, int, int, int]:
+    """``(horizon, unroll, updates per episode, loss_every)`` checked (updates: every truncation when None)."""
     horizon, unroll = check_positive_int(horizon, "horizon"), check_positive_int(unroll, "unroll")
     if horizon % unroll:
         raise ValueError(f"unroll ({unroll}) must divide horizon ({horizon}).")
@@ -68,7 +78,7 @@ def check_truncations(horizon: Any, unroll: Any, updates: Any, estimator: str) -
         raise ValueError(f"updates_per_episode ({updates}) exceeds the {truncations} truncations of an episode.")
     if estimator == "pes" and updates < truncations:  # its particles run every truncation anyway
         raise ValueError("estimator='pes' updates the rule after every truncation: leave updates_per_episode unset.")
-    return horizon, unroll, updates
+    return horizon, unroll, updates, check_positive_int(loss_every, "loss_every")
 
 
 @dataclass(frozen=True)
@@ -106,15 +116,17 @@ def truncation_loss(
     val_weight: float = 0.0,
     batches: MiniBatches | None = None,
     weights: Params | None = None,
+    loss_every: int = 1,
 ) -> tuple[torch.Tensor, Params, States]:
     """The meta-loss of ``steps`` inner steps from ``params`` (module docstring); the tasks' new params and states.
 
-    ``initial`` holds each task's training and held-out loss before its first step.
+    ``initial`` holds each task's training and held-out loss before its first step. The training term
+    averages the losses after every ``loss_every``-th step and the last (:func:`batched_unroll`).
     """
     grad_data = None if batches is None else (lambda step: batches(batch, step))
     losses, params, states = batched_unroll(
         rule, batch.loss, params, states, batch.train, first_step=first_step, steps=steps, weights=weights,
-        grad_data=grad_data,
+        grad_data=grad_data, loss_every=loss_every,
     )  # fmt: skip
     meta_loss = relative_log_losses(losses[1:], initial[0]).mean()
     if check_nonnegative_float(val_weight, "val_weight") > 0:
@@ -137,6 +149,7 @@ def validation_loss(
     steps: int,
     val_weight: float,
     mini_batches: Callable[[int], MiniBatches | None],
+    loss_every: int = 1,
 ) -> float:
     """The mean meta-loss of ``rule`` over runs of ``steps`` steps on ``batches`` (the i-th on ``mini_batches(i)``)."""
     scores = []
@@ -144,6 +157,7 @@ def validation_loss(
         loss, _, _ = truncation_loss(
             rule, batch, batch.params, batched_init_states(rule, batch.params), first_step=1, steps=steps,
             initial=initial_losses(batch, batch.params), val_weight=val_weight, batches=mini_batches(i),
+            loss_every=loss_every,
         )  # fmt: skip
         scores.append(float(loss))
     return float(np.mean(scores))

@@ -30,6 +30,7 @@ from ._meta_objective import (
     Initial,
     MiniBatches,
     check_batch_size,
+    check_rule_and_estimator,
     check_truncations,
     initial_losses,
     moved,
@@ -41,13 +42,6 @@ from .callbacks import Callback
 from .distributed import current_group
 
 ESTIMATORS = ("tbptt", "es", "pes")
-
-
-def _check_rule_and_estimator(rule: Any, estimator: str) -> None:
-    if not isinstance(rule, UpdateRule):
-        raise TypeError(f"rule must be an automl_meta UpdateRule (e.g. HyperController), got {type(rule).__name__}.")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
 
 
 class UnrolledTrainer(OuterLoop):
@@ -69,10 +63,8 @@ class UnrolledTrainer(OuterLoop):
         Steps per truncation; must divide ``horizon``.
     updates_per_episode : int, optional
         How many of an episode's ``horizon // unroll`` truncations, drawn at random (by seed and
-        episode), are followed by an outer update; the others only train the problems, without
-        gradients. Long horizons (thousands of steps, like real training runs) then cost about a third
-        of their full price per step while the rule still learns from late truncations. By default
-        every truncation.
+        episode), are followed by an outer update (default all); the others only train the problems,
+        without gradients: long horizons cost less per step, and the rule still learns from late ones.
     estimator : {"tbptt", "es", "pes"}, default="tbptt"
         Truncated backpropagation through time, antithetic evolution strategies restarted at each
         truncation, or persistent evolution strategies (:mod:`._evolution`): ES whose perturbed runs
@@ -90,6 +82,10 @@ class UnrolledTrainer(OuterLoop):
     batch_size : int or (int, int), optional
         Inner gradients on mini-batches of this many rows of each task's training data (a range: a
         size drawn log-uniformly per problem batch), as users train; by default the whole training data.
+    loss_every : int, default=1
+        Steps between the training losses that the meta-loss averages (each on the whole training
+        data; a truncation's last step always counts). With mini-batches of large training sets, that
+        evaluation at every step is most of an episode's cost; at 10 it is a tenth of it.
     val_weight : float, default=0.0
         Weight of the held-out term of the meta-loss: ``log(val_t / val_0)`` on each task's held-out
         data after each truncation, so that the rule learns not to overfit.
@@ -159,6 +155,7 @@ class UnrolledTrainer(OuterLoop):
         clip_grad_norm: float = 1.0,
         batch_size: int | tuple[int, int] | None = None,
         val_weight: float = 0.0,
+        loss_every: int = 1,
         n_validation_batches: int = 4,
         validation_horizon: int | None = None,
         eval_every: int = 25,
@@ -171,13 +168,13 @@ class UnrolledTrainer(OuterLoop):
         verbose: int = 1,
         device: str | torch.device = "cpu",
     ) -> None:
-        _check_rule_and_estimator(rule, estimator)
+        check_rule_and_estimator(rule, estimator, ESTIMATORS)
         self.rule = rule
         self.problems = problems if problems is not None else OptimizeeTasks()
         self.meta_batch_size = check_positive_int(meta_batch_size, "meta_batch_size")
         self.episodes = check_positive_int(episodes, "episodes")
-        self.horizon, self.unroll, self.updates_per_episode = check_truncations(
-            horizon, unroll, updates_per_episode, estimator
+        self.horizon, self.unroll, self.updates_per_episode, self.loss_every = check_truncations(
+            horizon, unroll, updates_per_episode, estimator, loss_every
         )
         self.estimator = estimator
         self.es_pairs = check_positive_int(es_pairs, "es_pairs")
@@ -222,6 +219,7 @@ class UnrolledTrainer(OuterLoop):
             # Only when set: runs and checkpoints made before these options keep their fingerprints.
             **({"batch_size": list(self.batch_size)} if self.batch_size else {}),
             **({"val_weight": self.val_weight} if self.val_weight else {}),
+            **({"loss_every": self.loss_every} if self.loss_every > 1 else {}),
             **(
                 {"updates_per_episode": self.updates_per_episode}
                 if self.updates_per_episode < self.horizon // self.unroll
@@ -250,7 +248,7 @@ class UnrolledTrainer(OuterLoop):
     ) -> tuple[torch.Tensor, Params, States]:
         return truncation_loss(
             self.rule, batch, params, states, first_step=first_step, steps=self.unroll, initial=initial,
-            val_weight=self.val_weight, batches=self._batches, weights=weights,
+            val_weight=self.val_weight, batches=self._batches, weights=weights, loss_every=self.loss_every,
         )  # fmt: skip
 
     def _tbptt(
@@ -381,7 +379,7 @@ class UnrolledTrainer(OuterLoop):
         """The meta-loss of the rule over the validation problems and ``validation_horizon`` steps."""
         loss = validation_loss(
             self.rule, self._val_batches, steps=self.validation_horizon, val_weight=self.val_weight,
-            mini_batches=lambda i: self._mini_batches(1, i),
+            mini_batches=lambda i: self._mini_batches(1, i), loss_every=self.loss_every,
         )  # fmt: skip
         return {"val_loss": loss}
 

@@ -27,12 +27,13 @@ def test_quick_fine_tuning_of_default_l2o_with_pes_changes_only_the_named_weight
         "train_default_l2o",
         *("--only", "hyper_controller", "--interval", "10", "--init", "default-l2o"),
         *("--estimator", "pes", "--es-pairs", "2", "--train-only", "head."),
-        *("--shots", "80", "96", "--query-shots", "48"),
+        *("--shots", "80", "96", "--query-shots", "48", "--loss-every", "5"),
     )
     tuned = am.load(tmp_path / "l2o" / "hyper_controller.ameta")
     assert tuned.training["estimator"] == "pes" and tuned.training["es_pairs"] == 2
     assert tuned.task_family["config"]["shots"] == [80, 96]  # the problem sizes it was meta-trained on
     assert tuned.task_family["config"]["query_shots"] == 48
+    assert tuned.training["loss_every"] == 5
     start, after = am.load("default-l2o").learner.state_dict(), tuned.learner.state_dict()
     assert all(torch.equal(after[k], v) != k.startswith("head.") for k, v in start.items())
     # The artifact records where its weights started.

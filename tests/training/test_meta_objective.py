@@ -68,6 +68,26 @@ def test_unrolling_on_minibatches_records_whole_data_losses_and_differs_from_ful
     assert torch.equal(mini[0], torch.vmap(batch.loss)(batch.params, batch.train))
 
 
+def test_recording_every_kth_loss_keeps_those_losses_and_the_trajectory():
+    batch = mlp_batch()
+    rule = HyperController(seed=0).requires_grad_(False)
+    states = batched_init_states(rule, batch.params)
+    batches = MiniBatches((4, 8), seed=0, key=(0,))
+    kw = {"first_step": 1, "steps": 7, "grad_data": lambda t: batches(batch, t)}
+    full, params, _ = batched_unroll(rule, batch.loss, batch.params, states, batch.train, **kw)
+    sparse, params3, _ = batched_unroll(rule, batch.loss, batch.params, states, batch.train, loss_every=3, **kw)
+    assert full.shape[0] == 8 and sparse.shape[0] == 4  # before the first step, after steps 3, 6 and the last
+    assert torch.equal(sparse, full[[0, 3, 6, 7]])
+    assert all(torch.equal(params[k], params3[k]) for k in params)  # the same training run
+    initial = initial_losses(batch, batch.params)
+    meta = lambda every: truncation_loss(  # noqa: E731 - short local helper
+        rule, batch, batch.params, states, first_step=1, steps=7, initial=initial, batches=batches, loss_every=every
+    )[0]
+    assert torch.allclose(meta(3), relative_log_losses(full[[3, 6, 7]], initial[0]).mean())
+    assert torch.allclose(meta(1), relative_log_losses(full[1:], initial[0]).mean())
+    assert not torch.allclose(meta(3), meta(1))
+
+
 def test_minibatch_sizes_are_drawn_in_range_and_depend_only_on_seed_and_key():
     sizes = [MiniBatches((4, 64), seed=0, key=(0, e)).size for e in range(200)]
     assert min(sizes) >= 4 and max(sizes) <= 64 and len(set(sizes)) > 20
@@ -122,3 +142,14 @@ def test_new_options_stay_out_of_the_config_unless_set_and_bad_ones_are_refused(
             make_trainer(batch_size=bad)
     with pytest.raises(ValueError, match="val_weight"):
         make_trainer(val_weight=-0.1)
+    assert "loss_every" not in config and make_trainer(loss_every=5).config()["loss_every"] == 5
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="loss_every"):
+            make_trainer(loss_every=bad)
+
+
+def test_a_sparser_training_term_is_recorded_and_changes_what_is_learned():
+    kw = {"batch_size": (4, 8), "estimator": "es", "es_pairs": 2}
+    sparse, full = make_trainer(loss_every=5, **kw).fit(), make_trainer(**kw).fit()
+    assert sparse.training["loss_every"] == 5 and "loss_every" not in full.training
+    assert not same_weights(sparse.learner, full.learner)
