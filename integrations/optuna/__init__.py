@@ -21,7 +21,8 @@
    scores of its losses, so that tasks on different scales share one scale, with a length scale per
    parameter) and one fitted to the study's own trials. The weights start as the
    similarities of the neighbours and move, as the study's trials accumulate, to how well each process
-   orders them, so any past task that behaves like the new one can earn weight.
+   orders them, so any past task that behaves like the new one can earn weight. When two or more trials
+   share the best loss (a flat region), half the candidates are drawn from the whole space instead.
 3. **Fallback.** Parameters the store has no history for, multi-objective studies and studies without a
    task or with an empty store go to ``base_sampler`` (TPE by default), with a log line saying so; with an
    empty store the sampler behaves like its base sampler.

@@ -38,7 +38,7 @@ _logger = logging.getLogger("automl_meta.integrations.optuna")
 # ``_transfer``) would propose other configurations for the same knowledge, store, task and seed:
 # studies/warmstart_real.py keys its kept cases by it (and by the knowledge file), and runs again only the
 # cases of another version.
-_SAMPLER_VERSION = "5014da3cae59254d"
+_SAMPLER_VERSION = "f1a7be57c0d9e2a4"
 
 _Slot = tuple[str, int]  # a search space of the knowledge: (Pipeline prefix it was loaded for, its index)
 

@@ -320,7 +320,9 @@ def transfer(
     portfolio has already chosen the region, and the ensemble knows the landscape better than the study's
     few trials do), never a configuration the study has already run, nor one within ``_MIN_STEP`` of one
     while any candidate is farther (so steps do not pile up next to a best trial at the edge of the
-    range: each would be nearly a repeat). Each is credited with
+    range: each would be nearly a repeat). When two or more trials share the best loss, the region around
+    the best is flat (an accuracy on a small dataset, a model so regularised that it predicts a constant),
+    and half the candidates are drawn from the whole space instead. Each is credited with
     ``_CONFIDENCE`` standard deviations of the study's own process (a lower confidence bound), so that
     steps into directions the study has not tried beat tiny moves next to the best trial. The study's own
     process and the ranking see at most ``_OWN_RECENT + _OWN_BEST`` results (:func:`._own._kept`), and the
@@ -344,7 +346,10 @@ def transfer(
         weights = a * prior + (1 - a) * ranked
     centres = np.repeat(Uo[np.argmin(y)][None, :], k, axis=0)
     scales = np.array(_TRUST_STEPS)[rng.randint(len(_TRUST_STEPS), size=(k, 1))]
-    cand = snap(encoding, encoding.perturb(rng, centres, scales))  # integers, steps and categories rounded
+    cand = encoding.perturb(rng, centres, scales)
+    if np.count_nonzero(np.asarray(own) == min(own)) >= 2:  # a flat best: steps around it change nothing
+        cand[: k // 2] = encoding.uniform(rng, k // 2)
+    cand = snap(encoding, cand)  # integers, steps and categories rounded
     done = {u.tobytes() for u in units}
     fresh = np.array([u.tobytes() not in done for u in cand])
     apart = fresh & (_distances(cand, np.stack(units)).min(1) >= _MIN_STEP)

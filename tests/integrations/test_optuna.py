@@ -135,9 +135,17 @@ def test_transfer_phase_steps_around_the_best_trial_and_never_repeats_one(sqlite
     study.optimize(objective, n_trials=15)
     configs = [(t.params["x"], t.params["y"]) for t in study.trials]
     assert len(set(configs)) == len(configs)
-    for i in range(3, len(configs)):  # each transfer trial is a step from the best trial before it
-        best = min(study.trials[:i], key=lambda t: t.value).params
-        assert abs(configs[i][0] - best["x"]) <= 40 and abs(configs[i][1] - best["y"]) <= 40, (i, configs)
+    stepped = 0
+    for i in range(3, len(configs)):  # each transfer trial is a step from the best trial before it ...
+        best = min(study.trials[:i], key=lambda t: t.value)
+        if sum(t.value == best.value for t in study.trials[:i]) > 1:
+            continue  # ... unless trials tie at the best (a flat region): then it may look anywhere
+        stepped += 1
+        assert abs(configs[i][0] - best.params["x"]) <= 40 and abs(configs[i][1] - best.params["y"]) <= 40, (
+            i,
+            configs,
+        )
+    assert stepped >= 6
 
 
 def test_transfer_phase_does_not_spend_trials_next_to_earlier_ones_at_the_edge_of_the_range(sqlite_url):

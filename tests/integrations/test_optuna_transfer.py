@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
+from optuna.distributions import FloatDistribution
 
+from automl_meta.integrations.optuna import _transfer
+from automl_meta.integrations.optuna._search_space import _Encoding
 from automl_meta.integrations.optuna._transfer import (
     FittedProcesses,
     GaussianProcess,
+    _SourceModel,
     copula,
     discordance,
     expected_improvement,
     expected_minimum,
     processes_of,
     ranking_weights,
+    transfer,
 )
 from automl_meta.store import ExperienceStore
 
@@ -187,3 +193,24 @@ def test_the_range_test_agrees_with_optunas_own():
             except (ValueError, TypeError):
                 expected = False
             assert _contains(d, v) == expected, (d, v)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_a_flat_best_sends_half_the_candidates_to_the_whole_space(monkeypatch, tied):
+    """Trials that share the best loss mark a flat region: steps around it would change nothing."""
+    space = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    encoding = _Encoding(space)
+    U = np.random.default_rng(0).uniform(size=(40, 2))
+    loss = ((U - 0.2) ** 2).sum(1)  # a past task whose best lies at (0.2, 0.2)
+    gp = GaussianProcess(encoding.features(U), copula(loss))
+    models = [_SourceModel(1.0, gp, U, (loss - loss.min()) / (loss.max() - loss.min()))]
+    study = optuna.create_study()
+    for i, (a, b) in enumerate([(0.2, 0.2), (0.25, 0.2), (0.2, 0.25), (0.15, 0.2)]):
+        value = 1.0 if tied or i == 0 else 1.0 + 1e-6 * i  # untied: the first is best by a hair
+        study.add_trial(optuna.trial.create_trial(params={"a": a, "b": b}, distributions=space, value=value))
+    scored = []
+    monkeypatch.setattr(_transfer, "snap", lambda enc, cand: scored.append(cand.copy()) or cand)
+    proposal = transfer(study, encoding, models, np.random.RandomState(0), n_candidates=64, prior_weight=2.0)
+    far = np.linalg.norm(scored[0] - 0.2, axis=1) > 0.45  # beyond 4.5 of the largest step's deviations
+    assert len(scored[0]) == 64 and (far.sum() >= 10 if tied else not far.any())
+    assert tied or np.hypot(proposal["a"] - 0.2, proposal["b"] - 0.2) < 0.45
