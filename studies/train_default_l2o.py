@@ -53,6 +53,7 @@ With ``--out`` the result stays out of the package. The shipped ``default-l2o`` 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import shutil
 import sys
 import time
@@ -179,10 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--quadratic-fraction", type=float, default=0.25, help="share of random-quadratic problems")
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
+    own = inspect.signature(am.tasks.OptimizeeTasks).parameters  # the defaults it leaves in place
+    low, high = own["shots"].default
     p.add_argument(
-        "--shots", type=int, nargs=2, metavar=("LOW", "HIGH"), help="training rows per problem (default 64 128)"
+        "--shots", type=int, nargs=2, metavar=("LOW", "HIGH"), help=f"training rows per problem (default {low} {high})"
     )
-    p.add_argument("--query-shots", type=int, help="held-out rows per problem (default 64)")
+    p.add_argument("--query-shots", type=int, help=f"held-out rows per problem (default {own['query_shots'].default})")
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
     p.add_argument("--episodes", type=int, help="episodes (default: the rule's budget)")
