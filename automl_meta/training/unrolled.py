@@ -85,8 +85,8 @@ class UnrolledTrainer(OuterLoop):
     loss_every : int, default=1
         Steps between the training losses that the meta-loss averages (each on the whole training
         data; a truncation's last step always counts). With mini-batches of large training sets, that
-        evaluation at every step is most of an episode's cost: at 10, training sets of 256 to 1,024 rows
-        with mini-batches of 16 to 64 take about half the time per episode.
+        evaluation at every step is much of the cost: at 10, with training sets of 256 to 1,024 rows and
+        mini-batches of 16 to 64, 50-step truncations took 0.46x the time and a whole run 0.81x.
     val_weight : float, default=0.0
         Weight of the held-out term of the meta-loss: ``log(val_t / val_0)`` on each task's held-out
         data after each truncation, so that the rule learns not to overfit.
