@@ -141,10 +141,8 @@ def test_transfer_phase_steps_around_the_best_trial_and_never_repeats_one(sqlite
         if sum(t.value == best.value for t in study.trials[:i]) > 1:
             continue  # ... unless trials tie at the best (a flat region): then it may look anywhere
         stepped += 1
-        assert abs(configs[i][0] - best.params["x"]) <= 40 and abs(configs[i][1] - best.params["y"]) <= 40, (
-            i,
-            configs,
-        )
+        dx, dy = abs(configs[i][0] - best.params["x"]), abs(configs[i][1] - best.params["y"])
+        assert dx <= 40 and dy <= 40, (i, configs)
     assert stepped >= 6
 
 
