@@ -333,8 +333,9 @@ def transfer(
     k = n_candidates
     if not own:
         return _near_neighbours_best(encoding, models, rng, k)
-    kept = _kept(np.array(own))
-    y = copula(np.array(own)[kept])
+    losses = np.array(own)
+    kept = _kept(losses)
+    y = copula(losses[kept])
     Uo = np.stack([units[i] for i in kept])
     Fo = encoding.features(Uo)
     target = GaussianProcess(Fo, y)
@@ -347,7 +348,7 @@ def transfer(
     centres = np.repeat(Uo[np.argmin(y)][None, :], k, axis=0)
     scales = np.array(_TRUST_STEPS)[rng.randint(len(_TRUST_STEPS), size=(k, 1))]
     cand = encoding.perturb(rng, centres, scales)
-    if np.count_nonzero(np.asarray(own) == min(own)) >= 2:  # a flat best: steps around it change nothing
+    if np.count_nonzero(losses == losses.min()) >= 2:  # a flat best: steps around it change nothing
         cand[: k // 2] = encoding.uniform(rng, k // 2)
     cand = snap(encoding, cand)  # integers, steps and categories rounded
     done = {u.tobytes() for u in units}
