@@ -28,6 +28,8 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
 - ``--shots LOW HIGH`` (default 64 128): the range of each problem's training-set size (``OptimizeeTasks(shots=...)``);
   larger sets take longer to memorise, as real training sets do; ``--query-shots`` (64): the held-out rows
   the held-out term of the meta-loss is measured on;
+- ``--widths LOW HIGH`` (default 8 48): the MLPs' hidden widths (``OptimizeeTasks(widths=...)``);
+  ``studies/l2o_rates.py`` shows which learning rates a choice of these options rewards;
 - ``--interval``: the controller runs every that many steps (``HyperController``);
 - ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
   gain per controller call (``HyperController(hypergradient=...)``);
@@ -52,6 +54,7 @@ With ``--out`` the result stays out of the package. The shipped ``default-l2o`` 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import inspect
 import shutil
@@ -81,25 +84,35 @@ RULES = {  # (seed, interval, hypergradient gain) -> rule; the last two apply to
 }
 
 
-def problems(
-    cnn_fraction: float,
-    real_fraction: float,
-    autoencoder_fraction: float = 0.0,
-    quadratic_fraction: float = 0.25,
-    shots: tuple[int, int] | None = None,
-    query_shots: int | None = None,
-) -> am.tasks.OptimizeeTasks:
-    """The training problems; with ``real_fraction``, MLPs also train on the corpus's meta-training tables;
-    ``shots`` and ``query_shots``: the training-set sizes and the held-out rows (None: ``OptimizeeTasks``' own)."""
-    real = load_corpus("meta-train", max_rows=2000) if real_fraction else ()
+def add_problem_options(p: argparse.ArgumentParser) -> None:
+    """The options that set the meta-training problems (``OptimizeeTasks``), shared with ``l2o_rates.py``."""
+    p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
+    p.add_argument(
+        "--autoencoder-fraction", type=float, default=0.0, help="share of MLP problems that are autoencoders"
+    )
+    p.add_argument("--quadratic-fraction", type=float, default=0.25, help="share of random-quadratic problems")
+    p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
+    own = inspect.signature(am.tasks.OptimizeeTasks).parameters  # the defaults it leaves in place
+    for name, what in (("shots", "training rows per problem"), ("widths", "hidden width range of the MLPs")):
+        low, high = own[name].default
+        p.add_argument(f"--{name}", type=int, nargs=2, metavar=("LOW", "HIGH"), help=f"{what} (default {low} {high})")
+    p.add_argument("--query-shots", type=int, help=f"held-out rows per problem (default {own['query_shots'].default})")
+
+
+def problems(args: argparse.Namespace) -> am.tasks.OptimizeeTasks:
+    """The training problems :func:`add_problem_options` set; with ``--real-fraction``, MLPs also train on the
+    corpus's meta-training tables. Options left unset keep ``OptimizeeTasks``' own defaults."""
+    real = load_corpus("meta-train", max_rows=2000) if args.real_fraction else ()
+    given: dict[str, Any] = {k: tuple(getattr(args, k)) for k in ("shots", "widths") if getattr(args, k) is not None}
+    if args.query_shots is not None:
+        given["query_shots"] = args.query_shots
     return am.tasks.OptimizeeTasks(
-        quadratic_fraction=quadratic_fraction,
-        cnn_fraction=cnn_fraction,
+        quadratic_fraction=args.quadratic_fraction,
+        cnn_fraction=args.cnn_fraction,
         real_tasks=real,
-        real_fraction=real_fraction,
-        autoencoder_fraction=autoencoder_fraction,
-        **({} if shots is None else {"shots": shots}),
-        **({} if query_shots is None else {"query_shots": query_shots}),
+        real_fraction=args.real_fraction,
+        autoencoder_fraction=args.autoencoder_fraction,
+        **given,
     )
 
 
@@ -172,20 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--loss-every", type=int, default=1, help="steps between the training losses of the meta-loss (default 1)"
     )
-    p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
     p.add_argument("--hypergradient", type=float, default=0.0, help="hyper_controller: hypergradient gain per call")
-    p.add_argument(
-        "--autoencoder-fraction", type=float, default=0.0, help="share of MLP problems that are autoencoders"
-    )
-    p.add_argument("--quadratic-fraction", type=float, default=0.25, help="share of random-quadratic problems")
-    p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
-    own = inspect.signature(am.tasks.OptimizeeTasks).parameters  # the defaults it leaves in place
-    low, high = own["shots"].default
-    p.add_argument(
-        "--shots", type=int, nargs=2, metavar=("LOW", "HIGH"), help=f"training rows per problem (default {low} {high})"
-    )
-    p.add_argument("--query-shots", type=int, help=f"held-out rows per problem (default {own['query_shots'].default})")
+    add_problem_options(p)
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
     p.add_argument("--episodes", type=int, help="episodes (default: the rule's budget)")
@@ -219,15 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             "estimator": args.estimator,
             "es_pairs": args.es_pairs,
         }
-        shots = None if args.shots is None else (args.shots[0], args.shots[1])
-        tasks = problems(
-            args.cnn_fraction,
-            args.real_fraction,
-            args.autoencoder_fraction,
-            args.quadratic_fraction,
-            shots,
-            args.query_shots,
-        )
+        tasks = problems(args)
         artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
         path = artifact.save(artifacts_dir / f"{name}.ameta")
         print(
