@@ -48,7 +48,8 @@ def kind_of(batch: OptimizeeBatch) -> str:
 
 
 def train(batch: OptimizeeBatch, make: Any, steps: int, batch_size: int, seed: int) -> tuple[float, float, Any]:
-    """Train the batch's one problem with ``make(params)``: the final training and held-out losses, the optimizer."""
+    """Train the batch's one problem with ``make(params)``: the final training and held-out losses (NaN after
+    a divergence), the optimizer."""
     params = {k: v[0].clone().requires_grad_(True) for k, v in batch.params.items()}
     train_data, val_data = ({k: v[0] for k, v in d.items()} for d in (batch.train, batch.val))
     opt = make(list(params.values()))
@@ -57,7 +58,10 @@ def train(batch: OptimizeeBatch, make: Any, steps: int, batch_size: int, seed: i
         rows = {k: v[0] for k, v in batch.minibatch(batch_size, gen).items()}
         opt.zero_grad(set_to_none=True)
         batch.loss(params, rows).backward()
-        opt.step()
+        try:
+            opt.step()
+        except FloatingPointError:  # LearnedOptimizer refuses non-finite gradients: the run diverged
+            return math.nan, math.nan, opt
     with torch.no_grad():
         return float(batch.loss(params, train_data)), float(batch.loss(params, val_data)), opt
 
@@ -77,7 +81,7 @@ def rule_rate(opt: torch.optim.Optimizer) -> float:
 def measure(batch: OptimizeeBatch, rule: Any, steps: int, batch_size: int, seed: int) -> dict[str, Any]:
     """One problem: its best Adam rates by training and held-out loss, and the rule's rate and losses."""
     adam = [train(batch, lambda ps, lr=lr: torch.optim.Adam(ps, lr=float(lr)), steps, batch_size, seed) for lr in LRS]
-    learned_train, learned_val, opt = train(
+    learned_train, _, opt = train(
         batch, lambda ps: am.optim.LearnedOptimizer(ps, artifact=rule), steps, batch_size, seed
     )
     return {

@@ -46,6 +46,17 @@ def test_the_same_runs_give_the_same_losses_and_a_larger_rate_moves_further(rate
     assert abs(fast[0] - start) > abs(slow[0] - start)
 
 
+def test_a_run_that_diverges_ends_with_nan_losses_and_loses(rates):
+    class Refusing(torch.optim.SGD):  # what LearnedOptimizer does with a non-finite gradient
+        def step(self, closure=None):
+            raise FloatingPointError("non-finite gradient")
+
+    batch = am.tasks.OptimizeeTasks(quadratic_fraction=0.0).sample(1, rng=2)
+    train, val, _ = rates.train(batch, lambda ps: Refusing(ps, lr=0.1), 5, 16, 0)
+    assert math.isnan(train) and math.isnan(val)
+    assert rates.best_rate([train, *[1.0] * (len(rates.LRS) - 1)]) == pytest.approx(rates.LRS[1])
+
+
 def test_train_default_l2o_and_the_aid_share_the_problem_options(monkeypatch):
     monkeypatch.syspath_prepend(str(STUDIES))
     train_default_l2o = study_module("train_default_l2o")
