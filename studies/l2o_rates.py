@@ -15,7 +15,8 @@ however well meta-training converges; this tells in minutes, before an hour of m
 
 Run ``python studies/l2o_rates.py`` (about a minute), e.g. with ``--widths 32 256 --shots 256 1024 --steps
 300`` for another distribution. Writes ``l2o_rates.csv`` (one row per problem), ``l2o_rates.json`` (per
-kind, the median best rates and the rule's) and ``l2o_rates.png`` (best rates per problem and the suites').
+kind, the median best rates, the rule's rate and its divergences) and ``l2o_rates.png`` (best rates per problem
+and the suites').
 ``--quick``: 4 problems of 20 steps.
 """
 
@@ -120,6 +121,7 @@ def summary(rows: list[dict[str, Any]], suites: dict[str, list[float]]) -> dict[
             "problems": len(mine),
             **{k: _median_rate([r[k] for r in mine]) for k in ("best_rate_train", "best_rate_val", "rule_rate")},
             "rule_train_vs_best_adam": _median_rate([r["rule_train_vs_best_adam"] for r in mine]),
+            "rule_diverged": sum(not math.isfinite(r["rule_train_vs_best_adam"]) for r in mine),
         }
     for suite, rates in suites.items():
         out[suite] = {"problems": len(rates), "best_rate_train": _median_rate(rates)}
@@ -173,8 +175,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows.append(measure(batch, rule, steps, int(rng.integers(args.batch_size[0], args.batch_size[1] + 1)), i))
     suites = suite_rates()
     result = summary(rows, suites)
-    headers = ["kind", "problems", "best rate (train)", "best rate (held-out)", "rule's rate", "rule / best Adam"]
-    keys = ("problems", "best_rate_train", "best_rate_val", "rule_rate", "rule_train_vs_best_adam")
+    headers = ["kind", "problems", "best rate (train)", "best rate (held-out)", "rule's rate", "rule / best Adam",
+               "rule diverged"]  # fmt: skip
+    keys = ("problems", "best_rate_train", "best_rate_val", "rule_rate", "rule_train_vs_best_adam", "rule_diverged")
     print(f"\nMedian rates over {n} problems of {steps} steps (rule: {args.rule}); suites: tuned Adam's")
     print_table(headers, [[k, *(v.get(key, "") for key in keys)] for k, v in result.items()])
     write_csv(out / "l2o_rates.csv", list(rows[0]), [list(r.values()) for r in rows])

@@ -78,7 +78,7 @@ def test_quick_run_reports_rates_per_kind_next_to_the_suites(run_quick_study):
         assert any(float(r["best_rate_train"]) == pytest.approx(a, rel=0.01) for a in allowed)
         assert 1e-5 <= float(r["rule_rate"]) <= 0.03  # default-l2o's rates lie in its controller's range
     kinds = json.loads((out / "l2o_rates.json").read_text())["kinds"]
-    assert kinds["all"]["problems"] == 4
+    assert kinds["all"]["problems"] == 4 and kinds["all"]["rule_diverged"] == 0
     assert sum(v["problems"] for k, v in kinds.items() if k != "all" and "suite" not in k) == 4
     assert kinds["held-out suite"]["problems"] == 12  # read from the committed study results
     assert (out / "l2o_rates.png").stat().st_size > 0
