@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--rule", default="default-l2o", help="the learned optimizer (artifact name or path)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.problems < 1 or args.steps < 1 or not 1 <= args.batch_size[0] <= args.batch_size[1]:
+        p.error("--problems and --steps must be at least 1, and --batch-size LOW HIGH must have 1 <= LOW <= HIGH")
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
     n, steps = (4, 20) if args.quick else (args.problems, args.steps)

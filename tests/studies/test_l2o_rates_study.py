@@ -57,6 +57,13 @@ def test_a_run_that_diverges_ends_with_nan_losses_and_loses(rates):
     assert rates.best_rate([train, *[1.0] * (len(rates.LRS) - 1)]) == pytest.approx(rates.LRS[1])
 
 
+@pytest.mark.parametrize("bad", [["--problems", "0"], ["--steps", "0"], ["--batch-size", "64", "16"]])
+def test_bad_sizes_are_refused_with_a_message_before_any_work(rates, bad, capsys):
+    with pytest.raises(SystemExit):
+        rates.main(["--quick", *bad])
+    assert "must be at least 1" in capsys.readouterr().err
+
+
 def test_train_default_l2o_and_the_aid_share_the_problem_options(monkeypatch):
     monkeypatch.syspath_prepend(str(STUDIES))
     train_default_l2o = study_module("train_default_l2o")
