@@ -42,6 +42,9 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
   ``default-l2o`` with PES over long runs (the new artifact's ``training["init"]`` names it, with its
   creation time and a checksum of its weights); ``--train-only PREFIX ...``: only the weights whose names
   start with these (``head.``: the controller's output layer), the others frozen.
+- ``--average ARTIFACT ...``: train nothing; write the rule whose weights are the mean of these
+  artifacts' (fine-tunes of the same rule from the same ``--init`` weights, e.g. several meta-seeds):
+  averaging evens out the noise of each run's meta-gradients.
 
 With ``--out`` the result stays out of the package. The shipped ``default-l2o`` (and
 ``studies/results/l2o/hyper_controller.ameta``) is the controller meta-trained for mini-batch training:
@@ -136,6 +139,32 @@ def initialized(rule: am.learners.UpdateRule, path: str) -> tuple[am.learners.Up
     return rule, {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(learner)}
 
 
+def averaged(paths: list[str]) -> am.MetaArtifact:
+    """The rule whose weights are the mean of those of the artifacts at ``paths``.
+
+    The artifacts must hold the same rule with the same settings, each meta-trained on from the same
+    weights (``--init``, same checksum): averaging such fine-tunes (a "model soup", Wortsman et al. 2022)
+    keeps what they share and evens out the noise of each run's meta-gradients. The result keeps the
+    first artifact's task family; its training record lists every member's record and weights' checksum.
+    """
+    members = [am.load(path) for path in paths]
+    rule, starts = members[0].learner, {str(m.training.get("init")) for m in members}
+    seedless = [{**m.learner.get_config(), "seed": None} for m in members]
+    if any(config != seedless[0] for config in seedless):
+        raise SystemExit(f"--average: the artifacts hold different rules or settings: {seedless}")
+    if len(starts) != 1 or "init" not in members[0].training:
+        raise SystemExit("--average: each artifact must be meta-trained on from the same weights (--init)")
+    records = [{**m.training, "weights_sha256": weights_sha256(m.learner), "seed": m.seed} for m in members]
+    states = [m.learner.state_dict() for m in members]
+    rule.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
+    return am.MetaArtifact(
+        rule,
+        task_family=members[0].task_family,
+        training={"trainer": members[0].training["trainer"], "average_of": records},
+        metrics={"members": len(members)},
+    )
+
+
 def train(
     name: str, episodes: int, eval_every: int, seed: int, run_dir: Path, quick: bool, regime: dict, tasks: Any
 ) -> am.MetaArtifact:
@@ -196,13 +225,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--es-pairs", type=int, default=8, help="antithetic pairs of the es and pes estimators")
     p.add_argument("--init", help="start from this artifact's weights (same rule and settings) instead of at random")
     p.add_argument("--train-only", nargs="+", metavar="PREFIX", help="meta-train only the weights of these names")
+    p.add_argument(
+        "--average", nargs="+", metavar="ARTIFACT", help="train nothing: write the mean of these fine-tunes' weights"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
     artifacts_dir = out / "l2o" if (args.out or args.quick) else RESULTS / "l2o"
     run_dir = out / "runs" / "default_l2o"
     bundled = out if (args.out or args.quick) else BUNDLED
-    for name in [args.only] if args.only else RULES:
+    if args.average:
+        artifact = averaged(args.average)
+        path = artifact.save(artifacts_dir / f"{artifact.learner.name}.ameta")
+        print(f"{artifact.learner.name}: the mean of {len(args.average)} rules' weights -> {path}", flush=True)
+    for name in [] if args.average else [args.only] if args.only else RULES:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
         if args.episodes and not args.quick:

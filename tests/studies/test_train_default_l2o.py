@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import automl_meta as am
@@ -42,3 +43,35 @@ def test_quick_fine_tuning_of_default_l2o_with_pes_changes_only_the_named_weight
     checksum = study_module("train_default_l2o").weights_sha256
     assert init["weights_sha256"] == checksum(am.load("default-l2o").learner)
     assert init["weights_sha256"] != checksum(tuned.learner)
+
+
+def _fine_tune(tmp_path, name: str, shift: float, interval: int = 10) -> str:
+    """``default-l2o`` with every weight shifted by ``shift``, saved as if fine-tuned from it with ``--init``."""
+    base = am.load("default-l2o")
+    rule = am.learners.HyperController(base="adam", interval=interval)
+    rule.load_state_dict({k: v + shift for k, v in base.learner.state_dict().items()})
+    checksum = study_module("train_default_l2o").weights_sha256(base.learner)
+    training = {"trainer": "unrolled", "init": {"artifact": "default-l2o", "weights_sha256": checksum}}
+    return str(am.MetaArtifact(rule, training=training, seed=0).save(tmp_path / f"{name}.ameta"))
+
+
+def test_average_writes_the_mean_of_the_fine_tunes_weights_and_lists_them(run_quick_study, tmp_path):
+    members = [_fine_tune(tmp_path, "a", 0.5), _fine_tune(tmp_path, "b", -0.25)]
+    out = run_quick_study("train_default_l2o", "--average", *members)
+    soup = am.load(out / "default-l2o.ameta")
+    start = am.load("default-l2o").learner.state_dict()
+    assert all(torch.allclose(soup.learner.state_dict()[k], v + 0.125, atol=1e-6) for k, v in start.items())
+    checksum = study_module("train_default_l2o").weights_sha256
+    listed = [member["weights_sha256"] for member in soup.training["average_of"]]
+    assert listed == [checksum(am.load(path).learner) for path in members]
+    assert soup.training["trainer"] == "unrolled" and soup.metrics == {"members": 2}
+
+
+def test_average_refuses_rules_that_differ_or_did_not_start_from_the_same_weights(tmp_path):
+    averaged = study_module("train_default_l2o").averaged
+    one, other = _fine_tune(tmp_path, "a", 0.5), _fine_tune(tmp_path, "b", 0.5, interval=5)
+    with pytest.raises(SystemExit, match="different rules or settings"):
+        averaged([one, other])
+    fresh = am.MetaArtifact(am.load(one).learner, training={"trainer": "unrolled"}, seed=1)
+    with pytest.raises(SystemExit, match="same weights"):
+        averaged([one, str(fresh.save(tmp_path / "fresh.ameta"))])
