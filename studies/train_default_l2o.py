@@ -148,11 +148,11 @@ def averaged(paths: list[str]) -> am.MetaArtifact:
     first artifact's task family; its training record lists every member's record and weights' checksum.
     """
     members = [am.load(path) for path in paths]
-    rule, starts = members[0].learner, {str(m.training.get("init")) for m in members}
+    rule, starts = members[0].learner, {(m.training.get("init") or {}).get("weights_sha256") for m in members}
     seedless = [{**m.learner.get_config(), "seed": None} for m in members]
     if any(config != seedless[0] for config in seedless):
         raise SystemExit(f"--average: the artifacts hold different rules or settings: {seedless}")
-    if len(starts) != 1 or "init" not in members[0].training:
+    if len(starts) != 1 or None in starts:
         raise SystemExit("--average: each artifact must be meta-trained on from the same weights (--init)")
     records = [{**m.training, "weights_sha256": weights_sha256(m.learner), "seed": m.seed} for m in members]
     states = [m.learner.state_dict() for m in members]

@@ -72,6 +72,7 @@ def test_average_refuses_rules_that_differ_or_did_not_start_from_the_same_weight
     one, other = _fine_tune(tmp_path, "a", 0.5), _fine_tune(tmp_path, "b", 0.5, interval=5)
     with pytest.raises(SystemExit, match="different rules or settings"):
         averaged([one, other])
-    fresh = am.MetaArtifact(am.load(one).learner, training={"trainer": "unrolled"}, seed=1)
-    with pytest.raises(SystemExit, match="same weights"):
-        averaged([one, str(fresh.save(tmp_path / "fresh.ameta"))])
+    for init in ({}, {"init": {"artifact": "elsewhere", "weights_sha256": "0" * 64}}):
+        stranger = am.MetaArtifact(am.load(one).learner, training={"trainer": "unrolled", **init}, seed=1)
+        with pytest.raises(SystemExit, match="same weights"):
+            averaged([one, str(stranger.save(tmp_path / "stranger.ameta"))])
