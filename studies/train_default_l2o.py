@@ -128,12 +128,17 @@ def weights_sha256(rule: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def settings(rule: am.learners.UpdateRule) -> dict[str, Any]:
+    """A rule's configuration but for its seed: two rules with the same settings can share weights."""
+    return {**rule.get_config(), "seed": None}
+
+
 def initialized(rule: am.learners.UpdateRule, path: str) -> tuple[am.learners.UpdateRule, dict[str, str]]:
     """``rule`` with the weights of the artifact at ``path`` (same rule and settings), to go on meta-training it;
     and the record of where it started (the artifact as named, when it was made, its weights' checksum)."""
     source = am.load(path)
     learner = source.learner
-    if learner.get_config() != {**rule.get_config(), "seed": learner.get_config().get("seed")}:
+    if settings(learner) != settings(rule):
         raise SystemExit(f"--init {path}: its rule {learner.get_config()} is not {rule.get_config()}")
     rule.load_state_dict(learner.state_dict())
     return rule, {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(learner)}
@@ -149,9 +154,9 @@ def averaged(paths: list[str]) -> am.MetaArtifact:
     """
     members = [am.load(path) for path in paths]
     rule, starts = members[0].learner, {(m.training.get("init") or {}).get("weights_sha256") for m in members}
-    seedless = [{**m.learner.get_config(), "seed": None} for m in members]
-    if any(config != seedless[0] for config in seedless):
-        raise SystemExit(f"--average: the artifacts hold different rules or settings: {seedless}")
+    found = [settings(m.learner) for m in members]
+    if any(config != found[0] for config in found):
+        raise SystemExit(f"--average: the artifacts hold different rules or settings: {found}")
     if len(starts) != 1 or None in starts:
         raise SystemExit("--average: each artifact must be meta-trained on from the same weights (--init)")
     records = [{**m.training, "weights_sha256": weights_sha256(m.learner), "seed": m.seed} for m in members]
@@ -238,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         artifact = averaged(args.average)
         path = artifact.save(artifacts_dir / f"{artifact.learner.name}.ameta")
         print(f"{artifact.learner.name}: the mean of {len(args.average)} rules' weights -> {path}", flush=True)
-    for name in [] if args.average else [args.only] if args.only else RULES:
+    trained = [] if args.average else [args.only] if args.only else list(RULES)
+    for name in trained:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
         if args.episodes and not args.quick:
