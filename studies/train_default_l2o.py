@@ -23,8 +23,8 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
   ``--shots`` in the hundreds;
 - ``--quadratic-fraction`` (0.25), ``--cnn-fraction``, ``--real-fraction``, ``--autoencoder-fraction``:
   that share of random quadratics, of small CNNs, of MLPs on the corpus's meta-training tables (never
-  its evaluation tables, which the held-out studies use), and of MLP autoencoders on synthetic images
-  (``OptimizeeTasks``);
+  its evaluation tables, which the held-out studies use), and of autoencoders (MLP and convolutional)
+  on synthetic images (``OptimizeeTasks``);
 - ``--shots LOW HIGH`` (default 64 128): the range of each problem's training-set size (``OptimizeeTasks(shots=...)``);
   larger sets take longer to memorise, as real training sets do; ``--query-shots`` (64): the held-out rows
   the held-out term of the meta-loss is measured on;
@@ -91,7 +91,7 @@ def add_problem_options(p: argparse.ArgumentParser) -> None:
     """The options that set the meta-training problems (``OptimizeeTasks``), shared with ``l2o_rates.py``."""
     p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     p.add_argument(
-        "--autoencoder-fraction", type=float, default=0.0, help="share of MLP problems that are autoencoders"
+        "--autoencoder-fraction", type=float, default=0.0, help="share of MLP problems that are autoencoders (half of them convolutional)"
     )
     p.add_argument("--quadratic-fraction", type=float, default=0.25, help="share of random-quadratic problems")
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")

@@ -1,8 +1,9 @@
-"""Synthetic image classification for learned optimizers' convolutional training problems.
+"""Synthetic images for learned optimizers' convolutional and autoencoder training problems.
 
-Each task has its own classes: a smooth random pattern per class (a few random bumps). An image is its
-class's pattern, shifted by up to one pixel each way and scaled by a random contrast, in Gaussian noise,
-so a network must learn shift-tolerant local features, as on real images.
+Classification (:func:`image_tasks`): each task has its own classes, a smooth random pattern per class
+(a few random bumps). An image is its class's pattern, shifted by up to one pixel each way and scaled by a
+random contrast, in Gaussian noise, so a network must learn shift-tolerant local features, as on real
+images. Reconstruction (:func:`shape_tasks`): every image its own few bumps and a soft edge, in light noise.
 """
 
 from __future__ import annotations
@@ -57,3 +58,38 @@ def image_tasks(
         }
 
     return split("train", shots), split("val", query_shots)
+
+
+def _shapes(rng: np.random.Generator, rows: int, size: int) -> np.ndarray:
+    """``rows`` images, each its own: a few random bumps and a soft edge of random direction, unit scale."""
+    grid = np.arange(size, dtype=float)
+    yy, xx = grid[:, None], grid[None, :]
+    out = np.zeros((rows, size, size))
+    for image in out:
+        for _ in range(int(rng.integers(1, 4))):
+            cy, cx = rng.uniform(0, size - 1, 2)
+            width = rng.uniform(0.8, size / 3)
+            image += rng.choice([-1.0, 1.0]) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * width**2))
+        angle, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-size / 3, size / 3)
+        across = (yy - size / 2) * np.cos(angle) + (xx - size / 2) * np.sin(angle) - offset
+        image += rng.uniform(0, 1) * np.tanh(across / rng.uniform(0.3, 1.5))
+    return out
+
+
+def shape_tasks(
+    n_tasks: int, rng: np.random.Generator, *, size: int, shots: int, query_shots: int
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Images for autoencoders: every image its own bumps and edge (no classes), in light noise.
+
+    Unlike :func:`image_tasks`' class patterns in heavy noise, these have structure in every image and
+    little noise, so reconstructing them through a narrow code is learning, as on real images.
+    """
+    noise = rng.uniform(0.02, 0.2)
+    train, val = (np.stack([_shapes(rng, rows, size) for _ in range(n_tasks)]) for rows in (shots, query_shots))
+    scale = train.std()  # one scale for both splits: the held-out images are the same kind
+
+    def split(x: np.ndarray) -> dict[str, Tensor]:
+        x = x / scale + rng.normal(0, noise, x.shape)
+        return {"x": torch.as_tensor(x[:, :, None], dtype=torch.float32), "mask": torch.ones(x.shape[:2])}
+
+    return split(train), split(val)

@@ -1,5 +1,5 @@
 """Training problems for learned optimizers: quadratics, small MLPs on synthetic tabular tasks, small CNNs
-and MLP autoencoders.
+and autoencoders (MLP and convolutional).
 
 A learned optimizer is meta-trained by running it on many small training
 problems (*optimizees*). :class:`OptimizeeTasks` draws them: each draw is an
@@ -9,7 +9,6 @@ per batch, so the batch is vmapped), with per-task data and initial parameters.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,7 +20,17 @@ from torch import Tensor
 
 from ..engine.losses import task_loss
 from ..exceptions import TaskError
-from ._images import image_tasks
+from ._images import image_tasks, shape_tasks
+from ._networks import (
+    ACTIVATIONS,
+    Params,
+    cnn_apply,
+    conv_autoencoder_apply,
+    init_cnn,
+    init_conv_autoencoder,
+    init_mlp,
+    mlp_apply,
+)
 from .corpus_tabular import CorpusTabular
 from .distribution import as_generator, check_count
 from .tabular import SyntheticTabular
@@ -29,59 +38,11 @@ from .tabular import SyntheticTabular
 if TYPE_CHECKING:
     from ..corpus import CorpusTask
 
-Params = dict[str, Tensor]
 KINDS = ("quadratic", "mlp", "cnn", "autoencoder")
 _IMAGE_SIZES = (6, 12)  # side of the synthetic images of the convolutional problems
 _CHANNELS = (4, 16)  # channels of their two convolutions
-_BOTTLENECKS = (4, 16)  # code width of the autoencoders (on images of 36 to 144 pixels)
+_BOTTLENECKS = (4, 16)  # code width of the MLP autoencoders (on images of 36 to 144 pixels)
 _QUERY_SHOTS = 64  # held-out rows per problem; configs name it only when it differs (older fingerprints stay valid)
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "gelu": torch.nn.functional.gelu,
-    "silu": torch.nn.functional.silu,
-}
-
-
-def mlp_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
-    """A fully connected network given as ``{"w0", "b0", "w1", "b1", ...}`` (weights ``(out, in)``)."""
-    n = len(params) // 2
-    act = ACTIVATIONS[activation]
-    for i in range(n):
-        x = x @ params[f"w{i}"].T + params[f"b{i}"]
-        if i < n - 1:
-            x = act(x)
-    return x
-
-
-def init_mlp(widths: Sequence[int], n_tasks: int, rng: np.random.Generator) -> Params:
-    """PyTorch's default ``nn.Linear`` initialisation for ``n_tasks`` networks (leading task axis)."""
-    params = {}
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        bound = 1 / math.sqrt(a)
-        params[f"w{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, b, a)), dtype=torch.float32)
-        params[f"b{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, b)), dtype=torch.float32)
-    return params
-
-
-def cnn_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
-    """Two 3 x 3 convolutions (padding 1), global average pooling and a linear head: ``{"w0", ..., "b2"}``."""
-    act = ACTIVATIONS[activation]
-    h = act(torch.nn.functional.conv2d(x, params["w0"], params["b0"], padding=1))
-    h = act(torch.nn.functional.conv2d(h, params["w1"], params["b1"], padding=1))
-    return h.mean((-2, -1)) @ params["w2"].T + params["b2"]
-
-
-def init_cnn(channels: Sequence[int], n_out: int, n_tasks: int, rng: np.random.Generator) -> Params:
-    """PyTorch's default initialisation (uniform within 1/sqrt(fan-in)) of :func:`cnn_apply`'s parameters."""
-    c0, c1, c2 = channels
-    shapes = {"w0": (c1, c0, 3, 3), "w1": (c2, c1, 3, 3), "w2": (n_out, c2)}
-    params = {}
-    for i, (name, shape) in enumerate(shapes.items()):
-        bound = 1 / math.sqrt(int(np.prod(shape[1:])))
-        params[name] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, *shape)), dtype=torch.float32)
-        params[f"b{i}"] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, shape[0])), dtype=torch.float32)
-    return params
 
 
 def _cnn_loss(params: Params, data: dict[str, Tensor], *, activation: str) -> Tensor:
@@ -90,6 +51,13 @@ def _cnn_loss(params: Params, data: dict[str, Tensor], *, activation: str) -> Te
 
 def _mlp_loss(params: Params, data: dict[str, Tensor], *, activation: str, task_type: str) -> Tensor:
     return task_loss(mlp_apply(params, data["x"], activation), data, task_type)
+
+
+def _reconstruction_loss(
+    params: Params, data: dict[str, Tensor], *, apply: Callable[..., Tensor], activation: str
+) -> Tensor:
+    """Mean squared error of every pixel of the images, their own targets."""
+    return (apply(params, data["x"], activation) - data["x"]).square().mean()
 
 
 def _quadratic_loss(params: Params, data: dict[str, Tensor]) -> Tensor:
@@ -196,10 +164,12 @@ class OptimizeeTasks:
     real_fraction : float, default=0.0
         Probability that an MLP batch trains on ``real_tasks`` of its task type (when there are any).
     autoencoder_fraction : float, default=0.0
-        Probability that a batch that is neither quadratics nor CNNs is MLP autoencoders instead of
-        classifiers or regressors: the synthetic images of the CNNs, flattened, through a
-        ``width``-wide layer to a code of 4-16 units and back, with the mean squared reconstruction
-        error as the loss.
+        Probability that a batch that is neither quadratics nor CNNs is autoencoders instead of
+        classifiers or regressors, with the mean squared reconstruction error as the loss. Their images
+        (6 x 6 to 12 x 12, even sides, ``shots`` of them) each have their own few bumps and a soft edge,
+        in light noise. Half the batches are MLPs (the flattened images through a ``width``-wide layer to
+        a code of 4-16 units and back), half convolutional (a 3 x 3 convolution of stride 2 to half the
+        side, a 3 x 3 convolution, a 4 x 4 transposed convolution of stride 2 back; 4-16 channels).
 
     Examples
     --------
@@ -310,27 +280,34 @@ class OptimizeeTasks:
         )
 
     def _autoencoders(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
-        tab = self.tabular["classification"]
-        size = int(rng.integers(_IMAGE_SIZES[0], _IMAGE_SIZES[1] + 1))
-        classes = int(rng.integers(tab.class_range[0], tab.class_range[1] + 1))
-        shots = int(rng.integers(tab.shot_range[0], tab.shot_range[1] + 1))
-        width = int(rng.integers(self.widths[0], self.widths[1] + 1))
-        code = int(rng.integers(_BOTTLENECKS[0], _BOTTLENECKS[1] + 1))
+        conv = rng.random() < 0.5
+        size = 2 * int(rng.integers(_IMAGE_SIZES[0] // 2, _IMAGE_SIZES[1] // 2 + 1))  # even: halved and back
+        shots = int(rng.integers(*self.tabular["classification"].shot_range, endpoint=True))
         activation = self.activations[rng.integers(len(self.activations))]
-        pixels = size * size
-
-        def flat(d: dict[str, Tensor]) -> dict[str, Tensor]:  # the images are both input and target
-            x = d["x"].flatten(2)
-            return {"x": x, "y": x, "mask": d["mask"], "class_mask": torch.ones(n, pixels)}
-
-        train, val = image_tasks(n, rng, size=size, n_classes=classes, shots=shots, query_shots=self.query_shots)
+        train, val = shape_tasks(n, rng, size=size, shots=shots, query_shots=self.query_shots)
+        if conv:
+            channels = [int(c) for c in rng.integers(_CHANNELS[0], _CHANNELS[1] + 1, 2)]
+            params, apply = init_conv_autoencoder(channels, n, rng), conv_autoencoder_apply
+            about: dict[str, Any] = {"channels": channels}
+        else:
+            width = int(rng.integers(self.widths[0], self.widths[1] + 1))
+            code = int(rng.integers(_BOTTLENECKS[0], _BOTTLENECKS[1] + 1))
+            params, apply = init_mlp([size * size, width, code, width, size * size], n, rng), mlp_apply
+            train, val = ({"x": d["x"].flatten(2), "mask": d["mask"]} for d in (train, val))
+            about = {"width": width, "code": code}
         return OptimizeeBatch(
-            init_mlp([pixels, width, code, width, pixels], n, rng),
-            flat(train),
-            flat(val),
-            partial(_mlp_loss, activation=activation, task_type="regression"),  # y is x: every pixel's error
-            {"kind": "autoencoder", "size": size, "width": width, "code": code, "activation": activation},
-            ("x", "y", "mask"),
+            params,
+            train,
+            val,
+            partial(_reconstruction_loss, apply=apply, activation=activation),
+            {
+                "kind": "autoencoder",
+                "network": "conv" if conv else "mlp",
+                "size": size,
+                **about,
+                "activation": activation,
+            },
+            ("x", "mask"),
         )
 
     def _quadratics(self, n: int, rng: np.random.Generator) -> OptimizeeBatch:
