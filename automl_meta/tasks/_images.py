@@ -61,7 +61,7 @@ def image_tasks(
 
 
 def _shapes(rng: np.random.Generator, rows: int, size: int) -> np.ndarray:
-    """``rows`` images, each its own: a few random bumps and a soft edge of random direction, unit scale."""
+    """``rows`` images, each its own: a few random bumps and a soft edge of random direction (amplitudes about 1)."""
     grid = np.arange(size, dtype=float)
     yy, xx = grid[:, None], grid[None, :]
     out = np.zeros((rows, size, size))
