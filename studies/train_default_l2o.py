@@ -91,7 +91,10 @@ def add_problem_options(p: argparse.ArgumentParser) -> None:
     """The options that set the meta-training problems (``OptimizeeTasks``), shared with ``l2o_rates.py``."""
     p.add_argument("--cnn-fraction", type=float, default=0.0, help="share of convolutional problems (not quadratics)")
     p.add_argument(
-        "--autoencoder-fraction", type=float, default=0.0, help="share of MLP problems that are autoencoders (half of them convolutional)"
+        "--autoencoder-fraction",
+        type=float,
+        default=0.0,
+        help="share of MLP problems that are autoencoders (half convolutional)",
     )
     p.add_argument("--quadratic-fraction", type=float, default=0.25, help="share of random-quadratic problems")
     p.add_argument("--real-fraction", type=float, default=0.0, help="share of MLP problems on real corpus tables")
