@@ -77,11 +77,11 @@ PROBLEMS: dict[str, Spec] = {
 }
 
 # A development suite of the same families, networks, batch sizes and lengths, on data that the held-out
-# problems do not use: patches of real photographs (the images problems; see :func:`_photos`), synthetic
+# problems do not use: patches of real photographs (the image problems; see :func:`_photos`), synthetic
 # images as rows, the corpus's meta-train tables (by the same rule as the evaluation tables), other
-# scikit-learn generators. Not the meta-training CNNs' synthetic images: rules that had learned those looked
-# better here than on digits. Candidate rules are
-# compared here, so that the held-out problems judge only the one that is chosen.
+# scikit-learn generators. Not the meta-training CNNs' synthetic images: rules that had learned those
+# looked better here than on digits. Candidate rules are compared here, so that the held-out problems
+# judge only the one that is chosen.
 DEV_PROBLEMS: dict[str, Spec] = {
     "dev/photos/cnn-small": Spec("cnn", "photos", "cnn-small", 32, 1500),
     "dev/photos/cnn-wide": Spec("cnn", "photos", "cnn-wide", 128, 2000),
