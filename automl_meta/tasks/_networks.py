@@ -23,17 +23,6 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def _uniform(
-    shapes: dict[str, tuple[int, ...]], fan_in: dict[str, int], n_tasks: int, rng: np.random.Generator
-) -> Params:
-    """Uniform draws within ``1 / sqrt(fan_in)`` of the given shapes, in order (the random stream is the order)."""
-    params = {}
-    for name, shape in shapes.items():
-        bound = 1 / math.sqrt(fan_in[name])
-        params[name] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, *shape)), dtype=torch.float32)
-    return params
-
-
 def mlp_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
     """A fully connected network given as ``{"w0", "b0", "w1", "b1", ...}`` (weights ``(out, in)``)."""
     n = len(params) // 2
@@ -47,12 +36,7 @@ def mlp_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
 
 def init_mlp(widths: Sequence[int], n_tasks: int, rng: np.random.Generator) -> Params:
     """PyTorch's default ``nn.Linear`` initialisation for ``n_tasks`` networks (leading task axis)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    fan_in: dict[str, int] = {}
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        shapes[f"w{i}"], shapes[f"b{i}"] = (b, a), (b,)
-        fan_in[f"w{i}"] = fan_in[f"b{i}"] = a
-    return _uniform(shapes, fan_in, n_tasks, rng)
+    return _layers({f"w{i}": (b, a) for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))}, n_tasks, rng)
 
 
 def cnn_apply(params: Params, x: Tensor, activation: str = "relu") -> Tensor:
@@ -98,9 +82,10 @@ def _layers(
 
     The fan-in is PyTorch's: the product of a weight's axes but the first, for transposed convolutions too.
     """
-    shapes: dict[str, tuple[int, ...]] = {}
-    fan_in: dict[str, int] = {}
-    for i, (name, shape) in enumerate(weights.items()):
-        shapes[name], shapes[f"b{i}"] = shape, (shape[(out_axis or {}).get(name, 0)],)
-        fan_in[name] = fan_in[f"b{i}"] = int(np.prod(shape[1:]))
-    return _uniform(shapes, fan_in, n_tasks, rng)
+    params = {}
+    for i, (name, shape) in enumerate(weights.items()):  # the random stream is this order: w0, b0, w1, ...
+        bound = 1 / math.sqrt(int(np.prod(shape[1:])))
+        bias = (shape[(out_axis or {}).get(name, 0)],)
+        for key, size in ((name, shape), (f"b{i}", bias)):
+            params[key] = torch.as_tensor(rng.uniform(-bound, bound, size=(n_tasks, *size)), dtype=torch.float32)
+    return params
