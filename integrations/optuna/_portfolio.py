@@ -1,8 +1,9 @@
 """The zero-shot portfolio: the first trials are past tasks' best configurations, adapted to the study's results.
 
 The candidates are the few best configurations of every past task. Each pick is the candidate that most
-lowers the neighbours' weighted best regret so far (:func:`_greedy`), where a neighbour's regret at a
-candidate is measured or predicted (:func:`_regret_table`). From the study's second result on, a neighbour
+lowers the past tasks' weighted best regret so far (:func:`_greedy`), where a task's regret at a candidate
+is measured or predicted (:func:`_regret_table`); half the weight goes to the nearest tasks by similarity,
+half evenly to every task read (``_HEDGE``). From the study's second result on, a neighbour
 that orders the study's results the wrong way loses weight. While other workers may be choosing at the same
 time, the similarity-only order is handed out by trial number instead, so that workers never collide.
 """
@@ -25,6 +26,9 @@ from ._transfer import _SourceModel, discordance, expected_minimum
 
 _POOL_PER_TASK = 5  # best configurations of each past task that the portfolio may propose
 _REGRET_SPREAD = 0.03  # how far a new task's normalised regret may stray from a similar task's
+# Share of the portfolio's weight spread evenly over all past tasks of the pool, not only the nearest: a hedge
+# for a new task unlike its nearest neighbours in the way its best configurations lie.
+_HEDGE = 0.5
 
 _Pool = tuple[list[dict[str, Any]], np.ndarray, np.ndarray]  # candidates, their unit vectors, their regret table
 _TrialKey = tuple[str, int]  # (study name, trial number)
@@ -183,7 +187,7 @@ class _Portfolio:
                 own_y.append(sign * cast(float, t.value))
         with self._lock:
             used |= {u.tobytes() for c in self._given.values() if (u := encoding.unit(c)) is not None}
-        prior = np.array([m.weight for m in models])
+        prior = (1.0 - _HEDGE) * np.array([m.weight for m in models]) + _HEDGE / len(models)
         if parallel:
             # Hand out the similarity-only order by trial number, which every worker computes alike, so that
             # no two trials get the same configuration.

@@ -38,7 +38,7 @@ _logger = logging.getLogger("automl_meta.integrations.optuna")
 # ``_transfer``) would propose other configurations for the same knowledge, store, task and seed:
 # studies/warmstart_real.py keys its kept cases by it (and by the knowledge file), and runs again only the
 # cases of another version.
-_SAMPLER_VERSION = "f1a7be57c0d9e2a4"
+_SAMPLER_VERSION = "0abad761ba4ea29f"
 
 _Slot = tuple[str, int]  # a search space of the knowledge: (Pipeline prefix it was loaded for, its index)
 
@@ -73,8 +73,9 @@ class MetaLearnedSampler(BaseSampler):
     seed : int, optional
         Seed of the sampler's random numbers (and of the default base sampler).
     n_neighbors : int, default 10
-        How many similar past tasks the portfolio covers and the transfer phase trusts before the study's
-        own trials show which past tasks behave like the new one.
+        How many similar past tasks the transfer phase trusts before the study's own trials show which
+        past tasks behave like the new one. The portfolio gives them half its weight, by similarity, and
+        spreads the other half evenly over every past task it reads.
     n_portfolio : int, default 5
         How many first trials come from the portfolio of past tasks' best configurations.
     prior_weight : float, default 2.0

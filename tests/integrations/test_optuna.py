@@ -78,6 +78,25 @@ def test_portfolio_follows_the_neighbour_whose_results_agree_with_the_study(two_
     assert all(abs(x - 2.0) < 1.0 for x in xs[2:]), xs
 
 
+def test_portfolio_hedges_with_what_the_other_past_tasks_agree_on(sqlite_url):
+    # One neighbour (optimum x=2) and four less similar tasks that all do best at x=-3: a new task unlike
+    # its neighbour in where its optimum lies still gets x=-3 among its first three trials.
+    store = ExperienceStore(sqlite_url)
+    tasks = [(TaskDescription.from_data(*make_classification(300, 10, random_state=1), name="near"), 2.0)]
+    for i in range(4):
+        X = np.random.default_rng(i).exponential(size=(60 + 10 * i, 3)) ** 3
+        tasks.append((TaskDescription.from_data(X, np.arange(len(X)) % 2, name=f"other-{i}"), -3.0))
+    for task, centre in tasks:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study.optimize(quadratic(centre), n_trials=40, callbacks=[ExperienceRecorder(store=store, task=task)])
+    sampler = MetaLearnedSampler(store=store, task=new(), seed=0, n_portfolio=3, n_neighbors=1)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic(-3.0), n_trials=3)
+    xs = [t.params["x"] for t in study.trials]
+    assert abs(xs[0] - 2.0) < 0.5, xs  # the neighbour's best first: it carries the most weight
+    assert any(abs(x + 3.0) < 0.5 for x in xs[1:]), xs
+
+
 def test_portfolio_discounts_a_past_tasks_lucky_best(sqlite_url):
     # The past task's best trial is a fluke: a configuration far from where its loss is low and smooth.
     fluke = -4.0
