@@ -36,7 +36,7 @@ def add_command(subparsers: Any) -> None:
     p.add_argument("--trials", type=int, default=20, help="trials (default 20)")
     p.add_argument("--cv", type=int, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--scoring", help="a scikit-learn scorer name (default accuracy or r2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the samplers (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samplers and of the estimator (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="trials run at once (default 1)")
     p.add_argument("--compare", action="store_true", help="also tune with TPE on the same budget and folds")
     p.add_argument("--plot", type=Path, help="write the best-so-far curves to this PNG file")
@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--trials must be at least 1 and --cv at least 2 (got {args.trials} and {args.cv}).")
     X, y = read_table(args.data, args.target)
     pipeline = make_estimator(args.estimator)
+    # The estimator's own randomness (forests, feature subsampling, MLP weights) is seeded too, so that a
+    # configuration scores the same in both searches and a run repeats.
+    pipeline.set_params(**{name: args.seed for name in pipeline.get_params() if name.endswith("random_state")})
     task_type = "classification" if is_classifier(pipeline) else "regression"
     check_target(y, task_type, args.estimator)
     scoring = args.scoring or _SCORING[task_type]

