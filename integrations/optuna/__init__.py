@@ -2,18 +2,18 @@
 
 :class:`MetaLearnedSampler` reads an experience store (:class:`automl_meta.store.ExperienceStore`):
 
-1. **Portfolio.** The first ``n_portfolio`` trials are configurations that did best on past tasks (the
-   few best of every stored task). Each pick is the one that most lowers the best normalised regret
-   reached so far on the ``n_neighbors`` most similar past tasks, weighted by similarity (the distance
-   between standardised meta-features, :func:`automl_meta.metafeatures.describe`), so the portfolio
-   covers several neighbours. Where a neighbour never ran a configuration, its regret there is what a
-   Gaussian process fitted to that neighbour predicts; a neighbour's own best few configurations, which
-   are among its best partly by luck, count at the mean of their measured and predicted regret there.
-   From the study's second result on, neighbours that order the study's own results the wrong way lose
-   weight, so the portfolio follows the neighbours that behave like the new task. On a database
-   storage, which worker processes may share, and while other threads run trials, the portfolio is
-   handed out by trial number in the similarity-only order instead, so parallel workers get different
-   configurations.
+1. **Portfolio.** The first ``n_portfolio`` trials are configurations that did best on past tasks (the few
+   best of every stored task). Each pick is the one that most lowers the weighted best normalised regret
+   reached so far on past tasks: half the weight on the ``n_neighbors`` most similar ones, by similarity
+   (the distance between standardised meta-features, :func:`automl_meta.metafeatures.describe`), half
+   evenly on every past task read, so the portfolio covers several neighbours and what many past tasks
+   agree on. Where a neighbour never ran a configuration, its regret there is what a Gaussian process
+   fitted to that neighbour predicts; a neighbour's own best few configurations, which are among its best
+   partly by luck, count at the mean of their measured and predicted regret there. From the study's second
+   result on, neighbours that order the study's own results the wrong way lose weight, so the portfolio
+   follows the neighbours that behave like the new task. On a database storage, which worker processes may
+   share, and while other threads run trials, the portfolio is handed out by trial number in the order
+   before any result instead, so parallel workers get different configurations.
 2. **Transfer.** Later trials take the configuration of lowest optimistic predicted loss (a lower
    confidence bound) among small steps around the study's best trial, never one the study has already
    run (nor, while any is farther, one nearer than 0.02 of the ranges to a trial it ran). The prediction is

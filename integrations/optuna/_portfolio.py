@@ -5,7 +5,7 @@ lowers the past tasks' weighted best regret so far (:func:`_greedy`), where a ta
 is measured or predicted (:func:`_regret_table`); half the weight goes to the nearest tasks by similarity,
 half evenly to every task read (``_HEDGE``). From the study's second result on, a neighbour
 that orders the study's results the wrong way loses weight. While other workers may be choosing at the same
-time, the similarity-only order is handed out by trial number instead, so that workers never collide.
+time, the order before any result is handed out by trial number instead, so that workers never collide.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class _Portfolio:
             used |= {u.tobytes() for c in self._given.values() if (u := encoding.unit(c)) is not None}
         prior = (1.0 - _HEDGE) * np.array([m.weight for m in models]) + _HEDGE / len(models)
         if parallel:
-            # Hand out the similarity-only order by trial number, which every worker computes alike, so that
+            # Hand out the order before any result by trial number, which every worker computes alike, so that
             # no two trials get the same configuration.
             order = _greedy(table, prior, np.full(len(models), np.inf), self.size)
             free = [i for i in order[trial.number :] if cand[i].tobytes() not in used]
