@@ -32,7 +32,9 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
   ``studies/l2o_rates.py`` shows which learning rates a choice of these options rewards;
 - ``--interval``: the controller runs every that many steps (``HyperController``);
 - ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
-  gain per controller call (``HyperController(hypergradient=...)``);
+  gain per controller call (``HyperController(hypergradient=...)``); ``--bias-correction``: Adam's
+  bias-corrected moments (``HyperController(bias_correction=True)``; with ``--init``, also for a rule
+  meta-trained without them);
 - ``--horizon``, ``--unroll``, ``--updates``, ``--episodes``: the inner run's length, the steps per
   truncation, how many truncations update the rule (``UnrolledTrainer(updates_per_episode=...)``, for long
   runs), and the number of episodes;
@@ -78,12 +80,12 @@ BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # (episodes, validate/checkpoint every) per rule: sized so that the three runs together take about
 # 15 minutes on one idle core (about twice that on a busy shared machine).
 EPISODES = {"hyper_controller": (224, 56), "mlp_optimizer": (93, 31), "lstm_optimizer": (54, 18)}
-RULES = {  # (seed, interval, hypergradient gain) -> rule; the last two apply to the controller only
-    "hyper_controller": lambda seed, interval, gain: am.learners.HyperController(
-        base="adam", interval=interval, hypergradient=gain, seed=seed
+RULES = {  # (seed, interval, hypergradient gain, bias correction) -> rule; all but the seed: the controller only
+    "hyper_controller": lambda seed, interval, gain, corrected: am.learners.HyperController(
+        base="adam", interval=interval, hypergradient=gain, bias_correction=corrected, seed=seed
     ),
-    "mlp_optimizer": lambda seed, interval, gain: am.learners.MLPOptimizer(seed=seed),
-    "lstm_optimizer": lambda seed, interval, gain: am.learners.LSTMOptimizer(seed=seed),
+    "mlp_optimizer": lambda seed, interval, gain, corrected: am.learners.MLPOptimizer(seed=seed),
+    "lstm_optimizer": lambda seed, interval, gain, corrected: am.learners.LSTMOptimizer(seed=seed),
 }
 
 
@@ -132,8 +134,10 @@ def weights_sha256(rule: torch.nn.Module) -> str:
 
 
 def settings(rule: am.learners.UpdateRule) -> dict[str, Any]:
-    """A rule's configuration but for its seed: two rules with the same settings can share weights."""
-    return {**rule.get_config(), "seed": None}
+    """A rule's configuration but for its seed and the controller's bias correction: two rules with the same
+    settings can share weights (a controller meta-trained on the uncorrected moments can be fine-tuned on the
+    corrected ones)."""
+    return {**rule.get_config(), "seed": None, "bias_correction": None}
 
 
 def initialized(rule: am.learners.UpdateRule, path: str) -> tuple[am.learners.UpdateRule, dict[str, str]]:
@@ -178,10 +182,11 @@ def train(
 ) -> am.MetaArtifact:
     regime = dict(regime)
     interval, horizon, gain = regime.pop("interval"), regime.pop("horizon"), regime.pop("hypergradient")
+    corrected = regime.pop("bias_correction")
     unroll, init, only = regime.pop("unroll"), regime.pop("init"), regime.pop("train_only")
     if quick:  # seconds: a short horizon, every truncation updated
         horizon, unroll, regime["updates_per_episode"] = 20, 10, None
-    rule, started = RULES[name](seed, interval, gain), None
+    rule, started = RULES[name](seed, interval, gain, corrected), None
     if init is not None:
         rule, started = initialized(rule, init)
     for weight_name, weight in rule.named_parameters():  # the others stay as initialised
@@ -224,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
     p.add_argument("--hypergradient", type=float, default=0.0, help="hyper_controller: hypergradient gain per call")
+    p.add_argument("--bias-correction", action="store_true", help="hyper_controller: Adam's bias-corrected moments")
     add_problem_options(p)
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
@@ -258,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
             "loss_every": args.loss_every,
             "interval": args.interval,
             "hypergradient": args.hypergradient,
+            "bias_correction": args.bias_correction,
             "horizon": args.horizon,
             "updates_per_episode": args.updates,
             "unroll": args.unroll,

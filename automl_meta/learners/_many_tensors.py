@@ -71,17 +71,33 @@ def remember_rates(
         w["rates"] = (state["lr"], row)
 
 
-def adam_weights(steps: list[float], beta: list[float]) -> tuple[list[float], list[float], list[float]]:
+def adam_weights(
+    steps: list[float], beta: list[float], corrected: bool = False
+) -> tuple[list[float], list[float], list[float]]:
     """Per tensor: the weight of the gradient in m, the decay of v and the weight of g**2 in v.
 
     A fresh state's moments are zero: weight 1 on the gradient starts m at g and v at g**2, as forward does.
+    ``corrected``: the weights of Adam's bias-corrected moments, ``(1 - beta) / (1 - beta**t)`` (see
+    :func:`moment_weight`), so that m and v are running means of all gradients so far until about
+    ``1 / (1 - beta)`` steps, not dominated by the first one.
     """
-    first = [t <= 1 for t in steps]
-    return (
-        [1.0 if f else 1 - b for f, b in zip(first, beta)],
-        [0.0 if f else ADAM_BETA2 for f in first],
-        [1.0 if f else 1 - ADAM_BETA2 for f in first],
-    )
+    m_weight = [moment_weight(b, t, corrected) for b, t in zip(beta, steps)]
+    v_weight = [moment_weight(ADAM_BETA2, t, corrected) for t in steps]
+    return m_weight, [1 - w for w in v_weight], v_weight
+
+
+def moment_weight(beta: float, step: float, corrected: bool) -> float:
+    """The weight of step ``step``'s gradient in a moment of decay ``beta``: 1 on the first step, then
+    ``1 - beta``, or with ``corrected`` Adam's ``(1 - beta) / (1 - beta**step)`` (exact for a constant
+    ``beta``; for the controller's changing momentum, the correction at the current one). Once
+    ``beta**step`` is below 1e-12 the weight is ``1 - beta`` (a relative difference under 1e-12), so that
+    the constants of long runs stop changing."""
+    if step <= 1:
+        return 1.0
+    if not corrected:
+        return 1 - beta
+    rest = beta**step
+    return 1 - beta if rest < 1e-12 else (1 - beta) / (1 - rest)
 
 
 def constants(ws: list[dict[str, Any]], key: str, values: list[float], like: Tensor) -> list[Tensor]:
@@ -127,8 +143,10 @@ def update_(
     steps: list[float],
     rates: tuple[list[float], list[float], list[float]],
     ws: list[dict[str, Any]],
+    corrected: bool = False,
 ) -> None:
-    """The base optimizer's step with per-tensor ``(lr, beta, wd)``, in place on ``params`` and the moments.
+    """The base optimizer's step with per-tensor ``(lr, beta, wd)``, in place on ``params`` and the moments
+    (Adam's bias-corrected ones with ``corrected``, see :func:`adam_weights`).
 
     ``ws`` (one dict per tensor, kept by the caller) holds the step's constants as tensors (:func:`constants`).
     """
@@ -141,7 +159,7 @@ def update_(
         decay_(params, keep, ws)
         torch._foreach_add_(params, torch._foreach_mul(m, neg_lr))
         return
-    m_weight, v_decay, v_weight = adam_weights(steps, beta)
+    m_weight, v_decay, v_weight = adam_weights(steps, beta, corrected)
     v = [s["v"] for s in states]
     torch._foreach_lerp_(m, grads, m_weight)
     torch._foreach_mul_(v, constants(ws, "v_decay", v_decay, v[0]))
@@ -187,6 +205,7 @@ def update_into(
     steps: list[float],
     rates: tuple[list[float], list[float], list[float]],
     ws: list[dict[str, Tensor]],
+    corrected: bool = False,
 ) -> tuple[list[Tensor], dict[str, list[Tensor]]]:
     """:func:`update_` into workspace buffers, leaving ``params`` and the states as they are.
 
@@ -205,7 +224,7 @@ def update_into(
         for i, new in enumerate(new_params):
             new.add_(m[i], alpha=neg_lr[i])
         return new_params, {"m": m}
-    m_weight, v_decay, v_weight = adam_weights(steps, beta)
+    m_weight, v_decay, v_weight = adam_weights(steps, beta, corrected)
     v_old = [s["v"] for s in states]
     v, denom = [buffer(w, "v", t) for w, t in zip(ws, v_old)], [buffer(w, "denom", t) for w, t in zip(ws, v_old)]
     for i, x in enumerate(params):  # the arithmetic of update_, operation for operation

@@ -20,8 +20,17 @@ RULES = [
     lambda **kw: HyperController(base="sgd", **kw),
     lambda **kw: HyperController(interval=3, **kw),
     lambda **kw: HyperController(interval=3, hypergradient=0.2, **kw),
+    lambda **kw: HyperController(interval=3, bias_correction=True, **kw),
 ]
-IDS = ["lstm", "mlp", "controller-adam", "controller-sgd", "controller-every-3", "controller-hypergradient"]
+IDS = [
+    "lstm",
+    "mlp",
+    "controller-adam",
+    "controller-sgd",
+    "controller-every-3",
+    "controller-hypergradient",
+    "controller-bias-corrected",
+]
 
 
 @pytest.mark.parametrize("make", RULES, ids=IDS)
@@ -162,3 +171,53 @@ def test_bad_arguments_are_refused_clearly():
         MLPOptimizer(hidden_sizes=[])
     with pytest.raises(ValueError, match="seed"):
         MLPOptimizer(seed=-1)
+
+
+def _fixed_rate_controller(lr: float, beta: float, bias_correction: bool) -> HyperController:
+    """A controller whose output layer ignores its inputs: learning rate ``lr``, momentum ``beta``, no decay."""
+    rule = HyperController(bias_correction=bias_correction, seed=0).requires_grad_(False)
+    lr_min, lr_max, _ = LR_RANGES["adam"]
+    u = [math.log(lr / lr_min) / math.log(lr_max / lr_min), beta / 0.99]
+    rule.head.weight.zero_()
+    rule.head.bias.copy_(torch.tensor([math.log(x / (1 - x)) for x in u] + [-60.0]))
+    return rule
+
+
+@pytest.mark.parametrize("path", ["forward", "optimizer"])
+def test_bias_corrected_controller_at_fixed_rates_steps_like_adam(path):
+    """With its rates held fixed, the bias-corrected controller is torch.optim.Adam; without the correction
+    its first gradient weighs on the moments and its steps differ."""
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(50, generator=gen) * 3.0 / (1 + k) for k in range(30)]  # shrinking, as in training
+    adam_p = torch.zeros(50, requires_grad=True)
+    adam = torch.optim.Adam([adam_p], lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
+    for g in grads:
+        adam_p.grad = g.clone()
+        adam.step()
+    for corrected in (True, False):
+        rule = _fixed_rate_controller(1e-2, 0.9, corrected)
+        p = torch.zeros(50)
+        if path == "forward":
+            state = rule.init_state(p)
+            for k, g in enumerate(grads):
+                p, state = rule(p, g, state, torch.tensor(float(k + 1)))
+        else:
+            p.requires_grad_(True)
+            opt = am.optim.LearnedOptimizer([p], artifact=rule)
+            for g in grads:
+                p.grad = g.clone()
+                opt.step()
+        if corrected:
+            torch.testing.assert_close(p.detach(), adam_p.detach(), rtol=1e-4, atol=1e-6)
+        else:
+            assert (p.detach() - adam_p.detach()).abs().max() > 1e-2
+
+
+def test_controller_configs_saved_before_bias_correction_load_without_it():
+    config = HyperController(interval=10, seed=0).get_config()
+    assert config["bias_correction"] is False
+    del config["bias_correction"]
+    assert am.learners.from_config(config).bias_correction is False
+    corrected = HyperController(bias_correction=True, seed=0).get_config()
+    assert am.learners.from_config(corrected).bias_correction is True
+    assert am.load("default-l2o").learner.bias_correction is False  # the shipped rule is as meta-trained

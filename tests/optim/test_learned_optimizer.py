@@ -215,13 +215,24 @@ def test_artifacts_are_accepted_by_object_path_and_name(tmp_path):
 
 @pytest.mark.parametrize("path", ["in-place", "checked"])
 @pytest.mark.parametrize(
-    ("base", "interval", "gain"),
-    [("adam", 1, 0.0), ("sgd", 1, 0.0), ("adam", 3, 0.0), ("sgd", 2, 0.0), ("adam", 2, 0.5)],
+    ("base", "interval", "gain", "corrected"),
+    [
+        ("adam", 1, 0.0, False),
+        ("sgd", 1, 0.0, False),
+        ("adam", 3, 0.0, False),
+        ("sgd", 2, 0.0, False),
+        ("adam", 2, 0.5, False),
+        ("adam", 1, 0.0, True),
+        ("adam", 3, 0.0, True),
+    ],
 )
-def test_batched_controller_step_matches_the_rule_applied_per_tensor(base, interval, gain, path, monkeypatch):
+def test_batched_controller_step_matches_the_rule_applied_per_tensor(
+    base, interval, gain, corrected, path, monkeypatch
+):
     if path == "checked":  # no scale is small enough for writing in place: every step is computed aside
         monkeypatch.setattr(learned, "_IN_PLACE_MAX_SCALE", -1.0)
-    rule = HyperController(base=base, interval=interval, hypergradient=gain, seed=0).requires_grad_(False)
+    rule = HyperController(base=base, interval=interval, hypergradient=gain, bias_correction=corrected, seed=0)
+    rule = rule.requires_grad_(False)
     model, X, y = make_problem()
     params = list(model.parameters())
     ref = [p.detach().clone() for p in params]
