@@ -86,7 +86,7 @@ class HyperController(UpdateRule):
         For ``base="adam"``: Adam's bias-corrected moments, whose gradient weights are
         ``(1 - beta) / (1 - beta**t)`` at step ``t`` (at the controller's current momentum), so that ``m_t``
         and ``v_t`` average all the gradients so far until about ``1 / (1 - beta)`` steps. Without it the
-        moments start at the first gradient and then decay at ``beta``: the first gradient, usually the
+        moments start at the first gradient and then decay at ``beta``: the first gradient, often the
         largest of a run, keeps most of the weight in ``v_t`` for hundreds of steps (0.9 of it after 100
         steps), and the steps are smaller than Adam's at the same rate. A rule is meta-trained with the
         setting it is used with; configurations saved before it existed load with ``False``.
