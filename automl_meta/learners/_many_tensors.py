@@ -20,6 +20,9 @@ from .update_rule import TIMESCALES, State
 
 ADAM_BETA2 = 0.999
 EPS = 1e-8
+# Below this beta**step, a bias-corrected moment weight is taken as 1 - beta (a relative difference under it),
+# so that the per-tensor constants of long runs stop changing.
+SETTLED = 1e-12
 
 
 def features(
@@ -89,15 +92,14 @@ def adam_weights(
 def moment_weight(beta: float, step: float, corrected: bool) -> float:
     """The weight of step ``step``'s gradient in a moment of decay ``beta``: 1 on the first step, then
     ``1 - beta``, or with ``corrected`` Adam's ``(1 - beta) / (1 - beta**step)`` (exact for a constant
-    ``beta``; for the controller's changing momentum, the correction at the current one). Once
-    ``beta**step`` is below 1e-12 the weight is ``1 - beta`` (a relative difference under 1e-12), so that
-    the constants of long runs stop changing."""
+    ``beta``; for the controller's changing momentum, the correction at the current one), taken as
+    ``1 - beta`` once ``beta**step`` is below :data:`SETTLED`."""
     if step <= 1:
         return 1.0
     if not corrected:
         return 1 - beta
     rest = beta**step
-    return 1 - beta if rest < 1e-12 else (1 - beta) / (1 - rest)
+    return 1 - beta if rest < SETTLED else (1 - beta) / (1 - rest)
 
 
 def constants(ws: list[dict[str, Any]], key: str, values: list[float], like: Tensor) -> list[Tensor]:

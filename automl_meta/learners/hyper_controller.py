@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import check_nonnegative_float, check_positive_float, check_positive_int
-from ._many_tensors import ADAM_BETA2, EPS, features, host_rates, remember_rates, update_, update_into
+from ._many_tensors import ADAM_BETA2, EPS, SETTLED, features, host_rates, remember_rates, update_, update_into
 from .update_rule import TIMESCALES, State, UpdateRule, clamp_grad, progress_features, rms
 
 BASES = ("adam", "sgd")
@@ -25,7 +25,7 @@ def _corrected(beta: Tensor, step: Tensor) -> Tensor:
     """Adam's bias-corrected weight of the gradient in a moment of decay ``beta`` at ``step`` (``step`` > 1),
     as :func:`._many_tensors.moment_weight` gives it."""
     rest = beta**step
-    return torch.where(rest < 1e-12, 1 - beta, (1 - beta) / (1 - rest).clamp_min(1e-12))
+    return torch.where(rest < SETTLED, 1 - beta, (1 - beta) / (1 - rest).clamp_min(SETTLED))
 
 
 def _logit(u: float) -> float:

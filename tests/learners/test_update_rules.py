@@ -10,7 +10,7 @@ from torch.func import vmap
 
 import automl_meta as am
 from automl_meta.learners import HyperController, LSTMOptimizer, MLPOptimizer
-from automl_meta.learners.hyper_controller import HYPERGRADIENT_SPAN, LR_RANGES
+from automl_meta.learners.hyper_controller import HYPERGRADIENT_SPAN, LR_RANGES, MOMENTUM_RANGE
 from automl_meta.learners.lstm_optimizer import preprocess_gradient
 
 RULES = [
@@ -177,7 +177,8 @@ def _fixed_rate_controller(lr: float, beta: float, bias_correction: bool) -> Hyp
     """A controller whose output layer ignores its inputs: learning rate ``lr``, momentum ``beta``, no decay."""
     rule = HyperController(bias_correction=bias_correction, seed=0).requires_grad_(False)
     lr_min, lr_max, _ = LR_RANGES["adam"]
-    u = [math.log(lr / lr_min) / math.log(lr_max / lr_min), beta / 0.99]
+    beta_min, beta_max = MOMENTUM_RANGE
+    u = [math.log(lr / lr_min) / math.log(lr_max / lr_min), (beta - beta_min) / (beta_max - beta_min)]
     rule.head.weight.zero_()
     rule.head.bias.copy_(torch.tensor([math.log(x / (1 - x)) for x in u] + [-60.0]))
     return rule
