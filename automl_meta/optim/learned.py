@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Any, TypeVar, cast, overload
@@ -12,18 +13,18 @@ from typing import Any, TypeVar, cast, overload
 import torch
 from torch import Tensor
 
-from .._validation import check_nonnegative_float
+from .._validation import check_nonnegative_float, check_optional_int
 from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
 from ..learners import UpdateRule
-from ..learners.update_rule import clamp_grad, grad_limit
+from ._cooldown import COOLDOWN, cooldown_scale
+from ._finite import Work, all_within, checked_grads, first_nonfinite, own_dtype
 from ._step_counts import count_steps, host_step
 
 DEFAULT_ARTIFACT = "default-l2o"
 _T = TypeVar("_T")  # what step()'s closure returns
 # Half-precision parameters are updated by the rule in float32 (their state is float32 too), as AMP users expect.
 _HALF = (torch.float16, torch.bfloat16)
-_Work = tuple[int, int, float, Tensor]  # group index, index in the group, lr, parameter
 # Largest group lr for which an in-place rule writes its update straight into float32/float64 parameters: its
 # change per entry stays far below the dtype's range (UpdateRule.foreach_step_), so it cannot make them
 # non-finite. Larger scales go through the checked path, which refuses a non-finite result before writing.
@@ -44,49 +45,6 @@ def _resolve_rule(artifact: str | os.PathLike | MetaArtifact | UpdateRule) -> tu
             "optimizer; pass a learned-optimizer artifact such as 'default-l2o'."
         )
     return source.learner, str(artifact) if not isinstance(artifact, MetaArtifact) else "<MetaArtifact>"
-
-
-def _checked_grads(work: list[_Work], dtype: torch.dtype) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None]:
-    """The parameters and gradients in ``dtype``, gradients clamped, and their norms when at hand.
-
-    Raises FloatingPointError, naming the parameter, when a gradient holds NaN or inf.
-    """
-    if _own_dtype(work, dtype):  # no conversion: the parameters themselves (step runs without autograd)
-        xs, gs = [p for *_, p in work], [cast(Tensor, p.grad) for *_, p in work]
-    else:  # float16 and bfloat16: float32 copies
-        xs, gs = [p.detach().to(dtype) for *_, p in work], [cast(Tensor, p.grad).to(dtype) for *_, p in work]
-    g_norms = list(torch._foreach_norm(gs))
-    # Norms within the clamp limit mean finite entries that the clamp leaves as they are.
-    if _all_within(g_norms, grad_limit(dtype)):
-        return xs, gs, g_norms
-    if (bad := _first_nonfinite(work, gs)) is not None:
-        gi, pi, _, p = bad
-        raise FloatingPointError(
-            f"The gradient of parameter {pi} in group {gi} (shape {tuple(p.shape)}) contains NaN or "
-            "inf, so no parameter was updated. Check the loss for overflow (e.g. log of 0), lower the "
-            "input scale, or clip gradients with torch.nn.utils.clip_grad_norm_ before step()."
-        )
-    return xs, [clamp_grad(g) for g in gs], None
-
-
-def _own_dtype(work: list[_Work], dtype: torch.dtype) -> bool:
-    """Whether every parameter is of the compute dtype (a batch may mix float16 and bfloat16 with float32)."""
-    return all(p.dtype == dtype for *_, p in work)
-
-
-def _first_nonfinite(work: list[_Work], tensors: list[Tensor]) -> _Work | None:
-    """The work item of the first of ``tensors`` (one per item) that holds NaN or inf, if any."""
-    return next((item for item, t in zip(work, tensors) if not _all_finite(t)), None)
-
-
-def _all_within(norms: list[Tensor], limit: float) -> bool:
-    """Whether every norm is below ``limit`` (one host sync for all; NaN is not)."""
-    return all(n < limit for n in torch.stack(norms).tolist())
-
-
-def _all_finite(t: Tensor) -> bool:
-    # A sum is one cheap pass and is finite whenever every entry is (it may overflow, hence the exact check).
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 class LearnedOptimizer(torch.optim.Optimizer):
@@ -112,6 +70,14 @@ class LearnedOptimizer(torch.optim.Optimizer):
         group, so learning-rate schedulers and per-group settings work. Note that
         skorch passes its own ``lr`` (default 0.01) to the optimizer: give
         skorch ``lr=1.0`` to use the learned update unscaled.
+    total_steps : int, optional
+        The number of steps the run will take. Given it, the optimizer cools down: the learned update is
+        scaled linearly to 0 over the last ``cooldown`` fraction of the steps, which lowers the final
+        loss of a mini-batch run, as the cool-down of a warmup-stable-decay schedule does for a constant
+        learning rate. Steps past ``total_steps``
+        keep the last step's scale (with a warning). None (the default) never cools down. Per group.
+    cooldown : float, default=0.2
+        The fraction of ``total_steps`` over which the update is scaled down, in [0, 1].
 
     Raises
     ------
@@ -171,8 +137,13 @@ class LearnedOptimizer(torch.optim.Optimizer):
         artifact: str | os.PathLike | MetaArtifact | UpdateRule = DEFAULT_ARTIFACT,
         *,
         lr: float = 1.0,
+        total_steps: int | None = None,
+        cooldown: float = COOLDOWN,
     ) -> None:
         lr = check_nonnegative_float(lr, "lr", hint="1.0 applies the learned update as is")
+        total_steps = check_optional_int(total_steps, "total_steps", 1, none_means="no cool-down")
+        if check_nonnegative_float(cooldown, "cooldown") > 1:
+            raise ValueError(f"cooldown must be a fraction of total_steps in [0, 1], got {cooldown!r}.")
         rule, source = _resolve_rule(artifact)
         self.rule = rule.eval().requires_grad_(False)
         self.artifact_source = source
@@ -180,7 +151,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
         # Per parameter, what the rule keeps from step to step: buffers for its outputs, its rates on the host
         # (see UpdateRule.foreach_step and foreach_step_).
         self._workspace: dict[Tensor, dict[str, Any]] = {}
-        super().__init__(params, {"lr": float(lr)})
+        self._warned_past_end = False
+        super().__init__(params, {"lr": float(lr), "total_steps": total_steps, "cooldown": float(cooldown)})
 
     def _rule_for(self, p: Tensor) -> UpdateRule:
         key = (_compute_dtype(p.dtype), p.device)
@@ -204,7 +176,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        batches: dict[tuple[torch.dtype, torch.device], list[_Work]] = {}
+        batches: dict[tuple[torch.dtype, torch.device], list[Work]] = {}
         for gi, group in enumerate(self.param_groups):
             for pi, p in enumerate(group["params"]):
                 if p.grad is None or p.numel() == 0:  # nothing to update (torch.optim.Adam's steps are no-ops too)
@@ -212,7 +184,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 if p.grad.is_sparse:
                     raise RuntimeError("LearnedOptimizer does not support sparse gradients.")
                 batches.setdefault((_compute_dtype(p.dtype), p.device), []).append((gi, pi, group["lr"], p))
-        checked = [(work, dtype, *_checked_grads(work, dtype)) for (dtype, _), work in batches.items()]
+        checked = [(work, dtype, *checked_grads(work, dtype)) for (dtype, _), work in batches.items()]
         in_place = [self._in_place(batch[0], batch[1]) for batch in checked]
         results = [self._batch_update(*batch) for batch, direct in zip(checked, in_place) if not direct]
         for batch in (batch for batch, direct in zip(checked, in_place) if direct):  # after all checks: all or nothing
@@ -239,12 +211,12 @@ class LearnedOptimizer(torch.optim.Optimizer):
                     del space[k]
                 space["live:" + k] = new
 
-    def _in_place(self, work: list[_Work], dtype: torch.dtype) -> bool:
+    def _in_place(self, work: list[Work], dtype: torch.dtype) -> bool:
         """Whether the rule may update these parameters in place (see the class notes)."""
-        return self.rule.in_place and _own_dtype(work, dtype) and all(lr <= _IN_PLACE_MAX_SCALE for *_, lr, _ in work)
+        return self.rule.in_place and own_dtype(work, dtype) and all(lr <= _IN_PLACE_MAX_SCALE for *_, lr, _ in work)
 
     def _states_and_steps(
-        self, work: list[_Work], xs: list[Tensor]
+        self, work: list[Work], xs: list[Tensor]
     ) -> tuple[UpdateRule, list[Any], list[float], list[dict[str, Any]]]:
         """The rule for these parameters, their states (made on their first step), their new step numbers
         and their workspaces."""
@@ -257,17 +229,33 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 state["step"] = torch.zeros((), dtype=x.dtype, device=x.device)
         return rule, states, [host_step(state, space) + 1 for state, space in zip(states, spaces)], spaces
 
+    def _scales(self, work: list[Work], steps: list[float]) -> list[float]:
+        """Each parameter's factor of the learned update at its step: its group's ``lr`` and cool-down."""
+        scales = []
+        for (gi, _, lr, _), t in zip(work, steps):
+            group = self.param_groups[gi]
+            total = group.get("total_steps")  # absent from states saved before the cool-down existed
+            if total is not None and t > total and not self._warned_past_end:
+                self._warned_past_end = True
+                warnings.warn(
+                    f"step {int(t)} is past total_steps={total}: the learned update keeps the last step's "
+                    "scale. Give the LearnedOptimizer the run's true number of steps.",
+                    stacklevel=6,  # the line that called step()
+                )
+            scales.append(lr * cooldown_scale(t, total, group.get("cooldown", COOLDOWN)))
+        return scales
+
     def _update_in_place(
-        self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
+        self, work: list[Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
     ) -> None:
         """Update parameters of the parameters' own dtype in place (``xs`` are the parameters themselves)."""
         rule, states, steps, spaces = self._states_and_steps(work, xs)
-        scales = [lr for *_, lr, _ in work]
-        rule.foreach_step_(xs, gs, states, steps, g_norms, None if all(lr == 1.0 for lr in scales) else scales, spaces)
+        scales = self._scales(work, steps)
+        rule.foreach_step_(xs, gs, states, steps, g_norms, None if all(c == 1.0 for c in scales) else scales, spaces)
         count_steps(states, steps, spaces, in_place=True)
 
     def _batch_update(
-        self, work: list[_Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
+        self, work: list[Work], dtype: torch.dtype, xs: list[Tensor], gs: list[Tensor], g_norms: list[Tensor] | None
     ) -> tuple[Any, ...]:
         """The checked new values and states of parameters sharing a compute dtype and device (none written)."""
         ps = [p for _, _, _, p in work]
@@ -277,15 +265,16 @@ class LearnedOptimizer(torch.optim.Optimizer):
         ]
         new_xs, new_states = rule.foreach_step(xs, gs, rule_states, steps, g_norms, workspace)
         new_xs = list(new_xs)
-        scaled = [i for i, (_, _, lr, _) in enumerate(work) if lr != 1.0]
-        if scaled:  # x + lr * (new_x - x)
+        scales = self._scales(work, steps)
+        scaled = [i for i, c in enumerate(scales) if c != 1.0]
+        if scaled:  # x + scale * (new_x - x)
             delta = torch._foreach_sub([new_xs[i] for i in scaled], [xs[i] for i in scaled])
-            torch._foreach_mul_(delta, [float(work[i][2]) for i in scaled])
+            torch._foreach_mul_(delta, [float(scales[i]) for i in scaled])
             for i, d in zip(scaled, delta):
                 new_xs[i] = xs[i] + d
         new_ps = [x.to(p.dtype) for x, p in zip(new_xs, ps)]
-        finite = _all_within(list(torch._foreach_norm(new_ps)), math.inf)
-        if not finite and (bad := _first_nonfinite(work, new_ps)) is not None:
+        finite = all_within(list(torch._foreach_norm(new_ps)), math.inf)
+        if not finite and (bad := first_nonfinite(work, new_ps)) is not None:
             gi, pi, _, p = bad
             raise FloatingPointError(
                 f"The learned update of parameter {pi} in group {gi} is not finite in {p.dtype}, so no "
@@ -376,6 +365,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         groups = ", ".join(
-            f"group {i}: {len(g['params'])} tensors, lr={g['lr']}" for i, g in enumerate(self.param_groups)
+            f"group {i}: {len(g['params'])} tensors, lr={g['lr']}"
+            + (f", total_steps={g['total_steps']}" if g.get("total_steps") else "")
+            for i, g in enumerate(self.param_groups)
         )
         return f"LearnedOptimizer({self.rule.name} from {self.artifact_source}; {groups})"
