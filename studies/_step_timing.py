@@ -67,7 +67,8 @@ def step_cost(rule: str = "default-l2o", quick: bool = False) -> dict[str, dict[
 
     A 10k- and a 1M-parameter MLP (6 tensors each), and a 16-block CNN of 70 small tensors, where the
     per-tensor work weighs most. Steps are timed by :func:`step_ms_interleaved` in blocks of 20 steps
-    (whole controller intervals); the figures are medians over blocks of the time per step.
+    (whole controller intervals); the figures are medians over blocks of the time per step. ``cooling_*``
+    times the learned optimizer while it cools down (``total_steps`` given: each tensor's update scaled).
     """
     models = {
         "10k": lambda: nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 32), nn.ReLU(), nn.Linear(32, 10)),
@@ -87,6 +88,10 @@ def step_cost(rule: str = "default-l2o", quick: bool = False) -> dict[str, dict[
         opts = {
             "Adam": torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True),
             "L2O": am.optim.LearnedOptimizer(model.parameters(), artifact=rule),
+            # Told a run's length, it scales its update in the last steps: here every step is scaled.
+            "L2O cooling": am.optim.LearnedOptimizer(
+                model.parameters(), artifact=rule, total_steps=1_000_000_000, cooldown=1.0
+            ),
         }
         ms = step_ms_interleaved(opts, 5 if quick else 50, at_least=20)
         params = list(model.parameters())
@@ -96,5 +101,7 @@ def step_cost(rule: str = "default-l2o", quick: bool = False) -> dict[str, dict[
             "adam_ms": ms["Adam"],
             "l2o_ms": ms["L2O"],
             "ratio": ms["L2O"] / ms["Adam"],
+            "cooling_ms": ms["L2O cooling"],
+            "cooling_ratio": ms["L2O cooling"] / ms["Adam"],
         }
     return out

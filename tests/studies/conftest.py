@@ -55,9 +55,11 @@ def marked_copy(cache: Path, kept: Path) -> Path:
     return kept
 
 
-def assert_reused_all_but(cache: Path, trained: str) -> None:
-    """Every run in ``cache`` came marked from :func:`marked_copy`, but ``trained``, which was trained again."""
+def assert_reused_all_but(cache: Path, trained: str | tuple[str, ...]) -> None:
+    """Every run in ``cache`` came marked from :func:`marked_copy`, but ``trained`` (one or several), which
+    were trained again."""
     for path in cache.glob("*.json"):
         runs = json.loads(path.read_text())["runs"]
-        assert "marker" not in runs.pop(trained)
+        for label in (trained,) if isinstance(trained, str) else trained:
+            assert "marker" not in runs.pop(label)
         assert runs and all(run["marker"] == path.name for run in runs.values())

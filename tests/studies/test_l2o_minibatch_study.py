@@ -89,10 +89,11 @@ def test_quick_study_writes_results(run_quick_study):
         assert 0.0 <= summary[key] <= 1.0
     assert summary["step_cost"]["10k"]["n_params"] < 20_000 < 1_000_000 <= summary["step_cost"]["1M"]["n_params"]
     assert summary["step_cost"]["CNN"]["n_tensors"] >= 50  # many small tensors, where per-tensor work weighs most
-    assert all(v["ratio"] > 0 for v in summary["step_cost"].values())
+    assert all(v["ratio"] > 0 and v["cooling_ratio"] > 0 for v in summary["step_cost"].values())
+    assert summary["step_ratio_10k"] == max(summary["step_cost"]["10k"][k] for k in ("ratio", "cooling_ratio"))
     with open(tmp_path / "l2o_minibatch.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 4
+    assert len(rows) == 2 * 5
     for row in rows:
         if row["method"] == "Adam (tuned)":
             assert float(row["train_vs_tuned_adam"]) == 1.0 and float(row["steps_ratio"]) == 1.0
@@ -107,7 +108,7 @@ def test_another_rule_reuses_the_baselines_kept_by_an_earlier_run(run_quick_stud
     assert len(list(cache.glob("*_seed1.json"))) == 2  # each problem from each seed
     kept = marked_copy(cache, cache.parent / "kept")
     run_quick_study("l2o_minibatch", "--fresh", "--baselines", str(kept))
-    assert_reused_all_but(cache, "L2O (default)")  # the learned optimizer is always trained
+    assert_reused_all_but(cache, ("L2O (default)", "L2O (no total_steps)"))  # the learned optimizer is always trained
 
 
 def test_quick_development_run_writes_its_own_results(run_quick_study):
