@@ -111,6 +111,13 @@ def check_nonnegative_float(value: object, name: str, *, finite: bool = True, hi
     return float(cast(float, value))
 
 
+def check_fraction(value: object, name: str) -> float:
+    """``value`` as a ``float`` in [0, 1], or a ``ValueError`` naming ``name``."""
+    if not _is_real(value) or not 0 <= cast(float, value) <= 1:  # NaN fails both comparisons
+        raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}.")
+    return float(cast(float, value))
+
+
 def check_bool(value: object, name: str) -> bool:
     """``value`` if it is ``True`` or ``False`` (a Python ``bool``), else a ``ValueError`` naming ``name``."""
     if not isinstance(value, bool):

@@ -30,6 +30,8 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
   the held-out term of the meta-loss is measured on;
 - ``--widths LOW HIGH`` (default 8 48): the MLPs' hidden widths (``OptimizeeTasks(widths=...)``);
   ``studies/l2o_rates.py`` shows which learning rates a choice of these options rewards;
+- ``--cooldown``: every inner run cools down over this last fraction of its steps
+  (``UnrolledTrainer(cooldown=...)``), for a rule used with ``LearnedOptimizer(total_steps=...)``;
 - ``--interval``: the controller runs every that many steps (``HyperController``);
 - ``--hypergradient``: the controller scales a learning rate that follows the hypergradient, with this
   gain per controller call (``HyperController(hypergradient=...)``); ``--bias-correction``: Adam's
@@ -227,6 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--loss-every", type=int, default=1, help="steps between the training losses of the meta-loss (default 1)"
     )
+    p.add_argument(
+        "--cooldown", type=float, default=0.0, help="inner runs cool down over this last fraction (total_steps)"
+    )
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
     p.add_argument("--hypergradient", type=float, default=0.0, help="hyper_controller: hypergradient gain per call")
     p.add_argument("--bias-correction", action="store_true", help="hyper_controller: Adam's bias-corrected moments")
@@ -262,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": tuple(args.batch_size) if args.batch_size else None,
             "val_weight": args.val_weight,
             "loss_every": args.loss_every,
+            "cooldown": args.cooldown,
             "interval": args.interval,
             "hypergradient": args.hypergradient,
             "bias_correction": args.bias_correction,

@@ -66,6 +66,7 @@ def batched_unroll(
     weights: Params | None = None,
     grad_data: Callable[[int], dict[str, Tensor]] | None = None,
     loss_every: int = 1,
+    scale: Callable[[int], float] | None = None,
 ) -> tuple[Tensor, Params, States]:
     """Train every task of a batch for ``steps`` steps with ``rule``.
 
@@ -76,7 +77,9 @@ def batched_unroll(
     a mini-batch, while the recorded losses stay those on ``data``. With
     ``loss_every`` above 1, the loss on ``data`` is recorded after every
     ``loss_every``-th step (and after the last) only: when ``data`` is much larger
-    than the mini-batches, evaluating it at every step is most of the cost.
+    than the mini-batches, evaluating it at every step is most of the cost. With
+    ``scale``, step ``t``'s update is multiplied by ``scale(t)`` (a cool-down, as
+    :class:`~automl_meta.optim.LearnedOptimizer` applies it when told the run's length).
 
     Returns
     -------
@@ -95,6 +98,8 @@ def batched_unroll(
         on = data if grad_data is None else grad_data(first_step + k)
         g = task_grad({n: p.detach() for n, p in params.items()}, on)
         step = torch.tensor(float(first_step + k), dtype=losses[-1].dtype, device=losses[-1].device)
-        params, states = batched_rule_step(rule, params, g, states, step, weights)
+        new_params, states = batched_rule_step(rule, params, g, states, step, weights)
+        factor = 1.0 if scale is None else scale(first_step + k)
+        params = new_params if factor == 1.0 else {n: p + factor * (new_params[n] - p) for n, p in params.items()}
     losses.append(task_loss(params, data))
     return torch.stack(losses), params, states

@@ -13,11 +13,11 @@ from typing import Any, TypeVar, cast, overload
 import torch
 from torch import Tensor
 
-from .._validation import check_nonnegative_float, check_optional_int
+from .._validation import check_fraction, check_nonnegative_float, check_optional_int
 from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
+from ..engine.cooldown import COOLDOWN, cooldown_scale
 from ..learners import UpdateRule
-from ._cooldown import COOLDOWN, cooldown_scale
 from ._finite import Work, all_within, checked_grads, first_nonfinite, own_dtype
 from ._step_counts import count_steps, host_step
 
@@ -142,8 +142,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
     ) -> None:
         lr = check_nonnegative_float(lr, "lr", hint="1.0 applies the learned update as is")
         total_steps = check_optional_int(total_steps, "total_steps", 1, none_means="no cool-down")
-        if check_nonnegative_float(cooldown, "cooldown") > 1:
-            raise ValueError(f"cooldown must be a fraction of total_steps in [0, 1], got {cooldown!r}.")
+        cooldown = check_fraction(cooldown, "cooldown")
         rule, source = _resolve_rule(artifact)
         self.rule = rule.eval().requires_grad_(False)
         self.artifact_source = source

@@ -20,6 +20,7 @@ import torch
 
 from .._validation import check_nonnegative_float, check_positive_int
 from ..engine import Params
+from ..engine.cooldown import cooldown_scale
 from ..engine.learned_update import States, batched_init_states, batched_unroll
 from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch
@@ -117,16 +118,18 @@ def truncation_loss(
     batches: MiniBatches | None = None,
     weights: Params | None = None,
     loss_every: int = 1,
+    scale: Callable[[int], float] | None = None,
 ) -> tuple[torch.Tensor, Params, States]:
     """The meta-loss of ``steps`` inner steps from ``params`` (module docstring); the tasks' new params and states.
 
     ``initial`` holds each task's training and held-out loss before its first step. The training term
-    averages the losses after every ``loss_every``-th step and the last (:func:`batched_unroll`).
+    averages the losses after every ``loss_every``-th step and the last (:func:`batched_unroll`); ``scale``
+    multiplies each step's update (:func:`batched_unroll`).
     """
     grad_data = None if batches is None else (lambda step: batches(batch, step))
     losses, params, states = batched_unroll(
         rule, batch.loss, params, states, batch.train, first_step=first_step, steps=steps, weights=weights,
-        grad_data=grad_data, loss_every=loss_every,
+        grad_data=grad_data, loss_every=loss_every, scale=scale,
     )  # fmt: skip
     meta_loss = relative_log_losses(losses[1:], initial[0]).mean()
     if check_nonnegative_float(val_weight, "val_weight") > 0:
@@ -150,14 +153,16 @@ def validation_loss(
     val_weight: float,
     mini_batches: Callable[[int], MiniBatches | None],
     loss_every: int = 1,
+    cooldown: float = 0.0,
 ) -> float:
-    """The mean meta-loss of ``rule`` over runs of ``steps`` steps on ``batches`` (the i-th on ``mini_batches(i)``)."""
+    """The mean meta-loss of ``rule`` over runs of ``steps`` steps on ``batches`` (the i-th on
+    ``mini_batches(i)``), each cooling down over its last ``cooldown`` fraction of steps."""
     scores = []
     for i, batch in enumerate(batches):
         loss, _, _ = truncation_loss(
             rule, batch, batch.params, batched_init_states(rule, batch.params), first_step=1, steps=steps,
             initial=initial_losses(batch, batch.params), val_weight=val_weight, batches=mini_batches(i),
-            loss_every=loss_every,
+            loss_every=loss_every, scale=(lambda t: cooldown_scale(t, steps, cooldown)) if cooldown else None,
         )  # fmt: skip
         scores.append(float(loss))
     return float(np.mean(scores))

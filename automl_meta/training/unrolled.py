@@ -19,9 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import check_nonnegative_float, check_nonnegative_int, check_positive_float, check_positive_int
+from .._validation import (
+    check_fraction,
+    check_nonnegative_float,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+)
 from ..artifacts import MetaArtifact
 from ..engine import Params
+from ..engine.cooldown import cooldown_scale
 from ..engine.learned_update import States, batched_init_states
 from ..learners import UpdateRule
 from ..tasks import OptimizeeBatch, OptimizeeTasks
@@ -90,6 +97,9 @@ class UnrolledTrainer(OuterLoop):
     val_weight : float, default=0.0
         Weight of the held-out term of the meta-loss: ``log(val_t / val_0)`` on each task's held-out
         data after each truncation, so that the rule learns not to overfit.
+    cooldown : float, default=0.0
+        Inner runs cool down over their last ``cooldown`` fraction of steps (episodes and validation runs)
+        as ``LearnedOptimizer(total_steps=...)`` does, so that the rule learns rates for runs that end so.
     n_validation_batches : int, default=4
         Fixed held-out problem batches, trained for ``validation_horizon`` steps at each
         validation; the best rule by mean relative log-loss is kept. 0 turns validation off.
@@ -157,6 +167,7 @@ class UnrolledTrainer(OuterLoop):
         batch_size: int | tuple[int, int] | None = None,
         val_weight: float = 0.0,
         loss_every: int = 1,
+        cooldown: float = 0.0,
         n_validation_batches: int = 4,
         validation_horizon: int | None = None,
         eval_every: int = 25,
@@ -184,6 +195,7 @@ class UnrolledTrainer(OuterLoop):
         self.clip_grad_norm = check_positive_float(clip_grad_norm, "clip_grad_norm")
         self.batch_size = check_batch_size(batch_size)
         self.val_weight = check_nonnegative_float(val_weight, "val_weight")
+        self.cooldown = check_fraction(cooldown, "cooldown")
         self.n_validation_batches = check_nonnegative_int(n_validation_batches, "n_validation_batches")
         self.validation_horizon = check_positive_int(validation_horizon or 4 * self.horizon, "validation_horizon")
         self.eval_every = check_positive_int(eval_every, "eval_every")
@@ -191,14 +203,9 @@ class UnrolledTrainer(OuterLoop):
             self.eval_every if checkpoint_every is None else checkpoint_every, "checkpoint_every"
         )
         self._set_loop_options(
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            max_nonfinite=max_nonfinite,
-            callbacks=callbacks,
-            seed=seed,
-            verbose=verbose,
-            device=device,
-        )
+            checkpoint_dir=checkpoint_dir, resume=resume, max_nonfinite=max_nonfinite, callbacks=callbacks,
+            seed=seed, verbose=verbose, device=device,
+        )  # fmt: skip
 
     def config(self) -> dict[str, Any]:
         """The settings that determine the run (stored in checkpoints and artifacts)."""
@@ -221,11 +228,8 @@ class UnrolledTrainer(OuterLoop):
             **({"batch_size": list(self.batch_size)} if self.batch_size else {}),
             **({"val_weight": self.val_weight} if self.val_weight else {}),
             **({"loss_every": self.loss_every} if self.loss_every > 1 else {}),
-            **(
-                {"updates_per_episode": self.updates_per_episode}
-                if self.updates_per_episode < self.horizon // self.unroll
-                else {}
-            ),
+            **({"cooldown": self.cooldown} if self.cooldown else {}),
+            **({"updates_per_episode": n} if (n := self.updates_per_episode) < self.horizon // self.unroll else {}),
             **({"frozen": frozen} if (frozen := self._frozen()) else {}),
         }
 
@@ -250,6 +254,7 @@ class UnrolledTrainer(OuterLoop):
         return truncation_loss(
             self.rule, batch, params, states, first_step=first_step, steps=self.unroll, initial=initial,
             val_weight=self.val_weight, batches=self._batches, weights=weights, loss_every=self.loss_every,
+            scale=(lambda t: cooldown_scale(t, self.horizon, self.cooldown)) if self.cooldown else None,
         )  # fmt: skip
 
     def _tbptt(
@@ -380,18 +385,14 @@ class UnrolledTrainer(OuterLoop):
         """The meta-loss of the rule over the validation problems and ``validation_horizon`` steps."""
         loss = validation_loss(
             self.rule, self._val_batches, steps=self.validation_horizon, val_weight=self.val_weight,
-            mini_batches=lambda i: self._mini_batches(1, i), loss_every=self.loss_every,
+            mini_batches=lambda i: self._mini_batches(1, i), loss_every=self.loss_every, cooldown=self.cooldown,
         )  # fmt: skip
         return {"val_loss": loss}
 
     def _artifact(self) -> MetaArtifact:
         self.rule.eval()
-        metrics = {
-            "val_loss": self._best_val_loss(),
-            "best_episode": self.best_episode_,
-            "episodes_run": self.episode,
-            "skipped_updates": self.n_skipped_,
-        }
+        metrics = {"val_loss": self._best_val_loss(), "best_episode": self.best_episode_,
+                   "episodes_run": self.episode, "skipped_updates": self.n_skipped_}  # fmt: skip
         return MetaArtifact(
             self.rule, task_family=self.problems.describe(), training=self.config(), metrics=metrics, seed=self.seed
         )

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from automl_meta.engine.cooldown import cooldown_scale
 from automl_meta.learners import HyperController, LSTMOptimizer
 from automl_meta.optim import LearnedOptimizer
-from automl_meta.optim._cooldown import cooldown_scale
 
 # The bundled default (what users get), an untrained controller and a rule without an in-place step.
 RULES = {"default-l2o": "default-l2o", "controller": HyperController(seed=0), "lstm": LSTMOptimizer(seed=0)}
@@ -99,7 +99,7 @@ def test_steps_past_the_end_warn_once_and_keep_the_last_scale():
     [
         ({"total_steps": 0}, "total_steps must be None"),
         ({"total_steps": 2.5}, "total_steps must be None"),
-        ({"total_steps": 10, "cooldown": 1.5}, r"cooldown must be a fraction .* in \[0, 1\]"),
+        ({"total_steps": 10, "cooldown": 1.5}, r"cooldown must be a fraction in \[0, 1\]"),
         ({"total_steps": 10, "cooldown": -0.1}, "cooldown must be"),
     ],
 )

@@ -1,4 +1,5 @@
-"""The cool-down of :class:`~automl_meta.optim.LearnedOptimizer` when it knows the run's length.
+"""The cool-down of a learned optimizer that knows the run's length (:class:`~automl_meta.optim.LearnedOptimizer`'s
+``total_steps``, and meta-training runs that cool down as it will).
 
 A learned rule sets its rates from what it sees of the run so far; it cannot know when the run ends. Given
 ``total_steps``, the optimizer scales the learned update linearly down to 0 over the run's last
