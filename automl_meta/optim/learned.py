@@ -72,10 +72,11 @@ class LearnedOptimizer(torch.optim.Optimizer):
         skorch ``lr=1.0`` to use the learned update unscaled.
     total_steps : int, optional
         The number of steps the run will take. Given it, the optimizer cools down: the learned update is
-        scaled linearly to 0 over the last ``cooldown`` fraction of the steps, which lowers the final
-        loss of a mini-batch run, as the cool-down of a warmup-stable-decay schedule does for a constant
-        learning rate. Steps past ``total_steps``
-        keep the last step's scale (with a warning). None (the default) never cools down. Per group.
+        scaled linearly to 0 over the last ``cooldown`` fraction of the steps, as the cool-down of a
+        warmup-stable-decay schedule does for a constant learning rate. That lowers the final loss of a
+        run held up by its mini-batch noise, and raises it where the loss is still falling fast at the
+        end. Steps past ``total_steps`` keep the last step's scale (with a warning). None (the default)
+        never cools down. Per group.
     cooldown : float, default=0.2
         The fraction of ``total_steps`` over which the update is scaled down, in [0, 1].
 
