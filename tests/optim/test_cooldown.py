@@ -26,12 +26,10 @@ def make_problem(dtype=torch.float32, seed=0):
     return model, X.to(dtype), y.to(dtype)
 
 
-def train(model, opt, X, y, steps, schedule=None, batch=None):
-    gen = torch.Generator().manual_seed(1)
+def train(model, opt, X, y, steps, schedule=None):
     for _ in range(steps):
-        rows = torch.randint(len(X), (batch,), generator=gen) if batch else slice(None)
         opt.zero_grad()
-        nn.functional.mse_loss(model(X[rows]).float(), y[rows].float()).backward()
+        nn.functional.mse_loss(model(X).float(), y.float()).backward()
         opt.step()
         if schedule is not None:
             schedule.step()
@@ -82,6 +80,7 @@ def test_a_resumed_run_keeps_its_length_and_cools_down_identically():
 
 def test_steps_past_the_end_warn_once_and_keep_the_last_scale():
     model, X, y = make_problem()
+    reference = copy.deepcopy(model)
     opt = LearnedOptimizer(model.parameters(), artifact=RULES["controller"], total_steps=10)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -92,6 +91,17 @@ def test_steps_past_the_end_warn_once_and_keep_the_last_scale():
     assert len(caught) == 1 and "past total_steps=10" in str(caught[0].message)
     assert caught[0].filename == __file__  # points at the training loop
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # it still trains
+    plain = LearnedOptimizer(reference.parameters(), artifact=RULES["controller"])
+    last = cooldown_scale(10, 10)  # steps 11 to 13 at the scale of step 10
+    train(
+        reference,
+        plain,
+        X,
+        y,
+        13,
+        torch.optim.lr_scheduler.LambdaLR(plain, lambda t: cooldown_scale(min(t + 1, 10), 10)),
+    )
+    assert last < 1 and all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
 
 
 @pytest.mark.parametrize(
