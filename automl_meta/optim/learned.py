@@ -235,14 +235,15 @@ class LearnedOptimizer(torch.optim.Optimizer):
         for (gi, _, lr, _), t in zip(work, steps):
             group = self.param_groups[gi]
             total = group.get("total_steps")  # absent from states saved before the cool-down existed
-            if total is not None and t > total and not self._warned_past_end:
+            cooldown = group.get("cooldown", COOLDOWN)
+            if total is not None and cooldown and t > total and not self._warned_past_end:
                 self._warned_past_end = True
                 warnings.warn(
                     f"step {int(t)} is past total_steps={total}: the learned update keeps the last step's "
                     "scale. Give the LearnedOptimizer the run's true number of steps.",
                     stacklevel=6,  # the line that called step()
                 )
-            scales.append(lr * cooldown_scale(t, total, group.get("cooldown", COOLDOWN)))
+            scales.append(lr * cooldown_scale(t, total, cooldown))
         return scales
 
     def _update_in_place(

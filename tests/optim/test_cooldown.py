@@ -102,6 +102,11 @@ def test_steps_past_the_end_warn_once_and_keep_the_last_scale():
         torch.optim.lr_scheduler.LambdaLR(plain, lambda t: cooldown_scale(min(t + 1, 10), 10)),
     )
     assert last < 1 and all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
+    never = LearnedOptimizer(model.parameters(), artifact=RULES["controller"], total_steps=2, cooldown=0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(model, never, X, y, 4)
+    assert not caught  # nothing is scaled without a cool-down, so nothing to warn about
 
 
 @pytest.mark.parametrize(
