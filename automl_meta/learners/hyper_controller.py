@@ -338,11 +338,6 @@ class HyperController(UpdateRule):
             config["interval"] = self.interval
         if self.hypergradient:  # likewise absent at 0
             config["hypergradient"] = self.hypergradient
-        config["bias_correction"] = self.bias_correction
+        if self.bias_correction:  # likewise absent when off: rules meta-trained before it load uncorrected
+            config["bias_correction"] = True
         return {**config, **super()._config_kwargs()}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> UpdateRule:
-        """Rebuild a rule from :meth:`get_config`; a configuration without ``bias_correction`` is of a rule
-        meta-trained before it existed, with the uncorrected moments, and keeps them."""
-        return super().from_config({"bias_correction": False, **config})

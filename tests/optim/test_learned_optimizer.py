@@ -58,6 +58,15 @@ def test_state_dict_round_trip_continues_identically(name):
     assert all(torch.equal(a, b) for a, b in zip(final, model2.parameters()))
 
 
+def test_state_saved_before_the_bias_correction_option_still_loads():
+    model, X, y = make_problem()
+    opt = LearnedOptimizer(model.parameters())  # default-l2o, meta-trained without the correction
+    train(model, opt, X, y, 2)
+    saved = opt.state_dict()
+    assert "bias_correction" not in saved["update_rule"]["config"]  # the record an earlier version wrote
+    LearnedOptimizer(model.parameters()).load_state_dict(saved)
+
+
 def test_state_of_another_rule_is_refused():
     model, X, y = make_problem()
     opt = LearnedOptimizer(model.parameters(), artifact=HyperController(seed=0))
