@@ -49,12 +49,17 @@ seconds-long smoke run written under studies/results/quick/. Options meta-train 
 - ``--average ARTIFACT ...``: train nothing; write the rule whose weights are the mean of these
   artifacts' (fine-tunes of the same rule from the same ``--init`` weights, e.g. several meta-seeds):
   averaging evens out the noise of each run's meta-gradients.
+- ``--max-momentum``: the controller's momentum bound (``HyperController(max_momentum=...)``; 0.99, or
+  with ``--init`` that rule's); ``--derive ARTIFACT --max-momentum F``: train nothing; write that
+  controller, its weights unchanged, with this bound (its record names the source).
 
 With ``--out`` the result stays out of the package. The shipped ``default-l2o`` (and
-``studies/results/l2o/hyper_controller.ameta``) is the controller meta-trained for mini-batch training:
+``studies/results/l2o/hyper_controller.ameta``) is the controller meta-trained for mini-batch training,
+then bounded to a momentum of at most 0.92:
 
     python studies/train_default_l2o.py --only hyper_controller --batch-size 16 64 --val-weight 0.5 \
         --cnn-fraction 0.3 --interval 10
+    python studies/train_default_l2o.py --derive studies/results/l2o/hyper_controller.ameta --max-momentum 0.92
 
 (about 8 minutes); without the options, ``--only hyper_controller`` gives the earlier, full-batch default.
 """
@@ -77,17 +82,19 @@ from _report import RESULTS, output_dir, parser
 
 import automl_meta as am
 from automl_meta.corpus import load_corpus
+from automl_meta.learners.hyper_controller import MAX_MOMENTUM
 
 BUNDLED = Path(am.artifacts.registry.BUNDLED_DIR)
 # (episodes, validate/checkpoint every) per rule: sized so that the three runs together take about
 # 15 minutes on one idle core (about twice that on a busy shared machine).
 EPISODES = {"hyper_controller": (224, 56), "mlp_optimizer": (93, 31), "lstm_optimizer": (54, 18)}
-RULES = {  # (seed, interval, hypergradient gain, bias correction) -> rule; all but the seed: the controller only
-    "hyper_controller": lambda seed, interval, gain, corrected: am.learners.HyperController(
-        base="adam", interval=interval, hypergradient=gain, bias_correction=corrected, seed=seed
+RULES = {  # (seed, interval, hypergradient gain, bias correction, momentum bound) -> rule; all but the seed:
+    # the controller only
+    "hyper_controller": lambda seed, interval, gain, corrected, bound: am.learners.HyperController(
+        base="adam", interval=interval, hypergradient=gain, bias_correction=corrected, max_momentum=bound, seed=seed
     ),
-    "mlp_optimizer": lambda seed, interval, gain, corrected: am.learners.MLPOptimizer(seed=seed),
-    "lstm_optimizer": lambda seed, interval, gain, corrected: am.learners.LSTMOptimizer(seed=seed),
+    "mlp_optimizer": lambda seed, *settings: am.learners.MLPOptimizer(seed=seed),
+    "lstm_optimizer": lambda seed, *settings: am.learners.LSTMOptimizer(seed=seed),
 }
 
 
@@ -139,7 +146,7 @@ def settings(rule: am.learners.UpdateRule) -> dict[str, Any]:
     """A rule's configuration but for its seed and the controller's bias correction: two rules with the same
     settings can share weights (a controller meta-trained on the uncorrected moments can be fine-tuned on the
     corrected ones)."""
-    return {**rule.get_config(), "seed": None, "bias_correction": None}
+    return {**rule.get_config(), "seed": None, "bias_correction": None, "max_momentum": None}
 
 
 def initialized(rule: am.learners.UpdateRule, path: str) -> tuple[am.learners.UpdateRule, dict[str, str]]:
@@ -151,6 +158,34 @@ def initialized(rule: am.learners.UpdateRule, path: str) -> tuple[am.learners.Up
         raise SystemExit(f"--init {path}: its rule {learner.get_config()} is not {rule.get_config()}")
     rule.load_state_dict(learner.state_dict())
     return rule, {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(learner)}
+
+
+def bound_of(given: float | None, init: str | None) -> float:
+    """The controller's momentum bound: as given, else the ``--init`` rule's (a fine-tune keeps it), else the
+    default."""
+    if given is not None:
+        return given
+    rule = am.load(init).learner if init is not None else None
+    return float(getattr(rule, "max_momentum", MAX_MOMENTUM))
+
+
+def derived(path: str, max_momentum: float) -> am.MetaArtifact:
+    """The controller of the artifact at ``path``, its weights unchanged, with its momentum bounded by
+    ``max_momentum`` (``HyperController(max_momentum=...)``): nothing is meta-trained. The training record is
+    the source's (how its weights were learned), with the source named under ``"derived_from"``."""
+    source = am.load(path)
+    if source.learner.name != "hyper_controller":
+        raise SystemExit(f"--derive {path}: its rule is {source.learner.name}, not hyper_controller")
+    rule = am.learners.from_config({**source.learner.get_config(), "max_momentum": max_momentum})
+    rule.load_state_dict(source.learner.state_dict())
+    record = {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(source.learner)}
+    return am.MetaArtifact(
+        rule,
+        task_family=source.task_family,
+        training={**source.training, "derived_from": record},
+        metrics=source.metrics,
+        seed=source.seed,
+    )
 
 
 def averaged(paths: list[str]) -> am.MetaArtifact:
@@ -184,11 +219,11 @@ def train(
 ) -> am.MetaArtifact:
     regime = dict(regime)
     interval, horizon, gain = regime.pop("interval"), regime.pop("horizon"), regime.pop("hypergradient")
-    corrected = regime.pop("bias_correction")
+    corrected, bound = regime.pop("bias_correction"), regime.pop("max_momentum")
     unroll, init, only = regime.pop("unroll"), regime.pop("init"), regime.pop("train_only")
     if quick:  # seconds: a short horizon, every truncation updated
         horizon, unroll, regime["updates_per_episode"] = 20, 10, None
-    rule, started = RULES[name](seed, interval, gain, corrected), None
+    rule, started = RULES[name](seed, interval, gain, corrected, bound), None
     if init is not None:
         rule, started = initialized(rule, init)
     for weight_name, weight in rule.named_parameters():  # the others stay as initialised
@@ -235,6 +270,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--interval", type=int, default=1, help="hyper_controller: steps between controller calls")
     p.add_argument("--hypergradient", type=float, default=0.0, help="hyper_controller: hypergradient gain per call")
     p.add_argument("--bias-correction", action="store_true", help="hyper_controller: Adam's bias-corrected moments")
+    p.add_argument(
+        "--max-momentum",
+        type=float,
+        help=f"hyper_controller: the momentum's upper bound (default {MAX_MOMENTUM}, or with --init that rule's)",
+    )
     add_problem_options(p)
     p.add_argument("--horizon", type=int, default=100, help="inner training steps per episode")
     p.add_argument("--updates", type=int, help="truncations per episode followed by an outer update (default: all)")
@@ -247,17 +287,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--average", nargs="+", metavar="ARTIFACT", help="train nothing: write the mean of these fine-tunes' weights"
     )
+    p.add_argument("--derive", metavar="ARTIFACT", help="train nothing: write this controller with --max-momentum")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
     artifacts_dir = out / "l2o" if (args.out or args.quick) else RESULTS / "l2o"
     run_dir = out / "runs" / "default_l2o"
     bundled = out if (args.out or args.quick) else BUNDLED
-    if args.average:
-        artifact = averaged(args.average)
+    if args.derive and args.max_momentum is None:
+        p.error("--derive needs --max-momentum")
+    if args.average or args.derive:
+        artifact = averaged(args.average) if args.average else derived(args.derive, args.max_momentum)
         path = artifact.save(artifacts_dir / f"{artifact.learner.name}.ameta")
-        print(f"{artifact.learner.name}: the mean of {len(args.average)} rules' weights -> {path}", flush=True)
-    trained = [] if args.average else [args.only] if args.only else list(RULES)
+        what = f"the mean of {len(args.average)} rules' weights" if args.average else f"{args.derive}, bounded"
+        print(f"{artifact.learner.name}: {what} -> {path}", flush=True)
+    trained = [] if args.average or args.derive else [args.only] if args.only else list(RULES)
     for name in trained:
         start = time.perf_counter()
         episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
@@ -271,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
             "interval": args.interval,
             "hypergradient": args.hypergradient,
             "bias_correction": args.bias_correction,
+            "max_momentum": bound_of(args.max_momentum, args.init),
             "horizon": args.horizon,
             "updates_per_episode": args.updates,
             "unroll": args.unroll,

@@ -10,7 +10,7 @@ from torch.func import vmap
 
 import automl_meta as am
 from automl_meta.learners import HyperController, LSTMOptimizer, MLPOptimizer
-from automl_meta.learners.hyper_controller import HYPERGRADIENT_SPAN, LR_RANGES, MOMENTUM_RANGE
+from automl_meta.learners.hyper_controller import HYPERGRADIENT_SPAN, LR_RANGES
 from automl_meta.learners.lstm_optimizer import preprocess_gradient
 
 RULES = [
@@ -21,6 +21,7 @@ RULES = [
     lambda **kw: HyperController(interval=3, **kw),
     lambda **kw: HyperController(interval=3, hypergradient=0.2, **kw),
     lambda **kw: HyperController(interval=3, bias_correction=True, **kw),
+    lambda **kw: HyperController(interval=3, max_momentum=0.5, **kw),
 ]
 IDS = [
     "lstm",
@@ -30,6 +31,7 @@ IDS = [
     "controller-every-3",
     "controller-hypergradient",
     "controller-bias-corrected",
+    "controller-max-momentum",
 ]
 
 
@@ -158,9 +160,46 @@ def test_a_hypergradient_controller_scales_its_rate_within_the_span():
     assert HyperController(hypergradient=0.0).get_config().get("hypergradient") is None  # earlier configs stay
 
 
+@pytest.mark.parametrize("bound", [0.99, 0.92, 0.5])
+def test_controller_momentum_stays_under_its_bound(bound):
+    """The untrained controller starts at Adam's 0.9 (just under a lower bound); with wild weights its
+    momentum goes anywhere in [0, max_momentum], never above."""
+    rule = HyperController(max_momentum=bound, interval=1, seed=0).requires_grad_(False)
+    gen = torch.Generator().manual_seed(0)
+    p = torch.randn(10, generator=gen)
+    _, state = rule(p, torch.randn(10, generator=gen), rule.init_state(p), torch.tensor(1.0))
+    m = state["m"]  # the first step's momentum is the gradient; the second shows the rate it decays at
+    g = torch.randn(10, generator=gen)
+    _, state = rule(p, g, state, torch.tensor(2.0))
+    beta = float(((state["m"] - g) / (m - g)).mean())
+    assert beta == pytest.approx(min(0.9, 0.99 * bound), rel=2e-3)  # the head reads a near-zero state
+    wild = HyperController(max_momentum=bound, interval=2, seed=0).requires_grad_(False)
+    for w in wild.parameters():
+        w.mul_(1000.0)
+    state, seen = wild.init_state(p), []
+    for t in range(1, 30):
+        p, state = wild(p, torch.randn(10, generator=gen) * 10.0 ** (t % 5 - 2), state, torch.tensor(float(t)))
+        seen.append(float(state["beta"]))
+    assert 0.5 * bound < max(seen) <= bound * (1 + 1e-6)  # it reaches towards the bound (float32), not past it
+
+
+def test_max_momentum_is_recorded_only_when_set():
+    assert "max_momentum" not in HyperController(seed=0).get_config()  # earlier configs stay as they were
+    config = HyperController(max_momentum=0.92, seed=0).get_config()
+    assert config["max_momentum"] == 0.92
+    assert am.learners.from_config(config).max_momentum == 0.92
+    assert am.learners.from_config(HyperController(seed=0).get_config()).max_momentum == 0.99
+
+
 def test_bad_arguments_are_refused_clearly():
     with pytest.raises(ValueError, match="base must be one of"):
         HyperController(base="rmsprop")
+    for bad in (0, -0.5, float("nan"), "0.9"):
+        with pytest.raises(ValueError, match="max_momentum must be a positive"):
+            HyperController(max_momentum=bad)
+    for bad in (1, 1.5):
+        with pytest.raises(ValueError, match="max_momentum must be below 1"):
+            HyperController(max_momentum=bad)
     with pytest.raises(ValueError, match="interval"):
         HyperController(interval=0)
     with pytest.raises(ValueError, match="hypergradient"):
@@ -177,8 +216,7 @@ def _fixed_rate_controller(lr: float, beta: float, bias_correction: bool) -> Hyp
     """A controller whose output layer ignores its inputs: learning rate ``lr``, momentum ``beta``, no decay."""
     rule = HyperController(bias_correction=bias_correction, seed=0).requires_grad_(False)
     lr_min, lr_max, _ = LR_RANGES["adam"]
-    beta_min, beta_max = MOMENTUM_RANGE
-    u = [math.log(lr / lr_min) / math.log(lr_max / lr_min), (beta - beta_min) / (beta_max - beta_min)]
+    u = [math.log(lr / lr_min) / math.log(lr_max / lr_min), beta / rule.max_momentum]
     rule.head.weight.zero_()
     rule.head.bias.copy_(torch.tensor([math.log(x / (1 - x)) for x in u] + [-60.0]))
     return rule
@@ -221,3 +259,20 @@ def test_controller_configs_saved_before_bias_correction_load_without_it():
     corrected = HyperController(bias_correction=True, seed=0).get_config()
     assert am.learners.from_config(corrected).bias_correction is True
     assert am.load("default-l2o").learner.bias_correction is False  # the shipped rule is as meta-trained
+
+
+def test_the_shipped_controller_keeps_its_momentum_near_adams():
+    """``default-l2o`` ships with its momentum bounded by 0.92: on a mini-batch run its tensors' momenta stay at
+    most that, near Adam's 0.9 (meta-trained with 0.99, the same weights settle near 0.97)."""
+    gen = torch.Generator().manual_seed(0)
+    X, y = torch.randn(256, 8, generator=gen), torch.randn(256, 1, generator=gen)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+    opt = am.optim.LearnedOptimizer(model.parameters(), artifact="default-l2o")
+    for _ in range(200):
+        rows = torch.randint(0, 256, (32,), generator=gen)
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(X[rows]), y[rows]).backward()
+        opt.step()
+    betas = [float(opt.state[p]["beta"]) for p in model.parameters()]
+    assert all(0.8 < b <= 0.92 * (1 + 1e-6) for b in betas), betas

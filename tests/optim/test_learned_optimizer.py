@@ -224,23 +224,27 @@ def test_artifacts_are_accepted_by_object_path_and_name(tmp_path):
 
 @pytest.mark.parametrize("path", ["in-place", "checked"])
 @pytest.mark.parametrize(
-    ("base", "interval", "gain", "corrected"),
+    ("base", "interval", "gain", "corrected", "max_momentum"),
     [
-        ("adam", 1, 0.0, False),
-        ("sgd", 1, 0.0, False),
-        ("adam", 3, 0.0, False),
-        ("sgd", 2, 0.0, False),
-        ("adam", 2, 0.5, False),
-        ("adam", 1, 0.0, True),
-        ("adam", 3, 0.0, True),
+        ("adam", 1, 0.0, False, 0.99),
+        ("sgd", 1, 0.0, False, 0.99),
+        ("adam", 3, 0.0, False, 0.99),
+        ("sgd", 2, 0.0, False, 0.99),
+        ("adam", 2, 0.5, False, 0.99),
+        ("adam", 1, 0.0, True, 0.99),
+        ("adam", 3, 0.0, True, 0.99),
+        ("adam", 3, 0.0, False, 0.5),
+        ("sgd", 1, 0.0, False, 0.5),
     ],
 )
 def test_batched_controller_step_matches_the_rule_applied_per_tensor(
-    base, interval, gain, corrected, path, monkeypatch
+    base, interval, gain, corrected, max_momentum, path, monkeypatch
 ):
     if path == "checked":  # no scale is small enough for writing in place: every step is computed aside
         monkeypatch.setattr(learned, "_IN_PLACE_MAX_SCALE", -1.0)
-    rule = HyperController(base=base, interval=interval, hypergradient=gain, bias_correction=corrected, seed=0)
+    rule = HyperController(
+        base=base, interval=interval, hypergradient=gain, bias_correction=corrected, max_momentum=max_momentum, seed=0
+    )
     rule = rule.requires_grad_(False)
     model, X, y = make_problem()
     params = list(model.parameters())

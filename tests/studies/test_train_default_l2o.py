@@ -76,3 +76,38 @@ def test_average_refuses_rules_that_differ_or_did_not_start_from_the_same_weight
         stranger = am.MetaArtifact(am.load(one).learner, training={"trainer": "unrolled", **init}, seed=1)
         with pytest.raises(SystemExit, match="same weights"):
             averaged([one, str(stranger.save(tmp_path / "stranger.ameta"))])
+
+
+def test_derive_bounds_the_momentum_of_a_controller_and_keeps_its_weights(run_quick_study):
+    out = run_quick_study("train_default_l2o", "--derive", "default-l2o", "--max-momentum", "0.8")
+    source, bounded = am.load("default-l2o"), am.load(out / "default-l2o.ameta")
+    assert bounded.learner.max_momentum == 0.8
+    assert {k: v for k, v in bounded.learner.get_config().items() if k != "max_momentum"} == {
+        k: v for k, v in source.learner.get_config().items() if k != "max_momentum"
+    }
+    assert all(torch.equal(bounded.learner.state_dict()[k], v) for k, v in source.learner.state_dict().items())
+    record = bounded.training["derived_from"]
+    assert record["artifact"] == "default-l2o" and record["created"] == source.created
+    assert record["weights_sha256"] == study_module("train_default_l2o").weights_sha256(source.learner)
+    assert bounded.task_family == source.task_family and bounded.seed == source.seed
+    # The bound is what the optimizer uses: no tensor's momentum goes above it.
+    model = torch.nn.Linear(4, 2)
+    opt = am.optim.LearnedOptimizer(model.parameters(), artifact=bounded)
+    for _ in range(25):
+        opt.zero_grad()
+        model(torch.randn(8, 4)).square().mean().backward()
+        opt.step()
+    assert all(float(opt.state[p]["beta"]) <= 0.8 * (1 + 1e-6) for p in model.parameters())
+
+
+def test_fine_tunes_keep_the_init_rules_momentum_bound_unless_given(tmp_path):
+    module = study_module("train_default_l2o")
+    bounded = am.learners.from_config({**am.load("default-l2o").learner.get_config(), "max_momentum": 0.7})
+    path = str(am.MetaArtifact(bounded, training={"trainer": "unrolled"}, seed=0).save(tmp_path / "b.ameta"))
+    assert module.bound_of(None, path) == 0.7
+    assert module.bound_of(0.95, path) == 0.95
+    assert module.bound_of(None, None) == am.learners.HyperController().max_momentum
+    with pytest.raises(SystemExit):
+        module.main(["--derive", "default-l2o", "--out", str(tmp_path)])  # no bound given
+    with pytest.raises(SystemExit, match="not hyper_controller"):
+        module.derived(str(am.MetaArtifact(am.learners.LSTMOptimizer(), seed=0).save(tmp_path / "l.ameta")), 0.9)
