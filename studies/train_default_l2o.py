@@ -93,8 +93,8 @@ RULES = {  # (seed, interval, hypergradient gain, bias correction, momentum boun
     "hyper_controller": lambda seed, interval, gain, corrected, bound: am.learners.HyperController(
         base="adam", interval=interval, hypergradient=gain, bias_correction=corrected, max_momentum=bound, seed=seed
     ),
-    "mlp_optimizer": lambda seed, *settings: am.learners.MLPOptimizer(seed=seed),
-    "lstm_optimizer": lambda seed, *settings: am.learners.LSTMOptimizer(seed=seed),
+    "mlp_optimizer": lambda seed, *_: am.learners.MLPOptimizer(seed=seed),
+    "lstm_optimizer": lambda seed, *_: am.learners.LSTMOptimizer(seed=seed),
 }
 
 
@@ -143,9 +143,9 @@ def weights_sha256(rule: torch.nn.Module) -> str:
 
 
 def settings(rule: am.learners.UpdateRule) -> dict[str, Any]:
-    """A rule's configuration but for its seed and the controller's bias correction: two rules with the same
-    settings can share weights (a controller meta-trained on the uncorrected moments can be fine-tuned on the
-    corrected ones)."""
+    """A rule's configuration but for its seed and the controller's bias correction and momentum bound: two
+    rules with the same settings can share weights (a controller meta-trained on the uncorrected moments can be
+    fine-tuned on the corrected ones, or under another bound)."""
     return {**rule.get_config(), "seed": None, "bias_correction": None, "max_momentum": None}
 
 

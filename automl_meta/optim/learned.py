@@ -18,6 +18,7 @@ from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
 from ..engine.cooldown import COOLDOWN, cooldown_scale
 from ..learners import UpdateRule
+from ..learners.hyper_controller import MAX_MOMENTUM
 from ._finite import Work, all_within, checked_grads, first_nonfinite, own_dtype
 from ._step_counts import count_steps, host_step
 
@@ -163,6 +164,26 @@ class LearnedOptimizer(torch.optim.Optimizer):
     def _rule_record(self) -> dict[str, Any]:
         return {"config": self.rule.get_config(), "sha256": tensors_sha256(self.rule.state_dict())}
 
+    def _check_same_rule(self, record: dict[str, Any]) -> None:
+        """Refuse a state saved with another rule than this optimizer's (other weights or settings), but for
+        the same weights under another momentum bound, which only warns."""
+        mine, theirs = self._rule_record(), dict(record.get("config") or {})
+        differ = sorted(k for k in mine["config"].keys() | theirs.keys() if mine["config"].get(k) != theirs.get(k))
+        if record.get("sha256") == mine["sha256"] and differ == ["max_momentum"]:
+            warnings.warn(
+                f"This optimizer state was saved with the same learned rule under a momentum bound of "
+                f"{theirs.get('max_momentum', MAX_MOMENTUM)}; it goes on with this optimizer's "
+                f"{mine['config'].get('max_momentum', MAX_MOMENTUM)}.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        what = "other weights" if record.get("sha256") != mine["sha256"] else f"other settings: {', '.join(differ)}"
+        raise ValueError(
+            f"This optimizer state was saved with a different learned optimizer ({theirs.get('name')!r}, "
+            f"{what}); create the LearnedOptimizer with the same artifact before loading it."
+        )
+
     @overload
     def step(self, closure: None = None) -> None: ...
 
@@ -292,7 +313,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
         """Restore state saved by :meth:`state_dict`.
 
         Refused, with what differs, when it was saved by another optimizer (``torch.optim.Adam``, or
-        another learned rule) or for parameters of other counts or shapes.
+        another learned rule) or for parameters of other counts or shapes. A state saved with the same
+        rule's weights under another momentum bound (``default-l2o`` before it shipped with one) loads,
+        with a warning: the run goes on with this optimizer's bound.
         """
         state_dict = dict(state_dict)
         record = state_dict.pop("update_rule", None)
@@ -304,11 +327,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 "such as torch.optim.Adam's, would). Start the LearnedOptimizer afresh instead."
             )
         if record != self._rule_record():
-            raise ValueError(
-                "This optimizer state was saved with a different learned optimizer "
-                f"({record.get('config', {}).get('name')!r}, other weights); create the "
-                "LearnedOptimizer with the same artifact before loading it."
-            )
+            self._check_same_rule(record)
         params = self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
         self._workspace.clear()

@@ -74,6 +74,28 @@ def test_state_of_another_rule_is_refused():
     other = LearnedOptimizer(model.parameters(), artifact=HyperController(seed=1))
     with pytest.raises(ValueError, match="different learned optimizer"):
         other.load_state_dict(opt.state_dict())
+    same_weights = HyperController(seed=0, interval=3)
+    with pytest.raises(ValueError, match="other settings: interval"):
+        LearnedOptimizer(model.parameters(), artifact=same_weights).load_state_dict(opt.state_dict())
+
+
+def test_state_saved_with_default_l2o_before_its_momentum_bound_loads_with_a_warning():
+    """A run saved with the shipped weights unbounded (0.99, as before the bound) resumes under the bound."""
+    shipped = am.load("default-l2o").learner
+    unbounded = am.learners.from_config({k: v for k, v in shipped.get_config().items() if k != "max_momentum"})
+    unbounded.load_state_dict(shipped.state_dict())
+    model, X, y = make_problem()
+    before = LearnedOptimizer(model.parameters(), artifact=unbounded)
+    train(model, before, X, y, 12)
+    saved = before.state_dict()
+    assert "max_momentum" not in saved["update_rule"]["config"]  # the record an earlier version wrote
+    resumed = LearnedOptimizer(model.parameters())
+    with pytest.warns(UserWarning, match="momentum bound of 0.99; it goes on with this optimizer's 0.92"):
+        resumed.load_state_dict(saved)
+    for p in model.parameters():  # the moments carry over
+        torch.testing.assert_close(resumed.state[p]["m"], before.state[p]["m"])
+    train(model, resumed, X, y, 10)  # and the run goes on under the bound
+    assert all(float(resumed.state[p]["beta"]) <= 0.92 * (1 + 1e-6) for p in model.parameters())
 
 
 def test_several_param_groups_each_with_its_own_scale():
