@@ -157,7 +157,12 @@ def initialized(rule: am.learners.UpdateRule, path: str) -> tuple[am.learners.Up
     if settings(learner) != settings(rule):
         raise SystemExit(f"--init {path}: its rule {learner.get_config()} is not {rule.get_config()}")
     rule.load_state_dict(learner.state_dict())
-    return rule, {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(learner)}
+    return rule, origin(path, source)
+
+
+def origin(path: str, source: am.MetaArtifact) -> dict[str, str]:
+    """The record of the artifact a rule came from: as named, when it was made, its weights' checksum."""
+    return {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(source.learner)}
 
 
 def bound_of(given: float | None, init: str | None) -> float:
@@ -178,11 +183,10 @@ def derived(path: str, max_momentum: float) -> am.MetaArtifact:
         raise SystemExit(f"--derive {path}: its rule is {source.learner.name}, not hyper_controller")
     rule = am.learners.from_config({**source.learner.get_config(), "max_momentum": max_momentum})
     rule.load_state_dict(source.learner.state_dict())
-    record = {"artifact": str(path), "created": source.created, "weights_sha256": weights_sha256(source.learner)}
     return am.MetaArtifact(
         rule,
         task_family=source.task_family,
-        training={**source.training, "derived_from": record},
+        training={**source.training, "derived_from": origin(path, source)},
         metrics=source.metrics,
         seed=source.seed,
     )

@@ -164,10 +164,11 @@ class LearnedOptimizer(torch.optim.Optimizer):
     def _rule_record(self) -> dict[str, Any]:
         return {"config": self.rule.get_config(), "sha256": tensors_sha256(self.rule.state_dict())}
 
-    def _check_same_rule(self, record: dict[str, Any]) -> None:
-        """Refuse a state saved with another rule than this optimizer's (other weights or settings), but for
-        the same weights under another momentum bound, which only warns."""
-        mine, theirs = self._rule_record(), dict(record.get("config") or {})
+    @staticmethod
+    def _check_same_rule(record: dict[str, Any], mine: dict[str, Any]) -> None:
+        """Refuse a state saved with another rule (``record``) than this optimizer's (``mine``: other weights
+        or settings), but for the same weights under another momentum bound, which only warns."""
+        theirs = dict(record.get("config") or {})
         differ = sorted(k for k in mine["config"].keys() | theirs.keys() if mine["config"].get(k) != theirs.get(k))
         if record.get("sha256") == mine["sha256"] and differ == ["max_momentum"]:
             warnings.warn(
@@ -326,8 +327,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 f"'update_rule' record (its per-parameter state holds {keys}, as another optimizer's, "
                 "such as torch.optim.Adam's, would). Start the LearnedOptimizer afresh instead."
             )
-        if record != self._rule_record():
-            self._check_same_rule(record)
+        mine = self._rule_record()  # a checksum of every weight of the rule: computed once
+        if record != mine:
+            self._check_same_rule(record, mine)
         params = self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
         self._workspace.clear()
