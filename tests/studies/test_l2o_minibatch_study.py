@@ -80,6 +80,31 @@ def test_runs_from_several_seeds_combine_into_geometric_mean_curves(monkeypatch)
     assert broken["train"][0] == pytest.approx(1.0) and all(math.isnan(v) for v in broken["train"][1:])
 
 
+def test_a_run_fits_and_generalises_only_with_both_a_fit_like_adam_1e3_and_a_test_loss_near_adams_best(
+    monkeypatch,
+):
+    monkeypatch.syspath_prepend(str(STUDIES))
+    from _l2o_acceptance import fit_and_generalise
+
+    def run(train, test):
+        return {"train": [9.0, train], "test": [9.0, test]}
+
+    runs = {
+        "Adam lr=0.001": run(1.0, 2.0),
+        "Adam lr=0.0001": run(5.0, 1.0),  # Adam's best test loss: the reference
+        "Adam lr=0.01": run(0.1, 3.0),
+        "L2O": run(0.9, 1.05),
+        "slower than Adam 1e-3": run(1.1, 1.0),
+        "overfits": run(0.5, 1.2),
+        "diverged": run(math.nan, math.nan),
+    }
+    assert fit_and_generalise(runs) == ["L2O"]
+    runs["Adam lr=0.001"] = run(1.0, 1.1)  # within 1.1x of the best: it qualifies itself
+    assert fit_and_generalise(runs) == ["Adam lr=0.001", "L2O"]
+    runs["Adam lr=0.0001"] = run(5.0, 0.5)  # a better test loss elsewhere: nothing is within 1.1x of it
+    assert fit_and_generalise(runs) == []
+
+
 def test_quick_study_writes_results(run_quick_study):
     tmp_path = run_quick_study("l2o_minibatch")
     assert "train <= Adam 1e-3" in run_quick_study.stdout
@@ -87,6 +112,14 @@ def test_quick_study_writes_results(run_quick_study):
     assert summary["problems"] == 2
     for key in ("train_le_adam_1e3", "train_le_tuned_adam", "test_within_1.1x_tuned_adam"):
         assert 0.0 <= summary[key] <= 1.0
+    # Every method is held to the same criteria; each reference meets its own by definition.
+    methods = summary["methods"]
+    assert set(methods) == {"L2O (default)", "L2O (total_steps)", "Adam (tuned)", "AdamW-cos (tuned)", "Adam 1e-3"}
+    assert all(methods["L2O (default)"][k] == summary[k] for k in methods["Adam 1e-3"])
+    assert methods["Adam (tuned)"]["train_le_tuned_adam"] == methods["Adam (tuned)"]["train_le_adam_1e3"] == 1.0
+    assert methods["Adam (tuned)"]["test_within_1.1x_train_tuned_adam"] == 1.0
+    assert methods["Adam 1e-3"]["train_le_adam_1e3"] == 1.0
+    assert 0 <= summary["any_run_fits_like_adam_1e3_and_tests_within_1.1x"] <= summary["problems"]
     assert summary["step_cost"]["10k"]["n_params"] < 20_000 < 1_000_000 <= summary["step_cost"]["1M"]["n_params"]
     assert summary["step_cost"]["CNN"]["n_tensors"] >= 50  # many small tensors, where per-tensor work weighs most
     assert all(v["ratio"] > 0 and v["cooling_ratio"] > 0 for v in summary["step_cost"].values())
