@@ -110,6 +110,8 @@ class HyperController(UpdateRule):
 
     name: ClassVar[str] = "hyper_controller"
     in_place: ClassVar[bool] = True
+    # The bound scales the momentum the controller sets; m and v mean what they meant under another bound.
+    resumable_settings: ClassVar[dict[str, Any]] = {"max_momentum": MAX_MOMENTUM}
     n_features = 7 + len(TIMESCALES)
 
     def __init__(

@@ -70,6 +70,10 @@ class UpdateRule(nn.Module):
     #: Whether :meth:`foreach_step_` is implemented: updates in place whose size is bounded for finite
     #: inputs, so an optimizer may write them without checking the results first.
     in_place: ClassVar[bool] = False
+    #: Settings (config key -> its value where a config leaves it out) under which the rule's state means
+    #: the same whatever their value: an optimizer state saved under another value may go on under this
+    #: rule's (a bound on an output, say), where any other difference of settings refuses it.
+    resumable_settings: ClassVar[dict[str, Any]] = {}
     task_type = None  # learned optimizers are not tied to classification or regression
 
     def __init__(self, *, seed: int = 0) -> None:

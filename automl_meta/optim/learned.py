@@ -18,7 +18,6 @@ from ..artifacts import MetaArtifact, load
 from ..artifacts.tensorfile import tensors_sha256
 from ..engine.cooldown import COOLDOWN, cooldown_scale
 from ..learners import UpdateRule
-from ..learners.hyper_controller import MAX_MOMENTUM
 from ._finite import Work, all_within, checked_grads, first_nonfinite, own_dtype
 from ._step_counts import count_steps, host_step
 
@@ -164,17 +163,20 @@ class LearnedOptimizer(torch.optim.Optimizer):
     def _rule_record(self) -> dict[str, Any]:
         return {"config": self.rule.get_config(), "sha256": tensors_sha256(self.rule.state_dict())}
 
-    @staticmethod
-    def _check_same_rule(record: dict[str, Any], mine: dict[str, Any]) -> None:
+    def _check_same_rule(self, record: dict[str, Any], mine: dict[str, Any]) -> None:
         """Refuse a state saved with another rule (``record``) than this optimizer's (``mine``: other weights
-        or settings), but for the same weights under another momentum bound, which only warns."""
+        or settings), but for the same weights under other values of the rule's ``resumable_settings``,
+        which only warns."""
         theirs = dict(record.get("config") or {})
         differ = sorted(k for k in mine["config"].keys() | theirs.keys() if mine["config"].get(k) != theirs.get(k))
-        if record.get("sha256") == mine["sha256"] and differ == ["max_momentum"]:
+        resumable = type(self.rule).resumable_settings
+        if record.get("sha256") == mine["sha256"] and differ and set(differ) <= resumable.keys():
+            changes = ", ".join(
+                f"{k}={theirs.get(k, resumable[k])}, here {mine['config'].get(k, resumable[k])}" for k in differ
+            )
             warnings.warn(
-                f"This optimizer state was saved with the same learned rule under a momentum bound of "
-                f"{theirs.get('max_momentum', MAX_MOMENTUM)}; it goes on with this optimizer's "
-                f"{mine['config'].get('max_momentum', MAX_MOMENTUM)}.",
+                f"This optimizer state was saved with the same learned rule under other settings ({changes}); "
+                f"it goes on with this optimizer's.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -315,8 +317,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
 
         Refused, with what differs, when it was saved by another optimizer (``torch.optim.Adam``, or
         another learned rule) or for parameters of other counts or shapes. A state saved with the same
-        rule's weights under another momentum bound (``default-l2o`` before it shipped with one) loads,
-        with a warning: the run goes on with this optimizer's bound.
+        rule's weights under other values of its ``resumable_settings`` (such as the momentum bound of
+        ``HyperController``: ``default-l2o`` before it shipped with one) loads, with a warning: the run goes
+        on with this optimizer's.
         """
         state_dict = dict(state_dict)
         record = state_dict.pop("update_rule", None)

@@ -77,6 +77,11 @@ def test_state_of_another_rule_is_refused():
     same_weights = HyperController(seed=0, interval=3)
     with pytest.raises(ValueError, match="other settings: interval"):
         LearnedOptimizer(model.parameters(), artifact=same_weights).load_state_dict(opt.state_dict())
+    # A resumable setting (the momentum bound) does not excuse another difference beside it.
+    both = HyperController(seed=0, interval=3, max_momentum=0.5)
+    both.load_state_dict(opt.rule.state_dict())  # the same weights (the bound sets the untrained ones)
+    with pytest.raises(ValueError, match="other settings: interval, max_momentum"):
+        LearnedOptimizer(model.parameters(), artifact=both).load_state_dict(opt.state_dict())
 
 
 def test_state_saved_with_default_l2o_before_its_momentum_bound_loads_with_a_warning():
@@ -90,7 +95,7 @@ def test_state_saved_with_default_l2o_before_its_momentum_bound_loads_with_a_war
     saved = before.state_dict()
     assert "max_momentum" not in saved["update_rule"]["config"]  # the record an earlier version wrote
     resumed = LearnedOptimizer(model.parameters())
-    with pytest.warns(UserWarning, match="momentum bound of 0.99; it goes on with this optimizer's 0.92"):
+    with pytest.warns(UserWarning, match="same learned rule under other settings \\(max_momentum=0.99, here 0.92\\)"):
         resumed.load_state_dict(saved)
     for p in model.parameters():  # the moments carry over
         torch.testing.assert_close(resumed.state[p]["m"], before.state[p]["m"])
