@@ -41,10 +41,12 @@ def shares(rows: list[dict[str, dict]], label: str) -> dict[str, float]:
 
 def fit_and_generalise(runs: dict[str, dict]) -> list[str]:
     """The runs of one problem (label -> run with final ``train`` and ``test`` losses last in their curves)
-    with a training loss at most Adam 1e-3's and a test loss within 1.1x of the best of Adam's rates."""
-    final = {label: (r["train"][-1], r["test"][-1]) for label, r in runs.items()}
+    with a training loss at most Adam 1e-3's and a test loss within 1.1x of the best of Adam's rates;
+    diverged runs neither qualify nor set the reference."""
+    final = {label: (r["train"][-1], r["test"][-1]) for label, r in runs.items() if not r.get("diverged")}
     adam = [test for label, (_, test) in final.items() if label.startswith("Adam lr=") and np.isfinite(test)]
-    fit, best = final["Adam lr=0.001"][0], min(adam, default=math.nan)  # NaN: no run qualifies
+    fit = runs["Adam lr=0.001"]["train"][-1]
+    best = min(adam, default=math.nan)  # NaN: no run qualifies
     return [label for label, (train, test) in final.items() if train <= fit and test <= TEST_SLACK * best]
 
 
@@ -56,7 +58,7 @@ def acceptance(
     run of every method) meets the first and the third criterion together.
 
     Adam at its best training rate is the only Adam that meets the second criterion, so its share of the
-    third bounds how often any Adam rate meets both; the last figure bounds how often any choice among
+    third bounds how often any Adam rate meets both; the last figure is how often the best choice among
     the study's runs, made per problem in hindsight, meets the first and the third.
     """
     return {

@@ -99,6 +99,11 @@ def test_a_run_fits_and_generalises_only_with_both_a_fit_like_adam_1e3_and_a_tes
         "diverged": run(math.nan, math.nan),
     }
     assert fit_and_generalise(runs) == ["L2O"]
+    runs["Adam lr=0.0001"]["diverged"] = True  # its test loss no longer sets the reference (now 2.0)
+    assert fit_and_generalise(runs) == ["Adam lr=0.001", "L2O", "overfits"]
+    runs["L2O"]["diverged"] = True  # nor does a diverged run qualify
+    assert fit_and_generalise(runs) == ["Adam lr=0.001", "overfits"]
+    runs["Adam lr=0.0001"]["diverged"] = runs["L2O"]["diverged"] = False
     runs["Adam lr=0.001"] = run(1.0, 1.1)  # within 1.1x of the best: it qualifies itself
     assert fit_and_generalise(runs) == ["Adam lr=0.001", "L2O"]
     runs["Adam lr=0.0001"] = run(5.0, 0.5)  # a better test loss elsewhere: nothing is within 1.1x of it
