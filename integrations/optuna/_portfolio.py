@@ -29,6 +29,10 @@ _REGRET_SPREAD = 0.03  # how far a new task's normalised regret may stray from a
 # Share of the portfolio's weight spread evenly over all past tasks of the pool, not only the nearest: a hedge
 # for a new task unlike its nearest neighbours in the way its best configurations lie.
 _HEDGE = 0.5
+# How fast a neighbour that orders the study's results the wrong way loses weight: after m results, by
+# exp(-_AGREEMENT * m * share of discordant pairs). Gentle, as one pair of a noisy objective's results may
+# be ordered by its noise.
+_AGREEMENT = 1.0
 
 _Pool = tuple[list[dict[str, Any]], np.ndarray, np.ndarray]  # candidates, their unit vectors, their regret table
 _TrialKey = tuple[str, int]  # (study name, trial number)
@@ -107,8 +111,8 @@ def _on_shared_storage(study: Study) -> bool:
 def _reweighted(
     encoding: _Encoding, models: list[_SourceModel], prior: np.ndarray, own_u: list[np.ndarray], own_y: list[float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbours' weights given the study's results (``exp(-4 * m * share of discordant pairs)`` after m
-    results, from the second on), and the best regret those results reached on each neighbour."""
+    """Neighbours' weights given the study's results (``exp(-_AGREEMENT * m * share of discordant pairs)``
+    after m results, from the second on), and the best regret those results reached on each neighbour."""
     weights, reached = prior, np.full(len(models), np.inf)
     if own_u:
         rows = _regret_table(encoding, models, np.stack(own_u))
@@ -117,7 +121,7 @@ def _reweighted(
             y = np.array(own_y)
             pairs = max(int((y[:, None] < y[None, :]).sum()), 1)
             wrong = discordance(rows, y).sum((0, 1)) / pairs
-            weights = (prior + 1e-4) * np.exp(-4.0 * len(y) * wrong)
+            weights = (prior + 1e-4) * np.exp(-_AGREEMENT * len(y) * wrong)
             weights /= weights.sum()
     return weights, reached
 

@@ -38,7 +38,7 @@ _logger = logging.getLogger("automl_meta.integrations.optuna")
 # ``_transfer``) would propose other configurations for the same knowledge, store, task and seed:
 # studies/warmstart_real.py keys its kept cases by it (and by the knowledge file), and runs again only the
 # cases of another version.
-_SAMPLER_VERSION = "0abad761ba4ea29f"
+_SAMPLER_VERSION = "a598b76e86db5777"
 
 _Slot = tuple[str, int]  # a search space of the knowledge: (Pipeline prefix it was loaded for, its index)
 
