@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 SAMPLERS = ("MetaLearnedSampler", "TPESampler", "RandomSampler", "WS-CMA-ES")
-TRIALS = {"MetaLearnedSampler": 10, "TPESampler": 50, "RandomSampler": 20, "WS-CMA-ES": 10}
+TRIALS = {"MetaLearnedSampler": 50, "TPESampler": 50, "RandomSampler": 20, "WS-CMA-ES": 10}
 QUICK_TRIALS = {"MetaLearnedSampler": 10, "TPESampler": 20, "RandomSampler": 10, "WS-CMA-ES": 10}
 N_SOURCE_TASKS = 5
 MAX_ROWS = 1000

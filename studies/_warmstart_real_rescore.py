@@ -24,7 +24,7 @@ import _warmstart_real_cases as cases
 import numpy as np
 
 RESCORE_SEEDS = (1, 2)  # fold shuffles and estimator seeds other than the search's (0 and the configuration's)
-BUDGETS = {"MetaLearnedSampler": (5, 10), "TPESampler": (10, 50), "RandomSampler": (20,), "WS-CMA-ES": (10,)}
+BUDGETS = {"MetaLearnedSampler": (5, 10, 50), "TPESampler": (10, 50), "RandomSampler": (20,), "WS-CMA-ES": (10,)}
 
 
 def chosen(case: dict[str, Any], budget: int) -> dict[str, Any] | None:
@@ -122,15 +122,22 @@ def rescored_curves(curves: list[dict[str, Any]], done: list[dict[str, Any]]) ->
     return out
 
 
+def rescored_criteria(criteria: tuple) -> tuple:
+    """Those of ``criteria`` (``warmstart_real.CRITERIA``'s form) whose two budgets are both re-scored."""
+    return tuple(c for c in criteria if c[1] in BUDGETS[c[0]] and c[3] in BUDGETS[c[2]])
+
+
 def report(
     curves: list[dict[str, Any]],
     done: list[dict[str, Any]],
     spaces: list[str],
     trials: dict[str, int],
     comparisons: Any,
+    longer: tuple = (),
 ) -> dict:
     """Print the mean re-scored regret per sampler and budget and the criteria on it (``comparisons`` is
-    ``warmstart_real.comparisons``); empty while re-scoring is unfinished."""
+    ``warmstart_real.comparisons``), and those of ``longer`` whose budgets are re-scored; empty while
+    re-scoring is unfinished."""
     from _report import print_table
 
     rescored = rescored_curves(curves, done)
@@ -147,4 +154,11 @@ def report(
         ["criterion (re-scored)", "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"],
         [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in tests],
     )
-    return {"mean_regret": means, "comparisons": tests, "seeds": list(RESCORE_SEEDS)}
+    kept = rescored_criteria(longer)
+    more = comparisons(rescored, spaces, trials, kept) if kept else []
+    if more:
+        print_table(
+            ["longer studies (re-scored)", "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"],
+            [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in more],
+        )
+    return {"mean_regret": means, "comparisons": tests, "longer": more, "seeds": list(RESCORE_SEEDS)}

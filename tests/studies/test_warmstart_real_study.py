@@ -60,6 +60,13 @@ def test_paired_differences_average_the_spaces_per_task_and_give_plain_verdicts(
     worse = [{**c, "regret": c["regret"] + 0.5} if c["sampler"] == "MetaLearnedSampler" else c for c in curves]
     failed = study.comparisons(worse, [], study.cases.TRIALS)[0]
     assert not failed["holds"] and failed["verdict"].startswith("fails")
+    longer = study.comparisons(curves, [], study.cases.TRIALS, study.LONGER)
+    assert [c["criterion"] for c in longer] == [
+        "MetaLearnedSampler@20 <= TPESampler@20",
+        "MetaLearnedSampler@50 <= TPESampler@50",
+    ]
+    # Only Meta@50 is re-scored among the longer budgets, so only its comparison is made again on re-scores.
+    assert study.rescore.rescored_criteria(study.LONGER) == (study.LONGER[1],)
 
 
 def test_only_pairs_that_every_sampler_finished_enter_the_report(study):
