@@ -259,7 +259,7 @@ def knowledge_load_seconds(repeats: int = 3) -> float:
 
 
 def plot(path: Path, curves: list[dict[str, Any]], spaces: list[str]) -> None:
-    """Mean regret curves, one panel per space and one over all of them."""
+    """Mean regret curves on log axes, one panel per space and one over all of them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -275,7 +275,7 @@ def plot(path: Path, curves: list[dict[str, Any]], spaces: list[str]) -> None:
             if sel:
                 mean = np.mean(np.stack(sel), 0)
                 ax.plot(np.arange(1, len(mean) + 1), mean, label=name, lw=2.5 if name == "MetaLearnedSampler" else 1.2)
-        ax.set(xscale="log", xlabel="trials", title=space)
+        ax.set(xscale="log", yscale="log", xlabel="trials", title=space)  # log: the late gaps are small
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
