@@ -17,12 +17,15 @@ regret after t trials is (best loss of the first t - T's best) / (T's worst - T'
 at its row cap): the landscape between T's configurations is then the real one, plateaus and narrow
 valleys included, at the cost of real fits (``--jobs``; cases are kept in ``<out>/runs/sampler_loo``, per
 variant, knowledge file and sampler version, and a killed run resumes). A trial that beats T's best has
-regret 0; a failed fit counts as T's worst.
+regret 0; a failed fit counts as T's worst. ``--meta-trials N`` runs the sampler's studies longer than 10
+trials (kept apart from the default's cases), to try changes that act late in a study; past the 24 to 32
+configurations T ran, more cases reach regret 0, so what remains is the tasks a search does not solve.
 
     python studies/sampler_loo.py                      # 8 tasks per block, all samplers: about 10 CPU minutes
     python studies/sampler_loo.py --samplers MetaLearnedSampler --variant '{"n_portfolio": 3}'
     python studies/sampler_loo.py --quick              # 1 task of 3 blocks (seconds)
     python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2   # about 4 minutes
+    python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2 --meta-trials 50
 
 Writes ``sampler_loo.csv`` (mean regret per sampler, block and budget), ``sampler_loo.json`` (the
 means over blocks and the run's settings) and ``sampler_loo.png`` (regret curves).
@@ -78,16 +81,17 @@ def _real_tasks(max_rows: int) -> dict[str, Any]:
 
 
 def run_case(
-    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None
+    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None, trials: int = 0
 ) -> np.ndarray:
     """The regret curve of one sampler on held-out task ``t`` of ``block`` (on T's real data when ``real``)."""
-    return regret(block, t, trial_losses(kb, block, t, name, seed, variant, real))
+    return regret(block, t, trial_losses(kb, block, t, name, seed, variant, real, trials))
 
 
 def trial_losses(
-    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None
+    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None, trials: int = 0
 ) -> list[float]:
-    """The loss of each trial of one sampler's study on held-out task ``t`` (a failed fit counts as T's worst)."""
+    """The loss of each trial of one sampler's study on held-out task ``t`` (a failed fit counts as T's worst);
+    ``trials`` of them (0: the sampler's ``TRIALS``)."""
     import optuna
 
     from automl_meta.knowledge._objective import cross_validated_loss
@@ -99,7 +103,7 @@ def trial_losses(
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # an empty store
         sampler = make_sampler(name, kb, t, seed, f"sqlite:///{tmp}/experience.db", variant)
         study = optuna.create_study(sampler=sampler)
-        for _ in range(TRIALS[name]):
+        for _ in range(trials or TRIALS[name]):
             trial = study.ask()
             config = {n[len(PREFIX) :]: v for n, v in space.suggest(trial, PREFIX).items()}
             if real is None:
@@ -175,29 +179,35 @@ def _real_job(c: tuple[int, str, int]) -> None:
     threadpool_limits(1)
     kb, block = _REAL["kb"], _REAL["blocks"][c[0]]
     real = _REAL["tasks"][kb.tasks[c[2]]["name"]]
-    values = trial_losses(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real)
+    trials = _REAL["meta_trials"] if c[1] == "MetaLearnedSampler" else 0
+    values = trial_losses(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real, trials)
     # the raw losses too: runs against another knowledge file (other stored losses of T) stay comparable
     keep(_case_path(c), {"regret": regret(block, c[2], values).tolist(), "losses": values})
 
 
-def _cases_key(kb: Any, variant: dict[str, Any]) -> str:
-    """The folder of kept cases: one per variant, knowledge file and sampler version (any other is a new run)."""
+def _cases_key(kb: Any, variant: dict[str, Any], meta_trials: int = TRIALS["MetaLearnedSampler"]) -> str:
+    """The folder of kept cases: one per variant, knowledge file, sampler version and, when not the default,
+    MetaLearnedSampler's number of trials (any other is a new run)."""
     from automl_meta.integrations.optuna._sampler import _SAMPLER_VERSION
 
     key = {"variant": variant, "knowledge": kb.manifest["sha256"], "sampler": _SAMPLER_VERSION}
+    if meta_trials != TRIALS["MetaLearnedSampler"]:  # the default's folders keep their names
+        key["meta_trials"] = meta_trials
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant: dict[str, Any]) -> dict:
     """Mean regret curve per (sampler, space, task type); real-objective cases are kept as they finish."""
     cases = [(b, name, t) for b, block in enumerate(blocks) for name in names for t in held_out_tasks(block, n)]
+    meta = args.meta_trials
     if args.objective == "lookup":
-        runs = {c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant) for c in cases}
+        trials = {name: meta if name == "MetaLearnedSampler" else 0 for name in names}
+        runs = {c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant, None, trials[c[1]]) for c in cases}
     else:
-        cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh) / _cases_key(kb, variant)
+        cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh) / _cases_key(kb, variant, meta)
         cache.mkdir(exist_ok=True)
         tasks = _real_tasks(kb.manifest["settings"]["max_rows"])
-        _REAL.update(kb=kb, blocks=blocks, tasks=tasks, cache=cache, seed=args.seed, variant=variant)
+        _REAL.update(kb=kb, blocks=blocks, tasks=tasks, cache=cache, seed=args.seed, variant=variant, meta_trials=meta)
         run_each(_real_job, [c for c in cases if not _case_path(c).exists()], args.jobs)
         runs = {c: np.array(json.loads(_case_path(c).read_text())["regret"]) for c in cases}
     curves = {}
@@ -216,6 +226,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--tasks-per-block", type=int, default=8, help="held-out tasks per block (default 8)")
     p.add_argument("--samplers", default=",".join(TRIALS), help=f"comma-separated, of {', '.join(TRIALS)}")
     p.add_argument("--variant", default="{}", help="JSON of MetaLearnedSampler arguments to try")
+    p.add_argument(
+        "--meta-trials",
+        type=int,
+        default=TRIALS["MetaLearnedSampler"],
+        help=f"MetaLearnedSampler's trials per case (default {TRIALS['MetaLearnedSampler']}; more for longer studies)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", choices=("lookup", "real"), default="lookup", help="see above (default lookup)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for --objective real (default 1)")
@@ -224,6 +240,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = args.samplers.split(",")
     if unknown := set(names) - set(TRIALS):
         p.error(f"unknown samplers {sorted(unknown)}; choose from {', '.join(TRIALS)}")
+    if args.meta_trials < 1:
+        p.error(f"--meta-trials must be at least 1, got {args.meta_trials}")
     variant = json.loads(args.variant)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("automl_meta").setLevel(logging.ERROR)
@@ -236,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = {
         "tasks_per_block": n,
         "variant": variant,
+        "meta_trials": args.meta_trials,
         "seed": args.seed,
         "objective": args.objective,
         "knowledge": kb.manifest["sha256"],

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from .conftest import study_module
@@ -73,3 +74,18 @@ def test_kept_real_objective_cases_are_not_reused_for_another_variant_or_knowled
     assert study._cases_key(kb, {"n_portfolio": 3}) == study._cases_key(kb, {"n_portfolio": 3})
     assert study._cases_key(kb, {"n_portfolio": 3}) != study._cases_key(kb, {"n_portfolio": 5})
     assert study._cases_key(kb, {}) != study._cases_key(other_kb, {})
+    # Longer studies are kept apart; the default's folders keep their names.
+    assert study._cases_key(kb, {}, 10) == study._cases_key(kb, {}) != study._cases_key(kb, {}, 50)
+
+
+def test_meta_trials_sets_the_length_of_the_sampler_s_studies_only(tmp_path):
+    study = study_module("sampler_loo")
+    summary = study.main(
+        ["--quick", "--out", str(tmp_path), "--samplers", "MetaLearnedSampler,RandomSampler", "--meta-trials", "20"]
+    )
+    assert set(summary["mean_regret"]["MetaLearnedSampler"]) == {"1", "5", "10", "20"}
+    assert set(summary["mean_regret"]["RandomSampler"]) == {"1", "5", "10", "20"}
+    assert json.loads((tmp_path / "sampler_loo.json").read_text())["settings"]["meta_trials"] == 20
+    assert study.TRIALS["MetaLearnedSampler"] == 10  # the module's default is left as it was
+    with pytest.raises(SystemExit):
+        study.main(["--quick", "--out", str(tmp_path), "--meta-trials", "0"])
