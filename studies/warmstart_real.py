@@ -318,15 +318,15 @@ def report(
         [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in tests],
     )
     print()
-    runs = tuple(c for c in LONGER if c[1] <= trials[c[0]] and c[3] <= trials[c[2]])  # none in a quick run
-    longer = comparisons(curves, spaces, trials, runs)
+    ran = tuple(c for c in LONGER if c[1] <= trials[c[0]] and c[3] <= trials[c[2]])  # none in a quick run
+    longer = comparisons(curves, spaces, trials, ran)
     if longer:
         print_table(
             ["longer studies", "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"],
             [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in longer],
         )
         print()
-    again = rescore.report(curves, list(rescored), spaces, trials, comparisons, runs)
+    again = rescore.report(curves, list(rescored), spaces, trials, comparisons, ran)
     timing = timings(curves, spaces, seeds, quick)
     plot(out / "warmstart_real.png", curves, spaces)
     kb = cases.knowledge()
