@@ -38,6 +38,13 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return text
 
 
+def print_comparisons(heading: str, tests: Sequence[dict[str, Any]]) -> str:
+    """Print paired comparisons (records with criterion, space, tasks, mean_difference, ci95 and verdict), one
+    row each under ``heading``, and return the table."""
+    rows = [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in tests]
+    return print_table([heading, "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"], rows)
+
+
 def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)

@@ -138,7 +138,7 @@ def report(
     """Print the mean re-scored regret per sampler and budget and the criteria on it (``comparisons`` is
     ``warmstart_real.comparisons``), and those of ``longer`` whose budgets are re-scored; empty while
     re-scoring is unfinished."""
-    from _report import print_table
+    from _report import print_comparisons, print_table
 
     rescored = rescored_curves(curves, done)
     if not rescored:
@@ -150,15 +150,9 @@ def report(
     print("\nRe-scored on other folds and seeds (the chosen configuration's regret without the search's luck):")
     print_table(["sampler@budget", "mean re-scored regret"], [[k, round(v, 5)] for k, v in means.items()])
     tests = comparisons(rescored, spaces, trials)
-    print_table(
-        ["criterion (re-scored)", "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"],
-        [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in tests],
-    )
+    print_comparisons("criterion (re-scored)", tests)
     kept = rescored_criteria(longer)
     more = comparisons(rescored, spaces, trials, kept) if kept else []
     if more:
-        print_table(
-            ["longer studies (re-scored)", "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"],
-            [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in more],
-        )
+        print_comparisons("longer studies (re-scored)", more)
     return {"mean_regret": means, "comparisons": tests, "longer": more, "seeds": list(RESCORE_SEEDS)}

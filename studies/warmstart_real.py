@@ -59,7 +59,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import _warmstart_real_cases as cases
 import _warmstart_real_rescore as rescore
-from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json
+from _report import mean_ci95, output_dir, parser, print_comparisons, print_table, save_figure, write_csv, write_json
 
 # Measured on 6 tasks (size quantiles of each type, all spaces): 163 CPU s per classification task and 241 per
 # regression task and seed, so one seed of the 66 tasks is about 3.7 CPU hours (1.8 h with --jobs 2); two would
@@ -313,18 +313,12 @@ def report(
     )
     tests = comparisons(curves, spaces, trials)
     print()
-    print_table(
-        ["criterion", "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"],
-        [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in tests],
-    )
+    print_comparisons("criterion", tests)
     print()
     ran = tuple(c for c in LONGER if c[1] <= trials[c[0]] and c[3] <= trials[c[2]])  # none in a quick run
     longer = comparisons(curves, spaces, trials, ran)
     if longer:
-        print_table(
-            ["longer studies", "space", "tasks", "mean diff", "ci95 low", "ci95 high", "verdict"],
-            [[t["criterion"], t["space"], t["tasks"], t["mean_difference"], *t["ci95"], t["verdict"]] for t in longer],
-        )
+        print_comparisons("longer studies", longer)
         print()
     again = rescore.report(curves, list(rescored), spaces, trials, comparisons, ran)
     timing = timings(curves, spaces, seeds, quick)
