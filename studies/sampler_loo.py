@@ -179,10 +179,16 @@ def _real_job(c: tuple[int, str, int]) -> None:
     threadpool_limits(1)
     kb, block = _REAL["kb"], _REAL["blocks"][c[0]]
     real = _REAL["tasks"][kb.tasks[c[2]]["name"]]
-    trials = _REAL["meta_trials"] if c[1] == "MetaLearnedSampler" else 0
-    values = trial_losses(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real, trials)
+    values = trial_losses(
+        kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real, _length(c[1], _REAL["meta_trials"])
+    )
     # the raw losses too: runs against another knowledge file (other stored losses of T) stay comparable
     keep(_case_path(c), {"regret": regret(block, c[2], values).tolist(), "losses": values})
+
+
+def _length(name: str, meta_trials: int) -> int:
+    """Trials of one sampler's studies: ``meta_trials`` (``--meta-trials``) for MetaLearnedSampler, else ``TRIALS``."""
+    return meta_trials if name == "MetaLearnedSampler" else TRIALS[name]
 
 
 def _cases_key(kb: Any, variant: dict[str, Any], meta_trials: int = TRIALS["MetaLearnedSampler"]) -> str:
@@ -201,8 +207,7 @@ def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant:
     cases = [(b, name, t) for b, block in enumerate(blocks) for name in names for t in held_out_tasks(block, n)]
     meta = args.meta_trials
     if args.objective == "lookup":
-        trials = {name: meta if name == "MetaLearnedSampler" else 0 for name in names}
-        runs = {c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant, None, trials[c[1]]) for c in cases}
+        runs = {c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant, None, _length(c[1], meta)) for c in cases}
     else:
         cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh) / _cases_key(kb, variant, meta)
         cache.mkdir(exist_ok=True)
