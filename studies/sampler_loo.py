@@ -20,12 +20,16 @@ variant, knowledge file and sampler version, and a killed run resumes). A trial 
 regret 0; a failed fit counts as T's worst. ``--meta-trials N`` runs the sampler's studies longer than 10
 trials (kept apart from the default's cases), to try changes that act late in a study; past the 24 to 32
 configurations T ran, more cases reach regret 0, so what remains is the tasks a search does not solve.
+``--knowledge-share S`` lets the sampler read only a share S of the other tasks (a fixed subset, by a hash
+of each task's name; a smaller share's subset lies inside a larger one's), to measure how much the
+knowledge's size matters. The cross round's configurations, chosen from every task's bests, stay.
 
     python studies/sampler_loo.py                      # 8 tasks per block, all samplers: about 10 CPU minutes
     python studies/sampler_loo.py --samplers MetaLearnedSampler --variant '{"n_portfolio": 3}'
     python studies/sampler_loo.py --quick              # 1 task of 3 blocks (seconds)
     python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2   # about 4 minutes
     python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2 --meta-trials 50
+    python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2 --knowledge-share 0.5
 
 Writes ``sampler_loo.csv`` (mean regret per sampler, block and budget), ``sampler_loo.json`` (the
 means over blocks and the run's settings) and ``sampler_loo.png`` (regret curves).
@@ -57,7 +61,18 @@ BUDGETS = (1, 5, 10, 20, 50)
 PREFIX = "est__"  # a Pipeline step, as a user's study has
 
 
-def make_sampler(name: str, kb: Any, t: int, seed: int, store: str, variant: dict[str, Any]) -> Any:
+def left_out(kb: Any, t: int, share: float) -> list[str]:
+    """Names and fingerprints of the tasks the sampler may not read for held-out task ``t``: ``t`` itself
+    and, with ``share`` < 1, every task whose place (0 to 999, a hash of its name) is at least 1000 x ``share``."""
+    out = []
+    for i, task in enumerate(kb.tasks):
+        place = int(hashlib.sha256(f"keep:{task['name']}".encode()).hexdigest(), 16) % 1000  # 0 to 999, by name
+        if i == t or place >= share * 1000:
+            out += [task["name"], task["fingerprint"]]
+    return out
+
+
+def make_sampler(name: str, kb: Any, t: int, seed: int, store: str, variant: dict[str, Any], share: float = 1.0) -> Any:
     import optuna
 
     from automl_meta.integrations.optuna import MetaLearnedSampler
@@ -67,10 +82,8 @@ def make_sampler(name: str, kb: Any, t: int, seed: int, store: str, variant: dic
         return optuna.samplers.TPESampler(seed=seed)
     if name == "RandomSampler":
         return optuna.samplers.RandomSampler(seed=seed)
-    task = kb.tasks[t]
     features = {n: float(v) for n, v in zip(NAMES, kb.metafeatures[t])}
-    exclude = [task["name"], task["fingerprint"]]
-    return MetaLearnedSampler(task=features, store=store, seed=seed, exclude_tasks=exclude, **variant)
+    return MetaLearnedSampler(task=features, store=store, seed=seed, exclude_tasks=left_out(kb, t, share), **variant)
 
 
 def _real_tasks(max_rows: int) -> dict[str, Any]:
@@ -81,17 +94,33 @@ def _real_tasks(max_rows: int) -> dict[str, Any]:
 
 
 def run_case(
-    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None, trials: int = 0
+    kb: Any,
+    block: Any,
+    t: int,
+    name: str,
+    seed: int,
+    variant: dict[str, Any],
+    real: Any = None,
+    trials: int = 0,
+    share: float = 1.0,
 ) -> np.ndarray:
     """The regret curve of one sampler on held-out task ``t`` of ``block`` (on T's real data when ``real``)."""
-    return regret(block, t, trial_losses(kb, block, t, name, seed, variant, real, trials))
+    return regret(block, t, trial_losses(kb, block, t, name, seed, variant, real, trials, share))
 
 
 def trial_losses(
-    kb: Any, block: Any, t: int, name: str, seed: int, variant: dict[str, Any], real: Any = None, trials: int = 0
+    kb: Any,
+    block: Any,
+    t: int,
+    name: str,
+    seed: int,
+    variant: dict[str, Any],
+    real: Any = None,
+    trials: int = 0,
+    share: float = 1.0,
 ) -> list[float]:
     """The loss of each trial of one sampler's study on held-out task ``t`` (a failed fit counts as T's worst);
-    ``trials`` of them (0: the sampler's ``TRIALS``)."""
+    ``trials`` of them (0: the sampler's ``TRIALS``), the sampler reading a ``share`` of the other tasks."""
     import optuna
 
     from automl_meta.knowledge._objective import cross_validated_loss
@@ -101,7 +130,7 @@ def trial_losses(
     U = np.stack([unit(block.distributions, block.config(i)) for i in rows])
     space, values = SPACES[block.space], []
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # an empty store
-        sampler = make_sampler(name, kb, t, seed, f"sqlite:///{tmp}/experience.db", variant)
+        sampler = make_sampler(name, kb, t, seed, f"sqlite:///{tmp}/experience.db", variant, share)
         study = optuna.create_study(sampler=sampler)
         for _ in range(trials or TRIALS[name]):
             trial = study.ask()
@@ -179,9 +208,8 @@ def _real_job(c: tuple[int, str, int]) -> None:
     threadpool_limits(1)
     kb, block = _REAL["kb"], _REAL["blocks"][c[0]]
     real = _REAL["tasks"][kb.tasks[c[2]]["name"]]
-    values = trial_losses(
-        kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real, _length(c[1], _REAL["meta_trials"])
-    )
+    length = _length(c[1], _REAL["meta_trials"])
+    values = trial_losses(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real, length, _REAL["share"])
     # the raw losses too: runs against another knowledge file (other stored losses of T) stay comparable
     keep(_case_path(c), {"regret": regret(block, c[2], values).tolist(), "losses": values})
 
@@ -191,28 +219,37 @@ def _length(name: str, meta_trials: int) -> int:
     return meta_trials if name == "MetaLearnedSampler" else TRIALS[name]
 
 
-def _cases_key(kb: Any, variant: dict[str, Any], meta_trials: int = TRIALS["MetaLearnedSampler"]) -> str:
+def _cases_key(
+    kb: Any, variant: dict[str, Any], meta_trials: int = TRIALS["MetaLearnedSampler"], share: float = 1.0
+) -> str:
     """The folder of kept cases: one per variant, knowledge file, sampler version and, when not the default,
-    MetaLearnedSampler's number of trials (any other is a new run)."""
+    MetaLearnedSampler's number of trials and the knowledge's share (any other is a new run)."""
     from automl_meta.integrations.optuna._sampler import _SAMPLER_VERSION
 
-    key = {"variant": variant, "knowledge": kb.manifest["sha256"], "sampler": _SAMPLER_VERSION}
+    key: dict[str, Any] = {"variant": variant, "knowledge": kb.manifest["sha256"], "sampler": _SAMPLER_VERSION}
     if meta_trials != TRIALS["MetaLearnedSampler"]:  # the default's folders keep their names
         key["meta_trials"] = meta_trials
+    if share != 1.0:
+        key["share"] = share
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant: dict[str, Any]) -> dict:
     """Mean regret curve per (sampler, space, task type); real-objective cases are kept as they finish."""
     cases = [(b, name, t) for b, block in enumerate(blocks) for name in names for t in held_out_tasks(block, n)]
-    meta = args.meta_trials
+    meta, share = args.meta_trials, args.knowledge_share
     if args.objective == "lookup":
-        runs = {c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant, None, _length(c[1], meta)) for c in cases}
+        runs = {
+            c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant, None, _length(c[1], meta), share)
+            for c in cases
+        }
     else:
-        cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh) / _cases_key(kb, variant, meta)
+        cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh)
+        cache = cache / _cases_key(kb, variant, meta, share)
         cache.mkdir(exist_ok=True)
         tasks = _real_tasks(kb.manifest["settings"]["max_rows"])
-        _REAL.update(kb=kb, blocks=blocks, tasks=tasks, cache=cache, seed=args.seed, variant=variant, meta_trials=meta)
+        _REAL.update(kb=kb, blocks=blocks, tasks=tasks, cache=cache, seed=args.seed, variant=variant)
+        _REAL.update(meta_trials=meta, share=share)
         run_each(_real_job, [c for c in cases if not _case_path(c).exists()], args.jobs)
         runs = {c: np.array(json.loads(_case_path(c).read_text())["regret"]) for c in cases}
     curves = {}
@@ -237,6 +274,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=TRIALS["MetaLearnedSampler"],
         help=f"MetaLearnedSampler's trials per case (default {TRIALS['MetaLearnedSampler']}; more for longer studies)",
     )
+    p.add_argument(
+        "--knowledge-share",
+        type=float,
+        default=1.0,
+        help="share of the other tasks MetaLearnedSampler may read (a fixed subset by name; default 1: all)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", choices=("lookup", "real"), default="lookup", help="see above (default lookup)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for --objective real (default 1)")
@@ -247,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         p.error(f"unknown samplers {sorted(unknown)}; choose from {', '.join(TRIALS)}")
     if args.meta_trials < 1:
         p.error(f"--meta-trials must be at least 1, got {args.meta_trials}")
+    if not 0.0 < args.knowledge_share <= 1.0:
+        p.error(f"--knowledge-share must be in (0, 1], got {args.knowledge_share}")
     variant = json.loads(args.variant)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("automl_meta").setLevel(logging.ERROR)
@@ -260,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tasks_per_block": n,
         "variant": variant,
         "meta_trials": args.meta_trials,
+        "knowledge_share": args.knowledge_share,
         "seed": args.seed,
         "objective": args.objective,
         "knowledge": kb.manifest["sha256"],

@@ -89,3 +89,33 @@ def test_meta_trials_sets_the_length_of_the_sampler_s_studies_only(tmp_path):
     assert study.TRIALS["MetaLearnedSampler"] == 10  # the module's default is left as it was
     with pytest.raises(SystemExit):
         study.main(["--quick", "--out", str(tmp_path), "--meta-trials", "0"])
+
+
+def test_a_knowledge_share_leaves_out_a_fixed_nested_subset_of_the_other_tasks_and_always_the_held_out_one():
+    from automl_meta import knowledge
+
+    study, kb = study_module("sampler_loo"), knowledge.load()
+    names = {task["name"] for task in kb.tasks}
+    t = 7
+    held_out = {kb.tasks[t]["name"], kb.tasks[t]["fingerprint"]}
+    assert set(study.left_out(kb, t, 1.0)) == held_out
+    half, quarter = (set(study.left_out(kb, t, s)) & names for s in (0.5, 0.25))
+    assert kb.tasks[t]["name"] in half and kb.tasks[t]["name"] in quarter
+    assert half < quarter  # a smaller share reads a subset of what a larger one reads
+    assert 0.35 * len(names) < len(names - half) < 0.65 * len(names)
+    both = {kb.tasks[t]["name"], kb.tasks[t + 1]["name"]}
+    assert half - both == (set(study.left_out(kb, t + 1, 0.5)) & names) - both  # the same subset for every task
+    # Each left-out task goes with its fingerprint, which the sampler also matches.
+    assert len(study.left_out(kb, t, 0.5)) == 2 * len(half)
+
+
+def test_the_knowledge_share_keeps_its_own_cases_and_is_recorded(tmp_path):
+    study = study_module("sampler_loo")
+    kb = type("KB", (), {"manifest": {"sha256": "a"}})()
+    assert study._cases_key(kb, {}, 10, 1.0) == study._cases_key(kb, {})  # the default's folders keep their names
+    assert study._cases_key(kb, {}, 10, 0.5) != study._cases_key(kb, {})
+    study.main(["--quick", "--out", str(tmp_path), "--samplers", "MetaLearnedSampler", "--knowledge-share", "0.5"])
+    assert json.loads((tmp_path / "sampler_loo.json").read_text())["settings"]["knowledge_share"] == 0.5
+    for bad in ("0", "1.5"):
+        with pytest.raises(SystemExit):
+            study.main(["--quick", "--out", str(tmp_path), "--knowledge-share", bad])
