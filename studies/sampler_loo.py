@@ -93,21 +93,6 @@ def _real_tasks(max_rows: int) -> dict[str, Any]:
     return {t.name: t for t in load_corpus("meta-train", max_rows=max_rows)}
 
 
-def run_case(
-    kb: Any,
-    block: Any,
-    t: int,
-    name: str,
-    seed: int,
-    variant: dict[str, Any],
-    real: Any = None,
-    trials: int = 0,
-    share: float = 1.0,
-) -> np.ndarray:
-    """The regret curve of one sampler on held-out task ``t`` of ``block`` (on T's real data when ``real``)."""
-    return regret(block, t, trial_losses(kb, block, t, name, seed, variant, real, trials, share))
-
-
 def trial_losses(
     kb: Any,
     block: Any,
@@ -239,10 +224,10 @@ def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant:
     cases = [(b, name, t) for b, block in enumerate(blocks) for name in names for t in held_out_tasks(block, n)]
     meta, share = args.meta_trials, args.knowledge_share
     if args.objective == "lookup":
-        runs = {
-            c: run_case(kb, blocks[c[0]], c[2], c[1], args.seed, variant, None, _length(c[1], meta), share)
-            for c in cases
-        }
+        runs = {}
+        for b, name, t in cases:
+            losses = trial_losses(kb, blocks[b], t, name, args.seed, variant, None, _length(name, meta), share)
+            runs[b, name, t] = regret(blocks[b], t, losses)
     else:
         cache = job_cache(output_dir(args.out, args.quick), "sampler_loo", args.fresh)
         cache = cache / _cases_key(kb, variant, meta, share)

@@ -30,7 +30,7 @@ def test_the_lookup_objective_scores_each_trial_with_a_loss_the_held_out_task_me
     block = kb.blocks[0]
     t = study.held_out_tasks(block, 1)[0]
     losses = block.runs()[t][1]
-    curve = study.run_case(kb, block, t, "RandomSampler", 0, {})
+    curve = study.regret(block, t, study.trial_losses(kb, block, t, "RandomSampler", 0, {}))
     assert len(curve) == study.TRIALS["RandomSampler"]
     assert np.all(np.diff(curve) <= 0) and 0.0 <= curve[-1] <= curve[0] <= 1.0
     # Each best-so-far regret is that of a configuration the task ran.
@@ -58,13 +58,15 @@ def test_the_real_objective_fits_each_trials_configuration_on_the_held_out_task_
     block = next(b for b in kb.blocks if b.space == "ridge" and b.task_type == "regression")
     t = study.held_out_tasks(block, 1)[0]
     real = study._real_tasks(kb.manifest["settings"]["max_rows"])[kb.tasks[t]["name"]]
-    curve = study.run_case(kb, block, t, "RandomSampler", 0, {}, real)
+    curve = study.regret(block, t, study.trial_losses(kb, block, t, "RandomSampler", 0, {}, real))
     assert np.all(np.diff(curve) <= 0) and 0.0 <= curve[-1] <= curve[0] <= 1.0
     # Fitted, not looked up: some best-so-far losses are not among those the task ran.
     losses = block.runs()[t][1]
     regrets = (losses - losses.min()) / (losses.max() - losses.min())
     assert not all(np.isclose(regrets, r).any() for r in curve)
-    np.testing.assert_array_equal(curve, study.run_case(kb, block, t, "RandomSampler", 0, {}, real))
+    np.testing.assert_array_equal(
+        curve, study.regret(block, t, study.trial_losses(kb, block, t, "RandomSampler", 0, {}, real))
+    )
 
 
 def test_kept_real_objective_cases_are_not_reused_for_another_variant_or_knowledge_file():
