@@ -24,8 +24,8 @@ tensors against ``torch.optim.Adam(foreach=True)``, in alternating blocks of who
 (``_step_timing.step_cost``).
 
 Finished (problem, seed) pairs are kept under ``<out>/runs/l2o_minibatch/`` so a killed run resumes
-(``--fresh`` starts over); ``--jobs 2`` trains two at a time. ``--quick``: two problems, 60 steps, 3 rates,
-2 seeds.
+(``--fresh`` starts over); ``--jobs 2`` trains two at a time. ``--quick``: two problems, 60 steps (10
+evaluations), 3 rates, 2 seeds.
 ``--rule PATH --out DIR`` measures another learned optimizer (an artifact) in place of ``default-l2o``;
 ``--baselines`` takes the Adam and AdamW runs (not the learned rule's) from an earlier run's cache (same
 problems and steps) instead of training them again.
@@ -64,6 +64,7 @@ import automl_meta as am
 LRS = np.logspace(-4, -1, 7)  # 1e-4 ... 1e-1, half a decade apart (includes 1e-3)
 QUICK_LRS = np.array([1e-3, 1e-2, 1e-1])
 N_EVALS = 50  # evaluations of both splits per run (and one before the first step)
+QUICK_EVALS = 10  # --quick: a 60-step run evaluated at every step would spend most of its time evaluating
 DEFAULT = "L2O (default)"
 TOLD = "L2O (total_steps)"  # the same rule told the run's length: it cools down over the last 20%
 LEARNED = (DEFAULT, TOLD)
@@ -98,13 +99,15 @@ def _evaluate(problem: Problem, model: nn.Module) -> tuple[float, float]:
     return train, test
 
 
-def train_run(problem: Problem, make: Callable[[Any], tuple[Any, Any]], steps: int, seed: int = 0) -> dict:
-    """Mini-batch training; both splits' losses at ``N_EVALS`` evenly spaced steps, and the time per step."""
+def train_run(
+    problem: Problem, make: Callable[[Any], tuple[Any, Any]], steps: int, seed: int = 0, evals: int = N_EVALS
+) -> dict:
+    """Mini-batch training; both splits' losses at ``evals`` evenly spaced steps, and the time per step."""
     model = problem.build(seed)
     opt, schedule = make(model.parameters())
     gen = torch.Generator().manual_seed(seed)  # every method sees the same batches
     n, batch = len(problem.Xtr), problem.spec.batch
-    every = max(steps // N_EVALS, 1)
+    every = max(steps // evals, 1)
     at, train, test = [0], *([v] for v in _evaluate(problem, model))
     order, pos, seconds, diverged = torch.randperm(n, generator=gen), 0, 0.0, False
     for step in range(1, steps + 1):
@@ -224,29 +227,32 @@ def _file(name: str, seed: int) -> str:
     return name.replace("/", "_") + f"_seed{seed}.json"
 
 
-def _reusable(baselines: Path | None, name: str, seed: int, steps: int, labels: Collection[str]) -> dict[str, dict]:
+def _reusable(
+    baselines: Path | None, name: str, seed: int, steps: tuple[int, int], labels: Collection[str]
+) -> dict[str, dict]:
     """The baseline runs (every method but the learned optimizer) of ``name`` and ``seed`` kept in another
-    run's cache."""
+    run's cache, if it ran the same ``(steps, evaluations)``."""
     path = None if baselines is None else baselines / _file(name, seed)
     if path is None or not path.exists():
         return {}
     entry = json.loads(path.read_text())
-    if entry["steps"] != steps:
+    if (entry["steps"], entry.get("evals", N_EVALS)) != steps:
         return {}
     return {k: v for k, v in entry["runs"].items() if k not in LEARNED and k in labels}
 
 
-def run_problem(job: tuple[str, int, int, np.ndarray, Path, str, Path | None]) -> None:
+def run_problem(job: tuple[str, int, tuple[int, int], np.ndarray, Path, str, Path | None]) -> None:
     """Train one problem from one seed with every method (but baselines kept elsewhere) and keep its results
     in the cache."""
-    name, seed, steps, lrs, cache, rule, baselines = job
+    name, seed, (steps, evals), lrs, cache, rule, baselines = job
     torch.set_num_threads(1)
     problem = make_problem(name)
     t = time.perf_counter()
     methods = optimizers(lrs, steps, rule)
-    reused = _reusable(baselines, name, seed, steps, methods)
-    runs = {label: reused.get(label) or train_run(problem, make, steps, seed) for label, make in methods.items()}
-    entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "seed": seed, "runs": runs}
+    reused = _reusable(baselines, name, seed, (steps, evals), methods)
+    runs = {label: reused.get(label) or train_run(problem, make, steps, seed, evals) for label, make in methods.items()}
+    entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "evals": evals}
+    entry |= {"seed": seed, "runs": runs}
     keep(cache / _file(name, seed), entry)
     print(f"{problem.name}, seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
 
@@ -351,7 +357,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = {n: 60 if args.quick else problems[n].steps for n in names}
     todo = [(n, s) for n in names for s in seeds if not (cache / _file(n, s)).exists()]
     todo.sort(key=lambda job: -steps[job[0]] * problems[job[0]].batch)  # the longest first: balanced
-    jobs = [(n, s, steps[n], lrs, cache, args.rule, args.baselines) for n, s in todo]
+    evals = QUICK_EVALS if args.quick else N_EVALS
+    jobs = [(n, s, (steps[n], evals), lrs, cache, args.rule, args.baselines) for n, s in todo]
     run_each(run_problem, jobs, args.jobs)
     results = []
     for n in names:

@@ -25,19 +25,24 @@ def study_module(name: str) -> ModuleType:
     return module
 
 
+def quick_study(out: Path, name: str, *args: str, timeout: int = 600) -> str:
+    """Runs ``studies/name.py --quick --out out *args`` in a subprocess, as a user would; returns its output."""
+    done = subprocess.run(
+        [sys.executable, str(STUDIES / f"{name}.py"), "--quick", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.fixture
 def run_quick_study(tmp_path):
     """``run_quick_study("name", *args)`` runs ``studies/name.py --quick --out tmp_path *args``; returns tmp_path."""
 
     def run(name: str, *args: str, timeout: int = 600) -> Path:
-        done = subprocess.run(
-            [sys.executable, str(STUDIES / f"{name}.py"), "--quick", "--out", str(tmp_path), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        assert done.returncode == 0, done.stderr
-        run.stdout = done.stdout
+        run.stdout = quick_study(tmp_path, name, *args, timeout=timeout)
         return tmp_path
 
     return run

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from .conftest import STUDIES, assert_reused_all_but, marked_copy
+from .conftest import STUDIES, assert_reused_all_but, marked_copy, quick_study
 
 
 @pytest.fixture
@@ -110,9 +111,16 @@ def test_a_run_fits_and_generalises_only_with_both_a_fit_like_adam_1e3_and_a_tes
     assert fit_and_generalise(runs) == []
 
 
-def test_quick_study_writes_results(run_quick_study):
-    tmp_path = run_quick_study("l2o_minibatch")
-    assert "train <= Adam 1e-3" in run_quick_study.stdout
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, str]:
+    """One quick run of the held-out suite (its folder and output), which the tests below only read."""
+    out = tmp_path_factory.mktemp("l2o_minibatch")
+    return out, quick_study(out, "l2o_minibatch")
+
+
+def test_quick_study_writes_results(quick_run):
+    tmp_path, stdout = quick_run
+    assert "train <= Adam 1e-3" in stdout
     summary = json.loads((tmp_path / "l2o_minibatch.json").read_text())
     assert summary["problems"] == 2
     for key in ("train_le_adam_1e3", "train_le_tuned_adam", "test_within_1.1x_tuned_adam"):
@@ -141,11 +149,13 @@ def test_quick_study_writes_results(run_quick_study):
     assert (tmp_path / "l2o_minibatch.png").stat().st_size > 10_000
 
 
-def test_another_rule_reuses_the_baselines_kept_by_an_earlier_run(run_quick_study):
-    cache = run_quick_study("l2o_minibatch") / "runs" / "l2o_minibatch"
-    assert len(list(cache.glob("*_seed1.json"))) == 2  # each problem from each seed
-    kept = marked_copy(cache, cache.parent / "kept")
-    run_quick_study("l2o_minibatch", "--fresh", "--baselines", str(kept))
+def test_another_rule_reuses_the_baselines_kept_by_an_earlier_run(quick_run, tmp_path):
+    earlier = quick_run[0] / "runs" / "l2o_minibatch"
+    assert len(list(earlier.glob("*_seed1.json"))) == 2  # each problem from each seed
+    kept = marked_copy(earlier, tmp_path / "kept")
+    quick_study(tmp_path, "l2o_minibatch", "--baselines", str(kept))
+    cache = tmp_path / "runs" / "l2o_minibatch"
+    assert len(list(cache.glob("*.json"))) == 4
     assert_reused_all_but(cache, ("L2O (default)", "L2O (total_steps)"))  # the learned optimizer is always trained
 
 

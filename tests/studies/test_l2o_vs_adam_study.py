@@ -5,15 +5,25 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
+
+import pytest
 
 import automl_meta as am
 
-from .conftest import assert_reused_all_but, marked_copy
+from .conftest import assert_reused_all_but, marked_copy, quick_study
 
 
-def test_quick_study_writes_results(run_quick_study):
-    tmp_path = run_quick_study("l2o_vs_adam")
-    assert "beats Adam 1e-3" in run_quick_study.stdout
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, str]:
+    """One quick run (its folder and output), which the tests below only read."""
+    out = tmp_path_factory.mktemp("l2o_vs_adam")
+    return out, quick_study(out, "l2o_vs_adam")
+
+
+def test_quick_study_writes_results(quick_run):
+    tmp_path, stdout = quick_run
+    assert "beats Adam 1e-3" in stdout
     result = json.loads((tmp_path / "l2o_vs_adam.json").read_text())
     assert set(result) == {
         "median_steps_ratio_vs_tuned_adam",
@@ -39,9 +49,10 @@ def test_quick_study_writes_results(run_quick_study):
     assert (tmp_path / "l2o_vs_adam.png").stat().st_size > 10_000
 
 
-def test_another_controller_reuses_the_other_methods_runs_kept_by_an_earlier_run(run_quick_study, tmp_path):
-    cache = run_quick_study("l2o_vs_adam") / "runs" / "l2o_vs_adam"
-    kept = marked_copy(cache, tmp_path / "kept")
+def test_another_controller_reuses_the_other_methods_runs_kept_by_an_earlier_run(quick_run, tmp_path):
+    kept = marked_copy(quick_run[0] / "runs" / "l2o_vs_adam", tmp_path / "kept")
     rule = am.MetaArtifact(am.learners.HyperController(interval=5, seed=1)).save(tmp_path / "candidate.ameta")
-    run_quick_study("l2o_vs_adam", "--fresh", "--rule", str(rule), "--baselines", str(kept))
+    quick_study(tmp_path / "again", "l2o_vs_adam", "--rule", str(rule), "--baselines", str(kept))
+    cache = tmp_path / "again" / "runs" / "l2o_vs_adam"
+    assert len(list(cache.glob("*.json"))) == len(list(kept.glob("*.json")))
     assert_reused_all_but(cache, "L2O controller")  # the controller is always trained
