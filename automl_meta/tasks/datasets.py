@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.utils.multiclass import type_of_target
 
 from ..exceptions import TaskError
 from .batch import TASK_TYPES, Task, TaskType
@@ -20,6 +19,8 @@ _Pairs = list[tuple[np.ndarray, np.ndarray]]  # one (X, y) per task
 
 
 def _infer_task_type(y: np.ndarray) -> str:
+    from sklearn.utils.multiclass import type_of_target  # scikit-learn takes seconds to import: only when needed
+
     kind = type_of_target(y)
     if kind in ("binary", "multiclass"):
         return "classification"
