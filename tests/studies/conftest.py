@@ -37,6 +37,18 @@ def quick_study(out: Path, name: str, *args: str, timeout: int = 600) -> str:
     return done.stdout
 
 
+def shared_quick_run(name: str):
+    """A module-scoped fixture: one quick run of ``studies/name.py`` (its folder and output) that several tests
+    of a module read, and none changes."""
+
+    @pytest.fixture(scope="module")
+    def quick_run(tmp_path_factory) -> tuple[Path, str]:
+        out = tmp_path_factory.mktemp(name)
+        return out, quick_study(out, name)
+
+    return quick_run
+
+
 @pytest.fixture
 def run_quick_study(tmp_path):
     """``run_quick_study("name", *args)`` runs ``studies/name.py --quick --out tmp_path *args``; returns tmp_path."""

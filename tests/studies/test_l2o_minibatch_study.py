@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-from .conftest import STUDIES, assert_reused_all_but, marked_copy, quick_study
+from .conftest import STUDIES, assert_reused_all_but, marked_copy, quick_study, shared_quick_run
 
 
 @pytest.fixture
@@ -111,11 +110,7 @@ def test_a_run_fits_and_generalises_only_with_both_a_fit_like_adam_1e3_and_a_tes
     assert fit_and_generalise(runs) == []
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> tuple[Path, str]:
-    """One quick run of the held-out suite (its folder and output), which the tests below only read."""
-    out = tmp_path_factory.mktemp("l2o_minibatch")
-    return out, quick_study(out, "l2o_minibatch")
+quick_run = shared_quick_run("l2o_minibatch")
 
 
 def test_quick_study_writes_results(quick_run):

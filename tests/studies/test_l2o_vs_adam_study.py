@@ -5,20 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-from pathlib import Path
-
-import pytest
 
 import automl_meta as am
 
-from .conftest import assert_reused_all_but, marked_copy, quick_study
+from .conftest import assert_reused_all_but, marked_copy, quick_study, shared_quick_run
 
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> tuple[Path, str]:
-    """One quick run (its folder and output), which the tests below only read."""
-    out = tmp_path_factory.mktemp("l2o_vs_adam")
-    return out, quick_study(out, "l2o_vs_adam")
+quick_run = shared_quick_run("l2o_vs_adam")
 
 
 def test_quick_study_writes_results(quick_run):
