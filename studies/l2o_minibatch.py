@@ -28,7 +28,7 @@ Finished (problem, seed) pairs are kept under ``<out>/runs/l2o_minibatch/`` so a
 evaluations), 3 rates, 2 seeds.
 ``--rule PATH --out DIR`` measures another learned optimizer (an artifact) in place of ``default-l2o``;
 ``--baselines`` takes the Adam and AdamW runs (not the learned rule's) from an earlier run's cache (same
-problems and steps) instead of training them again.
+problems, steps and evaluations) instead of training them again.
 Writes ``l2o_minibatch.csv`` (one row per problem and method), ``l2o_minibatch.json`` (the acceptance
 figures of the default, every method's shares of the same criteria, on how many problems any run of the
 study meets the first and the third together (``_l2o_acceptance``), the step costs) and
@@ -228,15 +228,15 @@ def _file(name: str, seed: int) -> str:
 
 
 def _reusable(
-    baselines: Path | None, name: str, seed: int, steps: tuple[int, int], labels: Collection[str]
+    baselines: Path | None, name: str, seed: int, steps_evals: tuple[int, int], labels: Collection[str]
 ) -> dict[str, dict]:
     """The baseline runs (every method but the learned optimizer) of ``name`` and ``seed`` kept in another
-    run's cache, if it ran the same ``(steps, evaluations)``."""
+    run's cache, if it ran the same ``steps_evals`` (steps, evaluations)."""
     path = None if baselines is None else baselines / _file(name, seed)
     if path is None or not path.exists():
         return {}
     entry = json.loads(path.read_text())
-    if (entry["steps"], entry.get("evals", N_EVALS)) != steps:
+    if (entry["steps"], entry.get("evals", N_EVALS)) != steps_evals:
         return {}
     return {k: v for k, v in entry["runs"].items() if k not in LEARNED and k in labels}
 

@@ -63,6 +63,22 @@ def test_every_problem_builds_and_its_loss_is_finite_from_the_same_start(suite):
         assert math.isfinite(loss.detach().item())
 
 
+def test_baselines_are_reused_only_from_a_run_of_the_same_steps_and_evaluations(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(STUDIES))
+    import l2o_minibatch
+
+    name, labels = "digits/cnn-small", ("Adam lr=0.001", "L2O (default)")
+    entry = {"steps": 60, "evals": 10, "runs": {label: {"marker": 1} for label in labels}}
+    (tmp_path / l2o_minibatch._file(name, 0)).write_text(json.dumps(entry))
+    assert set(l2o_minibatch._reusable(tmp_path, name, 0, (60, 10), labels)) == {"Adam lr=0.001"}
+    assert l2o_minibatch._reusable(tmp_path, name, 0, (60, 50), labels) == {}  # other evaluation steps
+    assert l2o_minibatch._reusable(tmp_path, name, 0, (120, 10), labels) == {}
+    assert l2o_minibatch._reusable(tmp_path, name, 1, (60, 10), labels) == {}  # no run of that seed
+    del entry["evals"]  # a cache that does not record them evaluated the default number of times
+    (tmp_path / l2o_minibatch._file(name, 0)).write_text(json.dumps(entry))
+    assert set(l2o_minibatch._reusable(tmp_path, name, 0, (60, l2o_minibatch.N_EVALS), labels)) == {"Adam lr=0.001"}
+
+
 def test_runs_from_several_seeds_combine_into_geometric_mean_curves(monkeypatch):
     monkeypatch.syspath_prepend(str(STUDIES))
     import l2o_minibatch
