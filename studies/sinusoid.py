@@ -25,10 +25,9 @@ Full runs checkpoint under ``<out>/runs/sinusoid`` and resume when started again
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parallel import keep, run_each
 from _report import mean_ci95, output_dir, parser, print_table, save_figure, write_csv, write_json
 
 import automl_meta as am
@@ -80,45 +80,24 @@ def train(name: str, shots: int, iterations: int, seed: int, run_dir: Path) -> a
     ).fit()
 
 
+def _train_job(job: tuple[str, int, int, int, Path]) -> None:
+    """One :func:`train` run in a worker process; its wall seconds are kept beside its checkpoints."""
+    name, k, iterations, seed, run_dir = job
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    train(name, k, iterations, seed, run_dir)
+    seconds = time.perf_counter() - t
+    keep(run_dir / f"{name}-{k}-seconds.json", {"seconds": seconds})
+    print(f"trained {name} K={k} in {seconds:.0f} s", flush=True)
+
+
 def train_all(names: list[str], iterations: int, seed: int, run_dir: Path, jobs: int) -> dict[tuple[str, int], float]:
-    """Run every (learner, K) meta-training in worker processes; return each run's wall seconds."""
+    """Run every (learner, K) meta-training in up to ``jobs`` worker processes; return each run's wall seconds."""
     # The slowest runs first, so the last ones to finish are short.
-    pending = sorted(((name, k) for k in SHOTS for name in names), key=lambda nk: nk[0] != "imaml")
-    running: dict[tuple[str, int], tuple[subprocess.Popen, float]] = {}
-    seconds = {}
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    while pending or running:
-        while pending and len(running) < jobs:
-            name, k = pending.pop(0)
-            cmd = [
-                sys.executable,
-                __file__,
-                "--train-one",
-                name,
-                str(k),
-                "--iterations",
-                str(iterations),
-                "--seed",
-                str(seed),
-                "--run-dir",
-                str(run_dir),
-            ]
-            running[(name, k)] = (
-                subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True),
-                time.perf_counter(),
-            )
-        for key, (proc, t0) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            del running[key]
-            if proc.returncode != 0:
-                for other, _ in running.values():
-                    other.kill()
-                raise RuntimeError(f"meta-training {key} failed:\n{proc.stderr.read()}")
-            seconds[key] = time.perf_counter() - t0
-            print(f"trained {key[0]} K={key[1]} in {seconds[key]:.0f} s", flush=True)
-        time.sleep(0.2)
-    return seconds
+    runs = sorted(((name, k) for k in SHOTS for name in names), key=lambda nk: nk[0] != "imaml")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_each(_train_job, [(name, k, iterations, seed, run_dir) for name, k in runs], jobs)
+    return {(n, k): json.loads((run_dir / f"{n}-{k}-seconds.json").read_text())["seconds"] for n, k in runs}
 
 
 def mse_by_steps(artifact: am.MetaArtifact, batch) -> np.ndarray:
@@ -166,14 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--learners", default=",".join(LEARNERS), help=f"comma-separated subset of {', '.join(LEARNERS)} (default: all)"
     )
-    p.add_argument("--train-one", nargs=2, metavar=("LEARNER", "K"), help=argparse.SUPPRESS)
-    p.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     iterations = args.iterations or (600 if args.quick else 40_000)
     torch.set_num_threads(1)
-    if args.train_one:  # a worker process of train_all
-        train(args.train_one[0], int(args.train_one[1]), iterations, args.seed, Path(args.run_dir))
-        return {}
     names = [n for n in args.learners.split(",") if n]
     if not names or any(n not in LEARNERS for n in names):
         p.error(f"--learners takes a comma-separated subset of {', '.join(LEARNERS)}, got {args.learners!r}")
