@@ -27,11 +27,9 @@ case and method), ``tabular_fewshot_family.csv``, the headline ``tabular_fewshot
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import shutil
-import subprocess
 import sys
 import time
 import warnings
@@ -39,8 +37,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parallel import run_each
 from _report import output_dir, parser, print_table, save_figure, write_json
 
 import automl_meta as am
@@ -473,6 +473,27 @@ def _run_shard(path: Path, cases: list, fields: list[str], run, key) -> None:
                 f.flush()
 
 
+def _work(job: tuple[int, int, Path, list, list, int, Path, bool]) -> None:
+    """A worker: every ``jobs``-th case of each part from ``index`` on, appended to its shard files."""
+    index, jobs, path, cases, family_cases, trials, run_dir, quick = job
+    torch.set_num_threads(1)
+    with threadpool_limits(1):  # one thread per worker: several per process oversubscribe a small machine
+        _run_shard(
+            path,
+            cases[index::jobs],
+            FIELDS,
+            lambda *c: run_case(*c, trials),
+            lambda r: (r["dataset"], int(r["n_train"]), int(r["seed"])),
+        )
+        _run_shard(
+            path.with_name("family-" + path.name),
+            family_cases[index::jobs],
+            FAMILY_FIELDS,
+            lambda *c: run_family_case(*c, trials, run_dir, quick),
+            lambda r: (int(r["k"]), int(r["store"])),
+        )
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "a small subset (under a minute), for smoke tests")
     p.add_argument("--seeds", type=int)
@@ -485,7 +506,6 @@ def main(argv: list[str] | None = None) -> dict:
         help="run only the bundled-datasets cases or only the family-mode cases",
     )
     p.add_argument("--fresh", action="store_true", help="discard the finished cases of the parts being run")
-    p.add_argument("--shard", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 20)
     trials = args.trials if args.trials is not None else (4 if args.quick else 50)
@@ -502,24 +522,6 @@ def main(argv: list[str] | None = None) -> dict:
         else []
     )
     torch.set_num_threads(1)
-    if args.shard:  # a worker: every jobs-th case of each part
-        index, jobs, path = args.shard.split(":", 2)
-        index, jobs, path = int(index), int(jobs), Path(path)
-        _run_shard(
-            path,
-            cases[index::jobs],
-            FIELDS,
-            lambda *c: run_case(*c, trials),
-            lambda r: (r["dataset"], int(r["n_train"]), int(r["seed"])),
-        )
-        _run_shard(
-            path.with_name("family-" + path.name),
-            family_cases[index::jobs],
-            FAMILY_FIELDS,
-            lambda *c: run_family_case(*c, trials, run_dir, args.quick),
-            lambda r: (int(r["k"]), int(r["store"])),
-        )
-        return {}
     start = time.perf_counter()
     jobs = max(1, args.jobs)
     shards = [run_dir / f"shard{i}of{jobs}-seeds{seeds}-trials{trials}.csv" for i in range(jobs)]
@@ -534,22 +536,11 @@ def main(argv: list[str] | None = None) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     if family_cases:
         family_artifact(run_dir, args.quick)  # once, before the workers that use it
-    base = [
-        sys.executable,
-        __file__,
-        "--seeds",
-        str(seeds),
-        "--trials",
-        str(trials),
-        "--part",
-        args.part,
-        "--out",
-        str(out),
-    ] + (["--quick"] if args.quick else [])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(base + ["--shard", f"{i}:{jobs}:{shards[i]}"], env=env) for i in range(jobs)]
-    if any(proc.wait() for proc in procs):
-        raise SystemExit("a worker failed; run again to resume from the finished cases")
+    work = [(i, jobs, shards[i], cases, family_cases, trials, run_dir, args.quick) for i in range(jobs)]
+    try:
+        run_each(_work, work, jobs)
+    except Exception as err:  # the finished cases are kept in the shard files
+        raise SystemExit(f"a worker failed ({err!r}); run again to resume from the finished cases") from err
     summary = {"quick": args.quick}
     rows = [r for s in shards for r in read_rows(s)]
     if rows:
