@@ -251,8 +251,14 @@ def run_problem(job: tuple[str, int, tuple[int, int], np.ndarray, Path, str, Pat
     methods = optimizers(lrs, steps, rule)
     reused = _reusable(baselines, name, seed, (steps, evals), methods)
     runs = {label: reused.get(label) or train_run(problem, make, steps, seed, evals) for label, make in methods.items()}
-    entry = {"problem": problem.name, "family": problem.spec.family, "steps": steps, "evals": evals}
-    entry |= {"seed": seed, "runs": runs}
+    entry = {
+        "problem": problem.name,
+        "family": problem.spec.family,
+        "steps": steps,
+        "evals": evals,
+        "seed": seed,
+        "runs": runs,
+    }
     keep(cache / _file(name, seed), entry)
     print(f"{problem.name}, seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
 
