@@ -25,6 +25,7 @@ of the trained one, and ``--baselines`` takes the other methods' runs from an ea
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -37,80 +38,31 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _l2o_fullbatch_tasks import ARCHITECTURES, DATASETS, build_model, make_task
 from _parallel import job_cache, keep, run_each
 from _report import RESULTS, output_dir, parser, print_table, save_figure, write_csv, write_json
 from _step_timing import step_ms
 
 import automl_meta as am
 
-DATASETS = {
-    "iris": "classification",
-    "wine": "classification",
-    "breast_cancer": "classification",
-    "digits": "classification",
-    "diabetes": "regression",
-    "moons": "classification",
-    "friedman1": "regression",
-}
-ARCHITECTURES = {"4x64-tanh": ((64, 64, 64, 64), nn.Tanh), "4x128-relu": ((128, 128, 128, 128), nn.ReLU)}
 TRAINING_HORIZON = 100  # inner steps per meta-training episode (studies/train_default_l2o.py)
 HORIZON = 10 * TRAINING_HORIZON
 ADAM_LRS = np.logspace(-4, -1, 7)  # 1e-4 ... 1e-1, half a decade apart (includes 1e-3)
 SGD_LRS = np.logspace(-3, 0, 7)  # 1e-3 ... 1
 LEARNED = ("hyper_controller", "mlp_optimizer", "lstm_optimizer")
 LEARNED_LABELS = {"hyper_controller": "L2O controller", "mlp_optimizer": "L2O MLP", "lstm_optimizer": "L2O LSTM"}
-
-
-def load_dataset(name: str, seed: int = 0):
-    import sklearn.datasets as d
-
-    if name == "moons":
-        return d.make_moons(400, noise=0.25, random_state=seed)
-    if name == "friedman1":
-        return d.make_friedman1(400, noise=1.0, random_state=seed)
-    return getattr(d, f"load_{name}")(return_X_y=True)
-
-
-def make_task(dataset: str, arch: str, seed: int = 0) -> dict:
-    from sklearn.model_selection import train_test_split
-
-    kind = DATASETS[dataset]
-    X, y = load_dataset(dataset, seed)
-    Xtr, Xva, ytr, yva = train_test_split(
-        X, y, test_size=0.25, random_state=seed, stratify=y if kind == "classification" else None
-    )
-    mean, std = Xtr.mean(0), Xtr.std(0)
-    std = np.where(std > 1e-8, std, 1.0)  # constant training columns (digits' blank pixels) stay as they are
-    Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
-    if kind == "regression":
-        ym, ys = ytr.mean(), ytr.std()
-        ytr, yva = (ytr - ym) / ys, (yva - ym) / ys
-        to_y = lambda v: torch.tensor(v, dtype=torch.float32)[:, None]  # noqa: E731 - short local helper
-        n_out = 1
-    else:
-        to_y = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731 - short local helper
-        n_out = int(len(np.unique(y)))
-    return {
-        "name": f"{dataset}/{arch}",
-        "kind": kind,
-        "arch": arch,
-        "seed": seed,
-        "n_out": n_out,
-        "Xtr": torch.tensor(Xtr, dtype=torch.float32),
-        "ytr": to_y(ytr),
-        "Xva": torch.tensor(Xva, dtype=torch.float32),
-        "yva": to_y(yva),
-    }
-
-
-def build_model(task: dict) -> nn.Module:
-    hidden, act = ARCHITECTURES[task["arch"]]
-    torch.manual_seed(task["seed"])  # every method starts from the same weights
-    widths = [task["Xtr"].shape[1], *hidden]
-    layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(a, b), act()]
-    return nn.Sequential(*layers, nn.Linear(widths[-1], task["n_out"]))
+COLUMNS = (  # of l2o_vs_adam.csv: the figures of one method on one task (summarise)
+    "task",
+    "method",
+    "run",
+    "final_train",
+    "final_val",
+    "steps_to_tuned_adam",
+    "steps_ratio",
+    "ms_per_step",
+    "diverged",
+    "beats_adam_default",
+)
 
 
 def train_run(task: dict, make_optimizer, steps: int) -> dict:
@@ -287,98 +239,79 @@ def run_task(job) -> None:
     print(f"{task['name']}: {time.perf_counter() - t:.0f} s", flush=True)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _options(argv: list[str] | None) -> argparse.Namespace:
     p = parser(__doc__, "two small tasks, 60 steps (seconds)")
     p.add_argument("--fresh", action="store_true", help="ignore finished tasks of an earlier run")
     p.add_argument("--jobs", type=int, default=1, help="tasks trained in parallel (single-threaded processes)")
     p.add_argument("--rule", help="a controller artifact measured in place of the trained one; give --out with it")
     p.add_argument("--baselines", type=Path, help="an earlier run's cache folder: reuse its other methods' runs")
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    out = output_dir(args.out, args.quick)
-    cache = job_cache(out, "l2o_vs_adam", args.fresh)
-    if args.quick:
-        grid, steps = [("iris", "4x64-tanh"), ("diabetes", "4x64-tanh")], 60
-    else:
-        grid, steps = [(d, a) for d in DATASETS for a in ARCHITECTURES], HORIZON
-    learned = learned_artifacts(args.quick)
-    if args.rule:
-        learned["hyper_controller"] = args.rule
-    default_name = LEARNED_LABELS[am.load("default-l2o").learner.name]
+    return p.parse_args(argv)
+
+
+def _train_tasks(
+    grid: list[tuple[str, str]],
+    steps: int,
+    cache: Path,
+    learned: dict[str, Path | str],
+    baselines: Path | None,
+    n_jobs: int,
+) -> list[dict]:
+    """Train the tasks of ``grid`` not yet in ``cache``, ``n_jobs`` at a time; every task's cache entry, in the
+    order of ``grid``."""
     todo = [(d, a) for d, a in grid if not (cache / f"{d}_{a}.json").exists()]
     todo.sort(key=lambda t: (t[0] != "digits", t[1] != "4x128-relu"))  # the longest first: balanced workers
-    jobs = [(d, a, steps, cache, learned, args.baselines) for d, a in todo]
-    run_each(run_task, jobs, args.jobs)
-    results = [json.loads((cache / f"{d}_{a}.json").read_text()) for d, a in grid]
+    jobs = [(d, a, steps, cache, learned, baselines) for d, a in todo]
+    run_each(run_task, jobs, n_jobs)
+    return [json.loads((cache / f"{d}_{a}.json").read_text()) for d, a in grid]
 
-    labels = list(results[0]["rows"])
-    headers = [
-        "task",
-        "method",
-        "run",
-        "final_train",
-        "final_val",
-        "steps_to_tuned_adam",
-        "steps_ratio",
-        "ms_per_step",
-        "diverged",
-        "beats_adam_default",
+
+def _geomean_vs_tuned_adam(rows: list[dict], tuned: list[dict], loss: str) -> float:
+    """Geometric mean over tasks of a method's ``loss`` (``final_train`` or ``final_val``) relative to tuned
+    Adam's; a task where the method's loss is not finite counts as 1e6 times tuned Adam's."""
+    log_ratios = [
+        math.log(max(a[loss], 1e-12) / max(b[loss], 1e-12)) if math.isfinite(a[loss]) else math.log(1e6)
+        for a, b in zip(rows, tuned)
     ]
-    write_csv(out / "l2o_vs_adam.csv", headers, [[r["rows"][m][h] for h in headers] for r in results for m in labels])
+    return float(np.exp(np.mean(log_ratios)))
 
-    overhead = step_overhead(learned, args.quick)
-    table, summary = [], {}
-    for label in labels:
-        rows = [r["rows"][label] for r in results]
-        tuned = [r["rows"]["Adam (tuned)"] for r in results]
-        rel_train = np.exp(
-            np.mean(
-                [
-                    math.log(max(a["final_train"], 1e-12) / max(b["final_train"], 1e-12))
-                    if math.isfinite(a["final_train"])
-                    else math.log(1e6)
-                    for a, b in zip(rows, tuned)
-                ]
-            )
-        )
-        rel_val = np.exp(
-            np.mean(
-                [
-                    math.log(max(a["final_val"], 1e-12) / max(b["final_val"], 1e-12))
-                    if math.isfinite(a["final_val"])
-                    else math.log(1e6)
-                    for a, b in zip(rows, tuned)
-                ]
-            )
-        )
-        s = {
-            "median_steps_ratio_vs_tuned_adam": float(np.median([r["steps_ratio"] for r in rows])),
-            "frac_beats_adam_default": float(np.mean([r["beats_adam_default"] for r in rows])),
-            "divergences": int(sum(r["diverged"] for r in rows)),
-            "train_loss_vs_tuned_adam_geomean": float(rel_train),
-            "val_loss_vs_tuned_adam_geomean": float(rel_val),
-            "ms_per_step_median": float(np.median([r["ms_per_step"] for r in rows])),
-            "step_ms_1M": overhead.get("Adam" if label.startswith("Adam") else label, {}).get("ms"),
-            "step_ratio_vs_adam_1M": overhead.get("Adam" if label.startswith("Adam") else label, {}).get(
-                "ratio_vs_adam"
-            ),
-        }
-        summary[label] = s
-        table.append(
-            [
-                label + (" (default)" if label == default_name else ""),
-                s["train_loss_vs_tuned_adam_geomean"],
-                s["val_loss_vs_tuned_adam_geomean"],
-                s["median_steps_ratio_vs_tuned_adam"],
-                f"{s['frac_beats_adam_default']:.0%}",
-                s["divergences"],
-                s["ms_per_step_median"],
-                "-" if s["step_ms_1M"] is None else f"{s['step_ms_1M']:.2f} ({s['step_ratio_vs_adam_1M']:.2f}x)",
-            ]
-        )
+
+def _method_summary(results: list[dict], label: str, overhead: dict[str, dict[str, float]]) -> dict:
+    """One method's figures over the tasks, and its ``step()`` time on the 1M-parameter model."""
+    rows = [r["rows"][label] for r in results]
+    tuned = [r["rows"]["Adam (tuned)"] for r in results]
+    timing = overhead.get("Adam" if label.startswith("Adam") else label, {})  # Adam's step() is the same at any rate
+    return {
+        "median_steps_ratio_vs_tuned_adam": float(np.median([r["steps_ratio"] for r in rows])),
+        "frac_beats_adam_default": float(np.mean([r["beats_adam_default"] for r in rows])),
+        "divergences": int(sum(r["diverged"] for r in rows)),
+        "train_loss_vs_tuned_adam_geomean": _geomean_vs_tuned_adam(rows, tuned, "final_train"),
+        "val_loss_vs_tuned_adam_geomean": _geomean_vs_tuned_adam(rows, tuned, "final_val"),
+        "ms_per_step_median": float(np.median([r["ms_per_step"] for r in rows])),
+        "step_ms_1M": timing.get("ms"),
+        "step_ratio_vs_adam_1M": timing.get("ratio_vs_adam"),
+    }
+
+
+def _print_summary(
+    summary: dict[str, dict], default_name: str, n_tasks: int, steps: int, overhead: dict[str, dict[str, float]]
+) -> None:
+    """The table of every method's figures, the default learned optimizer marked."""
+    table = [
+        [
+            label + (" (default)" if label == default_name else ""),
+            s["train_loss_vs_tuned_adam_geomean"],
+            s["val_loss_vs_tuned_adam_geomean"],
+            s["median_steps_ratio_vs_tuned_adam"],
+            f"{s['frac_beats_adam_default']:.0%}",
+            s["divergences"],
+            s["ms_per_step_median"],
+            "-" if s["step_ms_1M"] is None else f"{s['step_ms_1M']:.2f} ({s['step_ratio_vs_adam_1M']:.2f}x)",
+        ]
+        for label, s in summary.items()
+    ]
     n_params = next(iter(overhead.values()))["n_params"]
     print(
-        f"\n{len(results)} held-out tasks, {steps} full-batch steps each (meta-training horizon "
+        f"\n{n_tasks} held-out tasks, {steps} full-batch steps each (meta-training horizon "
         f"{TRAINING_HORIZON}); losses are geometric means relative to tuned Adam."
     )
     print_table(
@@ -394,13 +327,25 @@ def main(argv: list[str] | None = None) -> dict:
         ],
         table,
     )
+
+
+def _write_summaries(
+    out: Path,
+    summary: dict[str, dict],
+    default_name: str,
+    tasks: list[str],
+    steps: int,
+    overhead: dict[str, dict[str, float]],
+    quick: bool,
+) -> dict:
+    """Write the default learned optimizer's headline figures and every method's summary; the headline."""
     d = summary[default_name]
     headline = {
         "median_steps_ratio_vs_tuned_adam": d["median_steps_ratio_vs_tuned_adam"],
         "frac_beats_adam_default": d["frac_beats_adam_default"],
         "divergences": d["divergences"],
-        "held_out_tasks": len(results),
-        "quick": bool(args.quick),
+        "held_out_tasks": len(tasks),
+        "quick": bool(quick),
     }
     write_json(out / "l2o_vs_adam.json", headline)
     write_json(
@@ -409,12 +354,36 @@ def main(argv: list[str] | None = None) -> dict:
             "default": default_name,
             "horizon": steps,
             "training_horizon": TRAINING_HORIZON,
-            "tasks": [r["task"] for r in results],
+            "tasks": tasks,
             "methods": summary,
             "step_overhead_1M": overhead,
         },
     )
-    plot(results, out / "l2o_vs_adam.png", [r["task"] for r in results][: 2 if args.quick else 6])
+    return headline
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _options(argv)
+    torch.set_num_threads(1)
+    out = output_dir(args.out, args.quick)
+    cache = job_cache(out, "l2o_vs_adam", args.fresh)
+    if args.quick:
+        grid, steps = [("iris", "4x64-tanh"), ("diabetes", "4x64-tanh")], 60
+    else:
+        grid, steps = [(d, a) for d in DATASETS for a in ARCHITECTURES], HORIZON
+    learned = learned_artifacts(args.quick)
+    if args.rule:
+        learned["hyper_controller"] = args.rule
+    default_name = LEARNED_LABELS[am.load("default-l2o").learner.name]
+    results = _train_tasks(grid, steps, cache, learned, args.baselines, args.jobs)
+    labels = list(results[0]["rows"])
+    write_csv(out / "l2o_vs_adam.csv", COLUMNS, [[r["rows"][m][h] for h in COLUMNS] for r in results for m in labels])
+    overhead = step_overhead(learned, args.quick)
+    summary = {label: _method_summary(results, label, overhead) for label in labels}
+    _print_summary(summary, default_name, len(results), steps, overhead)
+    tasks = [r["task"] for r in results]
+    headline = _write_summaries(out, summary, default_name, tasks, steps, overhead, args.quick)
+    plot(results, out / "l2o_vs_adam.png", tasks[: 2 if args.quick else 6])
     return headline
 
 
