@@ -256,7 +256,8 @@ def train(
     return artifact
 
 
-def main(argv: list[str] | None = None) -> None:
+def _options() -> argparse.ArgumentParser:
+    """The study's options: the rules to meta-train, their regime and problems, or a rule made of others."""
     p = parser(__doc__, "two episodes per rule, for smoke tests")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -292,6 +293,58 @@ def main(argv: list[str] | None = None) -> None:
         "--average", nargs="+", metavar="ARTIFACT", help="train nothing: write the mean of these fine-tunes' weights"
     )
     p.add_argument("--derive", metavar="ARTIFACT", help="train nothing: write this controller with --max-momentum")
+    return p
+
+
+def _regime(args: argparse.Namespace) -> dict[str, Any]:
+    """The meta-training settings the options give, as :func:`train` takes them."""
+    return {
+        "batch_size": tuple(args.batch_size) if args.batch_size else None,
+        "val_weight": args.val_weight,
+        "loss_every": args.loss_every,
+        "cooldown": args.cooldown,
+        "interval": args.interval,
+        "hypergradient": args.hypergradient,
+        "bias_correction": args.bias_correction,
+        "max_momentum": bound_of(args.max_momentum, args.init),
+        "horizon": args.horizon,
+        "updates_per_episode": args.updates,
+        "unroll": args.unroll,
+        "init": args.init,
+        "train_only": args.train_only,
+        "estimator": args.estimator,
+        "es_pairs": args.es_pairs,
+    }
+
+
+def _write_combined(args: argparse.Namespace, artifacts_dir: Path) -> None:
+    """Write the rule ``--average`` or ``--derive`` makes of existing artifacts, meta-training nothing."""
+    artifact = averaged(args.average) if args.average else derived(args.derive, args.max_momentum)
+    path = artifact.save(artifacts_dir / f"{artifact.learner.name}.ameta")
+    what = f"the mean of {len(args.average)} rules' weights" if args.average else f"{args.derive}, bounded"
+    print(f"{artifact.learner.name}: {what} -> {path}", flush=True)
+
+
+def _train_and_write(name: str, args: argparse.Namespace, run_dir: Path, artifacts_dir: Path) -> None:
+    """Meta-train the rule ``name`` as the options say and write its artifact."""
+    start = time.perf_counter()
+    episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
+    if args.episodes and not args.quick:
+        episodes, eval_every = args.episodes, max(1, args.episodes // 4)
+    regime = _regime(args)
+    tasks = problems(args)
+    artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
+    path = artifact.save(artifacts_dir / f"{name}.ameta")
+    print(
+        f"{name}: best validation relative log-loss {artifact.metrics['val_loss']:.4f} at episode "
+        f"{artifact.metrics['best_episode']}; {time.perf_counter() - start:.0f} s; "
+        f"{path.stat().st_size / 1e3:.1f} kB -> {path}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _options()
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_dir(args.out, args.quick)
@@ -301,42 +354,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.derive and args.max_momentum is None:
         p.error("--derive needs --max-momentum")
     if args.average or args.derive:
-        artifact = averaged(args.average) if args.average else derived(args.derive, args.max_momentum)
-        path = artifact.save(artifacts_dir / f"{artifact.learner.name}.ameta")
-        what = f"the mean of {len(args.average)} rules' weights" if args.average else f"{args.derive}, bounded"
-        print(f"{artifact.learner.name}: {what} -> {path}", flush=True)
+        _write_combined(args, artifacts_dir)
     trained = [] if args.average or args.derive else [args.only] if args.only else list(RULES)
     for name in trained:
-        start = time.perf_counter()
-        episodes, eval_every = (2, 1) if args.quick else EPISODES[name]
-        if args.episodes and not args.quick:
-            episodes, eval_every = args.episodes, max(1, args.episodes // 4)
-        regime = {
-            "batch_size": tuple(args.batch_size) if args.batch_size else None,
-            "val_weight": args.val_weight,
-            "loss_every": args.loss_every,
-            "cooldown": args.cooldown,
-            "interval": args.interval,
-            "hypergradient": args.hypergradient,
-            "bias_correction": args.bias_correction,
-            "max_momentum": bound_of(args.max_momentum, args.init),
-            "horizon": args.horizon,
-            "updates_per_episode": args.updates,
-            "unroll": args.unroll,
-            "init": args.init,
-            "train_only": args.train_only,
-            "estimator": args.estimator,
-            "es_pairs": args.es_pairs,
-        }
-        tasks = problems(args)
-        artifact = train(name, episodes, eval_every, args.seed, run_dir, args.quick, regime, tasks)
-        path = artifact.save(artifacts_dir / f"{name}.ameta")
-        print(
-            f"{name}: best validation relative log-loss {artifact.metrics['val_loss']:.4f} at episode "
-            f"{artifact.metrics['best_episode']}; {time.perf_counter() - start:.0f} s; "
-            f"{path.stat().st_size / 1e3:.1f} kB -> {path}",
-            flush=True,
-        )
+        _train_and_write(name, args, run_dir, artifacts_dir)
     source = artifacts_dir / f"{args.default}.ameta"
     if source.exists():
         target = bundled / "default-l2o.ameta"
