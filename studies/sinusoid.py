@@ -135,6 +135,68 @@ def plot(path: Path, names: list[str], curves: dict, examples: dict) -> None:
     save_figure(fig, path)
 
 
+def example_task(test: am.tasks.Sinusoid, k: int, seed: int) -> dict:
+    """One fresh K-shot task to draw: its true curve on a grid and its support points (``seed`` fixes it)."""
+    ex_batch, amp, phase = test.sample_with_truth(1, rng=np.random.default_rng([20_000 + seed, k]))
+    grid = np.linspace(-5, 5, 200)
+    return {
+        "grid": grid,
+        "truth": amp[0] * np.sin(grid - phase[0]),
+        "x": ex_batch.x_support[0, :, 0].numpy(),
+        "y": ex_batch.y_support[0, :, 0].numpy(),
+    }
+
+
+def evaluate(
+    names: list[str], run_dir: Path, n_eval: int, seed: int, train_seconds: dict[tuple[str, int], float]
+) -> tuple[list[list], dict, dict, dict]:
+    """Score each trained (learner, K) artifact on ``n_eval`` fresh tasks and adapt it to an example task.
+
+    Returns
+    -------
+    rows : list of list
+        The table's rows, one per (learner, K).
+    summary : dict
+        Query MSE after 1 and ``MAX_STEPS`` steps and their 95% half-widths, per learner and K.
+    curves : dict
+        Per learner and K, the (MAX_STEPS + 1, n_eval) query MSE after 0..MAX_STEPS steps.
+    examples : dict
+        Per K, the example task (:func:`example_task`) with each learner's adapted prediction on its grid.
+    """
+    curves: dict = {n: {} for n in names}
+    examples: dict = {}
+    rows, summary = (
+        [],
+        {"mse": {n: {} for n in names}, "mse_1_step": {n: {} for n in names}, "ci95": {n: {} for n in names}},
+    )
+    for k in SHOTS:
+        test = am.tasks.Sinusoid(shots=k, query_shots=QUERY_POINTS)
+        batch = test.sample(n_eval, rng=np.random.default_rng([10_000 + seed, k]))
+        examples[k] = example_task(test, k, seed)
+        for name in names:
+            artifact = am.load(run_dir / f"{name}-{k}" / "artifact.ameta")
+            m = mse_by_steps(artifact, batch)
+            curves[name][k] = m
+            (m1, c1), (m10, c10) = mean_ci95(m[1]), mean_ci95(m[MAX_STEPS])
+            rows.append(
+                [
+                    name,
+                    k,
+                    f"{m1:.3f} ± {c1:.3f}",
+                    f"{m10:.3f} ± {c10:.3f}",
+                    PAPER[name][k],
+                    "yes" if m10 <= PAPER[name][k] else "no",
+                    f"{train_seconds[(name, k)]:.0f}",
+                ]
+            )
+            summary["mse"][name][str(k)] = m10
+            summary["mse_1_step"][name][str(k)] = m1
+            summary["ci95"][name][str(k)] = {"1": c1, str(MAX_STEPS): c10}
+            fitted = artifact.adapt(examples[k]["x"][:, None], examples[k]["y"], steps=MAX_STEPS)
+            examples[k][name] = fitted.predict(examples[k]["grid"][:, None])
+    return rows, summary, curves, examples
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "small run (2-3 minutes) for smoke tests")
     p.add_argument("--iterations", type=int, help="meta-training iterations per run")
@@ -161,44 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     train_seconds = train_all(names, iterations, args.seed, run_dir, max(1, args.jobs))
 
-    curves: dict = {n: {} for n in names}
-    examples: dict = {}
-    rows, summary = (
-        [],
-        {"mse": {n: {} for n in names}, "mse_1_step": {n: {} for n in names}, "ci95": {n: {} for n in names}},
-    )
-    for k in SHOTS:
-        test = am.tasks.Sinusoid(shots=k, query_shots=QUERY_POINTS)
-        batch = test.sample(n_eval, rng=np.random.default_rng([10_000 + args.seed, k]))
-        ex_batch, amp, phase = test.sample_with_truth(1, rng=np.random.default_rng([20_000 + args.seed, k]))
-        grid = np.linspace(-5, 5, 200)
-        examples[k] = {
-            "grid": grid,
-            "truth": amp[0] * np.sin(grid - phase[0]),
-            "x": ex_batch.x_support[0, :, 0].numpy(),
-            "y": ex_batch.y_support[0, :, 0].numpy(),
-        }
-        for name in names:
-            artifact = am.load(run_dir / f"{name}-{k}" / "artifact.ameta")
-            m = mse_by_steps(artifact, batch)
-            curves[name][k] = m
-            (m1, c1), (m10, c10) = mean_ci95(m[1]), mean_ci95(m[MAX_STEPS])
-            rows.append(
-                [
-                    name,
-                    k,
-                    f"{m1:.3f} ± {c1:.3f}",
-                    f"{m10:.3f} ± {c10:.3f}",
-                    PAPER[name][k],
-                    "yes" if m10 <= PAPER[name][k] else "no",
-                    f"{train_seconds[(name, k)]:.0f}",
-                ]
-            )
-            summary["mse"][name][str(k)] = m10
-            summary["mse_1_step"][name][str(k)] = m1
-            summary["ci95"][name][str(k)] = {"1": c1, str(MAX_STEPS): c10}
-            fitted = artifact.adapt(examples[k]["x"][:, None], examples[k]["y"], steps=MAX_STEPS)
-            examples[k][name] = fitted.predict(grid[:, None])
+    rows, summary, curves, examples = evaluate(names, run_dir, n_eval, args.seed, train_seconds)
     headers = [
         "learner",
         "K",
