@@ -23,6 +23,10 @@ configurations T ran, more cases reach regret 0, so what remains is the tasks a 
 ``--knowledge-share S`` lets the sampler read only a share S of the other tasks (a fixed subset, by a hash
 of each task's name; a smaller share's subset lies inside a larger one's), to measure how much the
 knowledge's size matters. The cross round's configurations, chosen from every task's bests, stay.
+``--rescore`` (with ``--objective real``) also scores the configuration each study would return after 5 and
+10 trials on other folds and estimator seeds (``_sampler_loo_rescore``): on the real objective a change can
+gain regret by stepping around lucky trials; the re-scored regret tells it from one that finds better
+configurations.
 
     python studies/sampler_loo.py                      # 8 tasks per block, all samplers: about 10 CPU minutes
     python studies/sampler_loo.py --samplers MetaLearnedSampler --variant '{"n_portfolio": 3}'
@@ -30,9 +34,11 @@ knowledge's size matters. The cross round's configurations, chosen from every ta
     python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2   # about 4 minutes
     python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2 --meta-trials 50
     python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2 --knowledge-share 0.5
+    python studies/sampler_loo.py --objective real --samplers MetaLearnedSampler --jobs 2 --rescore
 
 Writes ``sampler_loo.csv`` (mean regret per sampler, block and budget), ``sampler_loo.json`` (the
-means over blocks and the run's settings) and ``sampler_loo.png`` (regret curves).
+means over blocks, the re-scored means with ``--rescore``, and the run's settings) and ``sampler_loo.png``
+(regret curves).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _sampler_loo_rescore as rescore
 from _parallel import job_cache, keep, run_each
 from _report import output_dir, parser, print_table, save_figure, write_csv, write_json
 from _warmstart_real_cases import config_seed
@@ -103,9 +110,11 @@ def trial_losses(
     real: Any = None,
     trials: int = 0,
     share: float = 1.0,
+    configs: list[dict[str, Any]] | None = None,
 ) -> list[float]:
     """The loss of each trial of one sampler's study on held-out task ``t`` (a failed fit counts as T's worst);
-    ``trials`` of them (0: the sampler's ``TRIALS``), the sampler reading a ``share`` of the other tasks."""
+    ``trials`` of them (0: the sampler's ``TRIALS``), the sampler reading a ``share`` of the other tasks. Each
+    trial's configuration is appended to ``configs`` when given."""
     import optuna
 
     from automl_meta.knowledge._objective import cross_validated_loss
@@ -120,6 +129,8 @@ def trial_losses(
         for _ in range(trials or TRIALS[name]):
             trial = study.ask()
             config = {n[len(PREFIX) :]: v for n, v in space.suggest(trial, PREFIX).items()}
+            if configs is not None:
+                configs.append(config)
             if real is None:
                 loss = float(losses[int(np.argmin(((U - unit(block.distributions, config)) ** 2).sum(1)))])
             else:  # the estimators' seeds (NumPy's global state) fixed per configuration: repeatable runs
@@ -145,8 +156,14 @@ def held_out_tasks(block: Any, n: int) -> list[int]:
     return ids[:: max(1, len(ids) // n)][:n]
 
 
-def report(out: Path, curves: dict[tuple[str, str, str], np.ndarray], settings: dict[str, Any]) -> dict[str, Any]:
-    """Print and write the mean regret per sampler, block and budget, and the means over blocks."""
+def report(
+    out: Path,
+    curves: dict[tuple[str, str, str], np.ndarray],
+    settings: dict[str, Any],
+    rescored: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Print and write the mean regret per sampler, block and budget, the means over blocks, and the mean
+    re-scored regrets (``rescored``: per sampler and budget, over all cases) when given."""
     import matplotlib.pyplot as plt
 
     rows = [
@@ -174,6 +191,10 @@ def report(out: Path, curves: dict[tuple[str, str, str], np.ndarray], settings: 
     }
     for name, c in summary["mean_regret"].items():
         print(f"{name}: " + ", ".join(f"@{b} {v:.4f}" for b, v in c.items()))
+    for name, c in (rescored or {}).items():
+        print(f"{name}, re-scored: " + ", ".join(f"@{b} {v:.4f}" for b, v in c.items()))
+    if rescored:
+        summary["rescored"] = rescored
     write_json(out / "sampler_loo.json", summary)
     return summary
 
@@ -194,9 +215,16 @@ def _real_job(c: tuple[int, str, int]) -> None:
     kb, block = _REAL["kb"], _REAL["blocks"][c[0]]
     real = _REAL["tasks"][kb.tasks[c[2]]["name"]]
     length = _length(c[1], _REAL["meta_trials"])
-    values = trial_losses(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real, length, _REAL["share"])
+    configs: list[dict[str, Any]] = []
+    values = trial_losses(kb, block, c[2], c[1], _REAL["seed"], _REAL["variant"], real, length, _REAL["share"], configs)
     # the raw losses too: runs against another knowledge file (other stored losses of T) stay comparable
-    keep(_case_path(c), {"regret": regret(block, c[2], values).tolist(), "losses": values})
+    keep(_case_path(c), {"regret": regret(block, c[2], values).tolist(), "losses": values, "configs": configs})
+
+
+def _rescore_job(c: tuple[int, str, int]) -> None:
+    """Re-score one kept real-objective case (``--rescore``)."""
+    kb, block = _REAL["kb"], _REAL["blocks"][c[0]]
+    rescore.rescore_case(_case_path(c), block, c[2], _REAL["tasks"][kb.tasks[c[2]]["name"]])
 
 
 def _length(name: str, meta_trials: int) -> int:
@@ -219,10 +247,11 @@ def _cases_key(
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant: dict[str, Any]) -> dict:
-    """Mean regret curve per (sampler, space, task type); real-objective cases are kept as they finish."""
+def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant: dict[str, Any]) -> tuple[dict, dict]:
+    """Mean regret curve per (sampler, space, task type), and with ``--rescore`` the mean re-scored regrets per
+    sampler and budget; real-objective cases are kept as they finish."""
     cases = [(b, name, t) for b, block in enumerate(blocks) for name in names for t in held_out_tasks(block, n)]
-    meta, share = args.meta_trials, args.knowledge_share
+    meta, share, rescored = args.meta_trials, args.knowledge_share, {}
     if args.objective == "lookup":
         runs = {}
         for b, name, t in cases:
@@ -237,11 +266,14 @@ def _curves(args: Any, kb: Any, blocks: list, names: list[str], n: int, variant:
         _REAL.update(meta_trials=meta, share=share)
         run_each(_real_job, [c for c in cases if not _case_path(c).exists()], args.jobs)
         runs = {c: np.array(json.loads(_case_path(c).read_text())["regret"]) for c in cases}
+        if args.rescore:
+            run_each(_rescore_job, cases, args.jobs)
+            rescored = rescore.mean_rescored({c: _case_path(c) for c in cases})
     curves = {}
     for b, block in enumerate(blocks):
         for name in names:
             curves[name, block.space, block.task_type] = np.mean([r for c, r in runs.items() if c[:2] == (b, name)], 0)
-    return curves
+    return curves, rescored
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -269,12 +301,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--objective", choices=("lookup", "real"), default="lookup", help="see above (default lookup)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for --objective real (default 1)")
     p.add_argument("--fresh", action="store_true", help="with --objective real: drop the kept cases first")
+    p.add_argument("--rescore", action="store_true", help="with --objective real: re-score the returned configurations")
     args = p.parse_args(argv)
     names = args.samplers.split(",")
     if unknown := set(names) - set(TRIALS):
         p.error(f"unknown samplers {sorted(unknown)}; choose from {', '.join(TRIALS)}")
     if args.meta_trials < 1:
         p.error(f"--meta-trials must be at least 1, got {args.meta_trials}")
+    if args.rescore and args.objective != "real":
+        p.error("--rescore needs --objective real (the lookup objective has no noise to re-score)")
     if not 0.0 < args.knowledge_share <= 1.0:
         p.error(f"--knowledge-share must be in (0, 1], got {args.knowledge_share}")
     variant = json.loads(args.variant)
@@ -285,7 +320,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n = 1 if args.quick else args.tasks_per_block
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's experimental-feature warnings
-        curves = _curves(args, kb, blocks, names, n, variant)
+        curves, rescored = _curves(args, kb, blocks, names, n, variant)
     settings = {
         "tasks_per_block": n,
         "variant": variant,
@@ -295,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "objective": args.objective,
         "knowledge": kb.manifest["sha256"],
     }
-    return report(output_dir(args.out, args.quick), curves, settings)
+    return report(output_dir(args.out, args.quick), curves, settings, rescored)
 
 
 if __name__ == "__main__":

@@ -121,3 +121,35 @@ def test_the_knowledge_share_keeps_its_own_cases_and_is_recorded(tmp_path):
     for bad in ("0", "1.5"):
         with pytest.raises(SystemExit):
             study.main(["--quick", "--out", str(tmp_path), "--knowledge-share", bad])
+
+
+def test_rescoring_scores_each_budget_s_returned_configuration_on_other_folds(tmp_path):
+    from automl_meta import knowledge
+
+    study, kb = study_module("sampler_loo"), knowledge.load()
+    rescore = study_module("_sampler_loo_rescore")
+    block = next(b for b in kb.blocks if b.space == "ridge" and b.task_type == "regression")
+    t = study.held_out_tasks(block, 1)[0]
+    real = study._real_tasks(kb.manifest["settings"]["max_rows"])[kb.tasks[t]["name"]]
+    configs: list = []
+    losses = study.trial_losses(kb, block, t, "RandomSampler", 0, {}, real, 12, configs=configs)
+    assert len(configs) == len(losses) == 12
+    assert rescore.best_so_far([3.0, 1.0, 2.0, 1.0], ["a", "b", "c", "d"], 4) == "b"  # the first of the least
+    assert rescore.best_so_far([3.0, 1.0, 2.0, 1.0], ["a", "b", "c", "d"], 1) == "a"
+    path = tmp_path / "case.json"
+    searched = study.regret(block, t, losses).tolist()
+    path.write_text(json.dumps({"regret": searched, "losses": losses, "configs": configs}))
+    rescore.rescore_case(path, block, t, real)
+    case = json.loads(path.read_text())
+    assert set(case["rescored"]) == {"5", "10"}  # the budgets up to the study's length
+    assert all(math.isfinite(r) and r <= 1.0 for r in case["rescored"].values())
+    # Other folds: the returned configuration's re-scored regret is not its search regret (ridge is deterministic
+    # given the folds), and the same on every re-scoring.
+    assert case["rescored"]["10"] != pytest.approx(case["regret"][9])
+    again = rescore.rescored_regret(block, t, rescore.best_so_far(losses, configs, 10), real)
+    assert again == case["rescored"]["10"]
+    (tmp_path / "old.json").write_text(json.dumps({"regret": [], "losses": losses}))  # kept without configurations
+    with pytest.raises(SystemExit, match="--fresh"):
+        rescore.rescore_case(tmp_path / "old.json", block, t, real)
+    with pytest.raises(SystemExit):
+        study.main(["--quick", "--out", str(tmp_path), "--rescore"])  # the lookup objective has nothing to re-score
