@@ -4,8 +4,8 @@ The real objective is noisy (3 shuffled folds on at most the knowledge build's r
 loss after t trials is the least of t noisy draws: a change that steps around lucky trials gains regret
 there without finding better configurations. ``--rescore`` scores the configuration a case's study would
 return after each of ``BUDGETS`` trials (its best so far) again, on other shuffles of the folds and other
-estimator seeds (``warmstart_real``'s ``RESCORE_SEEDS``, averaged), as ``warmstart_real.py`` does on the
-evaluation tasks. The re-scored regret is (that loss - the task's best stored loss) / its stored spread, at
+estimator seeds, as ``warmstart_real.py`` does on the evaluation tasks (with its ``chosen`` and
+``RESCORE_SEEDS``, averaged). The re-scored regret is (that loss - the task's best stored loss) / its stored spread, at
 most 1; it may fall below 0, as the stored best is itself a lucky draw. Each case's re-scored regrets are
 kept in its case file (``"rescored"``, by budget), so a killed run resumes.
 """
@@ -19,14 +19,9 @@ from typing import Any
 
 import numpy as np
 from _warmstart_real_cases import config_seed
-from _warmstart_real_rescore import RESCORE_SEEDS
+from _warmstart_real_rescore import RESCORE_SEEDS, chosen
 
 BUDGETS = (5, 10)
-
-
-def best_so_far(losses: list[float], configs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
-    """The configuration a study returns after ``budget`` trials: the first of the least loss."""
-    return configs[int(np.argmin(losses[:budget]))]
 
 
 def rescored_regret(block: Any, t: int, config: dict[str, Any], real: Any) -> float:
@@ -55,11 +50,10 @@ def rescore_case(path: Path, block: Any, t: int, real: Any) -> None:
     if "configs" not in case:
         raise SystemExit(f"{path} was kept without its configurations: run again with --fresh to re-score")
     threadpool_limits(1)
-    n = len(case["losses"])
+    # A failed fit was kept as the task's worst loss, so every case has a configuration to return.
+    study = {"values": case["losses"], "configs": case["configs"]}
     case["rescored"] = {
-        str(b): rescored_regret(block, t, best_so_far(case["losses"], case["configs"], b), real)
-        for b in BUDGETS
-        if b <= n
+        str(b): rescored_regret(block, t, chosen(study, b), real) for b in BUDGETS if b <= len(case["losses"])
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(case))
